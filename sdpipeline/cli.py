@@ -1,0 +1,171 @@
+"""The ``sdpipeline`` command: what Dagster's own CLI does not do for this project."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sdpipeline import settings
+
+
+def _use_project_instance() -> Path:
+    """Point Dagster at the project's instance folder unless DAGSTER_HOME says otherwise, so
+    that command-line runs and the UI share one run history."""
+    home = settings.dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(
+            "# Local default storage (SQLite under this folder).\ntelemetry:\n  enabled: false\n"
+        )
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from sdpipeline.generator import GROUND_TRUTH_FILE, generate_delivery
+
+    out = Path(args.out).resolve() if args.out else settings.raw_dir()
+    started = time.perf_counter()
+    truth = generate_delivery(out, scale=args.scale, seed=args.seed)
+    elapsed = time.perf_counter() - started
+    for wave, instruments in truth["waves"].items():
+        for name, facts in instruments.items():
+            print(f"{wave}/{facts['file']}: {facts['respondents']} respondents ({name})")
+    print(f"true population values: {out / GROUND_TRUTH_FILE}")
+    print(f"generated in {elapsed:.1f} s (seed {truth['seed']}, scale ×{args.scale})")
+    return 0
+
+
+def _failure_messages(result) -> list[str]:
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            text = data.user_failure_data.description if data.user_failure_data else None
+            messages.append(f"{event.step_key}: {text or data.error.message.strip()}")
+    return messages
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    home = _use_project_instance()
+    import dagster as dg
+    import duckdb
+
+    from sdpipeline.definitions import defs
+
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        job = defs.resolve_job_def(args.job)
+        level = "DEBUG" if args.verbose else "WARNING"
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+        )
+    elapsed = time.perf_counter() - started
+    if not result.success:
+        print(f"sdpipeline: job {args.job} FAILED after {elapsed:.1f} s (run {result.run_id})")
+        for message in _failure_messages(result):
+            print(f"  {message}")
+        print("Nothing downstream of a failed step was replaced; earlier tables are intact.")
+        return 1
+    warehouse = settings.warehouse_path()
+    print(f"sdpipeline: job {args.job} succeeded in {elapsed:.1f} s (run {result.run_id})")
+    print(f"\nWarehouse (DuckDB): {warehouse}")
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() "
+            "WHERE table_name NOT LIKE '%_value_labels' ORDER BY 1, 2"
+        ).fetchall()
+    for schema, table, count in rows:
+        print(f"  {schema + '.' + table:<40} {count:>8} rows")
+    print(f"\nDagster instance (run history): {home}")
+    print("Open the UI:     .venv/bin/sdpipeline ui    then http://127.0.0.1:3000")
+    print(
+        'Query the data:  .venv/bin/python -c "import duckdb; print(duckdb.connect('
+        f"'{warehouse}', read_only=True).sql('FROM raw.residents_2023 LIMIT 5'))\""
+    )
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    _use_project_instance()
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [
+        str(dagster),
+        "dev",
+        "-w",
+        str(settings.REPO_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
+    return subprocess.call(command, cwd=settings.REPO_ROOT)
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from sdpipeline import population
+
+    for path in population.write():
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from sdpipeline import docs
+    from sdpipeline.codebook import default_codebook
+
+    codebook = default_codebook()
+    if args.check:
+        current = docs.DOC_PATH.read_text(encoding="utf-8") if docs.DOC_PATH.exists() else ""
+        if current != docs.render(codebook):
+            print(f"{docs.DOC_PATH} is out of date: run `sdpipeline docs`")
+            return 1
+        print(f"{docs.DOC_PATH} matches the codebook")
+        return 0
+    print(f"wrote {docs.write(codebook)}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="sdpipeline", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write a synthetic delivery with known truth")
+    generate.add_argument("--out", help="folder for the wave folders (default: data/raw)")
+    generate.add_argument("--scale", type=int, default=1, help="multiply sample sizes (×1)")
+    generate.add_argument("--seed", type=int, default=None, help="seed (default: model.yaml)")
+    generate.set_defaults(func=cmd_generate)
+
+    run = commands.add_parser("run", help="materialise assets into the warehouse")
+    run.add_argument("--job", default="full_refresh", help="job to run (default: full_refresh)")
+    run.add_argument("--verbose", action="store_true", help="print every run event")
+    run.set_defaults(func=cmd_run)
+
+    ui = commands.add_parser("ui", help="open the Dagster UI on the project's instance")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    ref = commands.add_parser("reference", help="re-derive the population reference files")
+    ref.set_defaults(func=cmd_reference)
+
+    docs = commands.add_parser("docs", help="write docs/codebook.md from the codebook")
+    docs.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    docs.set_defaults(func=cmd_docs)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

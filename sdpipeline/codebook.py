@@ -1,0 +1,449 @@
+"""The codebook: the data contract every other module derives from.
+
+The YAML files under ``data/codebook/`` are the single source of truth for variables, labels,
+wave mappings, recodes and missing codes. This module loads them into frozen objects and refuses
+an inconsistent codebook with a message that names the file and the entry, so that a mistake in
+the contract is caught before any data is read against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sdpipeline import settings
+
+LEVELS = (
+    "identifier",
+    "municipality",
+    "nominal",
+    "ordinal",
+    "binary",
+    "numeric",
+    "date",
+    "text",
+)
+CATEGORICAL_LEVELS = ("nominal", "ordinal", "binary")
+ROLES = ("id", "geography", "design", "metadata", "substantive")
+FILE_FORMATS = {".sav": "sav", ".xlsx": "xlsx", ".csv": "csv"}
+
+
+class CodebookError(ValueError):
+    """The codebook contradicts itself or is incomplete."""
+
+
+@dataclass(frozen=True)
+class Label:
+    lv: str
+    en: str
+
+
+@dataclass(frozen=True)
+class HarmonisedScale:
+    name: str
+    codes: dict[int, Label]
+
+
+@dataclass(frozen=True)
+class SourceScale:
+    """One wave's value set for a question: what the contractor's codes mean and become."""
+
+    name: str
+    harmonised: str
+    labels: dict[int, str]
+    recode: dict[int, int]
+    missing: dict[int, str]
+
+
+@dataclass(frozen=True)
+class MissingCategory:
+    kind: str
+    code: int
+    label: Label
+
+
+@dataclass(frozen=True)
+class SourceVariable:
+    """Where a harmonised variable sits in one wave's file and how its values translate."""
+
+    wave: str
+    variable: str
+    scale: SourceScale | None = None
+    missing: dict[float, str] = field(default_factory=dict)
+    bins: dict[int, tuple[float, float]] | None = None
+
+    @property
+    def missing_codes(self) -> dict[float, str]:
+        """All source codes that stand for a missing answer, whatever the level."""
+        if self.scale is not None:
+            return {float(code): kind for code, kind in self.scale.missing.items()}
+        return dict(self.missing)
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    instrument: str
+    level: str
+    role: str
+    theme: str
+    question: Label
+    sources: dict[str, SourceVariable]
+    scale: HarmonisedScale | None = None
+    value_range: tuple[float, float] | None = None
+    integer: bool = False
+    unit: str | None = None
+    comparability: str | None = None
+    required: bool = True
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.level in CATEGORICAL_LEVELS
+
+    @property
+    def is_text_like(self) -> bool:
+        """Stored as text in raw files: reading them as numbers would lose leading zeros."""
+        return self.level in ("identifier", "municipality", "text", "date")
+
+    def asked_in(self, wave: str) -> bool:
+        return wave in self.sources
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """How one wave's file of one instrument is delivered."""
+
+    name: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+    date_format: str | None = None
+    header_row: int = 0
+
+    @property
+    def format(self) -> str:
+        return FILE_FORMATS[Path(self.name).suffix.lower()]
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str
+    label: Label
+    respondents: Label
+    design: dict[str, Any]
+    files: dict[str, FileSpec]
+    variables: tuple[Variable, ...]
+
+    def variable(self, name: str) -> Variable:
+        for variable in self.variables:
+            if variable.name == name:
+                return variable
+        raise KeyError(f"{self.name} has no variable {name!r}")
+
+    def variables_in(self, wave: str) -> tuple[Variable, ...]:
+        return tuple(v for v in self.variables if v.asked_in(wave))
+
+    @property
+    def id_variable(self) -> Variable:
+        return next(v for v in self.variables if v.role == "id")
+
+
+@dataclass(frozen=True)
+class Wave:
+    id: str
+    year: int
+    label: Label
+    fieldwork_start: dt.date
+    fieldwork_end: dt.date
+    municipality_vintage: int
+    population_year: int
+
+
+@dataclass(frozen=True)
+class Codebook:
+    version: str
+    digest: str
+    waves: dict[str, Wave]
+    instruments: dict[str, Instrument]
+    harmonised_scales: dict[str, HarmonisedScale]
+    source_scales: dict[str, SourceScale]
+    missing_categories: dict[str, MissingCategory]
+    themes: dict[str, Label]
+
+    def wave(self, wave_id: str) -> Wave:
+        return self.waves[wave_id]
+
+    def missing_code(self, kind: str) -> int:
+        return self.missing_categories[kind].code
+
+
+def _label(raw: Any, where: str) -> Label:
+    if isinstance(raw, dict) and {"lv", "en"} <= raw.keys():
+        return Label(lv=str(raw["lv"]), en=str(raw["en"]))
+    if isinstance(raw, list) and len(raw) == 2:
+        return Label(lv=str(raw[0]), en=str(raw[1]))
+    raise CodebookError(f"{where}: a label needs Latvian and English text, got {raw!r}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            content = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise CodebookError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(content, dict):
+        raise CodebookError(f"{path}: expected a mapping at the top level")
+    return content
+
+
+def _load_scales(
+    path: Path, missing_kinds: set[str]
+) -> tuple[dict[str, HarmonisedScale], dict[str, SourceScale]]:
+    raw = _read_yaml(path)
+    harmonised = {
+        name: HarmonisedScale(
+            name=name,
+            codes={
+                int(code): _label(label, f"{path.name}: harmonised.{name}.{code}")
+                for code, label in spec["codes"].items()
+            },
+        )
+        for name, spec in raw["harmonised"].items()
+    }
+    source: dict[str, SourceScale] = {}
+    for name, spec in raw["source"].items():
+        where = f"{path.name}: source.{name}"
+        target = spec.get("harmonised")
+        if target not in harmonised:
+            raise CodebookError(f"{where}: unknown harmonised scale {target!r}")
+        labels = {int(code): str(text) for code, text in spec["labels"].items()}
+        recode = {int(code): int(to) for code, to in spec.get("recode", {}).items()}
+        missing = {int(code): str(kind) for code, kind in spec.get("missing", {}).items()}
+        for code, to in recode.items():
+            if to not in harmonised[target].codes:
+                raise CodebookError(f"{where}: code {code} recodes to {to}, not in {target}")
+        for code, kind in missing.items():
+            if kind not in missing_kinds:
+                raise CodebookError(f"{where}: code {code} has unknown missing kind {kind!r}")
+        unmapped = set(labels) - set(recode) - set(missing)
+        if unmapped:
+            raise CodebookError(
+                f"{where}: codes {sorted(unmapped)} are neither recoded nor missing"
+            )
+        unlabelled = (set(recode) | set(missing)) - set(labels)
+        if unlabelled:
+            raise CodebookError(f"{where}: codes {sorted(unlabelled)} have no label")
+        source[name] = SourceScale(name, target, labels, recode, missing)
+    return harmonised, source
+
+
+def _source_variable(
+    spec: dict[str, Any],
+    wave: str,
+    where: str,
+    source_scales: dict[str, SourceScale],
+    missing_kinds: set[str],
+) -> SourceVariable:
+    scale = None
+    if "scale" in spec:
+        if spec["scale"] not in source_scales:
+            raise CodebookError(f"{where}: unknown source scale {spec['scale']!r}")
+        scale = source_scales[spec["scale"]]
+    missing = {float(code): str(kind) for code, kind in spec.get("missing", {}).items()}
+    for kind in missing.values():
+        if kind not in missing_kinds:
+            raise CodebookError(f"{where}: unknown missing kind {kind!r}")
+    bins = None
+    if "bins" in spec:
+        bins = {int(code): (float(lo), float(hi)) for code, (lo, hi) in spec["bins"].items()}
+    return SourceVariable(wave, str(spec["variable"]), scale, missing, bins)
+
+
+def _variable(
+    spec: dict[str, Any],
+    instrument: str,
+    where: str,
+    book: dict[str, Any],
+) -> Variable:
+    name = spec.get("name")
+    where = f"{where}: {name}"
+    level = spec.get("level")
+    if level not in LEVELS:
+        raise CodebookError(f"{where}: level must be one of {LEVELS}, got {level!r}")
+    role = spec.get("role", "substantive")
+    if role not in ROLES:
+        raise CodebookError(f"{where}: role must be one of {ROLES}, got {role!r}")
+    theme = spec.get("theme")
+    if theme not in book["themes"]:
+        raise CodebookError(f"{where}: unknown theme {theme!r}")
+    scale = None
+    if level in CATEGORICAL_LEVELS:
+        if spec.get("scale") not in book["harmonised"]:
+            raise CodebookError(f"{where}: a {level} variable needs a harmonised scale")
+        scale = book["harmonised"][spec["scale"]]
+    sources = {}
+    for wave, source_spec in spec.get("waves", {}).items():
+        if wave not in book["waves"]:
+            raise CodebookError(f"{where}: unknown wave {wave!r}")
+        source = _source_variable(
+            source_spec, wave, f"{where}.{wave}", book["source"], book["missing_kinds"]
+        )
+        if scale is not None:
+            if source.scale is None and source.bins is None:
+                raise CodebookError(f"{where}.{wave}: needs a source scale or bins")
+            if source.scale is not None and source.scale.harmonised != scale.name:
+                raise CodebookError(
+                    f"{where}.{wave}: source scale {source.scale.name} maps to "
+                    f"{source.scale.harmonised}, the variable is {scale.name}"
+                )
+            if source.bins is not None and set(source.bins) - set(scale.codes):
+                raise CodebookError(f"{where}.{wave}: bins give codes outside {scale.name}")
+        sources[wave] = source
+    if not sources:
+        raise CodebookError(f"{where}: asked in no wave")
+    value_range = tuple(float(x) for x in spec["range"]) if "range" in spec else None
+    if level == "numeric" and value_range is None:
+        raise CodebookError(f"{where}: a numeric variable needs a range")
+    comparability = spec.get("comparability")
+    if len(sources) < len(book["waves"]) and comparability is None:
+        asked = ", ".join(sorted(sources))
+        comparability = f"Asked only in {asked}: no comparison across waves."
+    return Variable(
+        name=str(name),
+        instrument=instrument,
+        level=level,
+        role=role,
+        theme=theme,
+        question=_label(spec.get("question"), where),
+        sources=sources,
+        scale=scale,
+        value_range=value_range,  # type: ignore[arg-type]
+        integer=bool(spec.get("integer", False)),
+        unit=spec.get("unit"),
+        comparability=comparability,
+        required=bool(spec.get("required", True)),
+    )
+
+
+def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any]) -> Instrument:
+    raw = _read_yaml(path)
+    name = raw["instrument"]
+    where = f"{path.name}"
+    specs: list[dict[str, Any]] = []
+    for entry in raw["variables"]:
+        if "block" in entry:
+            if entry["block"] not in blocks:
+                raise CodebookError(f"{where}: unknown block {entry['block']!r}")
+            specs.extend(blocks[entry["block"]])
+        else:
+            specs.append(entry)
+    variables = tuple(_variable(spec, name, where, book) for spec in specs)
+    names = [v.name for v in variables]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CodebookError(f"{where}: variables defined twice: {duplicates}")
+    if sum(v.role == "id" for v in variables) != 1:
+        raise CodebookError(f"{where}: needs exactly one identifier variable")
+    files = {}
+    for wave, spec in raw["files"].items():
+        if wave not in book["waves"]:
+            raise CodebookError(f"{where}: file for unknown wave {wave!r}")
+        spec = FileSpec(**spec)
+        if Path(spec.name).suffix.lower() not in FILE_FORMATS:
+            raise CodebookError(f"{where}: {spec.name} is not one of {sorted(FILE_FORMATS)}")
+        files[wave] = spec
+    for wave in book["waves"]:
+        in_wave = [v.sources[wave].variable for v in variables if v.asked_in(wave)]
+        if in_wave and wave not in files:
+            raise CodebookError(f"{where}: variables asked in {wave} but no file declared")
+        folded = [column.strip().casefold() for column in in_wave]
+        clashes = sorted({c for c in folded if folded.count(c) > 1})
+        if clashes:
+            raise CodebookError(f"{where}.{wave}: source columns used twice: {clashes}")
+    return Instrument(
+        name=name,
+        label=_label(raw["label"], where),
+        respondents=_label(raw["respondents"], where),
+        design=dict(raw.get("design", {})),
+        files=files,
+        variables=variables,
+    )
+
+
+def load_codebook(directory: Path | None = None) -> Codebook:
+    """Read and check the codebook under ``directory`` (default: ``data/codebook``)."""
+    directory = directory or settings.codebook_dir()
+    study_path = directory / "study.yaml"
+    study = _read_yaml(study_path)
+    waves = {}
+    for spec in study["waves"]:
+        waves[spec["id"]] = Wave(
+            id=spec["id"],
+            year=int(spec["year"]),
+            label=_label(spec["label"], f"study.yaml: {spec['id']}"),
+            fieldwork_start=spec["fieldwork"]["start"],
+            fieldwork_end=spec["fieldwork"]["end"],
+            municipality_vintage=int(spec["municipality_vintage"]),
+            population_year=int(spec["population_year"]),
+        )
+    years = [w.year for w in waves.values()]
+    if len(set(years)) != len(years):
+        raise CodebookError("study.yaml: two waves share a year; asset names use the year")
+    missing = {
+        kind: MissingCategory(kind, int(spec["code"]), _label(spec, f"study.yaml: {kind}"))
+        for kind, spec in study["missing_categories"].items()
+    }
+    themes = {k: _label(v, f"study.yaml: themes.{k}") for k, v in study["themes"].items()}
+    harmonised, source = _load_scales(directory / "scales.yaml", set(missing))
+    for scale in harmonised.values():
+        clash = set(scale.codes) & {m.code for m in missing.values()}
+        if clash:
+            raise CodebookError(f"scales.yaml: {scale.name} uses missing codes {sorted(clash)}")
+    blocks = _read_yaml(directory / "blocks.yaml")["blocks"]
+    book = {
+        "waves": waves,
+        "themes": themes,
+        "harmonised": harmonised,
+        "source": source,
+        "missing_kinds": set(missing),
+    }
+    instruments = {}
+    for name in study["instruments"]:
+        path = directory / "instruments" / f"{name}.yaml"
+        if not path.exists():
+            raise CodebookError(f"study.yaml lists {name!r} but {path} does not exist")
+        instrument = _instrument(path, blocks, book)
+        if instrument.name != name:
+            raise CodebookError(f"{path.name}: declares instrument {instrument.name!r}")
+        instruments[name] = instrument
+    return Codebook(
+        version=str(study["codebook_version"]),
+        digest=codebook_digest(directory),
+        waves=waves,
+        instruments=instruments,
+        harmonised_scales=harmonised,
+        source_scales=source,
+        missing_categories=missing,
+        themes=themes,
+    )
+
+
+def codebook_digest(directory: Path) -> str:
+    """A fingerprint of every codebook file: a changed contract changes code versions."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*.yaml")):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@cache
+def default_codebook() -> Codebook:
+    """The project's codebook, read once per process."""
+    return load_codebook()

@@ -1,0 +1,28 @@
+"""The code location: every asset, built by factories over the codebook.
+
+Runs use the in-process executor: DuckDB allows one writing process, and on a 2-core machine
+starting a process per step would cost more than the steps themselves.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from sdpipeline.codebook import default_codebook
+from sdpipeline.defs.jobs import JOBS
+from sdpipeline.defs.raw_assets import build_raw_assets
+from sdpipeline.defs.reference_assets import build_reference_assets
+from sdpipeline.defs.resources import warehouse_resource
+
+
+def build_definitions() -> dg.Definitions:
+    codebook = default_codebook()
+    return dg.Definitions(
+        assets=[*build_reference_assets(codebook), *build_raw_assets(codebook)],
+        jobs=JOBS,
+        resources={"warehouse": warehouse_resource()},
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,118 @@
+"""One raw asset per instrument and wave, built from the codebook: a new wave is a codebook
+entry and its files, not new code. Each raw asset hangs under an external asset standing for
+its delivered file, so the lineage graph starts at the files a contractor sent."""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.ingest import load_raw
+from sdpipeline.readers import DeliveryError
+from sdpipeline.warehouse import replace_table
+
+GROUP = "raw"
+SCHEMA = "raw"
+DELIVERY_GROUP = "delivery"
+
+
+def raw_table_name(instrument: Instrument, codebook: Codebook, wave_id: str) -> str:
+    return f"{instrument.name}_{codebook.waves[wave_id].year}"
+
+
+def delivery_file_spec(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetSpec:
+    """The delivered file itself, drawn in the lineage graph upstream of its raw table."""
+    name = raw_table_name(instrument, codebook, wave_id)
+    spec = instrument.files[wave_id]
+    return dg.AssetSpec(
+        key=f"{name}_file",
+        group_name=DELIVERY_GROUP,
+        kinds={spec.format},
+        description=f"The contractor's {instrument.label.en.lower()} file for "
+        f"{codebook.waves[wave_id].label.en}: data/raw/{wave_id}/{spec.name} "
+        f"({spec.encoding or 'encoding detected'}).",
+        tags={"instrument": instrument.name, "wave": wave_id},
+    )
+
+
+def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetsDefinition:
+    name = raw_table_name(instrument, codebook, wave_id)
+    spec = instrument.files[wave_id]
+    descriptions = {
+        v.sources[wave_id].variable: f"{v.name}: {v.question.en}"
+        for v in instrument.variables_in(wave_id)
+    }
+
+    @dg.asset(
+        name=f"{name}_raw",
+        group_name=GROUP,
+        deps=[dg.AssetKey(f"{name}_file")],
+        kinds={"duckdb", spec.format},
+        tags={"layer": "raw", "instrument": instrument.name, "wave": wave_id},
+        description=(
+            f"{instrument.label.en} ({instrument.label.lv}), {codebook.waves[wave_id].label.en}: "
+            f"the delivered {spec.format} file as read, columns named as the codebook spells "
+            f"them, with the file's SHA-256 and each record's row number in the file."
+        ),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        try:
+            load = load_raw(instrument, wave_id, codebook)
+        except DeliveryError as error:
+            raise dg.Failure(
+                description=str(error),
+                metadata={
+                    "file": str(error.path),
+                    "column": error.column or "",
+                    "row": error.row if error.row is not None else -1,
+                },
+            ) from error
+        labels = pd.DataFrame(
+            [
+                {"variable": variable, "code": float(code), "label": label}
+                for variable, codes in load.raw.value_labels.items()
+                for code, label in codes.items()
+            ],
+            columns=["variable", "code", "label"],
+        )
+        with warehouse.get_connection() as connection:
+            replace_table(connection, SCHEMA, name, load.table)
+            replace_table(connection, SCHEMA, f"{name}_value_labels", labels)
+            metadata = table_metadata(
+                connection, SCHEMA, name, load.table, [load.facts], descriptions
+            )
+        if load.unknown_columns:
+            context.log.warning(
+                f"{load.facts.path.name}: columns not in the codebook: {load.unknown_columns}"
+            )
+        metadata.update(
+            {
+                **{f"file_{k}": v for k, v in load.facts.as_metadata().items()},
+                "format": load.raw.format,
+                "encoding": load.raw.encoding or "",
+                "delimiter": load.raw.delimiter or "",
+                "columns_delivered": load.raw.frame.shape[1],
+                "unknown_columns": dg.MetadataValue.json(list(load.unknown_columns)),
+                "missing_optional_columns": dg.MetadataValue.json(list(load.missing_optional)),
+                "value_labels_table": f"{SCHEMA}.{name}_value_labels ({len(labels)} labels)",
+            }
+        )
+        context.log.info(
+            f"{load.facts.path.name}: {len(load.table)} rows read into {SCHEMA}.{name}"
+        )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+def build_raw_assets(codebook: Codebook) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
+    for instrument in codebook.instruments.values():
+        for wave_id in codebook.waves:
+            if wave_id in instrument.files:
+                assets.append(delivery_file_spec(instrument, codebook, wave_id))
+                assets.append(raw_asset(instrument, codebook, wave_id))
+    return assets

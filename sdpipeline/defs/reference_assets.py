@@ -1,0 +1,85 @@
+"""Reference tables (municipalities of both vintages, the ATR crosswalk, population) in the
+warehouse's ``reference`` schema, so every later layer joins against the same figures."""
+
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from sdpipeline import reference, settings
+from sdpipeline.codebook import Codebook
+from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.ingest import file_facts
+from sdpipeline.warehouse import replace_table
+
+GROUP = "reference"
+SCHEMA = "reference"
+
+
+def _tables(
+    codebook: Codebook,
+) -> dict[str, tuple[Callable[[], pd.DataFrame], tuple[str, ...], str]]:
+    return {
+        "municipalities_2017": (
+            lambda: reference.municipalities(2017, codebook),
+            (reference.VINTAGE_FILES[2017],),
+            "The 119 pre-reform municipalities (110 novadi, 9 republic cities) with ISO code, "
+            "type and statistical region: the codes of the ex-ante wave.",
+        ),
+        "municipalities_2021": (
+            lambda: reference.municipalities(2021, codebook),
+            (reference.VINTAGE_FILES[2021],),
+            "The 43 municipalities after the 2021 reform (36 novadi, 7 state cities): the "
+            "codes of the ex-post wave and the geography every harmonised table uses.",
+        ),
+        "municipality_crosswalk": (
+            reference.crosswalk,
+            (reference.CROSSWALK_FILE,),
+            "Each 2017 municipality's 2021 successor(s) with population shares; Aglonas and "
+            "Inčukalna novadi are split. Join on the (2017, 2021) code pair, never one code.",
+        ),
+        "population_totals": (
+            reference.population_totals,
+            (reference.TOTALS_FILE, reference.VINTAGE_FILES[2017], reference.VINTAGE_FILES[2021]),
+            "Population by municipality for 2017 and 2023; `method` says whether a figure is "
+            "published or derived (data/reference/README.md).",
+        ),
+        "population_adults": (
+            reference.population_adults,
+            (reference.POPULATION_FILE,),
+            "Adults (18+) by municipality, sex and age group for 2017 and 2023: the raking "
+            "margins. The national sex × age structure is applied to every municipality.",
+        ),
+    }
+
+
+def reference_asset(
+    name: str, load: Callable[[], pd.DataFrame], files: tuple[str, ...], description: str
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        group_name=GROUP,
+        kinds={"duckdb", "csv"},
+        description=description,
+        tags={"layer": "reference"},
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        frame = load()
+        sources = [file_facts(settings.reference_dir() / f) for f in files]
+        with warehouse.get_connection() as connection:
+            replace_table(connection, SCHEMA, name, frame)
+            metadata = table_metadata(connection, SCHEMA, name, frame, sources)
+        context.log.info(f"{SCHEMA}.{name}: {len(frame)} rows")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
+    return [
+        reference_asset(name, load, files, description)
+        for name, (load, files, description) in _tables(codebook).items()
+    ]

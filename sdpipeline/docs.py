@@ -1,0 +1,146 @@
+"""The codebook and delivery contract as a Markdown document, generated from the YAML files so
+that the documentation can never say something the pipeline does not do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdpipeline import settings
+from sdpipeline.codebook import Codebook, SourceVariable, Variable
+
+DOC_PATH = settings.REPO_ROOT / "docs" / "codebook.md"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _source(source: SourceVariable | None) -> str:
+    if source is None:
+        return "—"
+    if source.scale is not None:
+        return f"`{source.variable}` ({source.scale.name})"
+    if source.bins is not None:
+        bins = ", ".join(f"{lo:g}–{hi:g}→{code}" for code, (lo, hi) in source.bins.items())
+        return f"`{source.variable}` (bins {bins})"
+    missing = ", ".join(f"{code:g}={kind}" for code, kind in source.missing.items())
+    return f"`{source.variable}`" + (f" (missing {missing})" if missing else "")
+
+
+def _variable_row(variable: Variable, waves: list[str]) -> str:
+    cells = [
+        f"`{variable.name}`",
+        variable.level + (f" ({variable.scale.name})" if variable.scale else ""),
+        variable.theme,
+        _cell(f"{variable.question.lv} / {variable.question.en}"),
+        *(_source(variable.sources.get(w)) for w in waves),
+        _cell(variable.comparability or ""),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def render(codebook: Codebook) -> str:
+    waves = list(codebook.waves)
+    lines = [
+        "# Codebook and delivery contract",
+        "",
+        f"Generated from `data/codebook/` (version {codebook.version}, "
+        f"digest `{codebook.digest[:12]}`) by `sdpipeline docs`. Do not edit by hand.",
+        "",
+        "## Waves",
+        "",
+        "| wave | year | fieldwork | municipality codes |",
+        "|---|---|---|---|",
+    ]
+    for wave in codebook.waves.values():
+        lines.append(
+            f"| `{wave.id}` ({wave.label.en}) | {wave.year} | {wave.fieldwork_start} – "
+            f"{wave.fieldwork_end} | ISO 3166-2:LV, {wave.municipality_vintage} vintage |"
+        )
+    lines += [
+        "",
+        "## What a delivery contains",
+        "",
+        "A delivery is one folder per wave under `data/raw/<wave id>/`, one file per instrument, "
+        "named as below. Formats: SPSS `.sav` (variable and value labels kept; user-missing "
+        "codes are read as codes), Excel `.xlsx` (first sheet, header in the first row) and CSV "
+        "as Excel exports it. For a CSV the encoding, delimiter and decimal mark below are the "
+        "contract; where one is not given it is detected (BOM, then strict UTF-8, then "
+        "Windows-1257; the delimiter that splits the header most). Column names match the "
+        "codebook case- and whitespace-insensitively.",
+        "",
+        "| instrument | " + " | ".join(waves) + " |",
+        "|---|" + "---|" * len(waves),
+    ]
+    for instrument in codebook.instruments.values():
+        cells = []
+        for wave in waves:
+            spec = instrument.files.get(wave)
+            if spec is None:
+                cells.append("—")
+                continue
+            details = [spec.format]
+            if spec.format == "csv":
+                details += [
+                    spec.encoding or "encoding detected",
+                    f"delimiter `{spec.delimiter or 'detected'}`",
+                    f"decimal `{spec.decimal or 'detected'}`",
+                ]
+                if spec.date_format:
+                    details.append(f"dates `{spec.date_format}`")
+            cells.append(f"`{spec.name}` ({', '.join(details)})")
+        lines.append(f"| {instrument.name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Missing categories",
+        "",
+        "Every source missing code maps to one of these harmonised codes; they are never pooled.",
+        "",
+        "| kind | harmonised code | label |",
+        "|---|---|---|",
+    ]
+    for missing in codebook.missing_categories.values():
+        lines.append(
+            f"| {missing.kind} | {missing.code} | {missing.label.lv} / {missing.label.en} |"
+        )
+    for instrument in codebook.instruments.values():
+        lines += [
+            "",
+            f"## {instrument.label.en} (`{instrument.name}`)",
+            "",
+            f"{instrument.respondents.en}. Design: {instrument.design.get('type', '')}. "
+            + _cell(str(instrument.design.get("description", ""))),
+            "",
+            "| variable | level (scale) | theme | question (lv / en) | "
+            + " | ".join(waves)
+            + " | comparability |",
+            "|---|---|---|---|" + "---|" * len(waves) + "---|",
+        ]
+        lines += [_variable_row(v, waves) for v in instrument.variables]
+    lines += [
+        "",
+        "## Source scales and their recodes",
+        "",
+        "Each row is one original code: its label, and the harmonised code or missing kind it "
+        "becomes.",
+        "",
+        "| source scale | harmonised scale | code | label | becomes |",
+        "|---|---|---|---|---|",
+    ]
+    for scale in codebook.source_scales.values():
+        target = codebook.harmonised_scales[scale.harmonised]
+        for code, label in scale.labels.items():
+            if code in scale.recode:
+                to = scale.recode[code]
+                becomes = f"{to} ({target.codes[to].en})"
+            else:
+                kind = scale.missing[code]
+                becomes = f"{codebook.missing_code(kind)} ({kind})"
+            lines.append(f"| {scale.name} | {scale.harmonised} | {code} | {label} | {becomes} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(codebook: Codebook, path: Path = DOC_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(codebook), encoding="utf-8")
+    return path

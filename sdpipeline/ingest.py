@@ -1,0 +1,110 @@
+"""Turn one delivered file into the raw table of its instrument and wave.
+
+The raw table keeps the delivery as it came (codes, labels, text) with its columns named as the
+codebook spells them, plus provenance: which file (by SHA-256) and which row every record came
+from. Matching is case- and whitespace-insensitive; an unknown column is kept and reported, a
+missing required one stops the load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sdpipeline import settings
+from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.readers import DeliveryError, RawFile, normalise_name, read_raw_file
+
+PROVENANCE_COLUMNS = ("_source_file", "_source_sha256", "_source_row")
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What identifies a delivered file: an auditor can re-hash it and compare."""
+
+    path: Path
+    size_bytes: int
+    sha256: str
+    modified: dt.datetime
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "file": str(self.path),
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "modified_utc": self.modified.isoformat(timespec="seconds"),
+        }
+
+
+@dataclass(frozen=True)
+class RawLoad:
+    facts: FileFacts
+    raw: RawFile
+    table: pd.DataFrame
+    unknown_columns: tuple[str, ...]
+    missing_optional: tuple[str, ...]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_facts(path: Path) -> FileFacts:
+    stat = path.stat()
+    return FileFacts(
+        path=path,
+        size_bytes=stat.st_size,
+        sha256=sha256_of(path),
+        modified=dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC),
+    )
+
+
+def delivery_path(instrument: Instrument, wave_id: str, raw_dir: Path | None = None) -> Path:
+    """Where the codebook says this instrument's file for the wave is dropped."""
+    return (raw_dir or settings.raw_dir()) / wave_id / instrument.files[wave_id].name
+
+
+def load_raw(
+    instrument: Instrument, wave_id: str, codebook: Codebook, path: Path | None = None
+) -> RawLoad:
+    """Read, identify and shape one delivered file; raises ``DeliveryError`` if it is unusable."""
+    path = path or delivery_path(instrument, wave_id)
+    if not path.exists():
+        raise DeliveryError(path, f"expected {instrument.name} file for {wave_id} is not delivered")
+    spec = instrument.files[wave_id]
+    variables = instrument.variables_in(wave_id)
+    text = [v.sources[wave_id].variable for v in variables if v.is_text_like]
+    raw = read_raw_file(path, spec, text)
+    facts = file_facts(path)
+    expected = {normalise_name(v.sources[wave_id].variable): v for v in variables}
+    renames, unknown = {}, []
+    for column in raw.frame.columns:
+        variable = expected.get(normalise_name(column))
+        if variable is None:
+            unknown.append(str(column))
+        else:
+            renames[column] = variable.sources[wave_id].variable
+    present = {normalise_name(c) for c in renames}
+    absent = [v for key, v in expected.items() if key not in present]
+    required = [v.sources[wave_id].variable for v in absent if v.required]
+    if required:
+        raise DeliveryError(path, "required column is missing", column=", ".join(required))
+    table = raw.frame.rename(columns=renames)
+    table.insert(0, "_source_row", raw.row_numbers.to_numpy())
+    table.insert(0, "_source_sha256", facts.sha256)
+    table.insert(0, "_source_file", path.name)
+    return RawLoad(
+        facts=facts,
+        raw=raw,
+        table=table.reset_index(drop=True),
+        unknown_columns=tuple(unknown),
+        missing_optional=tuple(v.sources[wave_id].variable for v in absent if not v.required),
+    )

@@ -1,0 +1,53 @@
+"""Where things live. Every location can be moved with an environment variable.
+
+Defaults keep inputs under ``data/`` and every runtime output under ``var/`` in the repository,
+so that the command-line run, the tests and the Dagster UI all find the same warehouse and the
+same Dagster instance without any configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _path(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_dir() -> Path:
+    """Versioned inputs: codebook, reference data, generator model, sample delivery."""
+    return _path("SDPIPELINE_DATA_DIR", REPO_ROOT / "data")
+
+
+def codebook_dir() -> Path:
+    return _path("SDPIPELINE_CODEBOOK_DIR", data_dir() / "codebook")
+
+
+def reference_dir() -> Path:
+    return _path("SDPIPELINE_REFERENCE_DIR", data_dir() / "reference")
+
+
+def raw_dir() -> Path:
+    """Where a delivery is dropped: one folder per wave, ``<raw>/<wave id>/``."""
+    return _path("SDPIPELINE_RAW_DIR", data_dir() / "raw")
+
+
+def var_dir() -> Path:
+    """Runtime outputs (git-ignored)."""
+    return _path("SDPIPELINE_VAR_DIR", REPO_ROOT / "var")
+
+
+def warehouse_path() -> Path:
+    return _path("SDPIPELINE_WAREHOUSE", var_dir() / "warehouse.duckdb")
+
+
+def dagster_home() -> Path:
+    return _path("DAGSTER_HOME", var_dir() / "dagster_home")
+
+
+def reports_dir() -> Path:
+    return _path("SDPIPELINE_REPORTS_DIR", var_dir() / "reports")

@@ -1,0 +1,52 @@
+"""The embedded DuckDB warehouse: one schema per layer, tables replaced atomically.
+
+``CREATE OR REPLACE`` inside a transaction means a reader sees either the old table or the new
+one, never a half-written one, and a failed load leaves the previous table as it was.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pandas as pd
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def qualified(schema: str, table: str) -> str:
+    for part in (schema, table):
+        if not _IDENTIFIER.match(part):
+            raise ValueError(f"not a safe warehouse identifier: {part!r}")
+    return f'"{schema}"."{table}"'
+
+
+def replace_table(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pd.DataFrame
+) -> str:
+    """Replace ``schema.table`` with ``frame`` in one transaction; returns the qualified name."""
+    name = qualified(schema, table)
+    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    connection.register("_incoming", frame)
+    try:
+        connection.execute("BEGIN TRANSACTION")
+        connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("_incoming")
+    return name
+
+
+def table_columns(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str
+) -> list[tuple[str, str]]:
+    """(column, DuckDB type) as stored, for the column schema shown in the UI."""
+    rows = connection.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return [(str(name), str(kind)) for name, kind in rows]

@@ -1,0 +1,141 @@
+"""The codebook is complete, self-consistent, and makes the waves differ as real waves do."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sdpipeline import docs, settings
+from sdpipeline.codebook import CodebookError, load_codebook
+
+WAVES = ("ex_ante_2017", "ex_post_2023")
+
+
+def test_six_instruments_two_waves(codebook):
+    assert list(codebook.instruments) == [
+        "residents",
+        "clients",
+        "heads",
+        "specialists",
+        "partners",
+        "leaders",
+    ]
+    assert tuple(codebook.waves) == WAVES
+    for instrument in codebook.instruments.values():
+        assert set(instrument.files) == set(WAVES)
+
+
+def test_each_instrument_has_10_to_25_substantive_variables(codebook):
+    for instrument in codebook.instruments.values():
+        substantive = [v for v in instrument.variables if v.role == "substantive"]
+        assert 10 <= len(substantive) <= 25, (instrument.name, len(substantive))
+
+
+def test_every_variable_is_fully_described(codebook):
+    for instrument in codebook.instruments.values():
+        for variable in instrument.variables:
+            assert variable.question.lv and variable.question.en
+            assert variable.theme in codebook.themes
+            if variable.is_categorical:
+                assert variable.scale is not None
+                for source in variable.sources.values():
+                    assert source.scale is not None or source.bins is not None
+            if variable.level == "numeric":
+                assert variable.value_range is not None
+
+
+def test_every_source_code_is_labelled_and_recoded_or_missing(codebook):
+    for scale in codebook.source_scales.values():
+        assert set(scale.labels) == set(scale.recode) | set(scale.missing), scale.name
+        target = codebook.harmonised_scales[scale.harmonised]
+        assert set(scale.recode.values()) <= set(target.codes), scale.name
+
+
+def test_waves_differ_as_real_waves_do(codebook):
+    both = [
+        v
+        for i in codebook.instruments.values()
+        for v in i.variables
+        if all(v.asked_in(w) for w in WAVES)
+    ]
+    renamed = [v for v in both if v.sources[WAVES[0]].variable != v.sources[WAVES[1]].variable]
+    assert len(renamed) == len(both)
+    rescaled = [
+        v
+        for v in both
+        if v.sources[WAVES[0]].scale is not None
+        and v.sources[WAVES[1]].scale is not None
+        and len(v.sources[WAVES[0]].scale.recode) == 4
+        and len(v.sources[WAVES[1]].scale.recode) == 5
+    ]
+    assert {v.name for v in rescaled} >= {"service_assessment", "satisfaction", "job_satisfaction"}
+    added_option = [
+        v
+        for v in both
+        if v.is_categorical
+        and v.sources[WAVES[0]].scale is not None
+        and set(v.sources[WAVES[1]].scale.recode.values())
+        > set(v.sources[WAVES[0]].scale.recode.values())
+    ]
+    assert {"problem_solved", "info_source", "main_target_group"} <= {v.name for v in added_option}
+    only_2023 = {
+        v.theme
+        for i in codebook.instruments.values()
+        for v in i.variables
+        if v.asked_in(WAVES[1]) and not v.asked_in(WAVES[0])
+    }
+    assert {"atr", "covid", "ukraine"} <= only_2023
+    missing_codes = {
+        w: {
+            c for s in codebook.source_scales.values() if s.name.endswith(w[-4:]) for c in s.missing
+        }
+        for w in WAVES
+    }
+    assert missing_codes[WAVES[0]] == {8, 9} and missing_codes[WAVES[1]] == {98, 99}
+
+
+def test_one_wave_items_say_so(codebook):
+    for instrument in codebook.instruments.values():
+        for variable in instrument.variables:
+            if len(variable.sources) < len(WAVES):
+                assert variable.comparability
+
+
+def _broken_copy(tmp_path: Path, edit) -> Path:
+    target = tmp_path / "codebook"
+    shutil.copytree(settings.codebook_dir(), target)
+    edit(target)
+    return target
+
+
+def test_a_code_neither_recoded_nor_missing_is_refused(tmp_path):
+    def edit(folder: Path):
+        path = folder / "scales.yaml"
+        scales = yaml.safe_load(path.read_text(encoding="utf-8"))
+        scales["source"]["yes_no_2017"]["labels"][7] = "Cits"
+        path.write_text(yaml.safe_dump(scales, allow_unicode=True), encoding="utf-8")
+
+    with pytest.raises(CodebookError, match=r"scales.yaml: source.yes_no_2017: codes \[7\]"):
+        load_codebook(_broken_copy(tmp_path, edit))
+
+
+def test_a_variable_with_the_wrong_scale_is_refused(tmp_path):
+    def edit(folder: Path):
+        path = folder / "instruments" / "clients.yaml"
+        text = path.read_text(encoding="utf-8").replace(
+            "{variable: k1, scale: satisf4_2017}", "{variable: k1, scale: agree4_2017}"
+        )
+        path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(CodebookError, match=re.escape("clients.yaml: satisfaction.ex_ante_2017")):
+        load_codebook(_broken_copy(tmp_path, edit))
+
+
+def test_docs_are_generated_from_the_codebook(codebook):
+    assert docs.DOC_PATH.read_text(encoding="utf-8") == docs.render(codebook), (
+        "docs/codebook.md is stale: run `sdpipeline docs`"
+    )

@@ -1,0 +1,111 @@
+"""The readers on real files in every supported format, encoding and delimiter."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from sdpipeline.codebook import FileSpec
+from sdpipeline.readers import DeliveryError, read_raw_file, sniff_delimiter
+
+from .conftest import SHIPPED_FILES, SHIPPED_RAW
+
+
+@pytest.mark.parametrize(("instrument", "wave"), SHIPPED_FILES)
+def test_every_shipped_file_reads_back(codebook, instrument, wave):
+    spec = codebook.instruments[instrument].files[wave]
+    variables = codebook.instruments[instrument].variables_in(wave)
+    text = [v.sources[wave].variable for v in variables if v.is_text_like]
+    raw = read_raw_file(SHIPPED_RAW / wave / spec.name, spec, text)
+    assert raw.format == spec.format
+    assert len(raw.frame) > 0
+    assert raw.row_numbers.is_unique
+    if spec.format == "sav":
+        assert raw.value_labels and raw.variable_labels
+
+
+def test_windows_1257_csv_keeps_latvian_letters(tmp_path):
+    path = tmp_path / "a.csv"
+    text = (
+        "id;pasvaldiba;komentars;slodze\r\n"
+        "1;LV-052;Ķekava, Ģimenes asistents;12,5\r\n"
+        "2;LV-RIX;Žēl;1 234,5\r\n"
+    )
+    path.write_bytes(text.encode("cp1257"))
+    raw = read_raw_file(path, FileSpec(name="a.csv"), ["id", "pasvaldiba", "komentars"])
+    assert raw.encoding == "cp1257" and raw.delimiter == ";" and raw.decimal == ","
+    assert raw.frame["komentars"].tolist() == ["Ķekava, Ģimenes asistents", "Žēl"]
+    assert raw.frame["slodze"].tolist() == [12.5, 1234.5]
+    assert raw.frame["id"].tolist() == ["1", "2"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_utf8_with_and_without_bom(tmp_path, encoding):
+    path = tmp_path / "a.csv"
+    path.write_bytes("ID,vārds,vērtība\n1,Ļoti labi,3.5\n".encode(encoding))
+    raw = read_raw_file(path, FileSpec(name="a.csv"))
+    assert raw.encoding == encoding
+    assert list(raw.frame.columns) == ["ID", "vārds", "vērtība"]
+    assert raw.frame.loc[0, "vārds"] == "Ļoti labi" and raw.frame.loc[0, "vērtība"] == 3.5
+
+
+def test_utf8_bytes_declared_as_windows_1257_are_refused(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes("id;nosaukums\n1;Ķekava\n".encode())
+    with pytest.raises(
+        DeliveryError, match=re.escape("a.csv: declared Windows-1257 but the bytes are UTF-8")
+    ):
+        read_raw_file(path, FileSpec(name="a.csv", encoding="cp1257"))
+
+
+def test_text_in_a_numeric_column_is_kept_for_validation(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("id;slodze\n1;12,5\n2;daudz\n", encoding="utf-8")
+    raw = read_raw_file(path, FileSpec(name="a.csv"), ["id"])
+    assert raw.frame["slodze"].tolist() == ["12,5", "daudz"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "file empty.csv: file is empty"),
+        ("header.csv", b"id;a;b\r\n", "header.csv: file has a header but no data rows"),
+        ("fake.xlsx", b"not a workbook", "fake.xlsx: not an .xlsx workbook"),
+        ("fake.sav", b"$FL2 truncated", "fake.sav: not a readable SPSS file"),
+    ],
+)
+def test_unreadable_files_name_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DeliveryError, match=re.escape(message)):
+        read_raw_file(path, FileSpec(name=name))
+
+
+def test_truncated_sav_is_refused(tmp_path):
+    source = SHIPPED_RAW / "ex_ante_2017" / "iedzivotaji_2017.sav"
+    path = tmp_path / "cut.sav"
+    path.write_bytes(source.read_bytes()[:5000])
+    with pytest.raises(DeliveryError, match=re.escape("cut.sav: not a readable SPSS file")):
+        read_raw_file(path, FileSpec(name="cut.sav"))
+
+
+def test_xlsx_reads_dates_and_text_columns(tmp_path):
+    path = tmp_path / "a.xlsx"
+    pd.DataFrame(
+        {
+            "ID": [1001, 1002],
+            "kods": ["0320200", "0010000"],
+            "datums": pd.to_datetime(["2023-02-01", "2023-03-05"]),
+        }
+    ).to_excel(path, index=False)
+    raw = read_raw_file(path, FileSpec(name="a.xlsx"), ["kods"])
+    assert raw.frame["kods"].tolist() == ["0320200", "0010000"]
+    assert raw.row_numbers.tolist() == [2, 3]
+
+
+def test_delimiter_is_the_one_that_splits_the_header_most():
+    assert sniff_delimiter("a;b;c") == ";"
+    assert sniff_delimiter('a,"b;c",d') == ","
+    assert sniff_delimiter("a\tb\tc") == "\t"
