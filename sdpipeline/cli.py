@@ -47,7 +47,11 @@ def _failure_messages(result) -> list[str]:
         if event.is_step_failure:
             data = event.step_failure_data
             text = data.user_failure_data.description if data.user_failure_data else None
-            messages.append(f"{event.step_key}: {text or data.error.message.strip()}")
+            error = data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            cause = error.message.strip() if error is not None else "unknown error"
+            messages.append(f"{event.step_key}: {text or cause}")
     return messages
 
 
@@ -62,28 +66,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         job = defs.resolve_job_def(args.job)
         level = "DEBUG" if args.verbose else "WARNING"
+        run_config: dict = {"loggers": {"console": {"config": {"log_level": level}}}}
+        if args.max_quarantine_share is not None:
+            graph = defs.resolve_asset_graph()
+            run_config["ops"] = {
+                key.to_python_identifier(): {
+                    "config": {"max_quarantine_share": args.max_quarantine_share}
+                }
+                for key in job.asset_layer.executable_asset_keys
+                if graph.get(key).group_name == "validated"
+            }
         result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+            instance=instance, raise_on_error=False, run_config=run_config
         )
     elapsed = time.perf_counter() - started
+    warehouse = settings.warehouse_path()
     if not result.success:
         print(f"sdpipeline: job {args.job} FAILED after {elapsed:.1f} s (run {result.run_id})")
         for message in _failure_messages(result):
             print(f"  {message}")
         print("Nothing downstream of a failed step was replaced; earlier tables are intact.")
+        _report_validation(warehouse, result.run_id, rebuild_docs=True)
         return 1
-    warehouse = settings.warehouse_path()
     print(f"sdpipeline: job {args.job} succeeded in {elapsed:.1f} s (run {result.run_id})")
     print(f"\nWarehouse (DuckDB): {warehouse}")
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         rows = connection.execute(
             "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() "
-            "WHERE table_name NOT LIKE '%_value_labels' ORDER BY 1, 2"
+            "WHERE table_name NOT LIKE '%_value_labels' AND schema_name <> 'raw_archive' "
+            "ORDER BY 1, 2"
         ).fetchall()
     for schema, table, count in rows:
         print(f"  {schema + '.' + table:<40} {count:>8} rows")
+    _report_validation(warehouse, result.run_id, rebuild_docs=False)
     print(f"\nDagster instance (run history): {home}")
     print("Open the UI:     .venv/bin/sdpipeline ui    then http://127.0.0.1:3000")
     print(
@@ -91,6 +106,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"'{warehouse}', read_only=True).sql('FROM raw.residents_2023 LIMIT 5'))\""
     )
     return 0
+
+
+def _report_validation(warehouse: Path, run_id: str, rebuild_docs: bool) -> None:
+    """What this run's checks found, and where an auditor looks."""
+    import duckdb
+
+    from sdpipeline.validation import audit, data_docs, gx_runner
+
+    if not warehouse.exists():
+        return
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        known = connection.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [audit.SCHEMA, audit.CHECK_RUNS],
+        ).fetchone()[0]
+        if not known:
+            return
+        checks, failed = connection.execute(
+            f"SELECT count(*), count(*) FILTER (NOT passed) FROM {audit.SCHEMA}.{audit.CHECK_RUNS} "
+            "WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        quarantined = connection.execute(
+            f"SELECT count(*) FROM {audit.SCHEMA}.{audit.QUARANTINE} WHERE run_id = ?", [run_id]
+        ).fetchone()[0]
+    print(
+        f"\nValidation: {checks} checks this run, {failed} failed, {quarantined} rows quarantined "
+        f"(audit.check_runs, audit.quarantine)"
+    )
+    index = gx_runner.data_docs_dir() / "index.html"
+    if rebuild_docs and gx_runner.gx_root().exists():
+        index = data_docs.publish()
+    if index.exists():
+        print(f"Data Docs (offline): {index}")
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -146,6 +195,13 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialise assets into the warehouse")
     run.add_argument("--job", default="full_refresh", help="job to run (default: full_refresh)")
     run.add_argument("--verbose", action="store_true", help="print every run event")
+    run.add_argument(
+        "--max-quarantine-share",
+        type=float,
+        default=None,
+        help="reject a file when more than this share of its rows break the row contract "
+        "(default: the codebook's, 0.05)",
+    )
     run.set_defaults(func=cmd_run)
 
     ui = commands.add_parser("ui", help="open the Dagster UI on the project's instance")

@@ -32,6 +32,7 @@ LEVELS = (
 CATEGORICAL_LEVELS = ("nominal", "ordinal", "binary")
 ROLES = ("id", "geography", "design", "metadata", "substantive")
 FILE_FORMATS = {".sav": "sav", ".xlsx": "xlsx", ".csv": "csv"}
+RULE_KINDS = ("sum", "less_or_equal", "equal")
 
 
 class CodebookError(ValueError):
@@ -101,6 +102,7 @@ class Variable:
     unit: str | None = None
     comparability: str | None = None
     required: bool = True
+    key: bool = False
 
     @property
     def is_categorical(self) -> bool:
@@ -132,6 +134,26 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A cross-field rule every row must keep (where none of its values is a missing code)."""
+
+    name: str
+    kind: str
+    variables: tuple[str, ...]
+    message: str
+    total: float | None = None
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class ValidationDefaults:
+    max_quarantine_share: float
+    max_modal_share: float
+    min_valid_for_distribution: int
+    max_no_answer_share: float
+
+
+@dataclass(frozen=True)
 class Instrument:
     name: str
     label: Label
@@ -139,6 +161,8 @@ class Instrument:
     design: dict[str, Any]
     files: dict[str, FileSpec]
     variables: tuple[Variable, ...]
+    minimum_rows: int = 1
+    rules: tuple[Rule, ...] = ()
 
     def variable(self, name: str) -> Variable:
         for variable in self.variables:
@@ -175,6 +199,7 @@ class Codebook:
     source_scales: dict[str, SourceScale]
     missing_categories: dict[str, MissingCategory]
     themes: dict[str, Label]
+    validation: ValidationDefaults
 
     def wave(self, wave_id: str) -> Wave:
         return self.waves[wave_id]
@@ -328,6 +353,7 @@ def _variable(
         unit=spec.get("unit"),
         comparability=comparability,
         required=bool(spec.get("required", True)),
+        key=bool(spec.get("key", False)),
     )
 
 
@@ -373,6 +399,30 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
         design=dict(raw.get("design", {})),
         files=files,
         variables=variables,
+        minimum_rows=int(raw.get("minimum_rows", 1)),
+        rules=tuple(
+            _rule(spec, where, {v.name: v for v in variables}) for spec in raw.get("rules", [])
+        ),
+    )
+
+
+def _rule(spec: dict[str, Any], where: str, variables: dict[str, Variable]) -> Rule:
+    where = f"{where}: rule {spec.get('name')}"
+    if spec.get("kind") not in RULE_KINDS:
+        raise CodebookError(f"{where}: kind must be one of {RULE_KINDS}")
+    names = tuple(spec.get("variables", ()))
+    unknown = [n for n in names if n not in variables]
+    if unknown or len(names) < 2:
+        raise CodebookError(f"{where}: needs two or more known variables, unknown: {unknown}")
+    if spec["kind"] == "sum" and "total" not in spec:
+        raise CodebookError(f"{where}: a sum rule needs a total")
+    return Rule(
+        name=str(spec["name"]),
+        kind=spec["kind"],
+        variables=names,
+        message=str(spec.get("message", spec["name"])),
+        total=float(spec["total"]) if "total" in spec else None,
+        tolerance=float(spec.get("tolerance", 0.0)),
     )
 
 
@@ -431,6 +481,7 @@ def load_codebook(directory: Path | None = None) -> Codebook:
         source_scales=source,
         missing_categories=missing,
         themes=themes,
+        validation=ValidationDefaults(**study["validation"]),
     )
 
 

@@ -82,7 +82,7 @@ def load_raw(
     spec = instrument.files[wave_id]
     variables = instrument.variables_in(wave_id)
     text = [v.sources[wave_id].variable for v in variables if v.is_text_like]
-    raw = read_raw_file(path, spec, text)
+    raw = read_raw_file(path, spec, text, [v.sources[wave_id].variable for v in variables])
     facts = file_facts(path)
     expected = {normalise_name(v.sources[wave_id].variable): v for v in variables}
     renames, unknown = {}, []

@@ -21,6 +21,7 @@ import pyreadstat
 from sdpipeline.codebook import FileSpec
 
 DELIMITERS = (";", ",", "\t")
+HEADER_SEARCH_ROWS = 10
 # Bytes that Windows-1257 leaves undefined: their presence means the file is not Windows-1257.
 _CP1257_UNDEFINED = {0x81, 0x83, 0x88, 0x8A, 0x8C, 0x90, 0x98, 0x9A, 0x9C, 0x9F, 0xA1, 0xA5}
 _SPACES = ("\u00a0", "\u202f", " ")
@@ -54,6 +55,7 @@ class RawFile:
     encoding: str | None = None
     delimiter: str | None = None
     decimal: str | None = None
+    header_row: int = 1
 
 
 def normalise_name(name: object) -> str:
@@ -61,17 +63,24 @@ def normalise_name(name: object) -> str:
     return " ".join(str(name).split()).casefold()
 
 
-def read_raw_file(path: Path, spec: FileSpec, text_columns: Iterable[str] = ()) -> RawFile:
+def read_raw_file(
+    path: Path,
+    spec: FileSpec,
+    text_columns: Iterable[str] = (),
+    expected_columns: Iterable[str] = (),
+) -> RawFile:
     """Read one delivered file. ``text_columns`` are kept as text (codes with leading zeros,
-    identifiers, free text); other columns become numbers where every value is one."""
+    identifiers, free text); other columns become numbers where every value is one. With
+    ``expected_columns``, a title row above the header is recognised and skipped."""
     path = Path(path)
     if not path.exists():
         raise DeliveryError(path, "file does not exist")
     if path.stat().st_size == 0:
         raise DeliveryError(path, "file is empty (0 bytes)")
     text = {normalise_name(c) for c in text_columns}
+    expected = {normalise_name(c) for c in expected_columns}
     readers = {"csv": _read_csv, "xlsx": _read_xlsx, "sav": _read_sav}
-    raw = readers[spec.format](path, spec, text)
+    raw = readers[spec.format](path, spec, text, expected)
     if raw.frame.empty:
         raise DeliveryError(path, "file has a header but no data rows")
     return raw
@@ -127,13 +136,27 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
         ) from error
 
 
+def find_header(rows: list[list[object]], expected: set[str], declared: int) -> int:
+    """The row holding the column names: the declared one, unless a later row among the first
+    ten matches the codebook's names better (a title row above the header, as Excel exports
+    often have)."""
+    if not expected or not rows:
+        return declared
+
+    def matches(row: list[object]) -> int:
+        return sum(normalise_name(cell) in expected for cell in row if cell is not None)
+
+    best = max(range(min(len(rows), HEADER_SEARCH_ROWS)), key=lambda i: (matches(rows[i]), -i))
+    return best if matches(rows[best]) > matches(rows[declared]) else declared
+
+
 def sniff_delimiter(header: str) -> str:
     """The delimiter that splits the header line into the most fields, outside quotes."""
     counts = {d: len(next(csv.reader([header], delimiter=d))) for d in DELIMITERS}
     return max(counts, key=lambda d: counts[d])
 
 
-def _read_csv(path: Path, spec: FileSpec, text: set[str]) -> RawFile:
+def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -> RawFile:
     data = path.read_bytes()
     encoding = detect_encoding(path, data, spec.encoding)
     content = _decode(path, data, encoding).lstrip("\ufeff")
@@ -141,6 +164,19 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str]) -> RawFile:
     if not lines or not lines[0].strip():
         raise DeliveryError(path, "file has no header line")
     delimiter = spec.delimiter or sniff_delimiter(lines[0])
+    head = [
+        next(csv.reader([line], delimiter=delimiter), []) for line in lines[:HEADER_SEARCH_ROWS]
+    ]
+    header = find_header(head, expected, spec.header_row)
+    fields = head[header] if header < len(head) else []
+    if len(fields) <= 1:
+        other = sniff_delimiter(lines[header])
+        raise DeliveryError(
+            path,
+            f"the header does not split on {delimiter!r}"
+            + (f" but on {other!r}: wrong delimiter" if other != delimiter else ""),
+            row=header + 1,
+        )
     decimal = spec.decimal or ("," if delimiter == ";" else ".")
     try:
         frame = pd.read_csv(
@@ -149,24 +185,29 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str]) -> RawFile:
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=True,
+            skiprows=header,
         )
     except (pd.errors.ParserError, csv.Error) as error:
         raise DeliveryError(
             path, f"not a well-formed {delimiter!r}-separated file: {error}"
         ) from error
-    if frame.shape[1] == 1 and len(lines[0]) > 40 and delimiter != ",":
-        raise DeliveryError(
-            path, f"the header does not split on {delimiter!r}: wrong delimiter for this file?"
-        )
     frame.columns = [str(c).strip() for c in frame.columns]
     for column in frame.columns:
         if normalise_name(column) not in text:
             frame[column] = _numbers_if_all_parse(frame[column], decimal)
         else:
             frame[column] = frame[column].replace("", None)
-    rows = pd.Series(range(2, len(frame) + 2), index=frame.index, name="row")
+    first = header + 2
+    rows = pd.Series(range(first, len(frame) + first), index=frame.index, name="row")
     return RawFile(
-        path, "csv", frame, rows, encoding=encoding, delimiter=delimiter, decimal=decimal
+        path,
+        "csv",
+        frame,
+        rows,
+        encoding=encoding,
+        delimiter=delimiter,
+        decimal=decimal,
+        header_row=header + 1,
     )
 
 
@@ -185,27 +226,36 @@ def _numbers_if_all_parse(values: pd.Series, decimal: str) -> pd.Series:
     return values.replace("", None)
 
 
-def _read_xlsx(path: Path, spec: FileSpec, text: set[str]) -> RawFile:
+def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -> RawFile:
     """Cells come as Excel typed them; pandas' own inference would turn the text '0320200'
     into the number 320200, so only non-text columns are inferred."""
     if not zipfile.is_zipfile(path):
         raise DeliveryError(path, "not an .xlsx workbook (not a zip container)")
     try:
-        frame = pd.read_excel(
-            path, sheet_name=0, header=spec.header_row, engine="openpyxl", dtype=object
-        )
+        sheet = pd.read_excel(path, sheet_name=0, header=None, engine="openpyxl", dtype=object)
     except (ValueError, KeyError, zipfile.BadZipFile) as error:
         raise DeliveryError(path, f"cannot read the first sheet: {error}") from error
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.dropna(how="all")
+    if sheet.empty:
+        raise DeliveryError(path, "the first sheet is empty")
+    cells = sheet.head(HEADER_SEARCH_ROWS).where(sheet.notna(), None).to_numpy().tolist()
+    header = find_header(cells, expected, spec.header_row)
+    names = [str(c).strip() if c is not None and not pd.isna(c) else "" for c in sheet.iloc[header]]
+    frame = sheet.iloc[header + 1 :].copy()
+    frame.columns = names
+    frame = frame.loc[:, [n != "" for n in names]].dropna(how="all")
     for column in frame.columns:
         if normalise_name(column) in text:
             frame[column] = frame[column].map(_as_text)
         else:
             frame[column] = frame[column].infer_objects()
-    first_row = spec.header_row + 2
-    rows = pd.Series(frame.index + first_row, index=frame.index, name="row")
-    return RawFile(path, "xlsx", frame.reset_index(drop=True), rows.reset_index(drop=True))
+    rows = pd.Series(frame.index + 1, index=frame.index, name="row")
+    return RawFile(
+        path,
+        "xlsx",
+        frame.reset_index(drop=True),
+        rows.reset_index(drop=True),
+        header_row=header + 1,
+    )
 
 
 def _as_text(value: object) -> str | None:
@@ -218,7 +268,7 @@ def _as_text(value: object) -> str | None:
     return str(value)
 
 
-def _read_sav(path: Path, spec: FileSpec, text: set[str]) -> RawFile:
+def _read_sav(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -> RawFile:
     try:
         frame, meta = pyreadstat.read_sav(str(path), user_missing=True, apply_value_formats=False)
     except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError, OSError) as error:

@@ -50,3 +50,32 @@ def table_columns(
         [schema, table],
     ).fetchall()
     return [(str(name), str(kind)) for name, kind in rows]
+
+
+def archive_replaced(
+    connection: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    archive_schema: str,
+    new_sha256: str,
+) -> str | None:
+    """Before a table is replaced by a different delivered file, keep the old version under
+    its file checksum, so that a new delivery never makes the previous one unrecoverable."""
+    exists = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()[0]
+    if not exists:
+        return None
+    old = connection.execute(
+        f"SELECT any_value(_source_sha256) FROM {qualified(schema, table)}"
+    ).fetchone()[0]
+    if old is None or old == new_sha256:
+        return None
+    target = f"{table}_{old[:12]}"
+    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{archive_schema}"')
+    connection.execute(
+        f"CREATE TABLE IF NOT EXISTS {qualified(archive_schema, target)} AS "
+        f"SELECT * FROM {qualified(schema, table)}"
+    )
+    return f"{archive_schema}.{target}"

@@ -6,10 +6,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster_duckdb import DuckDBResource
 
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.definitions import build_definitions
 
 SHIPPED_RAW = settings.REPO_ROOT / "data" / "raw"
 SHIPPED_FILES = [
@@ -24,15 +27,45 @@ def codebook() -> Codebook:
     return default_codebook()
 
 
-@pytest.fixture
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Runtime outputs and Dagster's instance under a temp folder; a copy of the shipped
-    delivery as the raw folder, so a test may break files without touching the repo."""
-    var = tmp_path / "var"
-    raw = tmp_path / "raw"
+def isolate(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runtime outputs and Dagster's instance under ``folder``; a copy of the shipped delivery
+    as the raw folder, so a test may break files without touching the repo."""
+    var = folder / "var"
+    raw = folder / "raw"
     shutil.copytree(SHIPPED_RAW, raw)
     (var / "dagster_home").mkdir(parents=True)
     monkeypatch.setenv("SDPIPELINE_VAR_DIR", str(var))
     monkeypatch.setenv("SDPIPELINE_RAW_DIR", str(raw))
     monkeypatch.setenv("DAGSTER_HOME", str(var / "dagster_home"))
-    return tmp_path
+    return folder
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolate(tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory: pytest.TempPathFactory):
+    """One full materialisation of the shipped delivery, shared by read-only tests:
+    (folder, warehouse path, result)."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    with pytest.MonkeyPatch.context() as patch:
+        isolate(folder, patch)
+        warehouse = folder / "warehouse.duckdb"
+        result = materialize(warehouse)
+        yield folder, warehouse, result
+
+
+def materialize(
+    warehouse: Path, selection: list[str] | None = None, run_config: dict | None = None
+) -> dg.ExecuteInProcessResult:
+    """The project's own assets and checks, materialised for real into ``warehouse``."""
+    defs = build_definitions()
+    return dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        resources={"warehouse": DuckDBResource(database=str(warehouse))},
+        selection=selection,
+        run_config=run_config,
+        raise_on_error=False,
+    )

@@ -4,43 +4,57 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from sdpipeline import settings
 
+from .conftest import SHIPPED_RAW
+from .test_bad_input import half_the_rows_invalid
+
 CLI = [sys.executable, "-m", "sdpipeline"]
 
 
-def _run(args, env_dir: Path, **kwargs):
+def _run(args, env_dir: Path, raw: Path | None = None):
     env = {
         **os.environ,
         "SDPIPELINE_VAR_DIR": str(env_dir / "var"),
         "DAGSTER_HOME": str(env_dir / "var" / "dagster_home"),
     }
+    if raw is not None:
+        env["SDPIPELINE_RAW_DIR"] = str(raw)
     return subprocess.run(
-        CLI + args,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=settings.REPO_ROOT,
-        **kwargs,
+        CLI + args, env=env, capture_output=True, text=True, timeout=300, cwd=settings.REPO_ROOT
     )
 
 
-def test_run_materialises_into_the_configured_warehouse_and_instance(tmp_path):
-    first = _run(["run"], tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "job full_refresh succeeded" in first.stdout
-    assert str(tmp_path / "var" / "warehouse.duckdb") in first.stdout
-    assert re.search(r"raw\.residents_2017\s+1200 rows", first.stdout)
-    runs = tmp_path / "var" / "dagster_home"
-    assert (runs / "dagster.yaml").exists()
-    second = _run(["run"], tmp_path)
-    assert second.returncode == 0
-    assert (runs / "history" / "runs.db").exists()
+def test_run_reports_a_rejected_file_then_accepts_it_with_a_higher_threshold(tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(SHIPPED_RAW, raw)
+    half_the_rows_invalid(raw / "ex_post_2023" / "iedzivotaji_2023.csv", every=10)
+
+    failed = _run(["run"], tmp_path, raw)
+    assert failed.returncode == 1
+    assert "job full_refresh FAILED" in failed.stdout
+    assert (
+        "residents_2023_validated: file iedzivotaji_2023.csv: rejected, 120 of 1200"
+        in failed.stdout
+    )
+    assert "Traceback" not in failed.stdout
+    assert re.search(
+        r"Validation: \d+ checks this run, \d+ failed, 120 rows quarantined", failed.stdout
+    )
+    assert "Data Docs (offline):" in failed.stdout
+
+    accepted = _run(["run", "--max-quarantine-share", "0.2"], tmp_path, raw)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "job full_refresh succeeded" in accepted.stdout
+    assert str(tmp_path / "var" / "warehouse.duckdb") in accepted.stdout
+    assert re.search(r"validated\.residents_2023\s+1080 rows", accepted.stdout)
+    home = tmp_path / "var" / "dagster_home"
+    assert (home / "dagster.yaml").exists() and (home / "history" / "runs.db").exists()
 
 
 def test_generate_writes_a_delivery(tmp_path):

@@ -49,9 +49,29 @@ def test_assets_describe_themselves():
         assert node.description and len(node.description) > 40, key
 
 
-def test_full_refresh_job_exists():
+def test_full_refresh_job_materialises_every_materialisable_asset():
     job = defs.resolve_job_def("full_refresh")
-    assert len(job.asset_layer.executable_asset_keys) == 17
+    graph = defs.resolve_asset_graph()
+    materialisable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    assert job.asset_layer.executable_asset_keys == materialisable
+    assert len(materialisable) == 5 + 12 + 12 + 1
+
+
+def test_validated_layer_has_blocking_pandera_and_gx_checks(codebook):
+    graph = defs.resolve_asset_graph()
+    validated = _keys("validated")
+    assert validated == {
+        f"{i}_{w.year}_validated" for i in codebook.instruments for w in codebook.waves.values()
+    }
+    for name in validated:
+        key = dg.AssetKey(name)
+        assert graph.get(key).parent_keys == {dg.AssetKey(name.replace("_validated", "_raw"))}
+        check_keys = graph.get_check_keys_for_assets({key})
+        checks = {k.name: graph.get_check_spec(k) for k in check_keys}
+        assert set(checks) == {"row_contract", "gx_dataset_contract"}
+        assert all(c.blocking for c in checks.values())
+    audit = graph.get(dg.AssetKey("validation_audit_trail"))
+    assert audit.parent_keys == {dg.AssetKey(n) for n in validated}
 
 
 def test_dagster_definitions_validate(tmp_path):

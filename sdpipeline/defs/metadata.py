@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
-from sdpipeline.ingest import FileFacts
 from sdpipeline.warehouse import table_columns
 
 PREVIEW_ROWS = 10
 
 
-def source_files_markdown(files: Iterable[FileFacts]) -> str:
-    lines = ["| file | SHA-256 | bytes |", "|---|---|---|"]
-    lines += [f"| {f.path.name} | `{f.sha256}` | {f.size_bytes} |" for f in files]
+def sources_in(frame: pd.DataFrame) -> dict[str, str]:
+    """The delivered files a table's rows descend from, by their provenance columns."""
+    if not {"_source_file", "_source_sha256"} <= set(frame.columns):
+        return {}
+    pairs = frame[["_source_file", "_source_sha256"]].drop_duplicates()
+    return dict(zip(pairs["_source_file"], pairs["_source_sha256"], strict=True))
+
+
+def source_files_markdown(sources: Mapping[str, str]) -> str:
+    lines = ["| file | SHA-256 |", "|---|---|"]
+    lines += [f"| {name} | `{sha}` |" for name, sha in sorted(sources.items())]
     return "\n".join(lines)
 
 
@@ -25,11 +32,11 @@ def table_metadata(
     schema: str,
     table: str,
     frame: pd.DataFrame,
-    sources: Iterable[FileFacts],
+    sources: Mapping[str, str],
     descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
+    """``sources``: file name → SHA-256 of every delivered or reference file the table is from."""
     descriptions = descriptions or {}
-    sources = list(sources)
     columns = [
         dg.TableColumn(name=name, type=kind, description=descriptions.get(name))
         for name, kind in table_columns(connection, schema, table)
@@ -40,5 +47,5 @@ def table_metadata(
         "dagster/column_schema": dg.TableSchema(columns=columns),
         "preview": dg.MetadataValue.md(frame.head(PREVIEW_ROWS).to_markdown(index=False)),
         "source_files": dg.MetadataValue.md(source_files_markdown(sources)),
-        "source_sha256": dg.MetadataValue.json({f.path.name: f.sha256 for f in sources}),
+        "source_sha256": dg.MetadataValue.json(dict(sorted(sources.items()))),
     }

@@ -10,11 +10,12 @@ from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.ingest import load_raw
 from sdpipeline.readers import DeliveryError
-from sdpipeline.warehouse import replace_table
+from sdpipeline.warehouse import archive_replaced, replace_table
 
 GROUP = "raw"
 SCHEMA = "raw"
 DELIVERY_GROUP = "delivery"
+ARCHIVE_SCHEMA = "raw_archive"
 
 
 def raw_table_name(instrument: Instrument, codebook: Codebook, wave_id: str) -> str:
@@ -53,7 +54,8 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
         description=(
             f"{instrument.label.en} ({instrument.label.lv}), {codebook.waves[wave_id].label.en}: "
             f"the delivered {spec.format} file as read, columns named as the codebook spells "
-            f"them, with the file's SHA-256 and each record's row number in the file."
+            f"them, with the file's SHA-256 and each record's row number in the file. A "
+            f"replaced delivery is kept in raw_archive under its checksum."
         ),
     )
     def _asset(
@@ -79,10 +81,16 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
             columns=["variable", "code", "label"],
         )
         with warehouse.get_connection() as connection:
+            archived = archive_replaced(connection, SCHEMA, name, ARCHIVE_SCHEMA, load.facts.sha256)
             replace_table(connection, SCHEMA, name, load.table)
             replace_table(connection, SCHEMA, f"{name}_value_labels", labels)
             metadata = table_metadata(
-                connection, SCHEMA, name, load.table, [load.facts], descriptions
+                connection,
+                SCHEMA,
+                name,
+                load.table,
+                {load.facts.path.name: load.facts.sha256},
+                descriptions,
             )
         if load.unknown_columns:
             context.log.warning(
@@ -98,6 +106,8 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
                 "unknown_columns": dg.MetadataValue.json(list(load.unknown_columns)),
                 "missing_optional_columns": dg.MetadataValue.json(list(load.missing_optional)),
                 "value_labels_table": f"{SCHEMA}.{name}_value_labels ({len(labels)} labels)",
+                "header_row": load.raw.header_row,
+                "previous_version_archived_as": archived or "",
             }
         )
         context.log.info(

@@ -68,7 +68,8 @@ def reference_asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         frame = load()
-        sources = [file_facts(settings.reference_dir() / f) for f in files]
+        facts = [file_facts(settings.reference_dir() / f) for f in files]
+        sources = {f.path.name: f.sha256 for f in facts}
         with warehouse.get_connection() as connection:
             replace_table(connection, SCHEMA, name, frame)
             metadata = table_metadata(connection, SCHEMA, name, frame, sources)

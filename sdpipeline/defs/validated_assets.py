@@ -1,0 +1,176 @@
+"""One validated asset per instrument and wave: the raw rows that keep the codebook's row
+contract (pandera). Failing rows go to ``audit.quarantine`` with their reasons; a file with
+too many of them is rejected whole and the previous validated table stays as it was."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.defs.metadata import sources_in, table_metadata
+from sdpipeline.defs.raw_assets import raw_table_name
+from sdpipeline.validation import audit
+from sdpipeline.validation.contracts import row_contract
+from sdpipeline.validation.quarantine import ContractOutcome, apply_contract
+from sdpipeline.warehouse import qualified, replace_table
+
+GROUP = "validated"
+SCHEMA = "validated"
+ROW_CONTRACT = "row_contract"
+
+
+class ContractConfig(dg.Config):
+    """Run-time override of the codebook's quarantine threshold."""
+
+    max_quarantine_share: float | None = None
+
+
+def _check_results(outcome: ContractOutcome) -> list[dict]:
+    results = [
+        {
+            "check_name": f"{row.check}({row.column})",
+            "passed": row.failing_rows == 0,
+            "failing_count": row.failing_rows,
+            "rows_checked": outcome.rows,
+            "severity": "" if row.failing_rows == 0 else "WARN",
+            "details": {
+                "message": row.message,
+                "sample_rows": row.sample_rows,
+                "sample_values": row.sample_values,
+            },
+        }
+        for row in outcome.checks.itertuples()
+    ]
+    results += [
+        {
+            "check_name": "file_structure",
+            "passed": False,
+            "severity": "ERROR",
+            "details": {"error": e},
+        }
+        for e in outcome.file_errors
+    ]
+    return results
+
+
+def _failures_markdown(outcome: ContractOutcome) -> str:
+    failing = outcome.checks[outcome.checks["failing_rows"] > 0]
+    if failing.empty and not outcome.file_errors:
+        return "Every row keeps every rule."
+    lines = [
+        "| column | check | failing rows | rows (sample) | values (sample) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.column} | {r.message} | {r.failing_rows} | {', '.join(map(str, r.sample_rows))} "
+        f"| {', '.join(r.sample_values)} |"
+        for r in failing.itertuples()
+    ]
+    lines += [f"| (file) | {e} | | | |" for e in outcome.file_errors]
+    return "\n".join(lines)
+
+
+def validated_asset(
+    instrument: Instrument, codebook: Codebook, wave_id: str
+) -> dg.AssetsDefinition:
+    name = raw_table_name(instrument, codebook, wave_id)
+    key = f"{name}_validated"
+    check = dg.AssetCheckSpec(
+        ROW_CONTRACT,
+        asset=key,
+        blocking=True,
+        description="pandera row contract derived from the codebook: types, codes, ranges, "
+        "unique identifiers, municipality codes of the wave's vintage, cross-field rules. "
+        "WARN when rows were quarantined, ERROR when the file was rejected.",
+    )
+
+    @dg.asset(
+        name=key,
+        group_name=GROUP,
+        deps=[dg.AssetKey(f"{name}_raw")],
+        check_specs=[check],
+        kinds={"duckdb", "pandera"},
+        tags={"layer": "validated", "instrument": instrument.name, "wave": wave_id},
+        description=(
+            f"{instrument.label.en}, {codebook.waves[wave_id].label.en}: the delivered rows that "
+            "keep the codebook's row contract; the rest are in audit.quarantine with reasons."
+        ),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, config: ContractConfig, warehouse: DuckDBResource
+    ):
+        threshold = (
+            config.max_quarantine_share
+            if config.max_quarantine_share is not None
+            else codebook.validation.max_quarantine_share
+        )
+        schema = row_contract(instrument, wave_id, codebook)
+        with warehouse.get_connection() as connection:
+            table = connection.execute(f"SELECT * FROM {qualified('raw', name)}").df()
+            outcome = apply_contract(table, schema)
+            rejected = outcome.rejected(threshold)
+            file_name = str(table["_source_file"].iloc[0]) if len(table) else None
+            sha256 = str(table["_source_sha256"].iloc[0]) if len(table) else None
+            audit_context = audit.CheckContext(
+                run_id=context.run.run_id,
+                asset=key,
+                instrument=instrument.name,
+                wave=wave_id,
+                file_name=file_name,
+                file_sha256=sha256,
+            )
+            connection.execute("BEGIN TRANSACTION")
+            audit.record_checks(connection, audit_context, "pandera", _check_results(outcome))
+            audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
+            connection.execute("COMMIT")
+            if not rejected:
+                replace_table(connection, SCHEMA, name, outcome.valid)
+                metadata = table_metadata(
+                    connection, SCHEMA, name, outcome.valid, sources_in(table)
+                )
+        check_metadata = {
+            "rows_checked": outcome.rows,
+            "rows_quarantined": len(outcome.quarantined),
+            "quarantined_share": round(outcome.quarantined_share, 4),
+            "threshold": threshold,
+            "file_sha256": sha256 or "",
+            "failures": dg.MetadataValue.md(_failures_markdown(outcome)),
+        }
+        if rejected:
+            yield dg.AssetCheckResult(
+                check_name=ROW_CONTRACT,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata=check_metadata,
+            )
+            raise dg.Failure(
+                description=(
+                    f"file {file_name}: rejected, {len(outcome.quarantined)} of "
+                    f"{outcome.rows} rows ({outcome.quarantined_share:.0%}) break the row "
+                    f"contract (threshold {threshold:.0%}). {outcome.summary()}"
+                ),
+                metadata=check_metadata,
+            )
+        if len(outcome.quarantined):
+            context.log.warning(
+                f"{file_name}: {len(outcome.quarantined)} rows quarantined: {outcome.summary()}"
+            )
+        yield dg.MaterializeResult(
+            metadata={**metadata, "rows_quarantined": len(outcome.quarantined)}
+        )
+        yield dg.AssetCheckResult(
+            check_name=ROW_CONTRACT,
+            passed=outcome.quarantined.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=check_metadata,
+        )
+
+    return _asset
+
+
+def build_validated_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
+    return [
+        validated_asset(instrument, codebook, wave_id)
+        for instrument in codebook.instruments.values()
+        for wave_id in codebook.waves
+        if wave_id in instrument.files
+    ]

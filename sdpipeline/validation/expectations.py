@@ -1,0 +1,151 @@
+"""The dataset-level contract, as Great Expectations suites derived from the codebook.
+
+Suites are described here as plain data (expectation type, arguments, severity) so they can be
+read and tested without GX; ``gx_runner`` turns them into GX objects. Two suites per table:
+the table itself (row count, value sets, unique identifiers, completeness of key variables) and
+its distribution profile (no substantive question where one valid code takes almost everyone),
+which is one row per question so a single expectation covers them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sdpipeline import reference
+from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.validation.contracts import numbers
+
+ERROR = "ERROR"
+WARN = "WARN"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    type: str
+    kwargs: dict[str, Any]
+    severity: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    expectations: list[Expectation]
+    index_columns: list[str] = field(default_factory=list)
+
+
+def table_suite(instrument: Instrument, wave: str, codebook: Codebook, table: str) -> Suite:
+    defaults = codebook.validation
+    expectations = [
+        Expectation(
+            "ExpectTableRowCountToBeBetween",
+            {"min_value": instrument.minimum_rows},
+            ERROR,
+            f"at least {instrument.minimum_rows} respondents, the design's minimum",
+        )
+    ]
+    for variable in instrument.variables_in(wave):
+        source = variable.sources[wave]
+        column = source.variable
+        if variable.role == "id":
+            expectations.append(
+                Expectation(
+                    "ExpectColumnValuesToBeUnique",
+                    {"column": column},
+                    ERROR,
+                    "one row per respondent",
+                )
+            )
+        if variable.level == "municipality":
+            vintage = codebook.waves[wave].municipality_vintage
+            codes = sorted(reference.municipalities(vintage, codebook)["iso_code"])
+            expectations.append(
+                Expectation(
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": column, "value_set": codes},
+                    ERROR,
+                    f"municipality codes of the {vintage} vintage",
+                )
+            )
+        elif source.scale is not None:
+            expectations.append(
+                Expectation(
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": column, "value_set": sorted(float(c) for c in source.scale.labels)},
+                    ERROR,
+                    f"codes of {source.scale.name}",
+                )
+            )
+        if variable.key:
+            expectations.append(
+                Expectation(
+                    "ExpectColumnValuesToNotBeNull",
+                    {"column": column},
+                    ERROR,
+                    "key variable answered",
+                )
+            )
+            no_answer = sorted(c for c, kind in source.missing_codes.items() if kind == "no_answer")
+            if no_answer:
+                expectations.append(
+                    Expectation(
+                        "ExpectColumnValuesToNotBeInSet",
+                        {
+                            "column": column,
+                            "value_set": no_answer,
+                            "mostly": round(1 - defaults.max_no_answer_share, 4),
+                        },
+                        WARN,
+                        f"key variable: 'no answer' at most {defaults.max_no_answer_share:.0%}",
+                    )
+                )
+    return Suite(name=table, expectations=expectations, index_columns=["_source_row"])
+
+
+def distribution_profile(
+    instrument: Instrument, wave: str, table: pd.DataFrame, min_valid: int
+) -> pd.DataFrame:
+    """One row per substantive categorical question with at least ``min_valid`` valid answers:
+    its most common valid code and that code's share."""
+    rows = []
+    for variable in instrument.variables_in(wave):
+        source = variable.sources[wave]
+        if variable.role != "substantive" or source.scale is None or source.variable not in table:
+            continue
+        values = numbers(table[source.variable])
+        valid = values[values.isin(list(source.scale.recode))]
+        if len(valid) < min_valid:
+            continue
+        counts = valid.value_counts()
+        rows.append(
+            {
+                "variable": variable.name,
+                "column": source.variable,
+                "modal_code": float(counts.index[0]),
+                "modal_share": float(counts.iloc[0] / len(valid)),
+                "valid_n": len(valid),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["variable", "column", "modal_code", "modal_share", "valid_n"]
+    )
+
+
+def distribution_suite(codebook: Codebook, table: str) -> Suite:
+    defaults = codebook.validation
+    return Suite(
+        name=f"{table}_distribution",
+        expectations=[
+            Expectation(
+                "ExpectColumnValuesToBeBetween",
+                {"column": "modal_share", "max_value": defaults.max_modal_share},
+                WARN,
+                f"no question where one code takes more than {defaults.max_modal_share:.0%} "
+                f"of valid answers (questions with {defaults.min_valid_for_distribution}+ answers)",
+            )
+        ],
+        index_columns=["variable"],
+    )

@@ -1,0 +1,154 @@
+"""A small runner over Great Expectations' own 1.x API (``dagster-ge`` needs GX < 1.0).
+
+One file-backed GX project under ``var/gx`` keeps every suite and every validation result, so
+Data Docs show the history, not only the last run. GX is imported on first use: it takes
+seconds to import and must not slow down loading the Dagster code location.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sdpipeline import settings
+from sdpipeline.validation.expectations import ERROR, Suite
+
+DATASOURCE = "sdpipeline"
+BATCH = "whole_table"
+SITE = "local_site"
+_SEVERITY = {ERROR: "critical"}
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    check_name: str
+    passed: bool
+    severity: str
+    failing_count: int | None
+    rows_checked: int | None
+    details: dict[str, Any]
+
+
+def gx_root() -> Path:
+    return settings.var_dir() / "gx"
+
+
+def data_docs_dir() -> Path:
+    return settings.reports_dir() / "data_docs"
+
+
+@cache
+def _context(root: str, docs: str):
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=root)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.variables.save()
+    site = {
+        "class_name": "SiteBuilder",
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs},
+    }
+    if SITE in context.get_site_names():
+        context.update_data_docs_site(SITE, site)
+    else:
+        context.add_data_docs_site(SITE, site)
+    return context
+
+
+def context():
+    """The project's GX context (created on first use, then reused in this process)."""
+    return _context(str(gx_root()), str(data_docs_dir()))
+
+
+def _batch_definition(gx_context, asset_name: str):
+    sources = gx_context.data_sources
+    source = sources.get(DATASOURCE) if DATASOURCE in sources.all() else None
+    source = source or sources.add_pandas(DATASOURCE)
+    names = {asset.name for asset in source.assets}
+    asset = (
+        source.get_asset(asset_name)
+        if asset_name in names
+        else source.add_dataframe_asset(asset_name)
+    )
+    existing = {b.name for b in asset.batch_definitions}
+    if BATCH in existing:
+        return asset.get_batch_definition(BATCH)
+    return asset.add_batch_definition_whole_dataframe(BATCH)
+
+
+def _check_name(config) -> str:
+    column = config.kwargs.get("column")
+    return f"{config.type}({column})" if column else config.type
+
+
+def run_suite(suite: Suite, frame: pd.DataFrame) -> list[ExpectationOutcome]:
+    """Validate ``frame`` against ``suite`` and keep the result in the GX project."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    gx_context = context()
+    expectations = [
+        getattr(gxe, e.type)(
+            **e.kwargs,
+            description=e.why,
+            severity=_SEVERITY.get(e.severity, "warning"),
+            meta={"severity": e.severity},
+        )
+        for e in suite.expectations
+    ]
+    gx_suite = gx_context.suites.add_or_update(
+        gx.ExpectationSuite(name=suite.name, expectations=expectations)
+    )
+    definition = gx_context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(
+            name=suite.name, data=_batch_definition(gx_context, suite.name), suite=gx_suite
+        )
+    )
+    result = definition.run(
+        batch_parameters={"dataframe": frame},
+        result_format={
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": suite.index_columns,
+            "partial_unexpected_count": 10,
+        },
+    )
+    outcomes = []
+    for item in result.results:
+        config = item.expectation_config
+        details = {
+            key: item.result.get(key)
+            for key in (
+                "observed_value",
+                "partial_unexpected_list",
+                "partial_unexpected_index_list",
+            )
+            if item.result.get(key) is not None
+        }
+        details["why"] = config.description
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            details["exception"] = item.exception_info.get("exception_message")
+        outcomes.append(
+            ExpectationOutcome(
+                check_name=_check_name(config),
+                passed=bool(item.success),
+                severity=(config.meta or {}).get("severity", "WARN"),
+                failing_count=item.result.get("unexpected_count"),
+                rows_checked=item.result.get("element_count", len(frame)),
+                details=details,
+            )
+        )
+    return outcomes
+
+
+def build_data_docs() -> Path:
+    """Rebuild the Data Docs site from every stored suite and result; returns index.html."""
+    context().build_data_docs(site_names=[SITE])
+    return data_docs_dir() / "index.html"

@@ -1,0 +1,184 @@
+"""The validation contracts are derived from the codebook and do what they say; the audit trail
+answers an auditor's question and is never rewritten; Data Docs work offline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import great_expectations
+import pandas as pd
+import pytest
+
+from sdpipeline.ingest import load_raw, sha256_of
+from sdpipeline.validation import audit, data_docs, gx_runner
+from sdpipeline.validation.contracts import row_contract
+from sdpipeline.validation.expectations import distribution_profile, distribution_suite, table_suite
+from sdpipeline.validation.quarantine import apply_contract
+
+from .conftest import SHIPPED_FILES, SHIPPED_RAW, isolate, materialize
+from .test_bad_input import half_the_rows_invalid
+
+
+@pytest.mark.parametrize(("instrument", "wave"), SHIPPED_FILES)
+def test_schema_covers_every_variable_and_the_sample_keeps_it(codebook, instrument, wave):
+    spec = codebook.instruments[instrument]
+    schema = row_contract(spec, wave, codebook)
+    assert set(schema.columns) == {v.sources[wave].variable for v in spec.variables_in(wave)}
+    identifier = spec.id_variable.sources[wave].variable
+    assert schema.columns[identifier].unique
+    load = load_raw(spec, wave, codebook, SHIPPED_RAW / wave / spec.files[wave].name)
+    outcome = apply_contract(load.table, schema)
+    assert outcome.quarantined.empty, outcome.summary()
+    assert not outcome.file_errors
+    assert (outcome.checks["failing_rows"] == 0).all()
+
+
+def test_cross_field_rules_come_from_the_codebook(codebook):
+    specialists = row_contract(codebook.instruments["specialists"], "ex_post_2023", codebook)
+    heads = row_contract(codebook.instruments["heads"], "ex_ante_2017", codebook)
+    residents = row_contract(codebook.instruments["residents"], "ex_ante_2017", codebook)
+    assert {c.name for c in specialists.checks} == {
+        "time_use_sums_to_100",
+        "region_matches_municipality",
+    }
+    assert "specialists_within_staff" in {c.name for c in heads.checks}
+    assert "stratum_is_region" in {c.name for c in residents.checks}
+
+
+def _specialists(codebook):
+    spec = codebook.instruments["specialists"]
+    load = load_raw(
+        spec, "ex_post_2023", codebook, SHIPPED_RAW / "ex_post_2023" / "specialisti_2023.sav"
+    )
+    return spec, load.table.copy()
+
+
+def test_rules_skip_missing_codes_and_catch_real_breaks(codebook):
+    spec, table = _specialists(codebook)
+    table.loc[0, "TIME_DIRECT"] = 999  # no answer: the sum rule cannot be judged, not broken
+    table.loc[1, "TIME_DIRECT"] = table.loc[1, "TIME_DIRECT"] + 20  # breaks the sum
+    table.loc[2, "region"] = 6 if table.loc[2, "region"] != 6 else 5  # wrong region
+    outcome = apply_contract(table, row_contract(spec, "ex_post_2023", codebook))
+    assert outcome.quarantined["source_row"].tolist() == [2, 3]
+    reasons = " ".join(outcome.quarantined["reasons"])
+    assert "time_use_sums_to_100" in reasons and "region_matches_municipality" in reasons
+
+
+def test_every_check_is_reported_even_when_it_passes(codebook):
+    spec, table = _specialists(codebook)
+    table.loc[4, "JOB_SAT"] = 7
+    outcome = apply_contract(table, row_contract(spec, "ex_post_2023", codebook))
+    failing = outcome.checks[outcome.checks["failing_rows"] > 0]
+    assert failing[["column", "check", "failing_rows"]].values.tolist() == [
+        ["JOB_SAT", "valid_code", 1]
+    ]
+    assert failing["sample_rows"].iloc[0] == [5]
+    assert len(outcome.checks) > 60
+
+
+def test_audit_trail_is_append_only(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    context = audit.CheckContext(
+        "run-1", "a_validated", "specialists", "ex_post_2023", "f.sav", "abc"
+    )
+    audit.record_checks(connection, context, "pandera", [{"check_name": "x", "passed": True}])
+    first = connection.execute("SELECT * FROM audit.check_runs").df()
+    later = audit.CheckContext(
+        "run-2", "a_validated", "specialists", "ex_post_2023", "f.sav", "def"
+    )
+    audit.record_checks(connection, later, "pandera", [{"check_name": "x", "passed": False}])
+    both = connection.execute("SELECT * FROM audit.check_runs ORDER BY checked_at").df()
+    assert len(both) == 2
+    pd.testing.assert_frame_equal(both.iloc[:1], first)
+
+
+def test_no_code_rewrites_the_audit_tables():
+    package = Path(audit.__file__).parents[1]
+    pattern = re.compile(
+        r"(UPDATE|DELETE\s+FROM|TRUNCATE|DROP\s+TABLE|CREATE\s+OR\s+REPLACE\s+TABLE)\s+[\"']?audit",
+        re.I,
+    )
+    offenders = [p for p in package.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_an_auditor_can_answer_which_checks_a_file_passed_on_a_date(pipeline_run):
+    folder, warehouse, _ = pipeline_run
+    sha = sha256_of(folder / "raw" / "ex_post_2023" / "specialisti_2023.sav")
+    today = dt.datetime.now(dt.UTC).date()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT tool, check_name, passed, severity FROM audit.check_runs "
+            "WHERE instrument = 'specialists' AND wave = 'ex_post_2023' AND file_sha256 = ? "
+            "AND CAST(checked_at AT TIME ZONE 'UTC' AS DATE) = ?",
+            [sha, today],
+        ).df()
+    assert set(rows["tool"]) == {"pandera", "great_expectations"}
+    assert rows["passed"].all()
+    assert "time_use_sums_to_100((row))" in set(rows["check_name"])
+    assert "expect_column_values_to_be_unique(resp_id)" in set(rows["check_name"])
+
+
+def test_data_docs_are_built_and_work_offline(pipeline_run):
+    folder, _, _ = pipeline_run
+    site = folder / "var" / "reports" / "data_docs"
+    index = site / "index.html"
+    assert index.exists()
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 25  # index + 24 validation results + suites
+    assert data_docs.external_references(site) == []
+    for page in pages:
+        for ref in re.findall(
+            r'(?:src|href)="([^"]*static/vendor/[^"]+)"', page.read_text(encoding="utf-8")
+        ):
+            assert (page.parent / ref).resolve().exists(), (page, ref)
+    assert "residents_2023_validated" in index.read_text(encoding="utf-8")
+
+
+def test_the_vendored_assets_cover_every_cdn_url_of_the_installed_gx():
+    templates = Path(great_expectations.__file__).parent / "render" / "view" / "templates"
+    used = set()
+    for template in templates.rglob("*.j2"):
+        used |= set(
+            re.findall(
+                r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"',
+                template.read_text(encoding="utf-8"),
+            )
+        )
+    assert used and used <= set(data_docs.vendored_assets())
+
+
+def test_gx_distribution_rule_names_the_degenerate_question(codebook, isolated):
+    spec = codebook.instruments["clients"]
+    load = load_raw(
+        spec, "ex_ante_2017", codebook, SHIPPED_RAW / "ex_ante_2017" / "klienti_2017.sav"
+    )
+    table = load.table.copy()
+    table["k10"] = 1.0  # everyone would recommend
+    profile = distribution_profile(spec, "ex_ante_2017", table, 50)
+    outcomes = gx_runner.run_suite(distribution_suite(codebook, "clients_2017_validated"), profile)
+    assert not outcomes[0].passed and outcomes[0].severity == "WARN"
+    assert outcomes[0].details["partial_unexpected_index_list"][0]["variable"] == "would_recommend"
+    table_outcomes = gx_runner.run_suite(
+        table_suite(spec, "ex_ante_2017", codebook, "clients_2017_validated"), load.table
+    )
+    assert all(o.passed for o in table_outcomes)
+
+
+def test_the_quarantine_threshold_is_run_configuration(pipeline_run, tmp_path, monkeypatch):
+    _, baseline, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    warehouse = folder / "warehouse.duckdb"
+    shutil.copy(baseline, warehouse)
+    half_the_rows_invalid(folder / "raw" / "ex_post_2023" / "iedzivotaji_2023.csv", every=10)
+    selection = ["residents_2023_raw", "residents_2023_validated"]
+    assert not materialize(warehouse, selection).success  # 10 % > the codebook's 5 %
+    config = {"ops": {"residents_2023_validated": {"config": {"max_quarantine_share": 0.2}}}}
+    assert materialize(warehouse, selection, run_config=config).success
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        count = connection.execute("SELECT count(*) FROM validated.residents_2023").fetchone()[0]
+    assert count == 1080
