@@ -58,9 +58,9 @@ def _failure_messages(result) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     home = _use_project_instance()
     import dagster as dg
-    import duckdb
 
     from sdpipeline.definitions import defs
+    from sdpipeline.defs.resources import warehouse_resource
 
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     print(f"sdpipeline: job {args.job} succeeded in {elapsed:.1f} s (run {result.run_id})")
     print(f"\nWarehouse (DuckDB): {warehouse}")
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with warehouse_resource().get_connection() as connection:
         rows = connection.execute(
             "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() "
             "WHERE table_name NOT LIKE '%_value_labels' AND schema_name <> 'raw_archive' "
@@ -110,13 +110,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _report_validation(warehouse: Path, run_id: str, rebuild_docs: bool) -> None:
     """What this run's checks found, and where an auditor looks."""
-    import duckdb
-
+    from sdpipeline.defs.resources import warehouse_resource
     from sdpipeline.validation import audit, data_docs, gx_runner
 
     if not warehouse.exists():
         return
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    # through the run's own resource: DuckDB refuses a second configuration for one file, and
+    # a failed step's connection can outlive it in this process (held by its traceback)
+    with warehouse_resource().get_connection() as connection:
         known = connection.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
             [audit.SCHEMA, audit.CHECK_RUNS],

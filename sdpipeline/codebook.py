@@ -33,6 +33,8 @@ CATEGORICAL_LEVELS = ("nominal", "ordinal", "binary")
 ROLES = ("id", "geography", "design", "metadata", "substantive")
 FILE_FORMATS = {".sav": "sav", ".xlsx": "xlsx", ".csv": "csv"}
 RULE_KINDS = ("sum", "less_or_equal", "equal")
+WEIGHTING_METHODS = ("raking", "equal", "nonresponse_by_region", "per_municipality")
+SPLIT_UNIT_RULES = ("majority_successor",)
 
 
 class CodebookError(ValueError):
@@ -146,6 +148,15 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Weighting:
+    """How an instrument's respondents are weighted to stand for their population."""
+
+    method: str
+    margins: tuple[tuple[str, ...], ...] = ()
+    max_ratio_to_median: float | None = None
+
+
+@dataclass(frozen=True)
 class ValidationDefaults:
     max_quarantine_share: float
     max_modal_share: float
@@ -163,6 +174,7 @@ class Instrument:
     variables: tuple[Variable, ...]
     minimum_rows: int = 1
     rules: tuple[Rule, ...] = ()
+    weighting: Weighting = Weighting("equal")
 
     def variable(self, name: str) -> Variable:
         for variable in self.variables:
@@ -200,6 +212,7 @@ class Codebook:
     missing_categories: dict[str, MissingCategory]
     themes: dict[str, Label]
     validation: ValidationDefaults
+    split_units: str = "majority_successor"
 
     def wave(self, wave_id: str) -> Wave:
         return self.waves[wave_id]
@@ -403,7 +416,23 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
         rules=tuple(
             _rule(spec, where, {v.name: v for v in variables}) for spec in raw.get("rules", [])
         ),
+        weighting=_weighting(raw.get("design", {}).get("weighting", {}), where, variables),
     )
+
+
+def _weighting(spec: dict[str, Any], where: str, variables: tuple[Variable, ...]) -> Weighting:
+    method = spec.get("method", "equal")
+    if method not in WEIGHTING_METHODS:
+        raise CodebookError(f"{where}: weighting method must be one of {WEIGHTING_METHODS}")
+    margins = tuple(tuple(m) for m in spec.get("margins", ()))
+    names = {v.name for v in variables}
+    unknown = sorted({n for margin in margins for n in margin} - names)
+    if unknown:
+        raise CodebookError(f"{where}: weighting margins name unknown variables {unknown}")
+    if method == "raking" and not margins:
+        raise CodebookError(f"{where}: raking needs margins")
+    ratio = spec.get("max_ratio_to_median")
+    return Weighting(method, margins, float(ratio) if ratio is not None else None)
 
 
 def _rule(spec: dict[str, Any], where: str, variables: dict[str, Variable]) -> Rule:
@@ -482,7 +511,15 @@ def load_codebook(directory: Path | None = None) -> Codebook:
         missing_categories=missing,
         themes=themes,
         validation=ValidationDefaults(**study["validation"]),
+        split_units=_split_rule(study.get("geography", {})),
     )
+
+
+def _split_rule(spec: dict[str, Any]) -> str:
+    rule = spec.get("split_units", "majority_successor")
+    if rule not in SPLIT_UNIT_RULES:
+        raise CodebookError(f"study.yaml: geography.split_units must be one of {SPLIT_UNIT_RULES}")
+    return rule
 
 
 def codebook_digest(directory: Path) -> str:

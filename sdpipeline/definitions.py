@@ -11,6 +11,7 @@ import dagster as dg
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs.audit_assets import build_audit_assets
 from sdpipeline.defs.gx_checks import build_gx_checks
+from sdpipeline.defs.harmonised_assets import build_harmonised
 from sdpipeline.defs.jobs import JOBS
 from sdpipeline.defs.raw_assets import build_raw_assets
 from sdpipeline.defs.reference_assets import build_reference_assets
@@ -20,14 +21,16 @@ from sdpipeline.defs.validated_assets import build_validated_assets
 
 def build_definitions() -> dg.Definitions:
     codebook = default_codebook()
+    harmonised, harmonised_checks = build_harmonised(codebook)
     return dg.Definitions(
         assets=[
             *build_reference_assets(codebook),
             *build_raw_assets(codebook),
             *build_validated_assets(codebook),
+            *harmonised,
             *build_audit_assets(codebook),
         ],
-        asset_checks=build_gx_checks(codebook),
+        asset_checks=[*build_gx_checks(codebook), *harmonised_checks],
         jobs=JOBS,
         resources={"warehouse": warehouse_resource()},
         executor=dg.in_process_executor,

@@ -103,13 +103,45 @@ def render(codebook: Codebook) -> str:
         lines.append(
             f"| {missing.kind} | {missing.code} | {missing.label.lv} / {missing.label.en} |"
         )
+    v = codebook.validation
+    lines += [
+        "",
+        "## Validation thresholds and geography",
+        "",
+        f"- A file is rejected whole when more than {v.max_quarantine_share:.0%} of its rows "
+        "break the row contract (a run may override this).",
+        f"- Dataset level: no substantive question where one valid code takes more than "
+        f"{v.max_modal_share:.0%} of valid answers (judged with {v.min_valid_for_distribution}+ "
+        f"answers); key variables answered 'no answer' by at most {v.max_no_answer_share:.0%}.",
+        f"- A 2017 municipality split by the reform goes to its successor by the rule "
+        f"`{codebook.split_units}`.",
+    ]
     for instrument in codebook.instruments.values():
+        weighting = instrument.weighting
+        margins = " and ".join(" × ".join(m) for m in weighting.margins)
         lines += [
             "",
             f"## {instrument.label.en} (`{instrument.name}`)",
             "",
             f"{instrument.respondents.en}. Design: {instrument.design.get('type', '')}. "
             + _cell(str(instrument.design.get("description", ""))),
+            "",
+            f"Weighting: `{weighting.method}`"
+            + (f", raking margins {margins}" if margins else "")
+            + (
+                f", weights trimmed at {weighting.max_ratio_to_median:g} × the median"
+                if weighting.max_ratio_to_median
+                else ""
+            )
+            + f". At least {instrument.minimum_rows} respondents per wave.",
+        ]
+        if instrument.rules:
+            lines += ["", "Cross-field rules:", ""]
+            lines += [
+                f"- `{r.name}` ({r.kind} of {', '.join(r.variables)}): {r.message}"
+                for r in instrument.rules
+            ]
+        lines += [
             "",
             "| variable | level (scale) | theme | question (lv / en) | "
             + " | ".join(waves)

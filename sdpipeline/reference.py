@@ -3,8 +3,10 @@ crosswalk and population. Codes are read as text: ISO and ATVK codes are labels,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from sdpipeline import settings
@@ -81,3 +83,32 @@ def population_adults(directory: Path | None = None) -> pd.DataFrame:
     for column in ("year", "vintage", "sex", "age_group", "population"):
         frame[column] = frame[column].astype(int)
     return frame
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """The reference tables harmonisation needs, from the files or from the warehouse (where
+    the reference assets put them), so the lineage graph tells the truth about what was used."""
+
+    municipalities: dict[int, pd.DataFrame]
+    crosswalk: pd.DataFrame
+    population_adults: pd.DataFrame
+
+    @classmethod
+    def from_files(cls, codebook: Codebook, directory: Path | None = None) -> ReferenceData:
+        return cls(
+            municipalities={v: municipalities(v, codebook, directory) for v in VINTAGE_FILES},
+            crosswalk=crosswalk(directory),
+            population_adults=population_adults(directory),
+        )
+
+    @classmethod
+    def from_warehouse(cls, connection: duckdb.DuckDBPyConnection) -> ReferenceData:
+        def table(name: str) -> pd.DataFrame:
+            return connection.execute(f'SELECT * FROM "reference"."{name}"').df()
+
+        return cls(
+            municipalities={v: table(f"municipalities_{v}") for v in VINTAGE_FILES},
+            crosswalk=table("municipality_crosswalk"),
+            population_adults=table("population_adults"),
+        )

@@ -21,23 +21,30 @@ def qualified(schema: str, table: str) -> str:
     return f'"{schema}"."{table}"'
 
 
-def replace_table(
-    connection: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pd.DataFrame
-) -> str:
-    """Replace ``schema.table`` with ``frame`` in one transaction; returns the qualified name."""
-    name = qualified(schema, table)
+def replace_tables(
+    connection: duckdb.DuckDBPyConnection, schema: str, frames: dict[str, pd.DataFrame]
+) -> list[str]:
+    """Replace several tables of ``schema`` in one transaction: all or none of them change."""
+    names = [qualified(schema, table) for table in frames]
     connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    connection.register("_incoming", frame)
+    connection.execute("BEGIN TRANSACTION")
     try:
-        connection.execute("BEGIN TRANSACTION")
-        connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+        for name, frame in zip(names, frames.values(), strict=True):
+            connection.register("_incoming", frame)
+            connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+            connection.unregister("_incoming")
         connection.execute("COMMIT")
     except Exception:
         connection.execute("ROLLBACK")
         raise
-    finally:
-        connection.unregister("_incoming")
-    return name
+    return names
+
+
+def replace_table(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pd.DataFrame
+) -> str:
+    """Replace ``schema.table`` with ``frame`` in one transaction; returns the qualified name."""
+    return replace_tables(connection, schema, {table: frame})[0]
 
 
 def table_columns(

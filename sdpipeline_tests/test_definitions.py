@@ -54,7 +54,25 @@ def test_full_refresh_job_materialises_every_materialisable_asset():
     graph = defs.resolve_asset_graph()
     materialisable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert job.asset_layer.executable_asset_keys == materialisable
-    assert len(materialisable) == 5 + 12 + 12 + 1
+    assert len(materialisable) == 5 + 12 + 12 + 6 + 1
+
+
+def test_lineage_runs_file_raw_validated_harmonised_for_every_instrument(codebook):
+    graph = defs.resolve_asset_graph()
+    for name, instrument in codebook.instruments.items():
+        harmonised = graph.get(dg.AssetKey(f"{name}_harmonised"))
+        for wave in instrument.files:
+            table = f"{name}_{codebook.waves[wave].year}"
+            assert dg.AssetKey(f"{table}_validated") in harmonised.parent_keys
+            assert graph.get(dg.AssetKey(f"{table}_validated")).parent_keys == {
+                dg.AssetKey(f"{table}_raw")
+            }
+            assert graph.get(dg.AssetKey(f"{table}_raw")).parent_keys == {
+                dg.AssetKey(f"{table}_file")
+            }
+        assert dg.AssetKey("municipality_crosswalk") in harmonised.parent_keys
+        checks = {k.name for k in graph.get_check_keys_for_assets({harmonised.key})}
+        assert checks == {"harmonised_contract", "gx_harmonised_contract"}
 
 
 def test_validated_layer_has_blocking_pandera_and_gx_checks(codebook):
@@ -71,7 +89,7 @@ def test_validated_layer_has_blocking_pandera_and_gx_checks(codebook):
         assert set(checks) == {"row_contract", "gx_dataset_contract"}
         assert all(c.blocking for c in checks.values())
     audit = graph.get(dg.AssetKey("validation_audit_trail"))
-    assert audit.parent_keys == {dg.AssetKey(n) for n in validated}
+    assert {dg.AssetKey(n) for n in validated} <= audit.parent_keys
 
 
 def test_dagster_definitions_validate(tmp_path):

@@ -1,5 +1,5 @@
 """The audit trail as an asset: ``audit.check_runs`` (every check ever run) and the GX Data
-Docs site, refreshed after every validated table has been checked."""
+Docs site, refreshed after every validated and harmonised table has been checked."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -13,17 +13,17 @@ GROUP = "audit"
 
 
 def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
-    validated = [
+    checked = [
         dg.AssetKey(f"{raw_table_name(instrument, codebook, wave)}_validated")
         for instrument in codebook.instruments.values()
         for wave in codebook.waves
         if wave in instrument.files
-    ]
+    ] + [dg.AssetKey(f"{name}_harmonised") for name in codebook.instruments]
 
     @dg.asset(
         name="validation_audit_trail",
         group_name=GROUP,
-        deps=validated,
+        deps=checked,
         kinds={"duckdb", "html"},
         tags={"layer": "audit"},
         description=(

@@ -70,17 +70,7 @@ def gx_check(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.Ass
                 connection,
                 audit_context,
                 "great_expectations",
-                [
-                    {
-                        "check_name": o.check_name,
-                        "passed": o.passed,
-                        "failing_count": o.failing_count,
-                        "rows_checked": o.rows_checked,
-                        "severity": "" if o.passed else o.severity,
-                        "details": o.details,
-                    }
-                    for o in outcomes
-                ],
+                gx_runner.audit_results(outcomes),
             )
         failed = [o for o in outcomes if not o.passed]
         severity = (

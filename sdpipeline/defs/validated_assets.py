@@ -24,34 +24,6 @@ class ContractConfig(dg.Config):
     max_quarantine_share: float | None = None
 
 
-def _check_results(outcome: ContractOutcome) -> list[dict]:
-    results = [
-        {
-            "check_name": f"{row.check}({row.column})",
-            "passed": row.failing_rows == 0,
-            "failing_count": row.failing_rows,
-            "rows_checked": outcome.rows,
-            "severity": "" if row.failing_rows == 0 else "WARN",
-            "details": {
-                "message": row.message,
-                "sample_rows": row.sample_rows,
-                "sample_values": row.sample_values,
-            },
-        }
-        for row in outcome.checks.itertuples()
-    ]
-    results += [
-        {
-            "check_name": "file_structure",
-            "passed": False,
-            "severity": "ERROR",
-            "details": {"error": e},
-        }
-        for e in outcome.file_errors
-    ]
-    return results
-
-
 def _failures_markdown(outcome: ContractOutcome) -> str:
     failing = outcome.checks[outcome.checks["failing_rows"] > 0]
     if failing.empty and not outcome.file_errors:
@@ -119,7 +91,7 @@ def validated_asset(
                 file_sha256=sha256,
             )
             connection.execute("BEGIN TRANSACTION")
-            audit.record_checks(connection, audit_context, "pandera", _check_results(outcome))
+            audit.record_checks(connection, audit_context, "pandera", outcome.audit_results("WARN"))
             audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
             connection.execute("COMMIT")
             if not rejected:

@@ -149,3 +149,98 @@ def distribution_suite(codebook: Codebook, table: str) -> Suite:
         ],
         index_columns=["variable"],
     )
+
+
+def harmonised_suites(
+    instrument: Instrument,
+    codebook: Codebook,
+    table: pd.DataFrame,
+    expected_totals: dict[str, float],
+    municipalities_2021: list[str],
+) -> list[tuple[Suite, pd.DataFrame]]:
+    """Suites for a harmonised table and the frame each one validates: the table itself (both
+    waves, every row on the 2021 map, positive weights), the weight totals per wave, and which
+    items each wave carries (an item asked must be answered somewhere, one not asked must be
+    'not asked' everywhere)."""
+    name = f"{instrument.name}_harmonised"
+    whole = Suite(
+        name=name,
+        expectations=[
+            Expectation(
+                "ExpectColumnDistinctValuesToEqualSet",
+                {"column": "wave", "value_set": sorted(instrument.files)},
+                ERROR,
+                "every wave of the instrument is present",
+            ),
+            Expectation(
+                "ExpectColumnValuesToNotBeNull",
+                {"column": "municipality_2021"},
+                ERROR,
+                "every row mapped to a 2021 municipality",
+            ),
+            Expectation(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "municipality_2021", "value_set": municipalities_2021},
+                ERROR,
+                "2021 municipality codes only",
+            ),
+            Expectation(
+                "ExpectColumnValuesToBeBetween",
+                {"column": "weight", "min_value": 0, "strict_min": True},
+                ERROR,
+                "weights are positive",
+            ),
+        ],
+        index_columns=["wave", "_source_row"],
+    )
+    totals = pd.DataFrame(
+        [
+            {
+                "wave": wave,
+                "weight_sum": float(table.loc[table["wave"] == wave, "weight"].sum()),
+                "expected": expected,
+            }
+            for wave, expected in expected_totals.items()
+        ]
+    )
+    totals["ratio"] = totals["weight_sum"] / totals["expected"]
+    weights = Suite(
+        name=f"{name}_weights",
+        expectations=[
+            Expectation(
+                "ExpectColumnValuesToBeBetween",
+                {"column": "ratio", "min_value": 1 - 1e-6, "max_value": 1 + 1e-6},
+                ERROR,
+                "each wave's weights add up to its population (residents: adults of the "
+                "wave's year; heads: services; leaders: municipalities; others: respondents)",
+            )
+        ],
+        index_columns=["wave"],
+    )
+    not_asked = codebook.missing_code("not_asked")
+    coverage_rows = []
+    for variable in instrument.variables:
+        if not variable.is_categorical:
+            continue
+        for wave in instrument.files:
+            values = table.loc[table["wave"] == wave, variable.name]
+            coverage_rows.append(
+                {
+                    "item": f"{variable.name} @ {wave}",
+                    "asked": int(variable.asked_in(wave)),
+                    "present": int(bool((values != not_asked).any())),
+                }
+            )
+    coverage = Suite(
+        name=f"{name}_coverage",
+        expectations=[
+            Expectation(
+                "ExpectColumnPairValuesToBeEqual",
+                {"column_A": "asked", "column_B": "present"},
+                ERROR,
+                "items asked in a wave carry answers there; items not asked are 'not asked'",
+            )
+        ],
+        index_columns=["item"],
+    )
+    return [(whole, table), (weights, totals), (coverage, pd.DataFrame(coverage_rows))]

@@ -34,6 +34,21 @@ class ExpectationOutcome:
     details: dict[str, Any]
 
 
+def audit_results(outcomes: list[ExpectationOutcome]) -> list[dict]:
+    """Expectation outcomes as rows of the audit trail."""
+    return [
+        {
+            "check_name": o.check_name,
+            "passed": o.passed,
+            "failing_count": o.failing_count,
+            "rows_checked": o.rows_checked,
+            "severity": "" if o.passed else o.severity,
+            "details": o.details,
+        }
+        for o in outcomes
+    ]
+
+
 def gx_root() -> Path:
     return settings.var_dir() / "gx"
 

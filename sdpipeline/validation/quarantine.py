@@ -34,6 +34,34 @@ class ContractOutcome:
     def rejected(self, max_share: float) -> bool:
         return bool(self.file_errors) or self.quarantined_share > max_share
 
+    def audit_results(self, failure_severity: str) -> list[dict]:
+        """One audit row per check of the contract (passing ones too), plus file-level errors."""
+        results = [
+            {
+                "check_name": f"{row.check}({row.column})",
+                "passed": row.failing_rows == 0,
+                "failing_count": row.failing_rows,
+                "rows_checked": self.rows,
+                "severity": "" if row.failing_rows == 0 else failure_severity,
+                "details": {
+                    "message": row.message,
+                    "sample_rows": row.sample_rows,
+                    "sample_values": row.sample_values,
+                },
+            }
+            for row in self.checks.itertuples()
+        ]
+        results += [
+            {
+                "check_name": "file_structure",
+                "passed": False,
+                "severity": "ERROR",
+                "details": {"error": e},
+            }
+            for e in self.file_errors
+        ]
+        return results
+
     def summary(self, limit: int = 5) -> str:
         failing = self.checks[self.checks["failing_rows"] > 0]
         parts = [

@@ -1,0 +1,237 @@
+"""One harmonised asset per instrument: both waves stacked in harmonised names and codes, on the
+2021 map, with weights; provenance and value labels as tables beside it. Checked by a pandera
+contract (inside the step, before anything is written) and a Great Expectations suite."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.defs.metadata import sources_in, table_metadata
+from sdpipeline.defs.raw_assets import raw_table_name
+from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
+from sdpipeline.reference import ReferenceData
+from sdpipeline.validation import audit, gx_runner
+from sdpipeline.validation.expectations import ERROR, harmonised_suites
+from sdpipeline.validation.harmonised_contract import harmonised_contract
+from sdpipeline.validation.quarantine import apply_contract
+from sdpipeline.warehouse import qualified, replace_tables
+from sdpipeline.weighting import expected_total
+
+GROUP = "harmonised"
+SCHEMA = "harmonised"
+CONTRACT = "harmonised_contract"
+GX_CHECK = "gx_harmonised_contract"
+REFERENCE_DEPS = [
+    "municipalities_2017",
+    "municipalities_2021",
+    "municipality_crosswalk",
+    "population_adults",
+]
+
+
+def _weights_markdown(result: Harmonised) -> str:
+    header = "| wave | method | n | Σ weights | deff (Kish) | effective n | max/median | rounds |"
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    for wave, r in result.weights.items():
+        lines.append(
+            f"| {wave} | {r.method} | {r.respondents} | {r.total:,.0f} | {r.design_effect:.3f} "
+            f"| {r.effective_n:.0f} | {r.ratio_max_to_median:.2f} "
+            f"| {r.raking_iterations} raking, {r.trimming_rounds} trimming |"
+        )
+    return "\n".join(lines)
+
+
+def _lineage(instrument: Instrument, codebook: Codebook) -> dg.TableColumnLineage:
+    deps = {}
+    for variable in instrument.variables:
+        columns = [
+            dg.TableColumnDep(
+                asset_key=dg.AssetKey(f"{raw_table_name(instrument, codebook, wave)}_validated"),
+                column_name=source.variable,
+            )
+            for wave, source in variable.sources.items()
+        ]
+        deps[variable.name] = columns
+        if variable.level == "numeric":
+            deps[missing_column(variable)] = columns
+    return dg.TableColumnLineage(deps_by_column=deps)
+
+
+def _descriptions(result: Harmonised) -> dict[str, str]:
+    descriptions = {}
+    for variable, rows in result.provenance.groupby("variable", sort=False):
+        rules = "; ".join(
+            f"{r.wave}: {r.source_variable or '—'} ({r.rule})" for r in rows.itertuples()
+        )
+        first = rows.iloc[0]
+        descriptions[variable] = f"{first.question_en} [{first.comparability}] {rules}"
+    return descriptions
+
+
+def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDefinition:
+    waves = [w for w in codebook.waves if w in instrument.files]
+    validated = {w: raw_table_name(instrument, codebook, w) for w in waves}
+    name = f"{instrument.name}_harmonised"
+
+    @dg.asset(
+        name=name,
+        group_name=GROUP,
+        deps=[dg.AssetKey(f"{t}_validated") for t in validated.values()]
+        + [dg.AssetKey(r) for r in REFERENCE_DEPS],
+        check_specs=[
+            dg.AssetCheckSpec(
+                CONTRACT,
+                asset=name,
+                blocking=True,
+                description="pandera contract of the harmonised table: harmonised codes only, "
+                "every row on the 2021 map with region and type, positive weights, one row per "
+                "respondent and wave, numeric answers with a value or a missing kind.",
+            )
+        ],
+        kinds={"duckdb", "pandas"},
+        tags={"layer": "harmonised", "instrument": instrument.name},
+        description=(
+            f"{instrument.label.en} ({instrument.label.lv}), every wave in one long table: "
+            "harmonised names and codes from the codebook (hard to say −1, no answer −2, not "
+            "asked −3), the 2021 municipality, region and type, weights and design columns. "
+            f"Provenance per column in {SCHEMA}.{instrument.name}_provenance, value labels in "
+            f"{SCHEMA}.{instrument.name}_labels."
+        ),
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+        with warehouse.get_connection() as connection:
+            tables = {
+                wave: connection.execute(f"SELECT * FROM {qualified('validated', table)}").df()
+                for wave, table in validated.items()
+            }
+            ref = ReferenceData.from_warehouse(connection)
+        result = harmonise_instrument(tables, instrument, codebook, ref)
+        outcome = apply_contract(result.table, harmonised_contract(instrument, codebook, ref))
+        failed = not outcome.quarantined.empty or bool(outcome.file_errors)
+        sources = {s for t in tables.values() for s in sources_in(t).items()}
+        with warehouse.get_connection() as connection:
+            audit.record_checks(
+                connection,
+                audit.CheckContext(context.run.run_id, name, instrument.name, None, None, None),
+                "pandera",
+                outcome.audit_results("ERROR"),
+            )
+            if not failed:
+                replace_tables(
+                    connection,
+                    SCHEMA,
+                    {
+                        instrument.name: result.table,
+                        f"{instrument.name}_provenance": result.provenance,
+                        f"{instrument.name}_labels": result.labels,
+                    },
+                )
+                metadata = table_metadata(
+                    connection,
+                    SCHEMA,
+                    instrument.name,
+                    result.table,
+                    dict(sources),
+                    _descriptions(result),
+                )
+        contract_metadata = {
+            "rows_checked": outcome.rows,
+            "rows_failing": len(outcome.quarantined),
+            "failures": outcome.summary() or "none",
+        }
+        if failed:
+            yield dg.AssetCheckResult(
+                check_name=CONTRACT,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata=contract_metadata,
+            )
+            raise dg.Failure(
+                description=f"{name}: harmonisation broke its contract: {outcome.summary()}",
+                metadata=contract_metadata,
+            )
+        split = {w: r.split_units for w, r in result.geography.items() if r.split_rows}
+        yield dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "dagster/column_lineage": _lineage(instrument, codebook),
+                "weights": dg.MetadataValue.md(_weights_markdown(result)),
+                "rows_by_wave": dg.MetadataValue.json(
+                    result.table["wave"].value_counts().sort_index().to_dict()
+                ),
+                "split_unit_rows": dg.MetadataValue.json(
+                    {
+                        "rule": codebook.split_units,
+                        "rows": sum(r.split_rows for r in result.geography.values()),
+                        "by_wave_and_2017_unit": split,
+                    }
+                ),
+                "comparability": dg.MetadataValue.json(
+                    result.provenance.drop_duplicates("variable")["comparability"]
+                    .value_counts()
+                    .to_dict()
+                ),
+            }
+        )
+        yield dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata=contract_metadata)
+
+    return _asset
+
+
+def harmonised_gx_check(instrument: Instrument, codebook: Codebook) -> dg.AssetChecksDefinition:
+    name = f"{instrument.name}_harmonised"
+
+    @dg.asset_check(
+        asset=name,
+        name=GX_CHECK,
+        blocking=True,
+        description="Great Expectations: every wave present, every row on the 2021 map, weights "
+        "positive and adding up to each wave's population, items present exactly where asked.",
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource
+    ) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as connection:
+            table = connection.execute(f"SELECT * FROM {qualified(SCHEMA, instrument.name)}").df()
+            ref = ReferenceData.from_warehouse(connection)
+        totals = {
+            wave: expected_total(table[table["wave"] == wave], instrument, wave, codebook, ref)
+            for wave in instrument.files
+        }
+        outcomes = []
+        for suite, frame in harmonised_suites(
+            instrument, codebook, table, totals, list(ref.municipalities[2021]["iso_code"])
+        ):
+            outcomes += gx_runner.run_suite(suite, frame)
+        with warehouse.get_connection() as connection:
+            audit.record_checks(
+                connection,
+                audit.CheckContext(context.run.run_id, name, instrument.name, None, None, None),
+                "great_expectations",
+                gx_runner.audit_results(outcomes),
+            )
+        failed = [o for o in outcomes if not o.passed]
+        return dg.AssetCheckResult(
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR
+            if any(o.severity == ERROR for o in failed)
+            else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "expectations": len(outcomes),
+                "failed": dg.MetadataValue.json([o.check_name for o in failed]),
+                "weight_totals": dg.MetadataValue.json(totals),
+                "data_docs": dg.MetadataValue.path(str(gx_runner.data_docs_dir() / "index.html")),
+            },
+        )
+
+    return _check
+
+
+def build_harmonised(
+    codebook: Codebook,
+) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    instruments = list(codebook.instruments.values())
+    return (
+        [harmonised_asset(i, codebook) for i in instruments],
+        [harmonised_gx_check(i, codebook) for i in instruments],
+    )
