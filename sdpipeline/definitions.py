@@ -12,15 +12,19 @@ from sdpipeline.codebook import default_codebook
 from sdpipeline.defs.audit_assets import build_audit_assets
 from sdpipeline.defs.gx_checks import build_gx_checks
 from sdpipeline.defs.harmonised_assets import build_harmonised
+from sdpipeline.defs.indicator_assets import build_indicator_assets
 from sdpipeline.defs.jobs import JOBS
 from sdpipeline.defs.raw_assets import build_raw_assets
 from sdpipeline.defs.reference_assets import build_reference_assets
+from sdpipeline.defs.report_assets import build_report_assets
 from sdpipeline.defs.resources import warehouse_resource
 from sdpipeline.defs.validated_assets import build_validated_assets
+from sdpipeline.indicators import load_catalogue
 
 
 def build_definitions() -> dg.Definitions:
     codebook = default_codebook()
+    catalogue = load_catalogue(codebook)
     harmonised, harmonised_checks = build_harmonised(codebook)
     return dg.Definitions(
         assets=[
@@ -29,6 +33,8 @@ def build_definitions() -> dg.Definitions:
             *build_validated_assets(codebook),
             *harmonised,
             *build_audit_assets(codebook),
+            *build_indicator_assets(codebook, catalogue),
+            *build_report_assets(codebook, catalogue),
         ],
         asset_checks=[*build_gx_checks(codebook), *harmonised_checks],
         jobs=JOBS,

@@ -1,4 +1,5 @@
-"""Design-based estimates: weighted means and proportions with Taylor-linearised standard errors.
+"""Design-based estimates: weighted ratios, means and proportions with Taylor-linearised
+standard errors.
 
 Domains (a region, a wave, a group) are estimated over the whole design with the variable
 zeroed outside the domain, never by dropping rows first: dropping rows would remove primary
@@ -47,6 +48,50 @@ def linearised_variance(z: np.ndarray, strata: np.ndarray, psu: np.ndarray) -> t
     return variance, df
 
 
+def ratio_estimate(
+    y: pd.Series | np.ndarray,
+    x: pd.Series | np.ndarray,
+    weights: pd.Series | np.ndarray,
+    strata: pd.Series | np.ndarray,
+    psu: pd.Series | np.ndarray,
+    domain: pd.Series | np.ndarray | None = None,
+    level: float = 0.95,
+) -> Estimate:
+    """Σ w·y / Σ w·x in ``domain``, linearised as z = w (y − R x) / Σ w x. A mean is the
+    ratio with x = 1. NaN in ``y`` or ``x`` puts the row outside the estimate (a missing
+    answer), like a row outside the domain, without removing its PSU from the design."""
+    y, x, w = _as_array(y), _as_array(x), _as_array(weights)
+    inside = ~np.isnan(y) & ~np.isnan(x)
+    if domain is not None:
+        inside &= np.asarray(domain, dtype=bool)
+    d = inside.astype(float)
+    y0, x0 = np.where(inside, y, 0.0), np.where(inside, x, 0.0)
+    total_x = float((w * d * x0).sum())
+    n = int(inside.sum())
+    if n == 0 or total_x == 0:
+        nan = float("nan")
+        return Estimate(nan, nan, nan, nan, n, 0.0, float((w * d).sum()), 0)
+    ratio = float((w * d * y0).sum() / total_x)
+    residual = y0 - ratio * x0
+    z = w * d * residual / total_x
+    variance, df = linearised_variance(z, np.asarray(strata), np.asarray(psu))
+    se = float(np.sqrt(variance))
+    quantile = stats.t.ppf(0.5 + level / 2, df) if df > 0 else float("nan")
+    weighted_n = float((w * d).sum())
+    element_variance = float((w * d * residual**2).sum() / weighted_n) / (total_x / weighted_n) ** 2
+    effective = element_variance / variance if variance > 0 else float(n)
+    return Estimate(
+        estimate=ratio,
+        se=se,
+        ci_low=ratio - quantile * se,
+        ci_high=ratio + quantile * se,
+        n=n,
+        effective_n=float(effective),
+        weighted_n=weighted_n,
+        df=df,
+    )
+
+
 def weighted_mean(
     y: pd.Series | np.ndarray,
     weights: pd.Series | np.ndarray,
@@ -55,34 +100,32 @@ def weighted_mean(
     domain: pd.Series | np.ndarray | None = None,
     level: float = 0.95,
 ) -> Estimate:
-    """Weighted mean of ``y`` in ``domain`` (all rows by default); NaN in ``y`` means the row
-    is outside the estimate (a missing answer), like a row outside the domain."""
-    y = _as_array(y)
-    w = _as_array(weights)
-    inside = ~np.isnan(y)
-    if domain is not None:
-        inside &= np.asarray(domain, dtype=bool)
-    d = inside.astype(float)
-    y0 = np.where(inside, y, 0.0)
-    total_w = float((w * d).sum())
-    n = int(inside.sum())
-    if n == 0 or total_w == 0:
-        nan = float("nan")
-        return Estimate(nan, nan, nan, nan, 0, 0.0, 0.0, 0)
-    mean = float((w * d * y0).sum() / total_w)
-    z = w * d * (y0 - mean) / total_w
+    """Weighted mean (or proportion, for a 0/1 ``y``) in ``domain``."""
+    return ratio_estimate(y, np.ones(len(np.asarray(y))), weights, strata, psu, domain, level)
+
+
+def domain_difference(
+    y: pd.Series | np.ndarray,
+    weights: pd.Series | np.ndarray,
+    strata: pd.Series | np.ndarray,
+    psu: pd.Series | np.ndarray,
+    domain_a: pd.Series | np.ndarray,
+    domain_b: pd.Series | np.ndarray,
+    level: float = 0.95,
+) -> tuple[float, float, float, float, float]:
+    """Mean in domain A minus mean in domain B of the same sample, with the covariance the two
+    share through the design: (difference, se, ci_low, ci_high, p_value)."""
+    y, w = _as_array(y), _as_array(weights)
+    z = np.zeros(len(y))
+    means = []
+    for domain, sign in ((domain_a, 1.0), (domain_b, -1.0)):
+        inside = ~np.isnan(y) & np.asarray(domain, dtype=bool)
+        total = float((w * inside).sum())
+        mean = float((w * inside * np.where(inside, y, 0.0)).sum() / total)
+        z += sign * w * inside * (np.where(inside, y, 0.0) - mean) / total
+        means.append(mean)
     variance, df = linearised_variance(z, np.asarray(strata), np.asarray(psu))
-    se = float(np.sqrt(variance))
-    quantile = stats.t.ppf(0.5 + level / 2, df) if df > 0 else float("nan")
-    element_variance = float((w * d * (y0 - mean) ** 2).sum() / total_w)
-    effective = element_variance / variance if variance > 0 else float(n)
-    return Estimate(
-        estimate=mean,
-        se=se,
-        ci_low=mean - quantile * se,
-        ci_high=mean + quantile * se,
-        n=n,
-        effective_n=float(effective),
-        weighted_n=total_w,
-        df=df,
-    )
+    difference, se = means[0] - means[1], float(np.sqrt(variance))
+    quantile = stats.t.ppf(0.5 + level / 2, df)
+    p_value = float(2 * stats.t.sf(abs(difference / se), df)) if se > 0 else float("nan")
+    return difference, se, difference - quantile * se, difference + quantile * se, p_value

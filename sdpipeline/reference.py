@@ -93,6 +93,7 @@ class ReferenceData:
     municipalities: dict[int, pd.DataFrame]
     crosswalk: pd.DataFrame
     population_adults: pd.DataFrame
+    population_totals: pd.DataFrame
 
     @classmethod
     def from_files(cls, codebook: Codebook, directory: Path | None = None) -> ReferenceData:
@@ -100,6 +101,7 @@ class ReferenceData:
             municipalities={v: municipalities(v, codebook, directory) for v in VINTAGE_FILES},
             crosswalk=crosswalk(directory),
             population_adults=population_adults(directory),
+            population_totals=population_totals(directory),
         )
 
     @classmethod
@@ -111,4 +113,5 @@ class ReferenceData:
             municipalities={v: table(f"municipalities_{v}") for v in VINTAGE_FILES},
             crosswalk=table("municipality_crosswalk"),
             population_adults=table("population_adults"),
+            population_totals=table("population_totals"),
         )

@@ -54,7 +54,22 @@ def test_full_refresh_job_materialises_every_materialisable_asset():
     graph = defs.resolve_asset_graph()
     materialisable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert job.asset_layer.executable_asset_keys == materialisable
-    assert len(materialisable) == 5 + 12 + 12 + 6 + 1
+    assert len(materialisable) == 5 + 12 + 12 + 6 + 1 + 4 + 8
+
+
+def test_lineage_runs_on_to_indicators_and_report_tables():
+    graph = defs.resolve_asset_graph()
+    estimates = graph.get(dg.AssetKey("indicator_estimates"))
+    assert {dg.AssetKey(f"{n}_harmonised") for n in ("residents", "clients", "heads")} <= (
+        estimates.parent_keys
+    )
+    assert (
+        dg.AssetKey("indicator_estimates")
+        in graph.get(dg.AssetKey("report_headline_indicators")).parent_keys
+    )
+    exports = graph.get(dg.AssetKey("report_exports"))
+    assert len(exports.parent_keys) == 7
+    assert _keys("report") == {a.to_user_string() for a in exports.parent_keys} | {"report_exports"}
 
 
 def test_lineage_runs_file_raw_validated_harmonised_for_every_instrument(codebook):

@@ -77,10 +77,10 @@ def _write_xlsx(frame, path, spec, variables, wave, stamp) -> None:
     book.properties.created = book.properties.modified = stamp
     buffer = io.BytesIO()
     book.save(buffer)
-    path.write_bytes(_pin_zip(buffer.getvalue(), stamp))
+    path.write_bytes(pin_zip(buffer.getvalue(), stamp))
 
 
-def _pin_zip(content: bytes, stamp: dt.datetime) -> bytes:
+def pin_zip(content: bytes, stamp: dt.datetime) -> bytes:
     """Rewrite a zip container with fixed entry times and fixed document timestamps."""
     iso = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     source = zipfile.ZipFile(io.BytesIO(content))

@@ -1,0 +1,205 @@
+"""What the design can attribute to the project, and what it cannot.
+
+1. Among 2023 specialists, participants in the project's trainings or supervision against the
+   rest: a difference of domain means in one sample, with the design covariance between the
+   two domains. It shows association, not effect: who took part was not randomised.
+2. At municipality level (2021 geography), a difference-in-differences of the specialists'
+   indicators between municipalities by depth of project participation (heads' 2023 answer),
+   2017 against 2023, with the Covid-19 delay and the share of Ukrainian clients (asked only in
+   2023) as controls on the post-period change. Weighted least squares on municipality means
+   (weight: respondents), standard errors clustered by municipality (CR1). The ATR itself
+   cannot be separated this way: every municipality went through it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sdpipeline import disclosure
+from sdpipeline.codebook import Codebook
+from sdpipeline.estimation import domain_difference, weighted_mean
+from sdpipeline.indicators import Catalogue, values
+from sdpipeline.reference import ReferenceData
+
+CAVEAT_PARTICIPANTS = (
+    "Association in 2023, not a causal effect: participation was voluntary and not randomised."
+)
+CAVEAT_DID = (
+    "Difference-in-differences between municipalities by project depth; assumes parallel trends "
+    "and cannot separate the ATR, which touched every municipality."
+)
+
+
+def participation_effects(
+    specialists: pd.DataFrame, catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    last = list(codebook.waves)[-1]
+    rows = []
+    for indicator_id in catalogue.groups["participation_effects"]:
+        indicator = catalogue.get(indicator_id)
+        y, _ = values(indicator, specialists, codebook, ref)
+        factor = 100.0 if indicator.statistic == "proportion" else 1.0
+        y = y * factor
+        in_wave = (specialists["wave"] == last).to_numpy()
+        part = in_wave & (specialists["project_participant"] == 1).to_numpy()
+        rest = in_wave & (specialists["project_participant"] == 0).to_numpy()
+        design = (specialists["weight"], specialists["design_stratum"], specialists["design_psu"])
+        a, b = weighted_mean(y, *design, part), weighted_mean(y, *design, rest)
+        difference, se, low, high, p_value = domain_difference(y, *design, part, rest)
+        rows.append(
+            {
+                "analysis": "participants_vs_others",
+                "indicator_id": indicator_id,
+                "term": "participants − others (2023)",
+                "participants": a.estimate,
+                "others": b.estimate,
+                "estimate": difference,
+                "se": se,
+                "ci_low": low,
+                "ci_high": high,
+                "p_value": p_value,
+                "n_a": a.n,
+                "n_b": b.n,
+                "units": a.n + b.n,
+                "caveat": CAVEAT_PARTICIPANTS,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def cluster_robust_wls(
+    y: np.ndarray, x: np.ndarray, weights: np.ndarray, clusters: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """WLS coefficients and CR1 cluster-robust covariance; returns (beta, covariance, df)."""
+    w = weights[:, None]
+    bread = np.linalg.inv(x.T @ (w * x))
+    beta = bread @ (x.T @ (weights * y))
+    residual = y - x @ beta
+    meat = np.zeros((x.shape[1], x.shape[1]))
+    groups = pd.Series(np.arange(len(y))).groupby(clusters).indices
+    for rows in groups.values():
+        score = x[rows].T @ (weights[rows] * residual[rows])
+        meat += np.outer(score, score)
+    g, n, k = len(groups), len(y), x.shape[1]
+    correction = g / (g - 1) * (n - 1) / (n - k)
+    return beta, correction * bread @ meat @ bread, g - 1
+
+
+def municipality_panel(
+    specialists: pd.DataFrame,
+    heads: pd.DataFrame,
+    indicator_id: str,
+    catalogue: Catalogue,
+    codebook: Codebook,
+    ref: ReferenceData,
+) -> pd.DataFrame:
+    """Per 2021 municipality and wave: the indicator's mean, respondents, project depth and
+    the 2023 controls."""
+    indicator = catalogue.get(indicator_id)
+    y, _ = values(indicator, specialists, codebook, ref)
+    factor = 100.0 if indicator.statistic == "proportion" else 1.0
+    frame = specialists[["wave", "municipality_2021", "weight"]].assign(y=y * factor).dropna()
+    frame["wy"] = frame["y"] * frame["weight"]
+    panel = frame.groupby(["municipality_2021", "wave"]).agg(
+        wy=("wy", "sum"), w=("weight", "sum"), n=("y", "size")
+    )
+    panel["y"] = panel["wy"] / panel["w"]
+    last = list(codebook.waves)[-1]
+    post_heads = heads[heads["wave"] == last].set_index("municipality_2021")
+    depth = post_heads["project_participation"].where(post_heads["project_participation"] > 0)
+    covid = post_heads["covid_delayed_innovations"].where(
+        post_heads["covid_delayed_innovations"] >= 0
+    )
+    ukraine = post_heads["ukrainian_clients_pct"]
+    panel = panel.reset_index()
+    panel["post"] = (panel["wave"] == last).astype(float)
+    panel["depth"] = panel["municipality_2021"].map(depth)
+    panel["covid_delay"] = panel["municipality_2021"].map(covid)
+    panel["ukrainian_clients_pct"] = panel["municipality_2021"].map(ukraine)
+    return panel.dropna(subset=["depth", "covid_delay", "ukrainian_clients_pct"])
+
+
+def difference_in_differences(
+    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    rows = []
+    for indicator_id in catalogue.groups["did_outcomes"]:
+        panel = municipality_panel(
+            tables["specialists"], tables["heads"], indicator_id, catalogue, codebook, ref
+        )
+        some = (panel["depth"] == 2).astype(float)
+        most = (panel["depth"] == 3).astype(float)
+        covid = panel["covid_delay"].astype(float)
+        ukraine = (panel["ukrainian_clients_pct"] - panel["ukrainian_clients_pct"].mean()) / 10
+        post = panel["post"]
+        x = np.column_stack(
+            [
+                np.ones(len(panel)),
+                post,
+                some,
+                most,
+                post * some,
+                post * most,
+                post * covid,
+                post * ukraine,
+            ]
+        )
+        terms = [
+            "intercept",
+            "post",
+            "some",
+            "most",
+            "post × some activities",
+            "post × most activities",
+            "post × Covid-19 delay",
+            "post × Ukrainian clients (+10 pp)",
+        ]
+        beta, covariance, df = cluster_robust_wls(
+            panel["y"].to_numpy(),
+            x,
+            panel["n"].to_numpy(dtype=float),
+            panel["municipality_2021"].to_numpy(),
+        )
+        quantile = stats.t.ppf(0.975, df)
+        for index in (4, 5, 6, 7):
+            se = float(np.sqrt(covariance[index, index]))
+            rows.append(
+                {
+                    "analysis": "difference_in_differences",
+                    "indicator_id": indicator_id,
+                    "term": terms[index],
+                    "participants": np.nan,
+                    "others": np.nan,
+                    "estimate": float(beta[index]),
+                    "se": se,
+                    "ci_low": float(beta[index] - quantile * se),
+                    "ci_high": float(beta[index] + quantile * se),
+                    "p_value": float(2 * stats.t.sf(abs(beta[index] / se), df)),
+                    "n_a": int(panel.loc[panel["post"] == 0, "n"].sum()),
+                    "n_b": int(panel.loc[panel["post"] == 1, "n"].sum()),
+                    "units": int(panel["municipality_2021"].nunique()),
+                    "caveat": CAVEAT_DID,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def attribution(
+    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    frame = pd.concat(
+        [
+            participation_effects(tables["specialists"], catalogue, codebook, ref),
+            difference_in_differences(tables, catalogue, codebook, ref),
+        ],
+        ignore_index=True,
+    )
+    return disclosure.protect(
+        frame,
+        ["n_a", "n_b"],
+        ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"],
+        catalogue.suppress_below,
+        catalogue.low_reliability_below,
+    )

@@ -1,0 +1,149 @@
+"""The report: one asset per table in the warehouse's ``report`` schema, shaped as the ministry
+prints it, and one asset that publishes them all as a workbook, CSV files and an HTML report."""
+
+from collections.abc import Callable
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from sdpipeline import report_export, report_tables, settings
+from sdpipeline.codebook import Codebook
+from sdpipeline.defs.indicator_assets import delivered_sources, harmonised_tables
+from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.indicators import Catalogue
+from sdpipeline.warehouse import qualified, replace_table
+
+GROUP = "report"
+SCHEMA = "report"
+REGION_CHART_INDICATOR = "R02"
+
+
+def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    return connection.execute(f"SELECT * FROM {qualified('indicators', name)}").df()
+
+
+def report_asset(
+    table: str,
+    description: str,
+    instruments: list[str],
+    deps: list[str],
+    build: Callable[[object, dict[str, pd.DataFrame]], pd.DataFrame],
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"report_{table}",
+        group_name=GROUP,
+        deps=[dg.AssetKey(d) for d in deps],
+        kinds={"duckdb"},
+        tags={"layer": "report"},
+        description=description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        with warehouse.get_connection() as connection:
+            tables = harmonised_tables(connection, instruments)
+            frame = build(connection, tables)
+            replace_table(connection, SCHEMA, table, frame)
+            metadata = table_metadata(
+                connection, SCHEMA, table, frame, delivered_sources(connection, instruments)
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.AssetsDefinition]:
+    everyone = list(codebook.instruments)
+    specs = {
+        "headline_indicators": (
+            "Every indicator nationally in both waves, the change, its 95 % CI and the verdict.",
+            everyone,
+            ["indicator_estimates", "indicator_changes"],
+            lambda c, t: report_tables.headline(
+                _indicators(c, "estimates"), _indicators(c, "changes"), catalogue, codebook
+            ),
+        ),
+        "indicators_by_region": (
+            "Every indicator by statistical region (NUTS 3, in force until 2024), both waves.",
+            everyone,
+            ["indicator_estimates", "indicator_changes"],
+            lambda c, t: report_tables.by_region(
+                _indicators(c, "estimates"), _indicators(c, "changes"), catalogue, codebook
+            ),
+        ),
+        "barriers_ranked": (
+            "Barriers named by cooperation partners and municipal leaders, ranked by 2023.",
+            ["partners", "leaders"],
+            ["partners_harmonised", "leaders_harmonised"],
+            lambda c, t: report_tables.barriers_ranked(t, catalogue, codebook),
+        ),
+        "services_offered_vs_wanted": (
+            "Services heads say they offer against what partners and leaders want expanded.",
+            ["heads", "partners", "leaders"],
+            ["heads_harmonised", "partners_harmonised", "leaders_harmonised"],
+            lambda c, t: report_tables.services_offered_vs_wanted(t, catalogue, codebook),
+        ),
+        "specialists_time_use": (
+            "How social work specialists divide their working time, both waves, with change.",
+            ["specialists"],
+            ["specialists_harmonised"],
+            lambda c, t: report_tables.specialists_time_use(t["specialists"], catalogue, codebook),
+        ),
+        "project_participation": (
+            "Project participants vs others (2023) and the municipality-level "
+            "difference-in-differences, with what each can and cannot attribute.",
+            ["specialists", "heads"],
+            ["project_attribution"],
+            lambda c, t: report_tables.project_participation(
+                _indicators(c, "attribution"), catalogue
+            ),
+        ),
+        "change_decomposition": (
+            "How much of each national change comes from the mix of respondents (composition) "
+            "and how much from change within groups.",
+            everyone,
+            ["change_decomposition"],
+            lambda c, t: report_tables.change_decomposition(
+                _indicators(c, "decomposition"), catalogue
+            ),
+        ),
+    }
+    assets = [
+        report_asset(table, description, instruments, deps, build)
+        for table, (description, instruments, deps, build) in specs.items()
+    ]
+
+    @dg.asset(
+        name="report_exports",
+        group_name=GROUP,
+        deps=[dg.AssetKey(f"report_{t}") for t in specs],
+        kinds={"excel", "csv", "html"},
+        tags={"layer": "report"},
+        description="The report tables as one formatted workbook (a sheet per table), a CSV per "
+        "table and a self-contained HTML report with charts, in var/reports/tables/.",
+    )
+    def report_exports(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        with warehouse.get_connection() as connection:
+            tables = {
+                t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
+            }
+        latest = str(codebook.waves[list(codebook.waves)[-1]].year)
+        out = settings.reports_dir() / "tables"
+        files = report_export.export(tables, out, REGION_CHART_INDICATOR, latest)
+        html = out / report_export.HTML_REPORT
+        return dg.MaterializeResult(
+            metadata={
+                "files": dg.MetadataValue.json([f.name for f in files]),
+                "workbook": dg.MetadataValue.path(str(out / report_export.WORKBOOK)),
+                "html_report": dg.MetadataValue.path(str(html)),
+                "headline": dg.MetadataValue.md(
+                    tables["headline_indicators"].head(40).to_markdown(index=False)
+                ),
+            }
+        )
+
+    return [*assets, report_exports]

@@ -1,0 +1,180 @@
+"""Indicator estimates by wave and domain, and their change from ex-ante to ex-post.
+
+Every estimate is design-based over the whole sample of its wave (domains are never filtered
+first); a change is ex-post minus ex-ante from two independent samples, tested with Student's t
+on the smaller design's degrees of freedom, and read against the indicator's direction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sdpipeline import disclosure
+from sdpipeline.codebook import Codebook
+from sdpipeline.estimation import ratio_estimate
+from sdpipeline.harmonise import comparability
+from sdpipeline.indicators import Catalogue, Indicator, values
+from sdpipeline.reference import ReferenceData
+
+ESTIMATE_COLUMNS = ["estimate", "se", "ci_low", "ci_high"]
+NATIONAL = {"lv": "Latvija", "en": "Latvia"}
+TYPES = {
+    "novads": {"lv": "Novadi", "en": "Municipalities (novadi)"},
+    "state_city": {"lv": "Valstspilsētas", "en": "State cities"},
+}
+ALPHA = 0.05
+
+
+def domains(
+    table: pd.DataFrame, breakdown: str, codebook: Codebook
+) -> list[tuple[str, str, str, np.ndarray]]:
+    """(domain code, Latvian label, English label, row mask) for a breakdown."""
+    if breakdown == "national":
+        return [("LV", NATIONAL["lv"], NATIONAL["en"], np.ones(len(table), dtype=bool))]
+    if breakdown == "region":
+        labels = codebook.harmonised_scales["region6"].codes
+        return [
+            (str(code), label.lv, label.en, (table["region"] == code).to_numpy())
+            for code, label in labels.items()
+        ]
+    if breakdown == "municipality_type":
+        return [
+            (code, label["lv"], label["en"], (table["municipality_type"] == code).to_numpy())
+            for code, label in TYPES.items()
+        ]
+    raise ValueError(f"unknown breakdown {breakdown!r}")
+
+
+def _scale(indicator: Indicator) -> float:
+    return 100.0 if indicator.statistic == "proportion" else 1.0
+
+
+def estimate_indicator(
+    indicator: Indicator,
+    table: pd.DataFrame,
+    codebook: Codebook,
+    ref: ReferenceData,
+    breakdowns: tuple[str, ...],
+) -> list[dict]:
+    y, x = values(indicator, table, codebook, ref)
+    rows = []
+    for wave in codebook.waves:
+        in_wave = (table["wave"] == wave).to_numpy()
+        if not in_wave.any() or not codebook.instruments[indicator.instrument].variable(
+            indicator.variable
+        ).asked_in(wave):
+            continue
+        for breakdown in breakdowns:
+            for code, label_lv, label_en, mask in domains(table, breakdown, codebook):
+                e = ratio_estimate(
+                    y,
+                    x,
+                    table["weight"],
+                    table["design_stratum"],
+                    table["design_psu"],
+                    in_wave & mask,
+                )
+                factor = _scale(indicator)
+                rows.append(
+                    {
+                        "indicator_id": indicator.id,
+                        "instrument": indicator.instrument,
+                        "wave": wave,
+                        "year": codebook.waves[wave].year,
+                        "breakdown": breakdown,
+                        "domain": code,
+                        "domain_lv": label_lv,
+                        "domain_en": label_en,
+                        "estimate": e.estimate * factor,
+                        "se": e.se * factor,
+                        "ci_low": e.ci_low * factor,
+                        "ci_high": e.ci_high * factor,
+                        "n": e.n,
+                        "effective_n": e.effective_n,
+                        "weighted_n": e.weighted_n,
+                        "df": e.df,
+                    }
+                )
+    return rows
+
+
+def estimate_all(
+    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    """Every indicator, wave and domain, with disclosure control applied."""
+    rows = []
+    for indicator in catalogue.indicators:
+        rows += estimate_indicator(
+            indicator, tables[indicator.instrument], codebook, ref, catalogue.breakdowns
+        )
+    frame = pd.DataFrame(rows)
+    return disclosure.protect(
+        frame, "n", ESTIMATE_COLUMNS, catalogue.suppress_below, catalogue.low_reliability_below
+    )
+
+
+def verdict(difference: float, p_value: float, direction: str) -> tuple[str, str]:
+    """A plain-language reading of a change: (English, Latvian)."""
+    if np.isnan(difference) or np.isnan(p_value):
+        return "not estimable", "nav novērtējams"
+    if p_value >= ALPHA:
+        return "no significant change", "nav būtisku izmaiņu"
+    if direction == "none":
+        return ("increased", "pieauga") if difference > 0 else ("decreased", "samazinājās")
+    better = (difference > 0) == (direction == "up")
+    return ("improved", "uzlabojās") if better else ("worsened", "pasliktinājās")
+
+
+def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -> pd.DataFrame:
+    """Ex-post minus ex-ante for every indicator and domain asked in both waves."""
+    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+    keys = ["indicator_id", "breakdown", "domain"]
+    ante = estimates[estimates["wave"] == first].set_index(keys)
+    post = estimates[estimates["wave"] == last].set_index(keys)
+    rows = []
+    for key in ante.index.intersection(post.index):
+        a, p = ante.loc[key], post.loc[key]
+        indicator = catalogue.get(key[0])
+        variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
+        difference = p["estimate"] - a["estimate"]
+        se = float(np.hypot(a["se"], p["se"]))
+        df = int(min(a["df"], p["df"]))
+        quantile = stats.t.ppf(1 - ALPHA / 2, df) if df > 0 else np.nan
+        p_value = float(2 * stats.t.sf(abs(difference / se), df)) if se > 0 and df > 0 else np.nan
+        english, latvian = verdict(difference, p_value, indicator.direction)
+        rows.append(
+            {
+                "indicator_id": key[0],
+                "breakdown": key[1],
+                "domain": key[2],
+                "domain_lv": a["domain_lv"],
+                "domain_en": a["domain_en"],
+                "estimate_ante": a["estimate"],
+                "estimate_post": p["estimate"],
+                "difference": difference,
+                "se": se,
+                "ci_low": difference - quantile * se,
+                "ci_high": difference + quantile * se,
+                "p_value": p_value,
+                "verdict_en": english,
+                "verdict_lv": latvian,
+                "comparability": comparability(variable, codebook),
+                "n_ante": int(a["n"]),
+                "n_post": int(p["n"]),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    protected = disclosure.protect(
+        frame,
+        ["n_ante", "n_post"],
+        ["estimate_ante", "estimate_post", "difference", "se", "ci_low", "ci_high", "p_value"],
+        catalogue.suppress_below,
+        catalogue.low_reliability_below,
+    )
+    protected.loc[protected["suppressed"], ["verdict_en", "verdict_lv"]] = [
+        "suppressed",
+        "neatklāj",
+    ]
+    return protected

@@ -1,0 +1,164 @@
+"""The indicator catalogue (``data/indicators/catalogue.yaml``) and the per-respondent values
+each indicator averages: plain data in, plain frames out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sdpipeline import settings
+from sdpipeline.codebook import Codebook, Label
+from sdpipeline.reference import ReferenceData
+
+STATISTICS = ("proportion", "mean", "ratio", "index")
+DENOMINATORS = ("answered", "valid")
+DIRECTIONS = ("up", "down", "none")
+
+
+class CatalogueError(ValueError):
+    """The indicator catalogue contradicts the codebook or itself."""
+
+
+@dataclass(frozen=True)
+class Indicator:
+    id: str
+    instrument: str
+    variable: str
+    statistic: str
+    name: Label
+    theme: str
+    direction: str
+    success: tuple[int, ...] = ()
+    denominator: str = "answered"
+    scores: dict[int, float] = field(default_factory=dict)
+    denominator_variable: str | None = None
+    scale: float = 1.0
+
+    @property
+    def unit(self) -> str:
+        if self.statistic == "proportion":
+            return "%"
+        if self.statistic == "index":
+            return "0–100"
+        return "per 1,000" if self.scale == 1000 else ("%" if self.scale == 100 else "")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    version: str
+    indicators: tuple[Indicator, ...]
+    suppress_below: int
+    low_reliability_below: int
+    breakdowns: tuple[str, ...]
+    groups: dict[str, Any]
+
+    def get(self, indicator_id: str) -> Indicator:
+        return next(i for i in self.indicators if i.id == indicator_id)
+
+
+def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
+    path = path or settings.data_dir() / "indicators" / "catalogue.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    indicators = []
+    for spec in raw["indicators"]:
+        where = f"{path.name}: {spec.get('id')}"
+        instrument = codebook.instruments.get(spec["instrument"])
+        if instrument is None:
+            raise CatalogueError(f"{where}: unknown instrument {spec['instrument']!r}")
+        names = {v.name for v in instrument.variables}
+        for key in ("variable", "denominator_variable"):
+            name = spec.get(key)
+            if name and name not in names and name != "municipality_population":
+                raise CatalogueError(f"{where}: {instrument.name} has no variable {name!r}")
+        if spec["statistic"] not in STATISTICS or spec.get("direction") not in DIRECTIONS:
+            raise CatalogueError(f"{where}: statistic or direction not recognised")
+        variable = instrument.variable(spec["variable"])
+        success = tuple(int(c) for c in spec.get("success", ()))
+        if spec["statistic"] == "proportion":
+            if not success or not set(success) <= set(variable.scale.codes):
+                raise CatalogueError(f"{where}: success codes not in {variable.scale.name}")
+            if spec.get("denominator", "answered") not in DENOMINATORS:
+                raise CatalogueError(f"{where}: denominator must be one of {DENOMINATORS}")
+        if spec["statistic"] in ("mean", "ratio") and variable.level != "numeric":
+            raise CatalogueError(f"{where}: a {spec['statistic']} needs a numeric variable")
+        if spec.get("theme") not in codebook.themes:
+            raise CatalogueError(f"{where}: unknown theme {spec.get('theme')!r}")
+        indicators.append(
+            Indicator(
+                id=str(spec["id"]),
+                instrument=instrument.name,
+                variable=variable.name,
+                statistic=spec["statistic"],
+                name=Label(**spec["name"]),
+                theme=spec["theme"],
+                direction=spec["direction"],
+                success=success,
+                denominator=spec.get("denominator", "answered"),
+                scores={int(k): float(v) for k, v in spec.get("scores", {}).items()},
+                denominator_variable=spec.get("denominator_variable"),
+                scale=float(spec.get("scale", 1.0)),
+            )
+        )
+    ids = [i.id for i in indicators]
+    if len(set(ids)) != len(ids):
+        raise CatalogueError(f"{path.name}: indicator ids repeat")
+    return Catalogue(
+        version=str(raw["catalogue_version"]),
+        indicators=tuple(indicators),
+        suppress_below=int(raw["disclosure"]["suppress_below"]),
+        low_reliability_below=int(raw["disclosure"]["low_reliability_below"]),
+        breakdowns=tuple(raw["breakdowns"]),
+        groups=raw.get("groups", {}),
+    )
+
+
+@cache
+def default_catalogue() -> Catalogue:
+    from sdpipeline.codebook import default_codebook
+
+    return load_catalogue(default_codebook())
+
+
+def municipality_population(
+    table: pd.DataFrame, codebook: Codebook, ref: ReferenceData
+) -> pd.Series:
+    """Each row's municipality population in its wave's population year (own vintage)."""
+    totals = ref.population_totals
+    years = table["wave"].map({w: v.population_year for w, v in codebook.waves.items()})
+    lookup = totals.set_index(["year", "iso_code"])["population"]
+    keys = pd.MultiIndex.from_arrays([years.astype(int), table["municipality"].astype(str)])
+    return pd.Series(lookup.reindex(keys).to_numpy(dtype=float), index=table.index)
+
+
+def values(
+    indicator: Indicator, table: pd.DataFrame, codebook: Codebook, ref: ReferenceData
+) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) per row: the indicator is Σ w·y / Σ w·x; NaN where the row is outside its base."""
+    column = table[indicator.variable]
+    x = np.ones(len(table))
+    if indicator.statistic in ("proportion", "index"):
+        codes = column.astype("Int64")
+        missing = {m.kind: m.code for m in codebook.missing_categories.values()}
+        excluded = {missing["no_answer"], missing["not_asked"]}
+        if indicator.denominator == "valid" or indicator.statistic == "index":
+            excluded.add(missing["hard_to_say"])
+        base = ~codes.isin(list(excluded)) & codes.notna()
+        if indicator.statistic == "proportion":
+            y = codes.isin(list(indicator.success)).astype(float)
+        else:
+            y = codes.map(indicator.scores).astype(float)
+        return np.where(base, y, np.nan), x
+    y = column.to_numpy(dtype=float)
+    if indicator.statistic == "mean":
+        return y, x
+    if indicator.denominator_variable == "municipality_population":
+        x = municipality_population(table, codebook, ref).to_numpy()
+    else:
+        x = table[indicator.denominator_variable].to_numpy(dtype=float)
+    return y * indicator.scale, x

@@ -1,0 +1,188 @@
+"""Publish the report tables as files: one formatted workbook (a sheet per table), a CSV per
+table (as Latvian Excel opens them: UTF-8 with BOM, ';' and decimal comma) and one HTML report
+with its charts drawn as inline SVG, so it opens offline with nothing else beside it.
+
+Files are written to a staging folder and swapped in whole: a failed export never leaves a
+mixture of old and new files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import os
+import shutil
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from sdpipeline.generator.writers import pin_zip
+
+WORKBOOK = "sdpipeline_report.xlsx"
+HTML_REPORT = "report.html"
+STAMP = dt.datetime(2023, 9, 18, 12, 0)  # the ex-post study's delivery date, for stable bytes
+TITLES = {
+    "headline_indicators": ("Galvenie rādītāji un to izmaiņas", "Headline indicators and change"),
+    "indicators_by_region": ("Rādītāji pa reģioniem", "Indicators by region"),
+    "barriers_ranked": ("Šķēršļi pēc nozīmīguma", "Barriers ranked"),
+    "services_offered_vs_wanted": ("Sniegtie un vēlamie pakalpojumi", "Services offered vs wanted"),
+    "specialists_time_use": ("Speciālistu darba laika izlietojums", "Specialists' time use"),
+    "project_participation": ("Projekta dalības saistība ar rezultātiem", "Project participation"),
+    "change_decomposition": ("Izmaiņu sadalījums", "Decomposition of change"),
+}
+
+
+def write_workbook(tables: dict[str, pd.DataFrame], path: Path) -> None:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    header = Font(bold=True, color="FFFFFF")
+    fill = PatternFill("solid", fgColor="1F4E79")
+    for name, frame in tables.items():
+        sheet = book.create_sheet(title=name[:31])
+        lv, en = TITLES.get(name, (name, name))
+        sheet.append([f"{lv} / {en}"])
+        sheet["A1"].font = Font(bold=True, size=13)
+        sheet.append(list(frame.columns))
+        for cell in sheet[2]:
+            cell.font, cell.fill = header, fill
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        for row in frame.itertuples(index=False):
+            sheet.append(
+                [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]
+            )
+        for index, column in enumerate(frame.columns, start=1):
+            width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200)])
+            sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 8), 60)
+            if pd.api.types.is_float_dtype(frame[column]):
+                for cell in sheet.iter_rows(min_row=3, min_col=index, max_col=index):
+                    cell[0].number_format = "0.0"
+        sheet.freeze_panes = "A3"
+    book.properties.creator = "sdpipeline"
+    book.properties.created = book.properties.modified = STAMP
+    buffer = io.BytesIO()
+    book.save(buffer)
+    path.write_bytes(pin_zip(buffer.getvalue(), STAMP))
+
+
+def _svg_changes(headline: pd.DataFrame) -> str:
+    """Change ex-ante → ex-post of every indicator with its 95 % CI, as a dot-and-whisker plot."""
+    rows = headline.dropna(subset=["Izmaiņas / Change", "95% TI / 95% CI"])
+    bounds = [tuple(float(x) for x in ci.strip("[]").split(";")) for ci in rows["95% TI / 95% CI"]]
+    span = max([abs(v) for pair in bounds for v in pair] + [1.0])
+    width, left, line = 760, 330, 18
+    height = line * len(rows) + 40
+    scale = (width - left - 20) / (2 * span)
+    zero = left + span * scale
+    colour = {"improved": "#2e7d32", "worsened": "#c62828"}
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="Change with 95% confidence intervals">',
+        f'<line x1="{zero:.1f}" y1="10" x2="{zero:.1f}" y2="{height - 20}" stroke="#888"/>',
+    ]
+    for i, (row, (low, high)) in enumerate(zip(rows.itertuples(index=False), bounds, strict=True)):
+        y = 20 + i * line
+        change = float(row[headline.columns.get_loc("Izmaiņas / Change")])
+        verdict = row[headline.columns.get_loc("Verdict")]
+        label = html.escape(f"{row[1]} {row[3]}"[:52])
+        c = colour.get(verdict, "#555")
+        parts += [
+            f'<text x="4" y="{y + 4}" font-size="11">{label}</text>',
+            f'<line x1="{zero + low * scale:.1f}" y1="{y}" x2="{zero + high * scale:.1f}" '
+            f'y2="{y}" stroke="{c}" stroke-width="2"/>',
+            f'<circle cx="{zero + change * scale:.1f}" cy="{y}" r="4" fill="{c}"/>',
+        ]
+    parts.append(
+        f'<text x="{zero:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">0</text></svg>'
+    )
+    return "".join(parts)
+
+
+def _svg_regions(by_region: pd.DataFrame, code: str, year_column: str) -> str:
+    """One indicator's latest value by region, as bars."""
+    rows = by_region[by_region["Kods / Code"] == code].dropna(subset=[year_column])
+    if rows.empty:
+        return "<p>—</p>"
+    values = rows[year_column].astype(float).tolist()
+    names = rows["Reģions"].astype(str).tolist()
+    top = max(max(values), 1.0)
+    width, left, bar = 560, 110, 24
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{bar * len(rows) + 20}" role="img">'
+    ]
+    for i, (name, value) in enumerate(zip(names, values, strict=True)):
+        length = (width - left - 60) * value / top
+        y = 10 + i * bar
+        parts += [
+            f'<text x="4" y="{y + 14}" font-size="12">{html.escape(name)}</text>',
+            f'<rect x="{left}" y="{y + 2}" width="{length:.1f}" height="{bar - 8}" '
+            'fill="#1f4e79"/>',
+            f'<text x="{left + length + 4:.1f}" y="{y + 14}" font-size="12">{value:.1f}</text>',
+        ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def write_html(
+    tables: dict[str, pd.DataFrame], path: Path, region_indicator: str, latest_year: str
+) -> None:
+    style = (
+        "body{font-family:system-ui,Arial,sans-serif;margin:2em;max-width:1200px;color:#222}"
+        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+        "th{background:#1f4e79;color:#fff;padding:4px 6px;text-align:left}"
+        "td{border-bottom:1px solid #ddd;padding:3px 6px}h2{margin-top:2em}"
+    )
+    sections = [
+        "<h2>Izmaiņas ar 95 % ticamības intervāliem / Change with 95 % confidence intervals</h2>",
+        _svg_changes(tables["headline_indicators"]),
+        f"<h2>{html.escape(region_indicator)} pa reģioniem, {latest_year} / by region</h2>",
+        _svg_regions(tables["indicators_by_region"], region_indicator, latest_year),
+    ]
+    for name, frame in tables.items():
+        lv, en = TITLES.get(name, (name, name))
+        sections.append(f"<h2>{html.escape(lv)} / {html.escape(en)}</h2>")
+        sections.append(frame.to_html(index=False, na_rep="", escape=True, border=0))
+    page = (
+        '<!DOCTYPE html><html lang="lv"><head><meta charset="utf-8">'
+        "<title>Sociālo dienestu efektivitāte: ex-ante 2017 un ex-post 2023</title>"
+        f"<style>{style}</style></head><body>"
+        "<h1>Profesionāla sociālā darba attīstība pašvaldībās: rezultāti / results</h1>"
+        "<p>Šūnas ar mazāk nekā 10 respondentiem netiek publicētas; ar mazāk nekā 30 – atzīmētas. "
+        "Cells with fewer than 10 respondents are suppressed; fewer than 30 are flagged.</p>"
+        + "".join(sections)
+        + "</body></html>"
+    )
+    path.write_text(page, encoding="utf-8")
+
+
+def export(
+    tables: dict[str, pd.DataFrame], out_dir: Path, region_indicator: str, latest_year: str
+) -> list[Path]:
+    """Write every format into a staging folder, then swap it in for ``out_dir`` at once."""
+    staging = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        write_workbook(tables, staging / WORKBOOK)
+        for name, frame in tables.items():
+            frame.to_csv(
+                staging / f"{name}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
+            )
+        write_html(tables, staging / HTML_REPORT, region_indicator, latest_year)
+    except Exception:
+        shutil.rmtree(staging)
+        raise
+    previous = out_dir.with_name(f"{out_dir.name}.previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if out_dir.exists():
+        out_dir.rename(previous)
+    staging.rename(out_dir)
+    if previous.exists():
+        shutil.rmtree(previous)
+    return sorted(out_dir.iterdir())

@@ -1,0 +1,222 @@
+"""Indicators: the catalogue is complete, the estimators match independent computations, the
+estimates recover the generator's truth and its planted effects, disclosure control holds in
+every output, and the report is published whole or not at all."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from sdpipeline import report_export
+from sdpipeline.attribution import cluster_robust_wls
+from sdpipeline.estimation import ratio_estimate, weighted_mean
+from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue
+from sdpipeline.validation.data_docs import external_references
+
+from .conftest import SHIPPED_RAW
+
+
+def _tables(warehouse, *names):
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return [connection.execute(f"SELECT * FROM {n}").df() for n in names]
+
+
+def test_catalogue_covers_every_instrument_and_theme(codebook):
+    catalogue = default_catalogue()
+    assert len(catalogue.indicators) >= 25
+    assert {i.instrument for i in catalogue.indicators} == set(codebook.instruments)
+    themes = {i.theme for i in catalogue.indicators}
+    assert {
+        "awareness",
+        "opinion",
+        "quality_of_life",
+        "reputation",
+        "satisfaction",
+        "problem_solving",
+        "time_use",
+        "caseload",
+        "specialisation",
+        "project_support",
+        "job_satisfaction",
+        "staffing",
+        "services",
+        "service_role",
+        "priorities",
+        "barriers",
+    } <= themes
+
+
+def test_catalogue_is_checked_against_the_codebook(codebook, tmp_path):
+    path = tmp_path / "catalogue.yaml"
+    text = (SHIPPED_RAW.parent / "indicators" / "catalogue.yaml").read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("variable: aware_service", "variable: awareness"), encoding="utf-8"
+    )
+    with pytest.raises(CatalogueError, match="R01: residents has no variable 'awareness'"):
+        load_catalogue(codebook, path)
+
+
+def test_ratio_estimator_matches_a_hand_computation():
+    y = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])
+    x = np.array([10.0, 20.0, 15.0, 5.0, 30.0, 25.0])
+    w = np.array([1.0, 2.0, 1.5, 1.0, 2.0, 1.0])
+    h = np.array(["a", "a", "a", "b", "b", "b"])
+    j = np.array(["1", "2", "3", "4", "5", "6"])
+    e = ratio_estimate(y, x, w, h, j)
+    ratio = (w * y).sum() / (w * x).sum()
+    z = w * (y - ratio * x) / (w * x).sum()
+    variance = sum(3 / 2 * ((z[h == s] - z[h == s].mean()) ** 2).sum() for s in ("a", "b"))
+    assert e.estimate == pytest.approx(ratio, abs=1e-12)
+    assert e.se == pytest.approx(np.sqrt(variance), abs=1e-12)
+    mean = weighted_mean(y, w, h, j)
+    assert mean.estimate == pytest.approx((w * y).sum() / w.sum(), abs=1e-12)
+
+
+def test_did_regression_equals_the_difference_of_differences_and_least_squares():
+    rng = np.random.default_rng(11)
+    units = 40
+    treated = np.repeat(rng.random(units) < 0.5, 2).astype(float)
+    post = np.tile([0.0, 1.0], units)
+    y = 2 + 1.5 * post + 0.7 * treated + 3.0 * post * treated + rng.normal(0, 1, 2 * units)
+    x = np.column_stack([np.ones(2 * units), post, treated, post * treated])
+    weights = np.ones(2 * units)
+    beta, covariance, df = cluster_robust_wls(y, x, weights, np.repeat(np.arange(units), 2))
+    cells = pd.DataFrame({"y": y, "t": treated, "p": post}).groupby(["t", "p"])["y"].mean()
+    did = (cells[(1, 1)] - cells[(1, 0)]) - (cells[(0, 1)] - cells[(0, 0)])
+    assert beta[3] == pytest.approx(did, abs=1e-9)
+    lstsq = np.linalg.lstsq(x, y, rcond=None)[0]
+    assert np.allclose(beta, lstsq, atol=1e-9)
+    assert df == units - 1 and np.all(np.diag(covariance) > 0)
+
+
+def _true_value(indicator, truth_wave, codebook):
+    """The generator's true value of an indicator, from its true code distribution."""
+    variables = truth_wave[indicator.instrument]["variables"]
+    if indicator.variable not in variables or indicator.statistic == "ratio":
+        return None
+    national = variables[indicator.variable]["national"]
+    if indicator.statistic == "mean":
+        return national
+    missing = {m.kind: str(m.code) for m in codebook.missing_categories.values()}
+    excluded = {missing["no_answer"], missing["not_asked"]}
+    if indicator.denominator == "valid" or indicator.statistic == "index":
+        excluded.add(missing["hard_to_say"])
+    base = {code: p for code, p in national.items() if code not in excluded}
+    if indicator.statistic == "proportion":
+        return 100 * sum(base.get(str(c), 0.0) for c in indicator.success) / sum(base.values())
+    return sum(indicator.scores[int(c)] * p for c, p in base.items()) / sum(base.values())
+
+
+def test_estimates_recover_the_true_values(pipeline_run, codebook):
+    _, warehouse, _ = pipeline_run
+    (estimates,) = _tables(warehouse, "indicators.estimates")
+    truth = json.loads((SHIPPED_RAW / "ground_truth.json").read_text(encoding="utf-8"))["waves"]
+    national = estimates[estimates["breakdown"] == "national"].set_index(["indicator_id", "wave"])
+    hits = []
+    for indicator in default_catalogue().indicators:
+        for wave in codebook.waves:
+            true = _true_value(indicator, truth[wave], codebook)
+            if true is None or (indicator.id, wave) not in national.index:
+                continue
+            row = national.loc[(indicator.id, wave)]
+            hits.append(row["ci_low"] <= true <= row["ci_high"])
+    assert len(hits) >= 50
+    assert np.mean(hits) >= 0.9, np.mean(hits)
+
+
+def test_planted_effects_come_out_with_the_right_sign_and_verdict(pipeline_run):
+    _, warehouse, _ = pipeline_run
+    changes, attribution = _tables(warehouse, "indicators.changes", "indicators.attribution")
+    verdicts = changes[changes["breakdown"] == "national"].set_index("indicator_id")["verdict_en"]
+    for improved in ("S04", "S05", "S06", "S07"):  # specialisation, training, supervision, methods
+        assert verdicts[improved] == "improved", improved
+    assert verdicts["H04"] == "worsened"  # the specialist shortage grew
+    assert verdicts["S02"] == "worsened"  # more time on documentation
+    assert verdicts["C01"] == "no significant change"  # client satisfaction held (78 % → 79 %)
+    assert verdicts["S09"] == "worsened"  # more intend to leave
+    participants = attribution[attribution["analysis"] == "participants_vs_others"].set_index(
+        "indicator_id"
+    )
+    for indicator in ("S04", "S05", "S06", "S07"):
+        assert participants.loc[indicator, "ci_low"] > 0, indicator
+    did = attribution[
+        (attribution["analysis"] == "difference_in_differences")
+        & (attribution["term"] == "post × most activities")
+    ].set_index("indicator_id")
+    assert did.loc["S06", "estimate"] > 0
+
+
+def test_shift_share_parts_add_up_to_the_change(pipeline_run):
+    _, warehouse, _ = pipeline_run
+    decomposition, changes = _tables(warehouse, "indicators.decomposition", "indicators.changes")
+    national = changes[changes["breakdown"] == "national"].set_index("indicator_id")
+    for row in decomposition.itertuples():
+        assert row.within + row.composition == pytest.approx(row.change, abs=1e-9)
+        assert row.change == pytest.approx(national.loc[row.indicator_id, "difference"], abs=1e-6)
+
+
+def test_disclosure_control_holds_in_every_output(pipeline_run):
+    folder, warehouse, _ = pipeline_run
+    estimates, by_region = _tables(warehouse, "indicators.estimates", "report.indicators_by_region")
+    small = estimates["n"] < 10
+    assert small.any()  # e.g. heads by region: 42 services in 2023
+    assert estimates.loc[small, ["estimate", "se", "ci_low", "ci_high"]].isna().all().all()
+    assert estimates.loc[~small & (estimates["n"] < 30), "low_reliability"].all()
+    hidden = by_region[by_region["n 2023"] < 10]
+    assert (
+        len(hidden) and hidden[["2023", "Izmaiņas / Change", "95% TI / 95% CI"]].isna().all().all()
+    )
+    out = folder / "var" / "reports" / "tables"
+    csv = pd.read_csv(out / "indicators_by_region.csv", sep=";", decimal=",", encoding="utf-8-sig")
+    assert csv.loc[csv["n 2023"] < 10, "2023"].isna().all()
+    sheet = openpyxl.load_workbook(out / report_export.WORKBOOK)["indicators_by_region"]
+    header = [c.value for c in sheet[2]]
+    n_col, value_col = header.index("n 2023"), header.index("2023")
+    rows = [
+        r
+        for r in sheet.iter_rows(min_row=3, values_only=True)
+        if r[n_col] is not None and r[n_col] < 10
+    ]
+    assert rows and all(r[value_col] is None for r in rows)
+
+
+def test_report_is_published_offline_and_in_every_format(pipeline_run):
+    folder, warehouse, _ = pipeline_run
+    out = folder / "var" / "reports" / "tables"
+    book = openpyxl.load_workbook(out / report_export.WORKBOOK)
+    assert set(book.sheetnames) == set(report_export.TITLES)
+    assert {p.stem for p in out.glob("*.csv")} == set(report_export.TITLES)
+    page = (out / report_export.HTML_REPORT).read_text(encoding="utf-8")
+    assert page.count("<svg") >= 2 and "Speciālisti" in page
+    assert external_references(out) == []
+    (headline,) = _tables(warehouse, "report.headline_indicators")
+    assert len(headline) == len(default_catalogue().indicators)
+    assert {"Rādītājs", "Indicator", "Vērtējums", "Verdict"} <= set(headline.columns)
+
+
+def test_a_failed_export_leaves_the_previous_report_whole(pipeline_run, tmp_path, monkeypatch):
+    _, warehouse, _ = pipeline_run
+    out = tmp_path / "tables"
+    tables = dict(
+        zip(
+            report_export.TITLES,
+            _tables(warehouse, *(f"report.{t}" for t in report_export.TITLES)),
+            strict=True,
+        )
+    )
+    report_export.export(tables, out, "R02", "2023")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report_export, "write_html", broken)
+    with pytest.raises(OSError):
+        report_export.export(tables, out, "R02", "2023")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["tables"]  # no staging left behind
