@@ -6,7 +6,8 @@
 2. At municipality level (2021 geography), a difference-in-differences of the specialists'
    indicators between municipalities by depth of project participation (heads' 2023 answer),
    2017 against 2023, with the Covid-19 delay and the share of Ukrainian clients (asked only in
-   2023) as controls on the post-period change. Weighted least squares on municipality means
+   2023) and whether the service's reorganisation was driven by the ATR (heads' 2023 answer)
+   as controls on the post-period change. Weighted least squares on municipality means
    (weight: respondents), standard errors clustered by municipality (CR1). The ATR itself
    cannot be separated this way: every municipality went through it.
 """
@@ -113,12 +114,17 @@ def municipality_panel(
         post_heads["covid_delayed_innovations"] >= 0
     )
     ukraine = post_heads["ukrainian_clients_pct"]
+    driver = post_heads["reorganisation_driver"]
+    atr = driver.isin([2, 3]).astype(float).where(driver > 0)
     panel = panel.reset_index()
     panel["post"] = (panel["wave"] == last).astype(float)
     panel["depth"] = panel["municipality_2021"].map(depth)
     panel["covid_delay"] = panel["municipality_2021"].map(covid)
     panel["ukrainian_clients_pct"] = panel["municipality_2021"].map(ukraine)
-    return panel.dropna(subset=["depth", "covid_delay", "ukrainian_clients_pct"])
+    panel["atr_reorganisation"] = panel["municipality_2021"].map(atr)
+    return panel.dropna(
+        subset=["depth", "covid_delay", "ukrainian_clients_pct", "atr_reorganisation"]
+    )
 
 
 def difference_in_differences(
@@ -133,6 +139,7 @@ def difference_in_differences(
         most = (panel["depth"] == 3).astype(float)
         covid = panel["covid_delay"].astype(float)
         ukraine = (panel["ukrainian_clients_pct"] - panel["ukrainian_clients_pct"].mean()) / 10
+        atr = panel["atr_reorganisation"].astype(float)
         post = panel["post"]
         x = np.column_stack(
             [
@@ -144,6 +151,7 @@ def difference_in_differences(
                 post * most,
                 post * covid,
                 post * ukraine,
+                post * atr,
             ]
         )
         terms = [
@@ -155,6 +163,7 @@ def difference_in_differences(
             "post × most activities",
             "post × Covid-19 delay",
             "post × Ukrainian clients (+10 pp)",
+            "post × ATR-driven reorganisation",
         ]
         beta, covariance, df = cluster_robust_wls(
             panel["y"].to_numpy(),
@@ -163,7 +172,7 @@ def difference_in_differences(
             panel["municipality_2021"].to_numpy(),
         )
         quantile = stats.t.ppf(0.975, df)
-        for index in (4, 5, 6, 7):
+        for index in (4, 5, 6, 7, 8):
             se = float(np.sqrt(covariance[index, index]))
             rows.append(
                 {

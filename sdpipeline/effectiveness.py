@@ -52,11 +52,7 @@ def _scale(indicator: Indicator) -> float:
 
 
 def estimate_indicator(
-    indicator: Indicator,
-    table: pd.DataFrame,
-    codebook: Codebook,
-    ref: ReferenceData,
-    breakdowns: tuple[str, ...],
+    indicator: Indicator, table: pd.DataFrame, codebook: Codebook, ref: ReferenceData
 ) -> list[dict]:
     y, x = values(indicator, table, codebook, ref)
     rows = []
@@ -66,7 +62,7 @@ def estimate_indicator(
             indicator.variable
         ).asked_in(wave):
             continue
-        for breakdown in breakdowns:
+        for breakdown in indicator.breakdowns:
             for code, label_lv, label_en, mask in domains(table, breakdown, codebook):
                 e = ratio_estimate(
                     y,
@@ -106,9 +102,7 @@ def estimate_all(
     """Every indicator, wave and domain, with disclosure control applied."""
     rows = []
     for indicator in catalogue.indicators:
-        rows += estimate_indicator(
-            indicator, tables[indicator.instrument], codebook, ref, catalogue.breakdowns
-        )
+        rows += estimate_indicator(indicator, tables[indicator.instrument], codebook, ref)
     frame = pd.DataFrame(rows)
     return disclosure.protect(
         frame, "n", ESTIMATE_COLUMNS, catalogue.suppress_below, catalogue.low_reliability_below

@@ -39,6 +39,7 @@ class Indicator:
     scores: dict[int, float] = field(default_factory=dict)
     denominator_variable: str | None = None
     scale: float = 1.0
+    breakdowns: tuple[str, ...] = ()
 
     @property
     def unit(self) -> str:
@@ -87,6 +88,11 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 raise CatalogueError(f"{where}: denominator must be one of {DENOMINATORS}")
         if spec["statistic"] in ("mean", "ratio") and variable.level != "numeric":
             raise CatalogueError(f"{where}: a {spec['statistic']} needs a numeric variable")
+        unknown = set(spec.get("breakdowns", ())) - set(raw["breakdowns"])
+        if unknown:
+            raise CatalogueError(
+                f"{where}: breakdowns {sorted(unknown)} not in {raw['breakdowns']}"
+            )
         if spec.get("theme") not in codebook.themes:
             raise CatalogueError(f"{where}: unknown theme {spec.get('theme')!r}")
         indicators.append(
@@ -103,6 +109,7 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 scores={int(k): float(v) for k, v in spec.get("scores", {}).items()},
                 denominator_variable=spec.get("denominator_variable"),
                 scale=float(spec.get("scale", 1.0)),
+                breakdowns=tuple(spec.get("breakdowns", raw["breakdowns"])),
             )
         )
     ids = [i.id for i in indicators]

@@ -5,6 +5,7 @@ every output, and the report is published whole or not at all."""
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 
 import duckdb
 import numpy as np
@@ -19,6 +20,32 @@ from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalo
 from sdpipeline.validation.data_docs import external_references
 
 from .conftest import SHIPPED_RAW
+
+
+class _Tables(HTMLParser):
+    """Cell texts of every <table> in a page, row by row (standard library only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
 
 
 def _tables(warehouse, *names):
