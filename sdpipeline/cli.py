@@ -65,6 +65,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         job = defs.resolve_job_def(args.job)
+        selection = None
+        if args.command == "refresh":
+            from sdpipeline.codebook import default_codebook
+            from sdpipeline.defs.incremental import refresh_selection, stale_sources
+
+            stale = stale_sources(instance, default_codebook())
+            if not stale:
+                print("sdpipeline: nothing changed since the last run; no asset recomputed.")
+                return 0
+            selection = sorted(refresh_selection(defs.resolve_asset_graph(), stale))
+            for key, reason in sorted(stale.items()):
+                print(f"  {key.to_user_string()}: {reason}")
+            print(f"sdpipeline: rebuilding {len(selection)} assets")
         level = "DEBUG" if args.verbose else "WARNING"
         run_config: dict = {"loggers": {"console": {"config": {"log_level": level}}}}
         if args.max_quarantine_share is not None:
@@ -77,7 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if graph.get(key).group_name == "validated"
             }
         result = job.execute_in_process(
-            instance=instance, raise_on_error=False, run_config=run_config
+            instance=instance,
+            raise_on_error=False,
+            run_config=run_config,
+            asset_selection=selection,
         )
     elapsed = time.perf_counter() - started
     warehouse = settings.warehouse_path()
@@ -194,16 +210,24 @@ def parser() -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_generate)
 
     run = commands.add_parser("run", help="materialise assets into the warehouse")
-    run.add_argument("--job", default="full_refresh", help="job to run (default: full_refresh)")
-    run.add_argument("--verbose", action="store_true", help="print every run event")
     run.add_argument(
-        "--max-quarantine-share",
-        type=float,
-        default=None,
-        help="reject a file when more than this share of its rows break the row contract "
-        "(default: the codebook's, 0.05)",
+        "--job",
+        default="full_refresh",
+        help="full_refresh (default), reports_only, wave_ex_ante_2017, wave_ex_post_2023",
     )
-    run.set_defaults(func=cmd_run)
+    refresh = commands.add_parser(
+        "refresh", help="rebuild only what changed files (by checksum) or code make stale"
+    )
+    for command in (run, refresh):
+        command.add_argument("--verbose", action="store_true", help="print every run event")
+        command.add_argument(
+            "--max-quarantine-share",
+            type=float,
+            default=None,
+            help="reject a file when more than this share of its rows break the row contract "
+            "(default: the codebook's, 0.05)",
+        )
+        command.set_defaults(func=cmd_run, job="full_refresh")
 
     ui = commands.add_parser("ui", help="open the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")

@@ -1,7 +1,8 @@
 """The code location: every asset, built by factories over the codebook.
 
 Runs use the in-process executor: DuckDB allows one writing process, and on a 2-core machine
-starting a process per step would cost more than the steps themselves.
+starting a process per step (about two seconds each, for some sixty steps) would cost more than
+the steps themselves. Concurrent runs queue on the warehouse lock (``defs/resources.py``).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import dagster as dg
 
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs.audit_assets import build_audit_assets
+from sdpipeline.defs.automation import build_automation
 from sdpipeline.defs.gx_checks import build_gx_checks
 from sdpipeline.defs.harmonised_assets import build_harmonised
+from sdpipeline.defs.incremental import code_version
 from sdpipeline.defs.indicator_assets import build_indicator_assets
-from sdpipeline.defs.jobs import JOBS
+from sdpipeline.defs.jobs import build_jobs
 from sdpipeline.defs.raw_assets import build_raw_assets
 from sdpipeline.defs.reference_assets import build_reference_assets
 from sdpipeline.defs.report_assets import build_report_assets
@@ -26,8 +29,11 @@ def build_definitions() -> dg.Definitions:
     codebook = default_codebook()
     catalogue = load_catalogue(codebook)
     harmonised, harmonised_checks = build_harmonised(codebook)
-    return dg.Definitions(
-        assets=[
+    sensors, schedules = build_automation(codebook)
+    version = code_version(codebook)
+    assets = dg.map_asset_specs(
+        lambda spec: spec.replace_attributes(code_version=version),
+        [
             *build_reference_assets(codebook),
             *build_raw_assets(codebook),
             *build_validated_assets(codebook),
@@ -36,8 +42,13 @@ def build_definitions() -> dg.Definitions:
             *build_indicator_assets(codebook, catalogue),
             *build_report_assets(codebook, catalogue),
         ],
+    )
+    return dg.Definitions(
+        assets=assets,
         asset_checks=[*build_gx_checks(codebook), *harmonised_checks],
-        jobs=JOBS,
+        jobs=build_jobs(codebook),
+        sensors=sensors,
+        schedules=schedules,
         resources={"warehouse": warehouse_resource()},
         executor=dg.in_process_executor,
     )

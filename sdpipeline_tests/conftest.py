@@ -58,7 +58,10 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 def materialize(
-    warehouse: Path, selection: list[str] | None = None, run_config: dict | None = None
+    warehouse: Path,
+    selection: list | None = None,
+    run_config: dict | None = None,
+    instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """The project's own assets and checks, materialised for real into ``warehouse``."""
     defs = build_definitions()
@@ -67,5 +70,6 @@ def materialize(
         resources={"warehouse": DuckDBResource(database=str(warehouse))},
         selection=selection,
         run_config=run_config,
+        instance=instance,
         raise_on_error=False,
     )

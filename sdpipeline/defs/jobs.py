@@ -1,14 +1,32 @@
-"""Jobs a data engineer runs by name."""
+"""Jobs a data engineer runs by name: everything, one wave, or only the results."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from sdpipeline.codebook import Codebook
+
 full_refresh = dg.define_asset_job(
     name="full_refresh",
     selection=dg.AssetSelection.all(),
-    description="Materialise every asset from the current delivery: reference data, raw tables "
-    "and everything built on them.",
+    description="Materialise every asset from the current delivery: reference data, raw, "
+    "validated and harmonised tables, indicators and the report.",
 )
 
-JOBS = [full_refresh]
+reports_only = dg.define_asset_job(
+    name="reports_only",
+    selection=dg.AssetSelection.groups("indicators", "report"),
+    description="Recompute indicators and the report from the harmonised tables as they are.",
+)
+
+
+def build_jobs(codebook: Codebook) -> list[dg.UnresolvedAssetJobDefinition]:
+    waves = [
+        dg.define_asset_job(
+            name=f"wave_{wave}",
+            selection=dg.AssetSelection.tag("wave", wave).downstream(),
+            description=f"Reload the {spec.label.en} delivery and rebuild what depends on it.",
+        )
+        for wave, spec in codebook.waves.items()
+    ]
+    return [full_refresh, reports_only, *waves]
