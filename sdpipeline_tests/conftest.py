@@ -3,6 +3,7 @@ no test touches the developer's own warehouse or Dagster instance."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -73,3 +74,13 @@ def materialize(
         instance=instance,
         raise_on_error=False,
     )
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip a test that needs a system tool on a machine without it, but never under CI:
+    CI installs the tool (.ci/run), so a skip there would hide a failure."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: .ci/run should have installed it)")
+    pytest.skip(reason)

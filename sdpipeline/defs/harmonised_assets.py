@@ -105,7 +105,16 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                 for wave, table in validated.items()
             }
             ref = ReferenceData.from_warehouse(connection)
+        context.log.info(
+            f"{name}: harmonising "
+            + ", ".join(f"{wave} {len(table)} rows" for wave, table in tables.items())
+        )
         result = harmonise_instrument(tables, instrument, codebook, ref)
+        for wave, report in result.weights.items():
+            context.log.info(
+                f"{name} {wave}: weights {report.method}, deff {report.design_effect:.2f}, "
+                f"effective n {report.effective_n:.0f}"
+            )
         outcome = apply_contract(result.table, harmonised_contract(instrument, codebook, ref))
         failed = not outcome.quarantined.empty or bool(outcome.file_errors)
         sources = {s for t in tables.values() for s in sources_in(t).items()}

@@ -78,6 +78,7 @@ def validated_asset(
         schema = row_contract(instrument, wave_id, codebook)
         with warehouse.get_connection() as connection:
             table = connection.execute(f"SELECT * FROM {qualified('raw', name)}").df()
+            context.log.info(f"{key}: checking {len(table)} rows against the row contract")
             outcome = apply_contract(table, schema)
             rejected = outcome.rejected(threshold)
             file_name = str(table["_source_file"].iloc[0]) if len(table) else None
