@@ -113,7 +113,9 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
         context.log.info(
             f"{load.facts.path.name}: {len(load.table)} rows read into {SCHEMA}.{name}"
         )
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(
+            metadata=metadata, data_version=dg.DataVersion(load.facts.sha256)
+        )
 
     return _asset
 
