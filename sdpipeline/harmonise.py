@@ -41,9 +41,15 @@ def _unknown(values: pd.Series, mapped: pd.Series, variable: Variable, wave: str
         )
 
 
-def _categorical(
-    values: pd.Series, variable: Variable, source: SourceVariable, codebook: Codebook, rows
+def recode_categorical(
+    values: pd.Series,
+    variable: Variable,
+    source: SourceVariable,
+    codebook: Codebook,
+    rows: pd.Series,
 ) -> pd.Series:
+    """Source codes → harmonised codes (missing codes to their kind's code, blanks to 'no
+    answer'); ``rows`` are the file's row numbers, named if a code has no rule."""
     numeric = numbers(values)
     if source.bins is not None:
         mapped = pd.Series(pd.NA, index=values.index, dtype="Int64")
@@ -104,7 +110,7 @@ def harmonise_wave(
             continue
         values = table[source.variable]
         if variable.is_categorical:
-            out[variable.name] = _categorical(values, variable, source, codebook, rows)
+            out[variable.name] = recode_categorical(values, variable, source, codebook, rows)
         elif variable.level == "numeric":
             out[variable.name], out[missing_column(variable)] = _numeric(values, source)
         elif variable.level == "date":

@@ -1,9 +1,10 @@
 """Turn one delivered file into the raw table of its instrument and wave.
 
 The raw table keeps the delivery as it came (codes, labels, text) with its columns named as the
-codebook spells them, plus provenance: which file (by SHA-256) and which row every record came
-from. Matching is case- and whitespace-insensitive; an unknown column is kept and reported, a
-missing required one stops the load.
+codebook spells them and respondent identifiers replaced by keyed pseudonyms, plus provenance:
+which file (by SHA-256) and which row every record came from. Matching is case- and
+whitespace-insensitive; an unknown column is kept and reported, a missing required one stops
+the load.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.pseudonymise import pseudonym_key, pseudonymise
 from sdpipeline.readers import DeliveryError, RawFile, normalise_name, read_raw_file
 
 PROVENANCE_COLUMNS = ("_source_file", "_source_sha256", "_source_row")
@@ -98,6 +100,8 @@ def load_raw(
     if required:
         raise DeliveryError(path, "required column is missing", column=", ".join(required))
     table = raw.frame.rename(columns=renames)
+    identifier = instrument.id_variable.sources[wave_id].variable
+    table[identifier] = pseudonymise(table[identifier], instrument.name, wave_id, pseudonym_key())
     table.insert(0, "_source_row", raw.row_numbers.to_numpy())
     table.insert(0, "_source_sha256", facts.sha256)
     table.insert(0, "_source_file", path.name)

@@ -1,6 +1,7 @@
 """Publish the report tables as files: one formatted workbook (a sheet per table), a CSV per
-table (as Latvian Excel opens them: UTF-8 with BOM, ';' and decimal comma) and one HTML report
-with its charts drawn as inline SVG, so it opens offline with nothing else beside it.
+table (as Latvian Excel opens them: UTF-8 with BOM, ';' and decimal comma), one HTML report
+with its charts drawn as inline SVG, so it opens offline with nothing else beside it, and the
+report schema as a DuckDB file of its own for read-only querying.
 
 Files are written to a staging folder and swapped in whole: a failed export never leaves a
 mixture of old and new files.
@@ -15,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import openpyxl
 import pandas as pd
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -24,6 +26,7 @@ from sdpipeline.generator.writers import pin_zip
 
 WORKBOOK = "sdpipeline_report.xlsx"
 HTML_REPORT = "report.html"
+DATABASE = "sdpipeline_report.duckdb"
 STAMP = dt.datetime(2023, 9, 18, 12, 0)  # the ex-post study's delivery date, for stable bytes
 TITLES = {
     "headline_indicators": ("Galvenie rādītāji un to izmaiņas", "Headline indicators and change"),
@@ -127,6 +130,17 @@ def _svg_regions(by_region: pd.DataFrame, code: str, year_column: str) -> str:
     return "".join(parts)
 
 
+def write_database(tables: dict[str, pd.DataFrame], path: Path) -> None:
+    """The report schema alone, in its own DuckDB file: analysts and auditors open it read-only
+    at any time, even while a run holds the warehouse."""
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE SCHEMA report")
+        for name, frame in tables.items():
+            connection.register("_frame", frame)
+            connection.execute(f'CREATE TABLE report."{name}" AS SELECT * FROM _frame')
+            connection.unregister("_frame")
+
+
 def write_html(
     tables: dict[str, pd.DataFrame], path: Path, region_indicator: str, latest_year: str
 ) -> None:
@@ -174,6 +188,7 @@ def export(
                 staging / f"{name}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
         write_html(tables, staging / HTML_REPORT, region_indicator, latest_year)
+        write_database(tables, staging / DATABASE)
     except Exception:
         shutil.rmtree(staging)
         raise

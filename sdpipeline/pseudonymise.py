@@ -1,0 +1,66 @@
+"""Respondent identifiers replaced on ingest by a keyed hash (HMAC-SHA-256).
+
+The same respondent always gets the same pseudonym under the same key, so duplicates are still
+found and rows can still be linked within the project; without the key a pseudonym cannot be
+turned back into the contractor's identifier. The key comes from ``SDPIPELINE_PSEUDONYM_KEY`` or
+from a local secret file (``var/secrets/pseudonym.key`` by default, created on first use with
+owner-only permissions, git-ignored). It is never part of the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+import pandas as pd
+
+from sdpipeline import settings
+
+KEY_VARIABLE = "SDPIPELINE_PSEUDONYM_KEY"
+PREFIX = "P"
+
+
+def key_file() -> Path:
+    return Path(
+        os.environ.get(
+            "SDPIPELINE_PSEUDONYM_KEY_FILE", settings.var_dir() / "secrets" / "pseudonym.key"
+        )
+    )
+
+
+def pseudonym_key() -> bytes:
+    """The key from the environment, else from the local secret file (created if absent)."""
+    if os.environ.get(KEY_VARIABLE):
+        return os.environ[KEY_VARIABLE].encode()
+    path = key_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text(encoding="ascii").strip().encode()
+
+
+def _plain(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def pseudonymise(values: pd.Series, instrument: str, wave: str, key: bytes) -> pd.Series:
+    """Keyed pseudonyms for one instrument and wave (the same id in two instruments or waves
+    gives different pseudonyms, so files cannot be linked by identifier alone)."""
+
+    def one(value: object) -> str | None:
+        plain = _plain(value)
+        if plain is None:
+            return None
+        message = f"{instrument}|{wave}|{plain}".encode()
+        return PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()[:24]
+
+    return values.map(one).astype("string")
