@@ -29,6 +29,19 @@ def _flag(row: pd.Series, catalogue: Catalogue) -> str:
     return ""
 
 
+def _waves_and_change(
+    ante: pd.Series | None, post: pd.Series | None, change: pd.Series | None, codebook: Codebook
+) -> dict[str, object]:
+    """The columns every indicator table prints: both waves, the change and its CI."""
+    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+    return {
+        f"{codebook.waves[first].year}": None if ante is None else round(ante["estimate"], 1),
+        f"{codebook.waves[last].year}": None if post is None else round(post["estimate"], 1),
+        "Izmaiņas / Change": None if change is None else round(change["difference"], 1),
+        "95% TI / 95% CI": None if change is None else _ci(change["ci_low"], change["ci_high"]),
+    }
+
+
 def headline(
     estimates: pd.DataFrame, changes: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
 ) -> pd.DataFrame:
@@ -54,16 +67,7 @@ def headline(
                 "Indicator": indicator.name.en,
                 INSTRUMENT_COLUMN: f"{instrument.label.lv} / {instrument.label.en}",
                 "Mērvienība / Unit": indicator.unit,
-                f"{codebook.waves[first].year}": None
-                if ante is None
-                else round(ante["estimate"], 1),
-                f"{codebook.waves[last].year}": None
-                if post is None
-                else round(post["estimate"], 1),
-                "Izmaiņas / Change": None if change is None else round(change["difference"], 1),
-                "95% TI / 95% CI": None
-                if change is None
-                else _ci(change["ci_low"], change["ci_high"]),
+                **_waves_and_change(ante, post, change, codebook),
                 "p": None
                 if change is None or pd.isna(change["p_value"])
                 else round(change["p_value"], 3),
@@ -109,16 +113,7 @@ def by_region(
                     "Indicator": indicator.name.en,
                     "Reģions": group["domain_lv"].iloc[0],
                     "Region": group["domain_en"].iloc[0],
-                    f"{codebook.waves[first].year}": None
-                    if ante is None
-                    else round(ante["estimate"], 1),
-                    f"{codebook.waves[last].year}": None
-                    if post is None
-                    else round(post["estimate"], 1),
-                    "Izmaiņas / Change": None if change is None else round(change["difference"], 1),
-                    "95% TI / 95% CI": None
-                    if change is None
-                    else _ci(change["ci_low"], change["ci_high"]),
+                    **_waves_and_change(ante, post, change, codebook),
                     "Vērtējums / Verdict": None
                     if change is None
                     else f"{change['verdict_lv']} / {change['verdict_en']}",
