@@ -214,9 +214,6 @@ class Codebook:
     validation: ValidationDefaults
     split_units: str = "majority_successor"
 
-    def wave(self, wave_id: str) -> Wave:
-        return self.waves[wave_id]
-
     def missing_code(self, kind: str) -> int:
         return self.missing_categories[kind].code
 

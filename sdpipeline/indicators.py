@@ -56,7 +56,6 @@ class Catalogue:
     indicators: tuple[Indicator, ...]
     suppress_below: int
     low_reliability_below: int
-    breakdowns: tuple[str, ...]
     groups: dict[str, Any]
 
     def get(self, indicator_id: str) -> Indicator:
@@ -120,7 +119,6 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         indicators=tuple(indicators),
         suppress_below=int(raw["disclosure"]["suppress_below"]),
         low_reliability_below=int(raw["disclosure"]["low_reliability_below"]),
-        breakdowns=tuple(raw["breakdowns"]),
         groups=raw.get("groups", {}),
     )
 

@@ -21,8 +21,6 @@ from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.pseudonymise import pseudonym_key, pseudonymise
 from sdpipeline.readers import DeliveryError, RawFile, normalise_name, read_raw_file
 
-PROVENANCE_COLUMNS = ("_source_file", "_source_sha256", "_source_row")
-
 
 @dataclass(frozen=True)
 class FileFacts:

@@ -8,7 +8,7 @@ of the median and raking again until the margins hold and no weight is trimmed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,9 +38,6 @@ class WeightReport:
     raking_iterations: int = 0
     trimming_rounds: int = 0
     max_margin_error: float = 0.0
-
-    def as_dict(self) -> dict[str, float | int | str]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
 def kish_design_effect(weights: pd.Series) -> float:

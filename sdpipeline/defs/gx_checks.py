@@ -34,6 +34,13 @@ def _failures_markdown(outcomes: list[gx_runner.ExpectationOutcome]) -> str:
     return "\n".join(lines)
 
 
+def gx_severity(failed: list[gx_runner.ExpectationOutcome]) -> dg.AssetCheckSeverity:
+    """ERROR, which blocks downstream assets, if a critical expectation failed; WARN otherwise."""
+    if any(o.severity == ERROR for o in failed):
+        return dg.AssetCheckSeverity.ERROR
+    return dg.AssetCheckSeverity.WARN
+
+
 def gx_check(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetChecksDefinition:
     name = raw_table_name(instrument, codebook, wave_id)
     asset = f"{name}_validated"
@@ -73,14 +80,9 @@ def gx_check(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.Ass
                 gx_runner.audit_results(outcomes),
             )
         failed = [o for o in outcomes if not o.passed]
-        severity = (
-            dg.AssetCheckSeverity.ERROR
-            if any(o.severity == ERROR for o in failed)
-            else dg.AssetCheckSeverity.WARN
-        )
         return dg.AssetCheckResult(
             passed=not failed,
-            severity=severity,
+            severity=gx_severity(failed),
             metadata={
                 "expectations": len(outcomes),
                 "failed": len(failed),

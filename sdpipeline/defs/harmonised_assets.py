@@ -6,12 +6,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.defs.gx_checks import gx_severity
 from sdpipeline.defs.metadata import sources_in, table_metadata
 from sdpipeline.defs.raw_assets import raw_table_name
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit, gx_runner
-from sdpipeline.validation.expectations import ERROR, harmonised_suites
+from sdpipeline.validation.expectations import harmonised_suites
 from sdpipeline.validation.harmonised_contract import harmonised_contract
 from sdpipeline.validation.quarantine import apply_contract
 from sdpipeline.warehouse import qualified, replace_tables
@@ -222,9 +223,7 @@ def harmonised_gx_check(instrument: Instrument, codebook: Codebook) -> dg.AssetC
         failed = [o for o in outcomes if not o.passed]
         return dg.AssetCheckResult(
             passed=not failed,
-            severity=dg.AssetCheckSeverity.ERROR
-            if any(o.severity == ERROR for o in failed)
-            else dg.AssetCheckSeverity.WARN,
+            severity=gx_severity(failed),
             metadata={
                 "expectations": len(outcomes),
                 "failed": dg.MetadataValue.json([o.check_name for o in failed]),
