@@ -72,6 +72,37 @@ def delivery_path(instrument: Instrument, wave_id: str, raw_dir: Path | None = N
     return (raw_dir or settings.raw_dir()) / wave_id / instrument.files[wave_id].name
 
 
+def check_value_labels(raw: RawFile, instrument: Instrument, wave_id: str) -> None:
+    """An SPSS file says what its codes mean. If that disagrees with the codebook (a reversed
+    scale, a relabelled option, an option the codebook lacks), recoding by code would silently
+    turn one answer into another, so the file is refused."""
+    labels = {normalise_name(name): codes for name, codes in raw.value_labels.items()}
+    for variable in instrument.variables_in(wave_id):
+        source = variable.sources[wave_id]
+        delivered = labels.get(normalise_name(source.variable))
+        if source.scale is None or not delivered:
+            continue
+        for code, label in sorted(delivered.items()):
+            expected = source.scale.labels.get(int(code)) if float(code).is_integer() else None
+            if expected is None and float(code) in source.missing_codes:
+                continue
+            if expected is None:
+                problem = f"code {code:g} is labelled {label!r} but the codebook has no such code"
+            elif normalise_name(label) != normalise_name(expected):
+                problem = (
+                    f"code {code:g} is labelled {label!r} in the file but {expected!r} in the "
+                    f"codebook (scale {source.scale.name})"
+                )
+            else:
+                continue
+            raise DeliveryError(
+                raw.path,
+                f"{problem}: the value labels differ from the codebook, so the codes cannot be "
+                "trusted to mean what the codebook says",
+                column=source.variable,
+            )
+
+
 def load_raw(
     instrument: Instrument, wave_id: str, codebook: Codebook, path: Path | None = None
 ) -> RawLoad:
@@ -97,6 +128,7 @@ def load_raw(
     required = [v.sources[wave_id].variable for v in absent if v.required]
     if required:
         raise DeliveryError(path, "required column is missing", column=", ".join(required))
+    check_value_labels(raw, instrument, wave_id)
     table = raw.frame.rename(columns=renames)
     identifier = instrument.id_variable.sources[wave_id].variable
     table[identifier] = pseudonymise(table[identifier], instrument.name, wave_id, pseudonym_key())

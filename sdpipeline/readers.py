@@ -9,7 +9,9 @@ the file and, where it can, the line and column, instead of a stack trace from a
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyreadstat
+import python_calamine
 
 from sdpipeline.codebook import FileSpec
 
@@ -25,6 +28,10 @@ HEADER_SEARCH_ROWS = 10
 # Bytes that Windows-1257 leaves undefined: their presence means the file is not Windows-1257.
 _CP1257_UNDEFINED = {0x81, 0x83, 0x88, 0x8A, 0x8C, 0x90, 0x98, 0x9A, 0x9C, 0x9F, 0xA1, 0xA5}
 _SPACES = ("\u00a0", "\u202f", " ")
+# UTF-8 for Latin-1 supplement, Latin Extended-A (every Latvian letter) and Cyrillic. Read as
+# Windows-1257 these are 'Ć', 'Ä', 'Å', 'Š' or 'Ń' followed by a symbol, which Latvian text
+# never has: a line holding one is UTF-8 inside a Windows-1257 file.
+_UTF8_IN_CP1257 = re.compile(rb"[\xC3-\xC5\xD0\xD1][\x80-\xBF]")
 
 
 class DeliveryError(ValueError):
@@ -123,6 +130,19 @@ def _is_multibyte_utf8(data: bytes) -> bool:
 
 def _decode(path: Path, data: bytes, encoding: str) -> str:
     if encoding == "cp1257":
+        utf8 = _UTF8_IN_CP1257.search(data)
+        if utf8 is not None:
+            line = data[: utf8.start()].count(b"\n") + 1
+            start = max(data.rfind(b"\n", 0, utf8.start()) + 1, utf8.start() - 30)
+            end = data.find(b"\n", utf8.end())
+            end = min(end if end >= 0 else len(data), utf8.end() + 40)
+            text = data[start:end].decode("utf-8", "replace").strip()
+            raise DeliveryError(
+                path,
+                "this line is UTF-8 inside a Windows-1257 file (mixed encodings; re-export the "
+                f"whole file in one encoding): …{text}…",
+                row=line,
+            )
         for offset, byte in enumerate(data):
             if byte in _CP1257_UNDEFINED:
                 line = data[:offset].count(b"\n") + 1
@@ -160,13 +180,12 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
     data = path.read_bytes()
     encoding = detect_encoding(path, data, spec.encoding)
     content = _decode(path, data, encoding).lstrip("\ufeff")
-    lines = content.splitlines()
+    lines = [line.rstrip("\r") for line in content.split("\n", HEADER_SEARCH_ROWS)]
+    lines = lines[:HEADER_SEARCH_ROWS]
     if not lines or not lines[0].strip():
         raise DeliveryError(path, "file has no header line")
     delimiter = spec.delimiter or sniff_delimiter(lines[0])
-    head = [
-        next(csv.reader([line], delimiter=delimiter), []) for line in lines[:HEADER_SEARCH_ROWS]
-    ]
+    head = [next(csv.reader([line], delimiter=delimiter), []) for line in lines]
     header = find_header(head, expected, spec.header_row)
     fields = head[header] if header < len(head) else []
     if len(fields) <= 1:
@@ -177,38 +196,73 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
             + (f" but on {other!r}: wrong delimiter" if other != delimiter else ""),
             row=header + 1,
         )
+    _check_names(path, fields, header + 1)
     decimal = spec.decimal or ("," if delimiter == ";" else ".")
     try:
-        frame = pd.read_csv(
+        table = pd.read_csv(
             io.StringIO(content),
             sep=delimiter,
+            header=None,
             dtype=str,
             keep_default_na=False,
-            skip_blank_lines=True,
+            skip_blank_lines=False,
             skiprows=header,
         )
     except (pd.errors.ParserError, csv.Error) as error:
         raise DeliveryError(
             path, f"not a well-formed {delimiter!r}-separated file: {error}"
         ) from error
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = table.iloc[1:]
+    frame.columns = [str(name).strip() for name in table.iloc[0]]
+    frame.index = frame.index + header + 1
+    frame = _without_empty(path, frame.replace("", None), header + 1)
     for column in frame.columns:
         if normalise_name(column) not in text:
             frame[column] = _numbers_if_all_parse(frame[column], decimal)
-        else:
-            frame[column] = frame[column].replace("", None)
-    first = header + 2
-    rows = pd.Series(range(first, len(frame) + first), index=frame.index, name="row")
+    rows = pd.Series(frame.index, name="row")
     return RawFile(
         path,
         "csv",
-        frame,
+        frame.reset_index(drop=True),
         rows,
         encoding=encoding,
         delimiter=delimiter,
         decimal=decimal,
         header_row=header + 1,
     )
+
+
+def _check_names(path: Path, names: list[object], header_row: int) -> None:
+    """Two columns with one name would make the codebook's mapping ambiguous."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        key = normalise_name(name) if name is not None else ""
+        if key and key in seen:
+            raise DeliveryError(
+                path,
+                f"the header names this column twice (columns {seen[key]} and {position})",
+                column=str(name).strip(),
+                row=header_row,
+            )
+        seen[key] = position
+
+
+def _without_empty(path: Path, frame: pd.DataFrame, header_row: int) -> pd.DataFrame:
+    """Drop what spreadsheet exports pad files with: rows with no value at all (blank lines,
+    ';;;;' lines, formatted but empty rows) and columns with neither a name nor a value. A column
+    with values but no name is refused: its data cannot be matched to the codebook. The index
+    keeps each row's number in the file."""
+    unnamed = [i for i, name in enumerate(frame.columns) if not str(name).strip()]
+    for i in unnamed:
+        values = frame.iloc[:, i].dropna()
+        if len(values):
+            raise DeliveryError(
+                path,
+                f"column {i + 1} has values but no name in the header (row {header_row})",
+                row=int(values.index[0]),
+            )
+    frame = frame.iloc[:, [i for i in range(frame.shape[1]) if i not in set(unnamed)]]
+    return frame.dropna(how="all")
 
 
 def _numbers_if_all_parse(values: pd.Series, decimal: str) -> pd.Series:
@@ -223,39 +277,85 @@ def _numbers_if_all_parse(values: pd.Series, decimal: str) -> pd.Series:
     numbers = pd.to_numeric(cleaned, errors="coerce")
     if numbers.isna().equals(cleaned.isna()):
         return numbers
-    return values.replace("", None)
+    return values
 
 
 def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -> RawFile:
     """Cells come as Excel typed them; pandas' own inference would turn the text '0320200'
-    into the number 320200, so only non-text columns are inferred."""
+    into the number 320200, so only non-text columns are inferred. Merged cells in the header
+    or the data are refused: Excel keeps the value in the first cell only."""
     if not zipfile.is_zipfile(path):
         raise DeliveryError(path, "not an .xlsx workbook (not a zip container)")
     try:
-        sheet = pd.read_excel(path, sheet_name=0, header=None, engine="openpyxl", dtype=object)
-    except (ValueError, KeyError, zipfile.BadZipFile) as error:
+        sheet = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        cells = sheet.to_python(skip_empty_area=False)
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        zipfile.BadZipFile,
+        python_calamine.CalamineError,
+    ) as error:
         raise DeliveryError(path, f"cannot read the first sheet: {error}") from error
-    if sheet.empty:
+    cells = [[_cell(value) for value in row] for row in cells]
+    if not any(value is not None for row in cells for value in row):
         raise DeliveryError(path, "the first sheet is empty")
-    cells = sheet.head(HEADER_SEARCH_ROWS).where(sheet.notna(), None).to_numpy().tolist()
-    header = find_header(cells, expected, spec.header_row)
-    names = [str(c).strip() if c is not None and not pd.isna(c) else "" for c in sheet.iloc[header]]
-    frame = sheet.iloc[header + 1 :].copy()
-    frame.columns = names
-    frame = frame.loc[:, [n != "" for n in names]].dropna(how="all")
+    header = find_header(cells[:HEADER_SEARCH_ROWS], expected, spec.header_row)
+    _check_merged(path, sheet.merged_cell_ranges or [], header)
+    names = ["" if c is None else str(c).strip() for c in cells[header]]
+    _check_names(path, names, header + 1)
+    frame = pd.DataFrame(cells[header + 1 :], columns=names, dtype=object)
+    frame.index = pd.RangeIndex(header + 2, header + 2 + len(frame))
+    frame = _without_empty(path, frame, header + 1)
     for column in frame.columns:
         if normalise_name(column) in text:
             frame[column] = frame[column].map(_as_text)
         else:
             frame[column] = frame[column].infer_objects()
-    rows = pd.Series(frame.index + 1, index=frame.index, name="row")
+    rows = pd.Series(frame.index, name="row")
     return RawFile(
         path,
         "xlsx",
         frame.reset_index(drop=True),
-        rows.reset_index(drop=True),
+        rows,
         header_row=header + 1,
     )
+
+
+def _cell(value: object) -> object:
+    """Calamine's cell values as pandas' own Excel reader gives them: whole floats as integers,
+    dates as timestamps, empty cells as missing."""
+    if value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dt.date):
+        return pd.Timestamp(value)
+    return value
+
+
+def _check_merged(path: Path, merged: list, header: int) -> None:
+    """A merge above the header (a title spread over the table) is harmless; one in the
+    header or the data hides values."""
+    for (first_row, first_col), (last_row, last_col) in merged:
+        if last_row < header:
+            continue
+        span = f"{_cell_name(first_row, first_col)}:{_cell_name(last_row, last_col)}"
+        raise DeliveryError(
+            path,
+            f"cells {span} are merged; Excel keeps a merged value in the first cell only, so "
+            "unmerge them and give every column its own header and every row its own values",
+            row=first_row + 1,
+        )
+
+
+def _cell_name(row: int, column: int) -> str:
+    letters = ""
+    column += 1
+    while column:
+        column, remainder = divmod(column - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return f"{letters}{row + 1}"
 
 
 def _as_text(value: object) -> str | None:

@@ -192,9 +192,11 @@ def expected_total(
 def design_columns(frame: pd.DataFrame, instrument: Instrument, wave: str) -> pd.DataFrame:
     """Stratum and primary sampling unit of every row, for design-based variances: the
     codebook's ``design.strata`` and ``design.psu`` where the design has them, else one stratum
-    per wave and every respondent its own unit. Waves are independent samples."""
+    per wave and every respondent its own unit (named by the pseudonym, not the position in
+    the file, so a re-export in another row order is the same design). Waves are independent
+    samples."""
     strata = instrument.design.get("strata")
     psu = instrument.design.get("psu")
     stratum = wave + ":" + (frame[strata].astype(str) if strata else "all")
-    unit = frame[psu].astype(str) if psu else frame["_source_row"].astype(str)
+    unit = frame[psu if psu else instrument.id_variable.name].astype(str)
     return pd.DataFrame({"design_stratum": stratum, "design_psu": stratum + ":" + unit})

@@ -1,279 +1,193 @@
-"""Bad deliveries, each a real file through a real materialisation: a clear error or a
-quarantine entry naming file, column and row; the code location still loads; nothing already
-materialised downstream is replaced by a rejected file."""
+"""The bad-delivery corpus (``bad_deliveries/``), each case a set of real malformed files laid
+over the good delivery and run through real materialisations: a clear error or a quarantine
+entry naming file, column and row; the code location still loads; and nothing already
+materialised is replaced by what a bad file would have made of it."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
 import duckdb
-import openpyxl
-import pandas as pd
-import pyreadstat
 import pytest
+import yaml
 
+from sdpipeline import settings
 from sdpipeline.definitions import build_definitions
 from sdpipeline.ingest import sha256_of
 
+from .bad_deliveries.make_corpus import CASES as BUILDERS
+from .bad_deliveries.make_corpus import build
 from .conftest import isolate, materialize
 
-
-def _csv_lines(path: Path, encoding: str) -> list[str]:
-    return path.read_bytes().decode(encoding).splitlines()
-
-
-def _write_lines(path: Path, lines: list[str], encoding: str) -> None:
-    path.write_bytes("\r\n".join(lines).encode(encoding) + b"\r\n")
+CORPUS = Path(__file__).parent / "bad_deliveries"
+CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
+RESULT_SCHEMAS = ("harmonised", "indicators", "report")
+# A file's checksum and a record's line number are what a harmless re-export changes.
+FILE_IDENTITY = ("_source_sha256", "source_sha256", "_source_row")
 
 
-def _set_csv_cell(path: Path, encoding: str, line: int, column: str, value: str) -> None:
-    lines = _csv_lines(path, encoding)
-    header = lines[0].lstrip("\ufeff").split(";")
-    cells = lines[line - 1].split(";")
-    cells[header.index(column)] = value
-    lines[line - 1] = ";".join(cells)
-    _write_lines(path, lines, encoding)
+def lay_over(case: str, raw: Path) -> list[Path]:
+    """Copy the case's files into the raw folder, as a contractor's re-delivery would."""
+    placed = []
+    for path in sorted((CORPUS / case).rglob("*")):
+        if path.is_file():
+            target = raw / path.relative_to(CORPUS / case)
+            shutil.copy(path, target)
+            placed.append(target)
+    return placed
 
 
-def utf8_instead_of_windows_1257(path: Path) -> None:
-    path.write_bytes(path.read_bytes().decode("cp1257").encode("utf-8"))
-
-
-def comma_instead_of_semicolon(path: Path) -> None:
-    frame = pd.read_csv(path, sep=";", decimal=",", dtype=str, encoding="utf-8-sig")
-    frame.to_csv(path, sep=",", index=False, encoding="utf-8-sig")
-
-
-def drop_column_a1(path: Path) -> None:
-    lines = _csv_lines(path, "cp1257")
-    drop = lines[0].split(";").index("A1_zina")
-    lines = [";".join(f for i, f in enumerate(line.split(";")) if i != drop) for line in lines]
-    _write_lines(path, lines, "cp1257")
-
-
-def duplicate_respondent_id(path: Path) -> None:
-    lines = _csv_lines(path, "cp1257")
-    _set_csv_cell(path, "cp1257", 5, "resp_id", lines[3].split(";")[0])
-
-
-def code_outside_labels(path: Path) -> None:
-    frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
-    frame.loc[9, "k1"] = 7
-    pyreadstat.write_sav(
-        frame,
-        str(path),
-        column_labels=meta.column_names_to_labels,
-        variable_value_labels=meta.variable_value_labels,
-        missing_ranges=meta.missing_ranges,
-    )
-
-
-def text_in_numeric_column(path: Path) -> None:
-    _set_csv_cell(path, "utf-8-sig", 4, "STAFF_TOTAL", "daudz")
-
-
-def empty_file(path: Path) -> None:
-    path.write_bytes(b"")
-
-
-def header_only(path: Path) -> None:
-    _write_lines(path, _csv_lines(path, "utf-8")[:1], "utf-8")
-
-
-def truncated_sav(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:4000])
-
-
-def xlsx_title_row(path: Path) -> None:
-    book = openpyxl.load_workbook(path)
-    sheet = book.active
-    sheet.insert_rows(1)
-    sheet["A1"] = "Klientu aptauja 2023: dati (BISS)"
-    book.save(path)
-
-
-def municipality_of_2017_in_2023(path: Path) -> None:
-    _set_csv_cell(path, "cp1257", 8, "municipality_code", "LV-001")
-
-
-def half_the_rows_invalid(path: Path, every: int = 2) -> None:
-    lines = _csv_lines(path, "cp1257")
-    column = lines[0].split(";").index("A1_zina")
-    for number in range(1, len(lines), every):
-        cells = lines[number].split(";")
-        cells[column] = "5"
-        lines[number] = ";".join(cells)
-    _write_lines(path, lines, "cp1257")
-
-
-@dataclass
-class Case:
-    table: str
-    wave: str
-    file: str
-    break_it: object
-    fails: bool
-    words: list[str] = field(default_factory=list)
-    quarantined_rows: list[int] = field(default_factory=list)
-    quarantined_column: str = ""
-
-
-CASES = {
-    "wrong_encoding": Case(
-        "specialists_2017",
-        "ex_ante_2017",
-        "specialisti_2017.csv",
-        utf8_instead_of_windows_1257,
-        True,
-        ["specialisti_2017.csv", "declared Windows-1257 but the bytes are UTF-8"],
-    ),
-    "delimiter_mismatch": Case(
-        "heads_2023",
-        "ex_post_2023",
-        "dienestu_vaditaji_2023.csv",
-        comma_instead_of_semicolon,
-        True,
-        ["dienestu_vaditaji_2023.csv", "row 1", "does not split on ';' but on ','"],
-    ),
-    "missing_required_column": Case(
-        "residents_2023",
-        "ex_post_2023",
-        "iedzivotaji_2023.csv",
-        drop_column_a1,
-        True,
-        ["iedzivotaji_2023.csv", "column 'A1_zina'", "required column is missing"],
-    ),
-    "duplicate_respondent_id": Case(
-        "residents_2023",
-        "ex_post_2023",
-        "iedzivotaji_2023.csv",
-        duplicate_respondent_id,
-        False,
-        quarantined_rows=[4, 5],
-        quarantined_column="resp_id",
-    ),
-    "code_outside_value_labels": Case(
-        "clients_2017",
-        "ex_ante_2017",
-        "klienti_2017.sav",
-        code_outside_labels,
-        False,
-        quarantined_rows=[10],
-        quarantined_column="k1",
-    ),
-    "text_in_numeric_column": Case(
-        "heads_2023",
-        "ex_post_2023",
-        "dienestu_vaditaji_2023.csv",
-        text_in_numeric_column,
-        False,
-        quarantined_rows=[4],
-        quarantined_column="STAFF_TOTAL",
-    ),
-    "empty_file": Case(
-        "partners_2017",
-        "ex_ante_2017",
-        "partneri_2017.xlsx",
-        empty_file,
-        True,
-        ["partneri_2017.xlsx", "file is empty"],
-    ),
-    "header_only": Case(
-        "leaders_2017",
-        "ex_ante_2017",
-        "pasvaldibu_vaditaji_2017.csv",
-        header_only,
-        True,
-        ["pasvaldibu_vaditaji_2017.csv", "header but no data rows"],
-    ),
-    "truncated_sav": Case(
-        "specialists_2023",
-        "ex_post_2023",
-        "specialisti_2023.sav",
-        truncated_sav,
-        True,
-        ["specialisti_2023.sav", "not a readable SPSS file"],
-    ),
-    "xlsx_extra_title_row": Case(
-        "clients_2023",
-        "ex_post_2023",
-        "klienti_2023.xlsx",
-        xlsx_title_row,
-        False,
-    ),
-    "municipality_code_of_2017_in_2023": Case(
-        "residents_2023",
-        "ex_post_2023",
-        "iedzivotaji_2023.csv",
-        municipality_of_2017_in_2023,
-        False,
-        quarantined_rows=[8],
-        quarantined_column="municipality_code",
-    ),
-    "half_the_rows_invalid": Case(
-        "residents_2023",
-        "ex_post_2023",
-        "iedzivotaji_2023.csv",
-        half_the_rows_invalid,
-        True,
-        ["iedzivotaji_2023.csv", "rejected", "600 of 1200 rows", "A1_zina"],
-    ),
-}
-
-
-def _table(warehouse: Path, name: str) -> pd.DataFrame:
+def fingerprints(
+    warehouse: Path, ignore: tuple[str, ...] = (), schemas: tuple[str, ...] = RESULT_SCHEMAS
+) -> dict[str, str]:
+    """A checksum of every result table's content, independent of storage order."""
+    prints = {}
     with duckdb.connect(str(warehouse), read_only=True) as connection:
-        return connection.execute(f"SELECT * FROM {name} ORDER BY _source_row").df()
+        tables = connection.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE list_contains(?, schema_name) ORDER BY ALL",
+            [list(schemas)],
+        ).fetchall()
+        for schema, table in tables:
+            columns = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? "
+                    "AND table_name = ? ORDER BY column_index",
+                    [schema, table],
+                ).fetchall()
+                if row[0] not in ignore
+            ]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            prints[f"{schema}.{table}"] = connection.execute(
+                f"SELECT md5(coalesce(string_agg(r::VARCHAR, '\n' ORDER BY r::VARCHAR), '')) "
+                f"FROM (SELECT {listed} FROM {schema}.{table}) r"
+            ).fetchone()[0]
+    return prints
+
+
+def exported_files(reports: Path) -> dict[str, object]:
+    """Checksums of the published exports: bytes, except for the report database, whose file
+    layout DuckDB does not keep stable, so its tables' content; Data Docs record every run."""
+    return {
+        str(path.relative_to(reports)): fingerprints(path, schemas=("report",))
+        if path.suffix == ".duckdb"
+        else hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(reports.rglob("*"))
+        if path.is_file() and "data_docs" not in path.parts
+    }
+
+
+def _harmonised_rows(warehouse: Path, instrument: str) -> list[tuple]:
+    """The harmonised answers, without weights (a quarantined respondent changes everyone
+    else's raking weight) and without the file's checksum and line numbers."""
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        columns = [
+            row[0]
+            for row in connection.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'harmonised' "
+                "AND table_name = ? ORDER BY column_index",
+                [instrument],
+            ).fetchall()
+            if "weight" not in row[0] and row[0] not in FILE_IDENTITY
+        ]
+        listed = ", ".join(f'"{c}"' for c in columns)
+        return connection.execute(
+            f"SELECT {listed} FROM harmonised.{instrument} ORDER BY ALL"
+        ).fetchall()
+
+
+def test_the_corpus_is_what_make_corpus_builds_and_cases_yaml_describes(tmp_path):
+    assert len(CASES) >= 25
+    assert set(CASES) == set(BUILDERS)
+    assert {p.name for p in CORPUS.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(
+        CASES
+    )
+    assert {case["outcome"] for case in CASES.values()} == {"fails", "quarantines", "accepted"}
+    formats = {p.suffix for case in CASES for p in (CORPUS / case).rglob("*") if p.is_file()}
+    assert formats == {".csv", ".xlsx", ".sav"}
+    instruments = {table.rsplit("_", 1)[0] for case in CASES.values() for table in case["tables"]}
+    assert instruments == {"residents", "clients", "heads", "specialists", "partners", "leaders"}
+    rebuilt = tmp_path / "corpus"
+    build(rebuilt)
+    for path in sorted(rebuilt.rglob("*")):
+        if path.is_file():
+            committed = CORPUS / path.relative_to(rebuilt)
+            assert sha256_of(path) == sha256_of(committed), committed
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_bad_delivery(case_id, pipeline_run, tmp_path, monkeypatch):
     case = CASES[case_id]
-    _, baseline, _ = pipeline_run
+    baseline_folder, baseline, _ = pipeline_run
     folder = isolate(tmp_path, monkeypatch)
     warehouse = folder / "warehouse.duckdb"
     shutil.copy(baseline, warehouse)
-    before = _table(warehouse, f"validated.{case.table}")
-    path = folder / "raw" / case.wave / case.file
-    case.break_it(path)
+    shutil.copytree(baseline_folder / "var" / "reports", settings.reports_dir())
+    shutil.copytree(baseline_folder / "var" / "secrets", settings.var_dir() / "secrets")
+    results_before = fingerprints(warehouse)
+    exports_before = exported_files(settings.reports_dir())
+    answers_before = {
+        table: _harmonised_rows(warehouse, table.rsplit("_", 1)[0]) for table in case["tables"]
+    }
+    placed = lay_over(case_id, folder / "raw")
 
-    build_definitions()  # the code location still loads with the bad file in place
-    result = materialize(warehouse, selection=[f"{case.table}_raw", f"{case.table}_validated"])
+    build_definitions()  # the code location still loads with the bad files in place
+    raw_assets = [dg.AssetKey(f"{table}_raw") for table in case["tables"]]
+    if case["outcome"] == "quarantines":
+        (table,) = case["tables"]
+        instrument = table.rsplit("_", 1)[0]
+        selection = [f"{table}_raw", f"{table}_validated", f"{instrument}_harmonised"]
+    else:
+        selection = dg.AssetSelection.assets(*raw_assets).downstream()
+    result = materialize(warehouse, selection=selection)
 
-    if case.fails:
+    if case["outcome"] == "fails":
         assert not result.success
-        failure = next(e for e in result.all_events if e.is_step_failure)
-        message = failure.step_failure_data.user_failure_data.description
-        for word in case.words:
-            assert word in message, (word, message)
-        assert _table(warehouse, f"validated.{case.table}").equals(before)
+        failures = [e for e in result.all_events if e.is_step_failure]
+        messages = [f.step_failure_data.user_failure_data.description for f in failures]
+        assert any(all(word in m for word in case["words"]) for m in messages), messages
+        assert fingerprints(warehouse) == results_before
+        assert exported_files(settings.reports_dir()) == exports_before
         return
 
     assert result.success, [e.step_failure_data for e in result.all_events if e.is_step_failure]
-    after = _table(warehouse, f"validated.{case.table}")
+    if case["outcome"] == "accepted":
+        assert fingerprints(warehouse, FILE_IDENTITY) == fingerprints(baseline, FILE_IDENTITY)
+        assert exported_files(settings.reports_dir()) == exports_before
+        return
+
+    (table,) = case["tables"]
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         quarantine = connection.execute(
-            "SELECT source_row, columns, reasons, file_name, file_sha256, file_rejected "
+            "SELECT source_row, columns, file_name, file_sha256, file_rejected "
             "FROM audit.quarantine WHERE run_id = ? ORDER BY source_row",
             [result.run_id],
         ).df()
-    assert quarantine["source_row"].tolist() == case.quarantined_rows
-    assert len(after) == len(before) - len(case.quarantined_rows)
-    if case.quarantined_rows:
-        assert (quarantine["columns"] == case.quarantined_column).all()
-        assert (quarantine["file_name"] == case.file).all()
-        assert (quarantine["file_sha256"] == sha256_of(path)).all()
-        assert not quarantine["file_rejected"].any()
-        contract = next(
-            e.asset_check_evaluation_data
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            and e.asset_check_evaluation_data.check_name == "row_contract"
-        )
-        assert not contract.passed and contract.severity == dg.AssetCheckSeverity.WARN
+    (path,) = placed
+    assert quarantine["source_row"].tolist() == case["rows"]
+    assert (quarantine["columns"] == case["column"]).all(), quarantine["columns"].tolist()
+    assert (quarantine["file_name"] == path.name).all()
+    assert (quarantine["file_sha256"] == sha256_of(path)).all()
+    assert not quarantine["file_rejected"].any()
+    contract = next(
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == "row_contract"
+    )
+    assert not contract.passed and contract.severity == dg.AssetCheckSeverity.WARN
+
+    answers_after = Counter(_harmonised_rows(warehouse, table.rsplit("_", 1)[0]))
+    before = Counter(answers_before[table])
+    assert not answers_after - before  # no answer changed
+    assert (before - answers_after).total() == len(case["rows"])  # only those rows left
+    untouched = {k: v for k, v in fingerprints(warehouse).items() if not k.startswith("harm")}
+    assert untouched == {k: v for k, v in results_before.items() if not k.startswith("harm")}
 
 
 def test_a_rejected_file_is_recorded_for_auditors(pipeline_run, tmp_path, monkeypatch):
@@ -281,8 +195,7 @@ def test_a_rejected_file_is_recorded_for_auditors(pipeline_run, tmp_path, monkey
     folder = isolate(tmp_path, monkeypatch)
     warehouse = folder / "warehouse.duckdb"
     shutil.copy(baseline, warehouse)
-    path = folder / "raw" / "ex_post_2023" / "iedzivotaji_2023.csv"
-    half_the_rows_invalid(path)
+    (path,) = lay_over("half_the_rows_invalid", folder / "raw")
     result = materialize(warehouse, selection=["residents_2023_raw", "residents_2023_validated"])
     assert not result.success
     with duckdb.connect(str(warehouse), read_only=True) as connection:

@@ -12,7 +12,7 @@ from pathlib import Path
 from sdpipeline import settings
 
 from .conftest import SHIPPED_RAW
-from .test_bad_input import half_the_rows_invalid
+from .test_bad_input import lay_over
 
 CLI = [sys.executable, "-m", "sdpipeline"]
 
@@ -33,7 +33,7 @@ def _run(args, env_dir: Path, raw: Path | None = None):
 def test_run_reports_a_rejected_file_then_accepts_it_with_a_higher_threshold(tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(SHIPPED_RAW, raw)
-    half_the_rows_invalid(raw / "ex_post_2023" / "iedzivotaji_2023.csv", every=10)
+    lay_over("a_tenth_of_the_rows_invalid", raw)
 
     failed = _run(["run"], tmp_path, raw)
     assert failed.returncode == 1

@@ -20,7 +20,7 @@ from sdpipeline.validation.expectations import distribution_profile, distributio
 from sdpipeline.validation.quarantine import apply_contract
 
 from .conftest import SHIPPED_FILES, SHIPPED_RAW, isolate, materialize
-from .test_bad_input import half_the_rows_invalid
+from .test_bad_input import lay_over
 
 
 @pytest.mark.parametrize(("instrument", "wave"), SHIPPED_FILES)
@@ -119,7 +119,9 @@ def test_an_auditor_can_answer_which_checks_a_file_passed_on_a_date(pipeline_run
         ).df()
     assert set(rows["tool"]) == {"pandera", "great_expectations"}
     assert rows["passed"].all()
-    assert "time_use_sums_to_100((row))" in set(rows["check_name"])
+    assert "time_use_sums_to_100(TIME_DIRECT, TIME_DOCS, TIME_INDIRECT, TIME_OTHER)" in set(
+        rows["check_name"]
+    )
     assert "expect_column_values_to_be_unique(resp_id)" in set(rows["check_name"])
 
 
@@ -174,7 +176,7 @@ def test_the_quarantine_threshold_is_run_configuration(pipeline_run, tmp_path, m
     folder = isolate(tmp_path, monkeypatch)
     warehouse = folder / "warehouse.duckdb"
     shutil.copy(baseline, warehouse)
-    half_the_rows_invalid(folder / "raw" / "ex_post_2023" / "iedzivotaji_2023.csv", every=10)
+    lay_over("a_tenth_of_the_rows_invalid", folder / "raw")
     selection = ["residents_2023_raw", "residents_2023_validated"]
     assert not materialize(warehouse, selection).success  # 10 % > the codebook's 5 %
     config = {"ops": {"residents_2023_validated": {"config": {"max_quarantine_share": 0.2}}}}

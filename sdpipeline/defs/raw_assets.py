@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.ingest import load_raw
+from sdpipeline.inventory import check_delivery_folder
 from sdpipeline.readers import DeliveryError
 from sdpipeline.warehouse import archive_replaced, replace_table
 
@@ -62,6 +63,7 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         try:
+            check_delivery_folder(codebook, wave_id)
             load = load_raw(instrument, wave_id, codebook)
         except DeliveryError as error:
             raise dg.Failure(

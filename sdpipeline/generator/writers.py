@@ -123,6 +123,11 @@ def _write_sav(frame, path, spec, variables, wave, stamp) -> None:
         missing_ranges=missing,
         variable_measure=measures,
     )
+    pin_sav(path, stamp)
+
+
+def pin_sav(path: Path, stamp: dt.datetime) -> None:
+    """Overwrite the creation time SPSS files carry in their header, for reproducible bytes."""
     header = bytearray(path.read_bytes())
     month = _MONTHS[stamp.month - 1]
     pinned = f"{stamp:%d} {month} {stamp:%y}{stamp:%H:%M:%S}".encode("ascii")

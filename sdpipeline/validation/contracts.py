@@ -147,7 +147,13 @@ def _rule_check(rule: Rule, instrument: Instrument, wave: str) -> pa.Check | Non
             return ok | (values[0] <= values[1])
         return ok | (values[0] == values[1])
 
-    return pa.Check(holds, name=rule.name, error=f"{rule.message} ({', '.join(columns)})")
+    # The description names the columns the rule reads, so a quarantine entry can name them.
+    return pa.Check(
+        holds,
+        name=rule.name,
+        error=f"{rule.message} ({', '.join(columns)})",
+        description=", ".join(columns),
+    )
 
 
 def _region_check(instrument: Instrument, codebook: Codebook, wave: str) -> pa.Check | None:

@@ -82,22 +82,25 @@ def contract_checks(schema: pa.DataFrameSchema) -> list[tuple[str, str, str]]:
         if column.unique:
             checks.append((name, "unique", "respondent identifier is not unique"))
         checks += [(name, c.name, c.error or c.name) for c in column.checks]
-    checks += [("(row)", c.name, c.error or c.name) for c in schema.checks]
+    checks += [(c.description or "(row)", c.name, c.error or c.name) for c in schema.checks]
     return checks
 
 
-def _check_key(failure: pd.Series, names: dict[tuple[str, str], str]) -> tuple[str, str]:
-    """(column, check name) of a pandera failure case; '(row)' for cross-field rules."""
+def _check_key(
+    failure: pd.Series, names: dict[tuple[str, str], str], rules: dict[str, tuple[str, str]]
+) -> tuple[str, str]:
+    """(column, check name) of a pandera failure case; for a cross-field rule, the columns it
+    reads."""
     check = str(failure["check"])
     if failure["schema_context"] == "DataFrameSchema":
-        return "(row)", names.get(("(row)", check), check)
+        return rules.get(check, ("(row)", check))
     column = str(failure["column"])
     builtin = {"not_nullable": "not_nullable", "field_uniqueness": "unique"}
     return column, builtin.get(check) or names.get((column, check), check)
 
 
 def _reason(row: pd.Series) -> str:
-    if row["where"] == "(row)":
+    if row["schema_context"] == "DataFrameSchema":
         return f"rule {row['check_name']}: {row['message']}"
     return f"{row['where']} = {row['failure_case']}: {row['message']}"
 
@@ -122,7 +125,8 @@ def apply_contract(table: pd.DataFrame, schema: pa.DataFrameSchema) -> ContractO
     messages = {(column, name): message for column, name, message in declared}
     located = failures[at_row].copy()
     located["index"] = located["index"].astype(int)
-    keys = [_check_key(f, names) for _, f in located.iterrows()]
+    rules = {c.error or c.name: (c.description or "(row)", c.name) for c in schema.checks}
+    keys = [_check_key(f, names, rules) for _, f in located.iterrows()]
     located["where"] = [k[0] for k in keys]
     located["check_name"] = [k[1] for k in keys]
     located["message"] = [messages.get(k, k[1]) for k in keys]
