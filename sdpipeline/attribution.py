@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import domain_difference, weighted_mean
+from sdpipeline.estimation import domain_difference, t_quantile, t_two_sided_p, weighted_mean
 from sdpipeline.indicators import Catalogue, values
 from sdpipeline.reference import ReferenceData
 
 CAVEAT_PARTICIPANTS = (
     "Association in 2023, not a causal effect: participation was voluntary and not randomised."
+)
+CAVEAT_NOT_ESTIMABLE = (
+    "Not estimable: the municipalities do not vary in every term of the model (e.g. all in one "
+    "participation group), so the design matrix is singular."
 )
 CAVEAT_DID = (
     "Difference-in-differences between municipalities by project depth; assumes parallel trends "
@@ -88,6 +91,11 @@ def cluster_robust_wls(
     return beta, correction * bread @ meat @ bread, g - 1
 
 
+def _most_common(values: pd.Series) -> float:
+    modes = values.dropna().mode()
+    return float(modes.iloc[0]) if len(modes) else np.nan
+
+
 def municipality_panel(
     specialists: pd.DataFrame,
     heads: pd.DataFrame,
@@ -108,14 +116,35 @@ def municipality_panel(
     )
     panel["y"] = panel["wy"] / panel["w"]
     last = list(codebook.waves)[-1]
-    post_heads = heads[heads["wave"] == last].set_index("municipality_2021")
-    depth = post_heads["project_participation"].where(post_heads["project_participation"] > 0)
-    covid = post_heads["covid_delayed_innovations"].where(
-        post_heads["covid_delayed_innovations"] >= 0
-    )
-    ukraine = post_heads["ukrainian_clients_pct"]
+    post_heads = heads[heads["wave"] == last]
     driver = post_heads["reorganisation_driver"]
-    atr = driver.isin([2, 3]).astype(float).where(driver > 0)
+    # One head answers per municipality; where several did (a merged municipality's former
+    # services), the municipality takes their most common answer and the mean share of
+    # Ukrainian clients. Missing answers do not count.
+    controls = (
+        pd.DataFrame(
+            {
+                "municipality_2021": post_heads["municipality_2021"],
+                "depth": post_heads["project_participation"].where(
+                    post_heads["project_participation"] > 0
+                ),
+                "covid": post_heads["covid_delayed_innovations"].where(
+                    post_heads["covid_delayed_innovations"] >= 0
+                ),
+                "ukraine": post_heads["ukrainian_clients_pct"],
+                "atr": driver.isin([2, 3]).astype(float).where(driver > 0),
+            }
+        )
+        .groupby("municipality_2021")
+        .agg(
+            depth=("depth", _most_common),
+            covid=("covid", _most_common),
+            ukraine=("ukraine", "mean"),
+            atr=("atr", _most_common),
+        )
+    )
+    depth, covid = controls["depth"], controls["covid"]
+    ukraine, atr = controls["ukraine"], controls["atr"]
     panel = panel.reset_index()
     panel["post"] = (panel["wave"] == last).astype(float)
     panel["depth"] = panel["municipality_2021"].map(depth)
@@ -165,13 +194,17 @@ def difference_in_differences(
             "post × Ukrainian clients (+10 pp)",
             "post × ATR-driven reorganisation",
         ]
-        beta, covariance, df = cluster_robust_wls(
-            panel["y"].to_numpy(),
-            x,
-            panel["n"].to_numpy(dtype=float),
-            panel["municipality_2021"].to_numpy(),
-        )
-        quantile = stats.t.ppf(0.975, df)
+        estimable = np.linalg.matrix_rank(x) == x.shape[1]
+        if estimable:
+            beta, covariance, df = cluster_robust_wls(
+                panel["y"].to_numpy(),
+                x,
+                panel["n"].to_numpy(dtype=float),
+                panel["municipality_2021"].to_numpy(),
+            )
+        else:  # e.g. every municipality in one participation group: no contrast to estimate
+            beta, covariance, df = np.full(x.shape[1], np.nan), np.full(x.shape[:1] * 2, np.nan), 0
+        quantile = t_quantile(0.975, df) if estimable else np.nan
         for index in (4, 5, 6, 7, 8):
             se = float(np.sqrt(covariance[index, index]))
             rows.append(
@@ -185,11 +218,11 @@ def difference_in_differences(
                     "se": se,
                     "ci_low": float(beta[index] - quantile * se),
                     "ci_high": float(beta[index] + quantile * se),
-                    "p_value": float(2 * stats.t.sf(abs(beta[index] / se), df)),
+                    "p_value": t_two_sided_p(beta[index] / se, df) if estimable else np.nan,
                     "n_a": int(panel.loc[panel["post"] == 0, "n"].sum()),
                     "n_b": int(panel.loc[panel["post"] == 1, "n"].sum()),
                     "units": int(panel["municipality_2021"].nunique()),
-                    "caveat": CAVEAT_DID,
+                    "caveat": CAVEAT_DID if estimable else CAVEAT_NOT_ESTIMABLE,
                 }
             )
     return pd.DataFrame(rows)

@@ -159,6 +159,29 @@ def _report_validation(warehouse: Path, run_id: str, rebuild_docs: bool) -> None
         print(f"Data Docs (offline): {index}")
 
 
+def cmd_floor(args: argparse.Namespace) -> int:
+    from sdpipeline.codebook import default_codebook
+    from sdpipeline.floor import floor_indicators
+    from sdpipeline.indicators import default_catalogue
+
+    started = time.perf_counter()
+    table = floor_indicators(settings.raw_dir(), default_codebook(), default_catalogue())
+    print(table.to_string(index=False))
+    print(f"floor: {len(table)} indicator values in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from sdpipeline.benchmark import benchmark, table, write
+
+    out = Path(args.out) if args.out else settings.var_dir() / "benchmark"
+    results = benchmark(args.scales, out, Path(args.work) if args.work else None)
+    print(f"\n{table(results)}")
+    json_path, csv_path = write(results, out)
+    print(f"\nwrote {json_path} and {csv_path}")
+    return 0 if all(m.ok for m in results) else 1
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     _use_project_instance()
     dagster = Path(sys.executable).with_name("dagster")
@@ -228,6 +251,18 @@ def parser() -> argparse.ArgumentParser:
             "(default: the codebook's, 0.05)",
         )
         command.set_defaults(func=cmd_run, job="full_refresh")
+
+    floor = commands.add_parser(
+        "floor",
+        help="the indicators as one plain DuckDB SQL pass (unweighted; the benchmark's floor)",
+    )
+    floor.set_defaults(func=cmd_floor)
+
+    bench = commands.add_parser("benchmark", help="measure time and memory at growing scales")
+    bench.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100, 1000])
+    bench.add_argument("--out", help="where benchmark.json and .csv go (default: var/benchmark)")
+    bench.add_argument("--work", help="scratch folder for the generated deliveries (default: /tmp)")
+    bench.set_defaults(func=cmd_benchmark)
 
     ui = commands.add_parser("ui", help="open the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import ratio_estimate
+from sdpipeline.estimation import Design, ratio_estimate, t_quantile, t_two_sided_p
 from sdpipeline.harmonise import comparability
 from sdpipeline.indicators import Catalogue, Indicator, values
 from sdpipeline.reference import ReferenceData
@@ -55,6 +54,7 @@ def estimate_indicator(
     indicator: Indicator, table: pd.DataFrame, codebook: Codebook, ref: ReferenceData
 ) -> list[dict]:
     y, x = values(indicator, table, codebook, ref)
+    design = Design.of(table["design_stratum"], table["design_psu"])
     rows = []
     for wave in codebook.waves:
         in_wave = (table["wave"] == wave).to_numpy()
@@ -64,14 +64,7 @@ def estimate_indicator(
             continue
         for breakdown in indicator.breakdowns:
             for code, label_lv, label_en, mask in domains(table, breakdown, codebook):
-                e = ratio_estimate(
-                    y,
-                    x,
-                    table["weight"],
-                    table["design_stratum"],
-                    table["design_psu"],
-                    in_wave & mask,
-                )
+                e = ratio_estimate(y, x, table["weight"], None, None, in_wave & mask, design=design)
                 factor = _scale(indicator)
                 rows.append(
                     {
@@ -135,8 +128,8 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
         difference = p["estimate"] - a["estimate"]
         se = float(np.hypot(a["se"], p["se"]))
         df = int(min(a["df"], p["df"]))
-        quantile = stats.t.ppf(1 - ALPHA / 2, df) if df > 0 else np.nan
-        p_value = float(2 * stats.t.sf(abs(difference / se), df)) if se > 0 and df > 0 else np.nan
+        quantile = t_quantile(1 - ALPHA / 2, df) if df > 0 else np.nan
+        p_value = t_two_sided_p(difference / se, df) if se > 0 and df > 0 else np.nan
         english, latvian = verdict(difference, p_value, indicator.direction)
         rows.append(
             {

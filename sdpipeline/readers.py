@@ -267,7 +267,11 @@ def _without_empty(path: Path, frame: pd.DataFrame, header_row: int) -> pd.DataF
 
 def _numbers_if_all_parse(values: pd.Series, decimal: str) -> pd.Series:
     """Numbers as Excel writes them for Latvia ('1 234,5'); left as text if any cell is not
-    a number, so that validation can report the offending cell instead of losing it."""
+    a number, so that validation can report the offending cell instead of losing it. Codes,
+    the bulk of every file, parse as they are; only the rest pay for the cleaning."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().equals(values.isna()):
+        return numbers
     cleaned = values.str.strip()
     for space in _SPACES:
         cleaned = cleaned.str.replace(space, "", regex=False)

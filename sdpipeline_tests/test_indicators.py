@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from sdpipeline import report_export
-from sdpipeline.attribution import cluster_robust_wls
+from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
 from sdpipeline.estimation import ratio_estimate, weighted_mean
 from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue
+from sdpipeline.reference import ReferenceData
 from sdpipeline.validation.data_docs import external_references
 
 from .conftest import SHIPPED_RAW
@@ -247,3 +248,25 @@ def test_a_failed_export_leaves_the_previous_report_whole(pipeline_run, tmp_path
         report_export.export(tables, out, "R02", "2023")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["tables"]  # no staging left behind
+
+
+def test_did_with_several_heads_per_municipality_or_no_contrast(pipeline_run, codebook):
+    """Scale deliveries have many heads per municipality; a model without contrast (every
+    municipality in one participation group) is reported as not estimable, not a crash."""
+    _, warehouse, _ = pipeline_run
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = {
+            name: connection.execute(f"SELECT * FROM harmonised.{name}").df()
+            for name in ("specialists", "heads")
+        }
+    ref = ReferenceData.from_files(codebook)
+    catalogue = default_catalogue()
+    twice = dict(tables, heads=pd.concat([tables["heads"]] * 2, ignore_index=True))
+    once = difference_in_differences(tables, catalogue, codebook, ref)
+    doubled = difference_in_differences(twice, catalogue, codebook, ref)
+    pd.testing.assert_series_equal(once["estimate"], doubled["estimate"])
+
+    flat = tables["heads"].assign(project_participation=3)
+    result = difference_in_differences(dict(tables, heads=flat), catalogue, codebook, ref)
+    assert result["estimate"].isna().all()
+    assert result["caveat"].str.startswith("Not estimable").all()

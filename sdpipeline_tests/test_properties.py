@@ -95,6 +95,7 @@ samples = st.integers(2, 60).flatmap(
 )
 
 
+@settings(deadline=None)  # the first example imports SciPy, which takes most of a second
 @given(sample=samples)
 def test_estimates_stay_within_the_data(sample):
     y, w, strata = (np.array(v, dtype=float) for v in sample)

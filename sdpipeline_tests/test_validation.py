@@ -16,7 +16,13 @@ import pytest
 from sdpipeline.ingest import load_raw, sha256_of
 from sdpipeline.validation import audit, data_docs, gx_runner
 from sdpipeline.validation.contracts import row_contract
-from sdpipeline.validation.expectations import distribution_profile, distribution_suite, table_suite
+from sdpipeline.validation.expectations import (
+    Expectation,
+    Suite,
+    distribution_profile,
+    distribution_suite,
+    table_suite,
+)
 from sdpipeline.validation.quarantine import apply_contract
 
 from .conftest import SHIPPED_FILES, SHIPPED_RAW, isolate, materialize
@@ -184,3 +190,40 @@ def test_the_quarantine_threshold_is_run_configuration(pipeline_run, tmp_path, m
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         count = connection.execute("SELECT count(*) FROM validated.residents_2023").fetchone()[0]
     assert count == 1080
+
+
+def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
+    """GX suites are written only when their content changes (it saves GX's bookkeeping on
+    every run); a codebook change must still reach the suite that validates the data."""
+    frame = pd.DataFrame({"code": [1, 2, 3]})
+    first = Suite(
+        "cache_probe",
+        [
+            Expectation(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "code", "value_set": [1, 2, 3]},
+                "ERROR",
+                "codes of the scale",
+            )
+        ],
+    )
+    assert all(o.passed for o in gx_runner.run_suite(first, frame))
+    stored = gx_runner.context().suites.get("cache_probe")
+    gx_runner.run_suite(first, frame)
+    assert gx_runner.context().suites.get("cache_probe").id == stored.id
+
+    narrowed = Suite(
+        "cache_probe",
+        [
+            Expectation(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "code", "value_set": [1, 2]},
+                "ERROR",
+                "codes of the scale",
+            )
+        ],
+    )
+    outcomes = gx_runner.run_suite(narrowed, frame)
+    assert [o.failing_count for o in outcomes] == [1]
+    kwargs = gx_runner.context().suites.get("cache_probe").expectations[0].value_set
+    assert sorted(kwargs) == [1, 2]

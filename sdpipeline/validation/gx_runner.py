@@ -7,6 +7,8 @@ seconds to import and must not slow down loading the Dagster code location.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +23,7 @@ from sdpipeline.validation.expectations import ERROR, Suite
 DATASOURCE = "sdpipeline"
 BATCH = "whole_table"
 SITE = "local_site"
+FINGERPRINT = "sdpipeline_fingerprint"
 _SEVERITY = {ERROR: "critical"}
 
 
@@ -104,29 +107,52 @@ def _check_name(config) -> str:
     return f"{config.type}({column})" if column else config.type
 
 
+def _fingerprint(suite: Suite) -> str:
+    content = [(e.type, e.kwargs, e.why, e.severity) for e in suite.expectations]
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stored(store, name: str):
+    """A suite or validation definition already in the GX project, or None."""
+    from great_expectations.exceptions import DataContextError
+
+    try:
+        return store.get(name)
+    except DataContextError:  # GX's not-found errors for suites and validation definitions
+        return None
+
+
 def run_suite(suite: Suite, frame: pd.DataFrame) -> list[ExpectationOutcome]:
     """Validate ``frame`` against ``suite`` and keep the result in the GX project."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     gx_context = context()
-    expectations = [
-        getattr(gxe, e.type)(
-            **e.kwargs,
-            description=e.why,
-            severity=_SEVERITY.get(e.severity, "warning"),
-            meta={"severity": e.severity},
+    fingerprint = _fingerprint(suite)
+    stored = _stored(gx_context.suites, suite.name)
+    definition = _stored(gx_context.validation_definitions, suite.name)
+    if stored is None or stored.meta.get(FINGERPRINT) != fingerprint or definition is None:
+        # Writing a suite and its validation definition costs GX about 0.2 s each time, so
+        # they are written only when the codebook changed what they hold.
+        expectations = [
+            getattr(gxe, e.type)(
+                **e.kwargs,
+                description=e.why,
+                severity=_SEVERITY.get(e.severity, "warning"),
+                meta={"severity": e.severity},
+            )
+            for e in suite.expectations
+        ]
+        gx_suite = gx_context.suites.add_or_update(
+            gx.ExpectationSuite(
+                name=suite.name, expectations=expectations, meta={FINGERPRINT: fingerprint}
+            )
         )
-        for e in suite.expectations
-    ]
-    gx_suite = gx_context.suites.add_or_update(
-        gx.ExpectationSuite(name=suite.name, expectations=expectations)
-    )
-    definition = gx_context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(
-            name=suite.name, data=_batch_definition(gx_context, suite.name), suite=gx_suite
+        definition = gx_context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(
+                name=suite.name, data=_batch_definition(gx_context, suite.name), suite=gx_suite
+            )
         )
-    )
     result = definition.run(
         batch_parameters={"dataframe": frame},
         result_format={

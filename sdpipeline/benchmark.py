@@ -1,0 +1,223 @@
+"""Measure what a run costs as the delivery grows: the sample ×1 up to ×1000 (a national
+register's size). Every measurement is a fresh ``sdpipeline`` process, timed on the wall clock,
+its peak memory the kernel's own count (``wait4``'s maximum resident set), so the figures are
+what an engineer running the command sees.
+
+For each scale: generate the delivery; a full run into an empty warehouse; a refresh with
+nothing changed; a refresh after one file changed; and the floor (``sdpipeline floor``: the
+indicators as one plain DuckDB SQL pass over the files). Validation's share of the full run
+comes from Dagster's own step timings.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# The heads' 2023 file is small and CSV: changing one answer in it is a realistic correction
+# that invalidates one raw table and what depends on it.
+CHANGED_FILE = ("ex_post_2023", "dienestu_vaditaji_2023.csv")
+BENCHMARK_KEY = "benchmark-only-pseudonym-key"
+
+
+@dataclass
+class Measurement:
+    scale: int
+    phase: str
+    wall_s: float
+    peak_rss_mb: float
+    respondents: int
+    assets_recomputed: int | None = None
+    validation_s: float | None = None
+    ratio_to_floor: float | None = None
+    ok: bool = True
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    cpu = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = re.findall(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = names[0] if names else ""
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_gb, 1),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def timed(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int, str]:
+    """Run ``command``; (wall seconds, peak RSS in MB, exit code, output)."""
+    with log.open("w") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, process.returncode, log.read_text()
+
+
+def _recomputed(output: str) -> int | None:
+    if "no asset recomputed" in output:
+        return 0
+    found = re.search(r"rebuilding (\d+) assets", output)
+    return int(found.group(1)) if found else None
+
+
+def validation_seconds(dagster_home: Path) -> float:
+    """Time the latest run spent in pandera (the ``*_validated`` steps) and Great Expectations
+    (the ``gx_*`` check steps), from Dagster's step statistics."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs(limit=1)
+        stats = instance.get_run_step_stats(run.run_id)
+    return sum(
+        (s.end_time or 0) - (s.start_time or 0)
+        for s in stats
+        if s.step_key.endswith("_validated") or "_gx_" in s.step_key
+    )
+
+
+def change_one_answer(raw: Path) -> None:
+    """Flip one respondent's answer in the changed file (a contractor's correction)."""
+    path = raw.joinpath(*CHANGED_FILE)
+    lines = path.read_bytes().decode("utf-8-sig").splitlines()
+    header = lines[0].split(";")
+    cells = lines[1].split(";")
+    column = header.index("SHORTAGE")
+    cells[column] = "1" if cells[column] != "1" else "2"
+    lines[1] = ";".join(cells)
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
+
+
+def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
+    folder = work / f"x{scale}"
+    raw, var = folder / "raw", folder / "var"
+    env = {
+        **os.environ,
+        "SDPIPELINE_RAW_DIR": str(raw),
+        "SDPIPELINE_VAR_DIR": str(var),
+        "DAGSTER_HOME": str(var / "dagster_home"),
+        "SDPIPELINE_PSEUDONYM_KEY": BENCHMARK_KEY,
+    }
+    env.pop("SDPIPELINE_WAREHOUSE", None)
+    folder.mkdir(parents=True, exist_ok=True)
+    results: list[Measurement] = []
+    wall, peak, code, _ = timed(
+        [*cli, "generate", "--scale", str(scale), "--out", str(raw)], env, folder / "generate.log"
+    )
+    truth = json.loads((raw / "ground_truth.json").read_text())
+    respondents = sum(i["respondents"] for w in truth["waves"].values() for i in w.values())
+    results.append(Measurement(scale, "generate", wall, peak, respondents, ok=code == 0))
+
+    wall, peak, code, _ = timed([*cli, "run"], env, folder / "full.log")
+    full = Measurement(scale, "full run", wall, peak, respondents, ok=code == 0)
+    if code == 0:
+        full.validation_s = validation_seconds(var / "dagster_home")
+    results.append(full)
+
+    wall, peak, code, out = timed([*cli, "refresh"], env, folder / "unchanged.log")
+    results.append(
+        Measurement(
+            scale,
+            "refresh, nothing changed",
+            wall,
+            peak,
+            respondents,
+            _recomputed(out),
+            ok=code == 0,
+        )
+    )
+    change_one_answer(raw)
+    wall, peak, code, out = timed([*cli, "refresh"], env, folder / "one_changed.log")
+    results.append(
+        Measurement(
+            scale,
+            "refresh, one file changed",
+            wall,
+            peak,
+            respondents,
+            _recomputed(out),
+            ok=code == 0,
+        )
+    )
+    wall, peak, code, _ = timed([*cli, "floor"], env, folder / "floor.log")
+    floor = Measurement(scale, "floor (plain DuckDB SQL)", wall, peak, respondents, ok=code == 0)
+    results.append(floor)
+    for measurement in results[1:4]:
+        measurement.ratio_to_floor = measurement.wall_s / floor.wall_s
+    return results
+
+
+def write(results: list[Measurement], out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [asdict(m) for m in results]
+    json_path, csv_path = out / "benchmark.json", out / "benchmark.csv"
+    json_path.write_text(json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return json_path, csv_path
+
+
+def table(results: list[Measurement]) -> str:
+    from tabulate import tabulate
+
+    def number(value: float | None, digits: int = 1) -> str:
+        return "" if value is None else f"{value:,.{digits}f}"
+
+    return tabulate(
+        [
+            [
+                f"×{m.scale}",
+                f"{m.respondents:,}",
+                m.phase + ("" if m.ok else " (FAILED)"),
+                number(m.wall_s),
+                number(m.peak_rss_mb, 0),
+                "" if m.assets_recomputed is None else m.assets_recomputed,
+                "" if m.validation_s is None else f"{100 * m.validation_s / m.wall_s:.0f} %",
+                number(m.ratio_to_floor),
+            ]
+            for m in results
+        ],
+        headers=[
+            "scale",
+            "respondents",
+            "phase",
+            "wall s",
+            "peak MB",
+            "assets rebuilt",
+            "validation",
+            "× floor",
+        ],
+        tablefmt="github",
+    )
+
+
+def benchmark(scales: list[int], out: Path, work: Path | None = None) -> list[Measurement]:
+    cli = [sys.executable, "-m", "sdpipeline"]
+    results: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="sdpipeline-bench-", dir=work) as scratch:
+        for scale in scales:
+            results += run_scale(scale, Path(scratch), cli)
+            write(results, out)
+            print(table([m for m in results if m.scale == scale]), flush=True)
+    return results

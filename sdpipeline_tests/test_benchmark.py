@@ -1,0 +1,77 @@
+"""The benchmark's parts: the floor computes the catalogue's indicators the plain way, and the
+harness measures real processes. The ×10 end-to-end run is slow-marked: it runs with
+``pytest -m slow`` and in the benchmark, not in every test run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import duckdb
+import pytest
+
+from sdpipeline.benchmark import Measurement, run_scale, table, timed, write
+from sdpipeline.codebook import default_codebook
+from sdpipeline.floor import floor_indicators
+from sdpipeline.indicators import default_catalogue
+
+from .conftest import SHIPPED_RAW
+
+# Instruments whose weights are all equal: there the unweighted floor and the pipeline's
+# weighted national estimate are the same number.
+EQUAL_WEIGHTS = ("clients", "specialists", "partners")
+
+
+def test_the_floor_agrees_with_the_pipeline_where_weights_are_equal(pipeline_run):
+    _, warehouse, _ = pipeline_run
+    codebook, catalogue = default_codebook(), default_catalogue()
+    floor = floor_indicators(SHIPPED_RAW, codebook, catalogue)
+    assert len(floor) == sum(
+        1
+        for indicator in catalogue.indicators
+        for wave in codebook.instruments[indicator.instrument].files
+        if codebook.instruments[indicator.instrument].variable(indicator.variable).asked_in(wave)
+    )
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        pipeline = connection.execute(
+            "SELECT indicator_id, wave, estimate FROM indicators.estimates "
+            "WHERE breakdown = 'national' AND list_contains(?, instrument)",
+            [list(EQUAL_WEIGHTS)],
+        ).fetchall()
+    assert len(pipeline) > 20
+    estimates = {
+        (i, w): e for i, w, e in floor[["indicator", "wave", "estimate"]].itertuples(False)
+    }
+    for indicator, wave, estimate in pipeline:
+        assert estimates[(indicator, wave)] == pytest.approx(estimate, rel=1e-9), (indicator, wave)
+
+
+def test_timed_reports_the_child_s_own_peak_memory(tmp_path):
+    grow = "x = bytearray(300 * 2**20); print('done')"
+    wall, peak, code, output = timed([sys.executable, "-c", grow], {}, tmp_path / "log")
+    assert code == 0 and output.strip() == "done"
+    assert 300 < peak < 600
+    assert wall > 0
+
+
+def test_results_are_written_as_json_and_csv(tmp_path):
+    results = [
+        Measurement(1, "full run", 12.5, 800.0, 5869, validation_s=3.0, ratio_to_floor=9.0),
+        Measurement(1, "floor (plain DuckDB SQL)", 1.4, 200.0, 5869),
+    ]
+    json_path, csv_path = write(results, tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["machine"]["cores"] and data["results"][0]["wall_s"] == 12.5
+    assert csv_path.read_text().splitlines()[0].startswith("scale,phase,wall_s,peak_rss_mb")
+    assert "24 %" in table(results)
+
+
+@pytest.mark.slow
+def test_the_x10_delivery_runs_end_to_end(tmp_path):
+    cli = [sys.executable, "-m", "sdpipeline"]
+    results = {m.phase: m for m in run_scale(10, tmp_path, cli)}
+    assert all(m.ok for m in results.values()), results
+    assert results["full run"].respondents > 50_000
+    assert results["refresh, nothing changed"].assets_recomputed == 0
+    assert 0 < results["refresh, one file changed"].assets_recomputed < 40
+    assert 0 < results["full run"].validation_s < results["full run"].wall_s
