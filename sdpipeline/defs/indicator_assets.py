@@ -21,12 +21,21 @@ SCHEMA = "indicators"
 
 
 def harmonised_tables(
-    connection: duckdb.DuckDBPyConnection, instruments: list[str]
+    connection: duckdb.DuckDBPyConnection, instruments: list[str], codebook: Codebook
 ) -> dict[str, pd.DataFrame]:
-    return {
-        n: connection.execute(f"SELECT * FROM {qualified('harmonised', n)}").df()
-        for n in instruments
-    }
+    """The harmonised tables as the analyses use them: without free text, which must never
+    reach an indicator or a report, and without the file provenance columns. At a register's
+    size these are also the widest columns to carry through every analysis."""
+    tables = {}
+    for name in instruments:
+        excluded = ["_source_file", "_source_sha256"] + [
+            v.name for v in codebook.instruments[name].variables if v.level == "text"
+        ]
+        listed = ", ".join(f'"{c}"' for c in excluded)
+        tables[name] = connection.execute(
+            f"SELECT * EXCLUDE ({listed}) FROM {qualified('harmonised', name)}"
+        ).df()
+    return tables
 
 
 def delivered_sources(
@@ -46,6 +55,7 @@ def indicator_asset(
     description: str,
     instruments: list[str],
     build: Callable[[dict[str, pd.DataFrame], ReferenceData, DuckDBResource], pd.DataFrame],
+    codebook: Codebook,
     extra_deps: tuple[str, ...] = (),
 ) -> dg.AssetsDefinition:
     @dg.asset(
@@ -61,7 +71,7 @@ def indicator_asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            tables = harmonised_tables(connection, instruments)
+            tables = harmonised_tables(connection, instruments, codebook)
             ref = ReferenceData.from_warehouse(connection)
             sources = delivered_sources(connection, instruments)
         frame = build(tables, ref, warehouse)
@@ -102,6 +112,7 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             f"{catalogue.low_reliability_below} flagged.",
             everyone,
             estimates,
+            codebook,
             ("population_totals",),
         ),
         indicator_asset(
@@ -111,6 +122,7 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             "95 % CI, t-test p-value, plain-language verdict and comparability class.",
             everyone,
             changes,
+            codebook,
             ("indicator_estimates",),
         ),
         indicator_asset(
@@ -120,6 +132,7 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             "municipality types, age groups) and a within-group part.",
             everyone,
             decomposed,
+            codebook,
             ("population_totals",),
         ),
         indicator_asset(
@@ -130,6 +143,7 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             "controls; each row states what the design can and cannot attribute.",
             ["specialists", "heads"],
             attributed,
+            codebook,
             ("population_totals",),
         ),
     ]

@@ -30,6 +30,7 @@ def report_asset(
     instruments: list[str],
     deps: list[str],
     build: Callable[[object, dict[str, pd.DataFrame]], pd.DataFrame],
+    codebook: Codebook,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"report_{table}",
@@ -43,7 +44,7 @@ def report_asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            tables = harmonised_tables(connection, instruments)
+            tables = harmonised_tables(connection, instruments, codebook)
             frame = build(connection, tables)
             replace_table(connection, SCHEMA, table, frame)
             metadata = table_metadata(
@@ -111,7 +112,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         ),
     }
     assets = [
-        report_asset(table, description, instruments, deps, build)
+        report_asset(table, description, instruments, deps, build, codebook)
         for table, (description, instruments, deps, build) in specs.items()
     ]
 
