@@ -109,3 +109,22 @@ def test_delimiter_is_the_one_that_splits_the_header_most():
     assert sniff_delimiter("a;b;c") == ";"
     assert sniff_delimiter('a,"b;c",d') == ","
     assert sniff_delimiter("a\tb\tc") == "\t"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "stray", "declared", "message"),
+    [
+        ("utf-8", "cp1257", "utf-8", "not valid utf-8"),
+        ("cp1257", "utf-8", "cp1257", "UTF-8 inside a Windows-1257 file"),
+        ("cp1257", "utf-8", None, "UTF-8 inside a Windows-1257 file"),
+    ],
+)
+def test_a_line_in_another_encoding_is_refused_naming_the_line(
+    tmp_path, encoding, stray, declared, message
+):
+    lines = [("id;komentars", encoding), ("1;Ķekava", encoding), ("2;Ļoti labi", stray)]
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"".join(text.encode(code) + b"\r\n" for text, code in lines))
+    with pytest.raises(DeliveryError, match=message) as error:
+        read_raw_file(path, FileSpec(name="a.csv", encoding=declared), ["id", "komentars"])
+    assert error.value.row == 3 and "a.csv" in str(error.value)
