@@ -43,6 +43,15 @@ def _set_cell(lines: list[str], line: int, column: str, value: str) -> None:
     lines[line - 1] = ";".join(cells)
 
 
+def _one_cell(
+    out: Path, wave: str, name: str, encoding: str, line: int, column: str, value: str
+) -> None:
+    """The delivered CSV with one cell changed: the commonest bad row there is."""
+    lines = _lines(wave, name, encoding)
+    _set_cell(lines, line, column, value)
+    _write(out / wave / name, lines, encoding)
+
+
 def _save_book(book: openpyxl.Workbook, target: Path) -> None:
     book.properties.created = book.properties.modified = STAMP
     buffer = io.BytesIO()
@@ -248,33 +257,33 @@ def code_outside_value_labels(out: Path) -> None:
 
 
 def text_in_numeric_column(out: Path) -> None:
-    lines = _lines("ex_post_2023", "dienestu_vaditaji_2023.csv", "utf-8-sig")
-    _set_cell(lines, 4, "STAFF_TOTAL", "daudz")
-    _write(out / "ex_post_2023" / "dienestu_vaditaji_2023.csv", lines, "utf-8-sig")
+    _one_cell(
+        out, "ex_post_2023", "dienestu_vaditaji_2023.csv", "utf-8-sig", 4, "STAFF_TOTAL", "daudz"
+    )
 
 
 def municipality_code_of_2017_in_2023(out: Path) -> None:
-    lines = _lines("ex_post_2023", "iedzivotaji_2023.csv", "cp1257")
-    _set_cell(lines, 8, "municipality_code", "LV-001")
-    _write(out / "ex_post_2023" / "iedzivotaji_2023.csv", lines, "cp1257")
+    _one_cell(
+        out, "ex_post_2023", "iedzivotaji_2023.csv", "cp1257", 8, "municipality_code", "LV-001"
+    )
 
 
 def unknown_municipality_code(out: Path) -> None:
-    lines = _lines("ex_ante_2017", "pasvaldibu_vaditaji_2017.csv", "utf-8-sig")
-    _set_cell(lines, 12, "pasvaldiba", "LV-999")
-    _write(out / "ex_ante_2017" / "pasvaldibu_vaditaji_2017.csv", lines, "utf-8-sig")
+    _one_cell(
+        out, "ex_ante_2017", "pasvaldibu_vaditaji_2017.csv", "utf-8-sig", 12, "pasvaldiba", "LV-999"
+    )
 
 
 def interview_date_outside_fieldwork(out: Path) -> None:
-    lines = _lines("ex_post_2023", "iedzivotaji_2023.csv", "cp1257")
-    _set_cell(lines, 10, "interview_date", "10.02.2019")
-    _write(out / "ex_post_2023" / "iedzivotaji_2023.csv", lines, "cp1257")
+    _one_cell(
+        out, "ex_post_2023", "iedzivotaji_2023.csv", "cp1257", 10, "interview_date", "10.02.2019"
+    )
 
 
 def cross_field_rule_broken(out: Path) -> None:
-    lines = _lines("ex_post_2023", "dienestu_vaditaji_2023.csv", "utf-8-sig")
-    _set_cell(lines, 6, "STAFF_SW_FTE", "75,5")
-    _write(out / "ex_post_2023" / "dienestu_vaditaji_2023.csv", lines, "utf-8-sig")
+    _one_cell(
+        out, "ex_post_2023", "dienestu_vaditaji_2023.csv", "utf-8-sig", 6, "STAFF_SW_FTE", "75,5"
+    )
 
 
 def blank_lines_keep_row_numbers(out: Path) -> None:
