@@ -34,7 +34,7 @@ BENCHMARK_KEY = "benchmark-only-pseudonym-key"
 class Measurement:
     scale: int
     phase: str
-    wall_s: float
+    wall_s: float | None
     peak_rss_mb: float
     respondents: int
     assets_recomputed: int | None = None
@@ -193,7 +193,9 @@ def table(results: list[Measurement]) -> str:
                 number(m.wall_s),
                 number(m.peak_rss_mb, 0),
                 "" if m.assets_recomputed is None else m.assets_recomputed,
-                "" if m.validation_s is None else f"{100 * m.validation_s / m.wall_s:.0f} %",
+                ""
+                if m.validation_s is None or not m.wall_s
+                else f"{100 * m.validation_s / m.wall_s:.0f} %",
                 number(m.ratio_to_floor),
             ]
             for m in results
@@ -212,12 +214,43 @@ def table(results: list[Measurement]) -> str:
     )
 
 
-def benchmark(scales: list[int], out: Path, work: Path | None = None) -> list[Measurement]:
+def projected_peak_mb(results: list[Measurement], scale: int) -> float | None:
+    """The full run's peak memory at ``scale``, extrapolated linearly from the two largest
+    scales measured so far (from one, proportionally)."""
+    runs = sorted((m.scale, m.peak_rss_mb) for m in results if m.phase == "full run" and m.ok)
+    if not runs:
+        return None
+    if len(runs) == 1:
+        return runs[0][1] * scale / runs[0][0]
+    (s1, p1), (s2, p2) = runs[-2], runs[-1]
+    return p2 + (p2 - p1) / (s2 - s1) * (scale - s2)
+
+
+def benchmark(
+    scales: list[int], out: Path, work: Path | None = None, memory_share: float = 0.8
+) -> list[Measurement]:
+    """Run the scales in order. A scale whose full run would need more than ``memory_share``
+    of the machine's memory, extrapolated from the scales before it, is skipped and recorded
+    as skipped: swapping would measure the disk, and the kernel may kill more than the run."""
     cli = [sys.executable, "-m", "sdpipeline"]
+    limit_mb = machine()["memory_gb"] * 1024 * memory_share
     results: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="sdpipeline-bench-", dir=work) as scratch:
-        for scale in scales:
+        for scale in sorted(scales):
+            projected = projected_peak_mb(results, scale)
+            if projected is not None and projected > limit_mb:
+                skipped = Measurement(
+                    scale, "full run skipped (projected peak)", None, projected, 0
+                )
+                results.append(skipped)
+                print(
+                    f"×{scale}: skipped, the full run would need about {projected / 1024:.0f} GB "
+                    f"(more than {memory_share:.0%} of this machine's memory)",
+                    flush=True,
+                )
+                continue
             results += run_scale(scale, Path(scratch), cli)
             write(results, out)
             print(table([m for m in results if m.scale == scale]), flush=True)
+    write(results, out)
     return results

@@ -172,13 +172,12 @@ def cmd_floor(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from sdpipeline.benchmark import benchmark, table, write
+    from sdpipeline.benchmark import benchmark, table
 
     out = Path(args.out) if args.out else settings.var_dir() / "benchmark"
     results = benchmark(args.scales, out, Path(args.work) if args.work else None)
     print(f"\n{table(results)}")
-    json_path, csv_path = write(results, out)
-    print(f"\nwrote {json_path} and {csv_path}")
+    print(f"\nwrote {out / 'benchmark.json'} and {out / 'benchmark.csv'}")
     return 0 if all(m.ok for m in results) else 1
 
 

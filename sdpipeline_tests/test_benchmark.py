@@ -10,7 +10,14 @@ import sys
 import duckdb
 import pytest
 
-from sdpipeline.benchmark import Measurement, run_scale, table, timed, write
+from sdpipeline.benchmark import (
+    Measurement,
+    projected_peak_mb,
+    run_scale,
+    table,
+    timed,
+    write,
+)
 from sdpipeline.codebook import default_codebook
 from sdpipeline.floor import floor_indicators
 from sdpipeline.indicators import default_catalogue
@@ -75,3 +82,18 @@ def test_the_x10_delivery_runs_end_to_end(tmp_path):
     assert results["refresh, nothing changed"].assets_recomputed == 0
     assert 0 < results["refresh, one file changed"].assets_recomputed < 40
     assert 0 < results["full run"].validation_s < results["full run"].wall_s
+
+
+def test_memory_is_projected_from_the_scales_measured_before(tmp_path):
+    measured = [
+        Measurement(100, "full run", 77.0, 2300.0, 586_814),
+        Measurement(300, "full run", 203.0, 6200.0, 1_760_382),
+    ]
+    assert projected_peak_mb(measured, 1000) == pytest.approx(6200 + 19.5 * 700)
+    assert projected_peak_mb(measured[:1], 1000) == pytest.approx(23_000)
+    assert projected_peak_mb([], 1000) is None
+
+    skipped = Measurement(1000, "full run skipped (projected peak)", None, 19850.0, 0)
+    assert "full run skipped" in table([*measured, skipped])
+    json_path, _ = write([*measured, skipped], tmp_path)
+    assert json.loads(json_path.read_text())["results"][2]["wall_s"] is None
