@@ -127,41 +127,27 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
     respondents = sum(i["respondents"] for w in truth["waves"].values() for i in w.values())
     results.append(Measurement(scale, "generate", wall, peak, respondents, ok=code == 0))
 
-    wall, peak, code, _ = timed([*cli, "run"], env, folder / "full.log")
-    full = Measurement(scale, "full run", wall, peak, respondents, ok=code == 0)
-    if code == 0:
-        full.validation_s = validation_seconds(var / "dagster_home")
-    results.append(full)
+    def measure(phase: str, command: str, log: str) -> Measurement:
+        wall, peak, code, out = timed([*cli, command], env, folder / log)
+        measurement = Measurement(scale, phase, wall, peak, respondents, ok=code == 0)
+        if command == "refresh":
+            measurement.assets_recomputed = _recomputed(out)
+        if command == "run" and code == 0:
+            measurement.validation_s = validation_seconds(var / "dagster_home")
+        results.append(measurement)
+        return measurement
 
-    wall, peak, code, out = timed([*cli, "refresh"], env, folder / "unchanged.log")
-    results.append(
-        Measurement(
-            scale,
-            "refresh, nothing changed",
-            wall,
-            peak,
-            respondents,
-            _recomputed(out),
-            ok=code == 0,
-        )
-    )
+    # The first full run also creates the GX project's suites; the second is the steady state
+    # of an engineer re-running a delivery on an existing installation.
+    pipeline = [
+        measure("full run", "run", "full.log"),
+        measure("full run again (warm)", "run", "full_again.log"),
+        measure("refresh, nothing changed", "refresh", "unchanged.log"),
+    ]
     change_one_answer(raw)
-    wall, peak, code, out = timed([*cli, "refresh"], env, folder / "one_changed.log")
-    results.append(
-        Measurement(
-            scale,
-            "refresh, one file changed",
-            wall,
-            peak,
-            respondents,
-            _recomputed(out),
-            ok=code == 0,
-        )
-    )
-    wall, peak, code, _ = timed([*cli, "floor"], env, folder / "floor.log")
-    floor = Measurement(scale, "floor (plain DuckDB SQL)", wall, peak, respondents, ok=code == 0)
-    results.append(floor)
-    for measurement in results[1:4]:
+    pipeline.append(measure("refresh, one file changed", "refresh", "one_changed.log"))
+    floor = measure("floor (plain DuckDB SQL)", "floor", "floor.log")
+    for measurement in pipeline:
         measurement.ratio_to_floor = measurement.wall_s / floor.wall_s
     return results
 
