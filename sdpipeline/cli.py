@@ -26,6 +26,19 @@ def _use_project_instance() -> Path:
     return home
 
 
+def _open_instance(home: Path):
+    """Dagster creates its SQLite tables when an instance is first opened; two runs started
+    together on a fresh installation (two timers, a timer and a person) would race to create
+    them and one would fail, so opening is serialised by a lock file in the instance folder."""
+    import fcntl
+
+    import dagster as dg
+
+    with (home / ".open.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from sdpipeline.generator import GROUND_TRUTH_FILE, generate_delivery
 
@@ -57,13 +70,11 @@ def _failure_messages(result) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     home = _use_project_instance()
-    import dagster as dg
-
     from sdpipeline.definitions import defs
     from sdpipeline.defs.resources import warehouse_resource
 
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    with _open_instance(home) as instance:
         job = defs.resolve_job_def(args.job)
         selection = None
         if args.command == "refresh":
