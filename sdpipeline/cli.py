@@ -80,8 +80,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.command == "refresh":
             from sdpipeline.codebook import default_codebook
             from sdpipeline.defs.incremental import refresh_selection, stale_sources
+            from sdpipeline.inventory import stray_files
 
-            stale = stale_sources(instance, default_codebook())
+            codebook = default_codebook()
+            strays = [s for wave in codebook.waves for s in stray_files(codebook, wave)]
+            if strays:
+                # checksums of the known files cannot see these: say so instead of "unchanged"
+                print("sdpipeline: the delivery holds files the codebook does not name:")
+                for stray in strays:
+                    print(f"  {stray.path}: {stray.reason}")
+                return 1
+            stale = stale_sources(instance, codebook)
             if not stale:
                 print("sdpipeline: nothing changed since the last run; no asset recomputed.")
                 return 0

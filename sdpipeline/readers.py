@@ -26,7 +26,7 @@ from sdpipeline.codebook import FileSpec
 DELIMITERS = (";", ",", "\t")
 HEADER_SEARCH_ROWS = 10
 # Bytes that Windows-1257 leaves undefined: their presence means the file is not Windows-1257.
-_CP1257_UNDEFINED = {0x81, 0x83, 0x88, 0x8A, 0x8C, 0x90, 0x98, 0x9A, 0x9C, 0x9F, 0xA1, 0xA5}
+_CP1257_UNDEFINED = re.compile(rb"[\x81\x83\x88\x8A\x8C\x90\x98\x9A\x9C\x9F\xA1\xA5]")
 _SPACES = ("\u00a0", "\u202f", " ")
 # UTF-8 for Latin-1 supplement, Latin Extended-A (every Latvian letter) and Cyrillic. Read as
 # Windows-1257 these are 'Ć', 'Ä', 'Å', 'Š' or 'Ń' followed by a symbol, which Latvian text
@@ -143,10 +143,11 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
                 f"whole file in one encoding): …{text}…",
                 row=line,
             )
-        for offset, byte in enumerate(data):
-            if byte in _CP1257_UNDEFINED:
-                line = data[:offset].count(b"\n") + 1
-                raise DeliveryError(path, f"byte 0x{byte:02X} is not Windows-1257", row=line)
+        undefined = _CP1257_UNDEFINED.search(data)
+        if undefined is not None:
+            line = data[: undefined.start()].count(b"\n") + 1
+            byte = data[undefined.start()]
+            raise DeliveryError(path, f"byte 0x{byte:02X} is not Windows-1257", row=line)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
@@ -261,7 +262,8 @@ def _without_empty(path: Path, frame: pd.DataFrame, header_row: int) -> pd.DataF
                 f"column {i + 1} has values but no name in the header (row {header_row})",
                 row=int(values.index[0]),
             )
-    frame = frame.iloc[:, [i for i in range(frame.shape[1]) if i not in set(unnamed)]]
+    named = sorted(set(range(frame.shape[1])) - set(unnamed))
+    frame = frame.iloc[:, named]
     return frame.dropna(how="all")
 
 

@@ -81,3 +81,15 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     assert test_command.endswith("pytest")
     ci = (settings.REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert test_command in ci.splitlines()
+
+
+def test_refresh_names_a_file_the_codebook_does_not_know(tmp_path):
+    """Checksums of the known files cannot see an extra file; refresh must not call the
+    delivery unchanged while one lies in a wave folder."""
+    raw = tmp_path / "raw"
+    shutil.copytree(SHIPPED_RAW, raw)
+    lay_over("unknown_instrument_file", raw)
+    result = _run(["refresh"], tmp_path, raw)
+    assert result.returncode == 1
+    assert "brivpratigie_2023.csv: matches no instrument of wave ex_post_2023" in result.stdout
+    assert "nothing changed" not in result.stdout
