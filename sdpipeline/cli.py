@@ -174,7 +174,7 @@ def _report_validation(warehouse: Path, run_id: str, rebuild_docs: bool) -> None
     )
     index = gx_runner.data_docs_dir() / "index.html"
     if rebuild_docs and gx_runner.gx_root().exists():
-        index = data_docs.publish()
+        index = data_docs.publish(run_id)
     if index.exists():
         print(f"Data Docs (offline): {index}")
 

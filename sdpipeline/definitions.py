@@ -12,7 +12,6 @@ import dagster as dg
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs.audit_assets import build_audit_assets
 from sdpipeline.defs.automation import build_automation
-from sdpipeline.defs.gx_checks import build_gx_checks
 from sdpipeline.defs.harmonised_assets import build_harmonised
 from sdpipeline.defs.incremental import code_version
 from sdpipeline.defs.indicator_assets import build_indicator_assets
@@ -28,7 +27,6 @@ from sdpipeline.indicators import load_catalogue
 def build_definitions() -> dg.Definitions:
     codebook = default_codebook()
     catalogue = load_catalogue(codebook)
-    harmonised, harmonised_checks = build_harmonised(codebook)
     sensors, schedules = build_automation(codebook)
     version = code_version(codebook)
     assets = dg.map_asset_specs(
@@ -37,7 +35,7 @@ def build_definitions() -> dg.Definitions:
             *build_reference_assets(codebook),
             *build_raw_assets(codebook),
             *build_validated_assets(codebook),
-            *harmonised,
+            *build_harmonised(codebook),
             *build_audit_assets(codebook),
             *build_indicator_assets(codebook, catalogue),
             *build_report_assets(codebook, catalogue),
@@ -45,7 +43,6 @@ def build_definitions() -> dg.Definitions:
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*build_gx_checks(codebook), *harmonised_checks],
         jobs=build_jobs(codebook),
         sensors=sensors,
         schedules=schedules,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.definitions import build_definitions
+from sdpipeline.defs.resources import Warehouse
 
 SHIPPED_RAW = settings.REPO_ROOT / "data" / "raw"
 SHIPPED_FILES = [
@@ -64,11 +64,12 @@ def materialize(
     run_config: dict | None = None,
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """The project's own assets and checks, materialised for real into ``warehouse``."""
+    """The project's own assets, checks and warehouse resource, materialised for real into
+    ``warehouse``."""
     defs = build_definitions()
     return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
-        resources={"warehouse": DuckDBResource(database=str(warehouse))},
+        defs.assets,
+        resources={"warehouse": Warehouse(database=str(warehouse))},
         selection=selection,
         run_config=run_config,
         instance=instance,

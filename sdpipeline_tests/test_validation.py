@@ -128,7 +128,7 @@ def test_an_auditor_can_answer_which_checks_a_file_passed_on_a_date(pipeline_run
     assert "time_use_sums_to_100(TIME_DIRECT, TIME_DOCS, TIME_INDIRECT, TIME_OTHER)" in set(
         rows["check_name"]
     )
-    assert "expect_column_values_to_be_unique(resp_id)" in set(rows["check_name"])
+    assert {"unique(resp_id)", "expect_table_row_count_to_be_between"} <= set(rows["check_name"])
 
 
 def test_data_docs_are_built_and_work_offline(pipeline_run):
@@ -168,11 +168,15 @@ def test_gx_distribution_rule_names_the_degenerate_question(codebook, isolated):
     table = load.table.copy()
     table["k10"] = 1.0  # everyone would recommend
     profile = distribution_profile(spec, "ex_ante_2017", table, 50)
-    outcomes = gx_runner.run_suite(distribution_suite(codebook, "clients_2017_validated"), profile)
+    outcomes = gx_runner.run_suite(
+        distribution_suite(codebook, "clients_2017_validated"), profile, "test-run"
+    )
     assert not outcomes[0].passed and outcomes[0].severity == "WARN"
     assert outcomes[0].details["partial_unexpected_index_list"][0]["variable"] == "would_recommend"
     table_outcomes = gx_runner.run_suite(
-        table_suite(spec, "ex_ante_2017", codebook, "clients_2017_validated"), load.table
+        table_suite(spec, "ex_ante_2017", codebook, "clients_2017_validated"),
+        load.table,
+        "test-run",
     )
     assert all(o.passed for o in table_outcomes)
 
@@ -192,6 +196,43 @@ def test_the_quarantine_threshold_is_run_configuration(pipeline_run, tmp_path, m
     assert count == 1080
 
 
+def test_too_few_respondents_keep_every_row_rule_but_fail_the_dataset_contract(
+    pipeline_run, tmp_path, monkeypatch
+):
+    """What only the table as a whole shows is GX's: 20 heads, each a valid row, are fewer than
+    the design's minimum of 30. The check runs in the validated step and, being blocking, stops
+    the harmonised table from being rebuilt on them."""
+    _, baseline, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    warehouse = folder / "warehouse.duckdb"
+    shutil.copy(baseline, warehouse)
+    path = folder / "raw" / "ex_post_2023" / "dienestu_vaditaji_2023.csv"
+    lines = path.read_bytes().split(b"\r\n")
+    path.write_bytes(b"\r\n".join(lines[:21]) + b"\r\n")
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        before = connection.execute("SELECT count(*) FROM harmonised.heads").fetchone()[0]
+
+    result = materialize(warehouse, ["heads_2023_raw", "heads_2023_validated", "heads_harmonised"])
+
+    assert not result.success
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "gx_dataset_contract"
+    ]
+    assert not evaluation.passed and evaluation.severity.value == "ERROR"
+    assert "expect_table_row_count_to_be_between" in evaluation.metadata["failures"].value
+    assert "heads_harmonised" not in {
+        e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
+    }
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM harmonised.heads").fetchone()[0] == before
+        failed = connection.execute(
+            "SELECT check_name, failing_count FROM audit.check_runs "
+            "WHERE run_id = ? AND NOT passed",
+            [result.run_id],
+        ).fetchall()
+    assert failed == [("expect_table_row_count_to_be_between", None)]
+
+
 def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
     """GX suites are written only when their content changes (it saves GX's bookkeeping on
     every run); a codebook change must still reach the suite that validates the data."""
@@ -207,9 +248,9 @@ def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
             )
         ],
     )
-    assert all(o.passed for o in gx_runner.run_suite(first, frame))
+    assert all(o.passed for o in gx_runner.run_suite(first, frame, "test-run"))
     stored = gx_runner.context().suites.get("cache_probe")
-    gx_runner.run_suite(first, frame)
+    gx_runner.run_suite(first, frame, "test-run")
     assert gx_runner.context().suites.get("cache_probe").id == stored.id
 
     narrowed = Suite(
@@ -223,7 +264,7 @@ def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
             )
         ],
     )
-    outcomes = gx_runner.run_suite(narrowed, frame)
+    outcomes = gx_runner.run_suite(narrowed, frame, "test-run")
     assert [o.failing_count for o in outcomes] == [1]
     kwargs = gx_runner.context().suites.get("cache_probe").expectations[0].value_set
     assert sorted(kwargs) == [1, 2]

@@ -57,7 +57,7 @@ def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
                 [context.run.run_id],
             ).fetchone()[0]
             columns = table_columns(connection, audit.SCHEMA, audit.CHECK_RUNS)
-        index = data_docs.publish()
+        index = data_docs.publish(context.run.run_id)
         context.log.info(f"Data Docs: {index}")
         return dg.MaterializeResult(
             metadata={

@@ -1,21 +1,51 @@
-"""The dataset-level contract as Dagster asset checks: one Great Expectations check per
-validated table, recorded in the audit trail and in the GX Data Docs."""
+"""Great Expectations' dataset contract as asset checks of the validated and harmonised tables.
+
+They run inside the step that builds the table, on the frame it has just written: the check
+neither reads the table back nor costs a step of its own, and being blocking, a failed critical
+expectation still stops everything downstream. Every outcome goes to the audit trail and the
+GX Data Docs."""
+
+import time
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
+import duckdb
+import pandas as pd
 
 from sdpipeline.codebook import Codebook, Instrument
-from sdpipeline.defs.raw_assets import raw_table_name
+from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit, gx_runner
 from sdpipeline.validation.expectations import (
     ERROR,
     distribution_profile,
     distribution_suite,
+    harmonised_suites,
     table_suite,
 )
-from sdpipeline.warehouse import qualified
+from sdpipeline.weighting import expected_total
 
-CHECK_NAME = "gx_dataset_contract"
+DATASET_CONTRACT = "gx_dataset_contract"
+HARMONISED_CONTRACT = "gx_harmonised_contract"
+
+
+def gx_dataset_contract_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        DATASET_CONTRACT,
+        asset=asset,
+        blocking=True,
+        description="Great Expectations suites derived from the codebook: enough respondents "
+        "once rows are quarantined, key variables mostly answered, no question where one code "
+        "takes almost everyone. ERROR if a critical expectation fails, WARN otherwise.",
+    )
+
+
+def gx_harmonised_contract_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        HARMONISED_CONTRACT,
+        asset=asset,
+        blocking=True,
+        description="Great Expectations: every wave present, weights adding up to each wave's "
+        "population, items present exactly where asked.",
+    )
 
 
 def _failures_markdown(outcomes: list[gx_runner.ExpectationOutcome]) -> str:
@@ -34,71 +64,88 @@ def _failures_markdown(outcomes: list[gx_runner.ExpectationOutcome]) -> str:
     return "\n".join(lines)
 
 
-def gx_severity(failed: list[gx_runner.ExpectationOutcome]) -> dg.AssetCheckSeverity:
-    """ERROR, which blocks downstream assets, if a critical expectation failed; WARN otherwise."""
-    if any(o.severity == ERROR for o in failed):
-        return dg.AssetCheckSeverity.ERROR
-    return dg.AssetCheckSeverity.WARN
-
-
-def gx_check(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetChecksDefinition:
-    name = raw_table_name(instrument, codebook, wave_id)
-    asset = f"{name}_validated"
-
-    @dg.asset_check(
-        asset=asset,
-        name=CHECK_NAME,
-        blocking=True,
-        description="Great Expectations suites derived from the codebook: row count, value sets, "
-        "unique identifiers, completeness of key variables, distribution sanity. ERROR if a "
-        "critical expectation fails, WARN otherwise.",
+def _result(
+    check_name: str,
+    outcomes: list[gx_runner.ExpectationOutcome],
+    connection: duckdb.DuckDBPyConnection,
+    audit_context: audit.CheckContext,
+    metadata: dict,
+    seconds: float,
+) -> dg.AssetCheckResult:
+    """Record the outcomes in the audit trail; ERROR (which blocks downstream assets) if a
+    critical expectation failed, WARN otherwise."""
+    audit.record_checks(
+        connection, audit_context, "great_expectations", gx_runner.audit_results(outcomes)
     )
-    def _check(
-        context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource
-    ) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as connection:
-            table = connection.execute(f"SELECT * FROM {qualified('validated', name)}").df()
-        outcomes = gx_runner.run_suite(table_suite(instrument, wave_id, codebook, asset), table)
-        profile = distribution_profile(
-            instrument, wave_id, table, codebook.validation.min_valid_for_distribution
-        )
-        outcomes += gx_runner.run_suite(distribution_suite(codebook, asset), profile)
-        files = table[["_source_file", "_source_sha256"]].drop_duplicates()
-        audit_context = audit.CheckContext(
-            run_id=context.run.run_id,
-            asset=asset,
-            instrument=instrument.name,
-            wave=wave_id,
-            file_name=str(files["_source_file"].iloc[0]) if len(files) else None,
-            file_sha256=str(files["_source_sha256"].iloc[0]) if len(files) else None,
-        )
-        with warehouse.get_connection() as connection:
-            audit.record_checks(
-                connection,
-                audit_context,
-                "great_expectations",
-                gx_runner.audit_results(outcomes),
-            )
-        failed = [o for o in outcomes if not o.passed]
-        return dg.AssetCheckResult(
-            passed=not failed,
-            severity=gx_severity(failed),
-            metadata={
-                "expectations": len(outcomes),
-                "failed": len(failed),
-                "failures": dg.MetadataValue.md(_failures_markdown(outcomes)),
-                "data_docs": dg.MetadataValue.path(str(gx_runner.data_docs_dir() / "index.html")),
-                "file_sha256": audit_context.file_sha256 or "",
-            },
-        )
-
-    return _check
+    failed = [o for o in outcomes if not o.passed]
+    critical = any(o.severity == ERROR for o in failed)
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if critical else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "expectations": len(outcomes),
+            "failed": len(failed),
+            "seconds": round(seconds, 3),
+            "failures": dg.MetadataValue.md(_failures_markdown(outcomes)),
+            "data_docs": dg.MetadataValue.path(str(gx_runner.data_docs_dir() / "index.html")),
+            **metadata,
+        },
+    )
 
 
-def build_gx_checks(codebook: Codebook) -> list[dg.AssetChecksDefinition]:
-    return [
-        gx_check(instrument, codebook, wave_id)
-        for instrument in codebook.instruments.values()
-        for wave_id in codebook.waves
-        if wave_id in instrument.files
-    ]
+def gx_dataset_contract(
+    table: pd.DataFrame,
+    instrument: Instrument,
+    wave_id: str,
+    codebook: Codebook,
+    connection: duckdb.DuckDBPyConnection,
+    audit_context: audit.CheckContext,
+) -> dg.AssetCheckResult:
+    """The validated table's suites: the table itself and its distribution profile."""
+    started = time.perf_counter()
+    asset = audit_context.asset
+    outcomes = gx_runner.run_suite(
+        table_suite(instrument, wave_id, codebook, asset), table, audit_context.run_id
+    )
+    profile = distribution_profile(
+        instrument, wave_id, table, codebook.validation.min_valid_for_distribution
+    )
+    outcomes += gx_runner.run_suite(
+        distribution_suite(codebook, asset), profile, audit_context.run_id
+    )
+    return _result(
+        DATASET_CONTRACT,
+        outcomes,
+        connection,
+        audit_context,
+        {"file_sha256": audit_context.file_sha256 or ""},
+        time.perf_counter() - started,
+    )
+
+
+def gx_harmonised_contract(
+    table: pd.DataFrame,
+    instrument: Instrument,
+    codebook: Codebook,
+    ref: ReferenceData,
+    connection: duckdb.DuckDBPyConnection,
+    audit_context: audit.CheckContext,
+) -> dg.AssetCheckResult:
+    """The harmonised table's suites: waves present, weight totals, item coverage."""
+    started = time.perf_counter()
+    totals = {
+        wave: expected_total(table[table["wave"] == wave], instrument, wave, codebook, ref)
+        for wave in instrument.files
+    }
+    outcomes = []
+    for suite, frame in harmonised_suites(instrument, codebook, table, totals):
+        outcomes += gx_runner.run_suite(suite, frame, audit_context.run_id)
+    return _result(
+        HARMONISED_CONTRACT,
+        outcomes,
+        connection,
+        audit_context,
+        {"weight_totals": dg.MetadataValue.json(totals)},
+        time.perf_counter() - started,
+    )

@@ -1,27 +1,26 @@
 """One harmonised asset per instrument: both waves stacked in harmonised names and codes, on the
 2021 map, with weights; provenance and value labels as tables beside it. Checked by a pandera
-contract (inside the step, before anything is written) and a Great Expectations suite."""
+contract (inside the step, before anything is written), then as a whole by Great Expectations."""
+
+import time
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument
-from sdpipeline.defs.gx_checks import gx_severity
+from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
 from sdpipeline.defs.metadata import sources_in, table_metadata
 from sdpipeline.defs.raw_assets import raw_table_name
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.reference import ReferenceData
-from sdpipeline.validation import audit, gx_runner
-from sdpipeline.validation.expectations import harmonised_suites
+from sdpipeline.validation import audit
 from sdpipeline.validation.harmonised_contract import harmonised_contract
 from sdpipeline.validation.quarantine import apply_contract
 from sdpipeline.warehouse import qualified, replace_tables
-from sdpipeline.weighting import expected_total
 
 GROUP = "harmonised"
 SCHEMA = "harmonised"
 CONTRACT = "harmonised_contract"
-GX_CHECK = "gx_harmonised_contract"
 REFERENCE_DEPS = [
     "municipalities_2017",
     "municipalities_2021",
@@ -87,7 +86,8 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                 description="pandera contract of the harmonised table: harmonised codes only, "
                 "every row on the 2021 map with region and type, positive weights, one row per "
                 "respondent and wave, numeric answers with a value or a missing kind.",
-            )
+            ),
+            gx_harmonised_contract_spec(name),
         ],
         kinds={"duckdb", "pandas"},
         tags={"layer": "harmonised", "instrument": instrument.name},
@@ -116,15 +116,17 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                 f"{name} {wave}: weights {report.method}, deff {report.design_effect:.2f}, "
                 f"effective n {report.effective_n:.0f}"
             )
+        started = time.perf_counter()
         outcome = apply_contract(result.table, harmonised_contract(instrument, codebook, ref))
+        seconds = time.perf_counter() - started
         failed = not outcome.quarantined.empty or bool(outcome.file_errors)
         sources = {s for t in tables.values() for s in sources_in(t).items()}
+        audit_context = audit.CheckContext(
+            context.run.run_id, name, instrument.name, None, None, None
+        )
         with warehouse.get_connection() as connection:
             audit.record_checks(
-                connection,
-                audit.CheckContext(context.run.run_id, name, instrument.name, None, None, None),
-                "pandera",
-                outcome.audit_results("ERROR"),
+                connection, audit_context, "pandera", outcome.audit_results("ERROR")
             )
             if not failed:
                 replace_tables(
@@ -145,6 +147,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                     _descriptions(result),
                 )
         contract_metadata = {
+            "seconds": round(seconds, 3),
             "rows_checked": outcome.rows,
             "rows_failing": len(outcome.quarantined),
             "failures": outcome.summary() or "none",
@@ -184,62 +187,13 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
             }
         )
         yield dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata=contract_metadata)
+        with warehouse.get_connection() as connection:
+            yield gx_harmonised_contract(
+                result.table, instrument, codebook, ref, connection, audit_context
+            )
 
     return _asset
 
 
-def harmonised_gx_check(instrument: Instrument, codebook: Codebook) -> dg.AssetChecksDefinition:
-    name = f"{instrument.name}_harmonised"
-
-    @dg.asset_check(
-        asset=name,
-        name=GX_CHECK,
-        blocking=True,
-        description="Great Expectations: every wave present, every row on the 2021 map, weights "
-        "positive and adding up to each wave's population, items present exactly where asked.",
-    )
-    def _check(
-        context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource
-    ) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as connection:
-            table = connection.execute(f"SELECT * FROM {qualified(SCHEMA, instrument.name)}").df()
-            ref = ReferenceData.from_warehouse(connection)
-        totals = {
-            wave: expected_total(table[table["wave"] == wave], instrument, wave, codebook, ref)
-            for wave in instrument.files
-        }
-        outcomes = []
-        for suite, frame in harmonised_suites(
-            instrument, codebook, table, totals, list(ref.municipalities[2021]["iso_code"])
-        ):
-            outcomes += gx_runner.run_suite(suite, frame)
-        with warehouse.get_connection() as connection:
-            audit.record_checks(
-                connection,
-                audit.CheckContext(context.run.run_id, name, instrument.name, None, None, None),
-                "great_expectations",
-                gx_runner.audit_results(outcomes),
-            )
-        failed = [o for o in outcomes if not o.passed]
-        return dg.AssetCheckResult(
-            passed=not failed,
-            severity=gx_severity(failed),
-            metadata={
-                "expectations": len(outcomes),
-                "failed": dg.MetadataValue.json([o.check_name for o in failed]),
-                "weight_totals": dg.MetadataValue.json(totals),
-                "data_docs": dg.MetadataValue.path(str(gx_runner.data_docs_dir() / "index.html")),
-            },
-        )
-
-    return _check
-
-
-def build_harmonised(
-    codebook: Codebook,
-) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
-    instruments = list(codebook.instruments.values())
-    return (
-        [harmonised_asset(i, codebook) for i in instruments],
-        [harmonised_gx_check(i, codebook) for i in instruments],
-    )
+def build_harmonised(codebook: Codebook) -> list[dg.AssetsDefinition]:
+    return [harmonised_asset(i, codebook) for i in codebook.instruments.values()]

@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
 from sdpipeline import settings
 
@@ -20,9 +22,26 @@ class Warehouse(DuckDBResource):
     DuckDB allows one writing process per file. A run from the UI, the sensor, the schedule or
     the command line first takes an exclusive lock beside the database file, so a second run
     waits its turn (and says so in its log) instead of failing on DuckDB's own lock.
+
+    The run opens the database once and each step works on its own cursor of it: opening the
+    file and checkpointing it on close, some sixty times a run, cost more than many steps did.
+    Outside a run (tests, the command line's report) each use opens the file as usual.
     """
 
     lock_timeout_seconds: int = 6 * 3600
+    _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._held is None:
+            with super().get_connection() as connection:
+                yield connection
+            return
+        cursor = self._held.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()  # rolls back what a failed step left uncommitted
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[Warehouse]:
@@ -41,7 +60,12 @@ class Warehouse(DuckDBResource):
                         context.log.info(f"waiting for another run to release {self.database}")
                     time.sleep(1)
             try:
-                yield self
+                with super().get_connection() as connection:
+                    self._held = connection
+                    try:
+                        yield self
+                    finally:
+                        self._held = None
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -1,11 +1,15 @@
 """One validated asset per instrument and wave: the raw rows that keep the codebook's row
 contract (pandera). Failing rows go to ``audit.quarantine`` with their reasons; a file with
-too many of them is rejected whole and the previous validated table stays as it was."""
+too many of them is rejected whole and the previous validated table stays as it was. The rows
+kept are then checked as a whole by Great Expectations (``gx_checks``)."""
+
+import time
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.defs.gx_checks import gx_dataset_contract, gx_dataset_contract_spec
 from sdpipeline.defs.metadata import sources_in, table_metadata
 from sdpipeline.defs.raw_assets import raw_table_name
 from sdpipeline.validation import audit
@@ -59,7 +63,7 @@ def validated_asset(
         name=key,
         group_name=GROUP,
         deps=[dg.AssetKey(f"{name}_raw")],
-        check_specs=[check],
+        check_specs=[check, gx_dataset_contract_spec(key)],
         kinds={"duckdb", "pandera"},
         tags={"layer": "validated", "instrument": instrument.name, "wave": wave_id},
         description=(
@@ -79,7 +83,9 @@ def validated_asset(
         with warehouse.get_connection() as connection:
             table = connection.execute(f"SELECT * FROM {qualified('raw', name)}").df()
             context.log.info(f"{key}: checking {len(table)} rows against the row contract")
+            started = time.perf_counter()
             outcome = apply_contract(table, schema)
+            seconds = time.perf_counter() - started
             rejected = outcome.rejected(threshold)
             file_name = str(table["_source_file"].iloc[0]) if len(table) else None
             sha256 = str(table["_source_sha256"].iloc[0]) if len(table) else None
@@ -101,6 +107,7 @@ def validated_asset(
                     connection, SCHEMA, name, outcome.valid, sources_in(table)
                 )
         check_metadata = {
+            "seconds": round(seconds, 3),
             "rows_checked": outcome.rows,
             "rows_quarantined": len(outcome.quarantined),
             "quarantined_share": round(outcome.quarantined_share, 4),
@@ -136,6 +143,10 @@ def validated_asset(
             severity=dg.AssetCheckSeverity.WARN,
             metadata=check_metadata,
         )
+        with warehouse.get_connection() as connection:
+            yield gx_dataset_contract(
+                outcome.valid, instrument, wave_id, codebook, connection, audit_context
+            )
 
     return _asset
 

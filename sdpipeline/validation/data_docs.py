@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 VENDOR_DIR = Path(__file__).parent / "data_docs_vendor"
@@ -36,16 +37,22 @@ def _local_image(match: re.Match, prefix: str, images: set[str]) -> str:
     return f'src="{prefix}/{name}"' if name in images else match.group(0)
 
 
-def make_offline(site: Path) -> list[Path]:
-    """Copy the vendored assets into ``site`` and rewrite every page to use them."""
+def make_offline(site: Path, since: float = 0.0) -> list[Path]:
+    """Copy the vendored assets into ``site`` and rewrite the pages written at or after
+    ``since`` (a time stamp; every page by default) to use them."""
     target = site / SITE_VENDOR
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(VENDOR_DIR, target)
+    manifest = (VENDOR_DIR / "MANIFEST.json").read_bytes()
+    copied = target / "MANIFEST.json"
+    if not copied.exists() or copied.read_bytes() != manifest:
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(VENDOR_DIR, target)
     assets = sorted(vendored_assets().items(), key=lambda item: -len(item[0]))
     images = {p.name for p in (site / SITE_IMAGES).glob("*")}
     rewritten = []
     for page in site.rglob("*.html"):
+        if page.stat().st_mtime < since:
+            continue
         text = page.read_text(encoding="utf-8")
         prefix = os.path.relpath(target, page.parent)
         image_prefix = os.path.relpath(site / SITE_IMAGES, page.parent)
@@ -67,10 +74,15 @@ def external_references(site: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def publish() -> Path:
-    """Rebuild the Data Docs site from every stored result and make it work offline."""
+def publish(run_name: str) -> Path:
+    """Render one run's results and the index, and make the new pages work offline. Pages of
+    earlier runs are kept as they were, so a run costs the same after a year of history as on
+    the first day."""
     from sdpipeline.validation import gx_runner
 
-    index = gx_runner.build_data_docs()
-    make_offline(index.parent)
+    # file times come from a coarser clock than time.time(): a margin keeps a page written in
+    # the same tick; rewriting a page that is already offline changes nothing
+    started = time.time() - 2.0
+    index = gx_runner.build_data_docs(run_name)
+    make_offline(index.parent, since=started)
     return index

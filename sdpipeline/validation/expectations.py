@@ -1,10 +1,15 @@
 """The dataset-level contract, as Great Expectations suites derived from the codebook.
 
+GX holds what only a table as a whole can show: enough respondents once rows are quarantined,
+key questions mostly answered, no question where one code takes almost everyone, every wave
+present, weights adding up, items present exactly where asked. What each row must keep (types,
+codes, ranges, unique identifiers, municipality codes, cross-field rules) is the row contract's
+(pandera, ``contracts.py``): it runs first, sets failing rows aside, and records every rule for
+every column in the audit trail, so a GX expectation repeating one of them could never fail.
+
 Suites are described here as plain data (expectation type, arguments, severity) so they can be
-read and tested without GX; ``gx_runner`` turns them into GX objects. Two suites per table:
-the table itself (row count, value sets, unique identifiers, completeness of key variables) and
-its distribution profile (no substantive question where one valid code takes almost everyone),
-which is one row per question so a single expectation covers them all.
+read and tested without GX; ``gx_runner`` turns them into GX objects. A profile (one row per
+question, or per wave, or per item) lets a single expectation cover many questions.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 
-from sdpipeline import reference
 from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.validation.contracts import numbers
 
@@ -49,59 +53,20 @@ def table_suite(instrument: Instrument, wave: str, codebook: Codebook, table: st
     ]
     for variable in instrument.variables_in(wave):
         source = variable.sources[wave]
-        column = source.variable
-        if variable.role == "id":
+        no_answer = sorted(c for c, kind in source.missing_codes.items() if kind == "no_answer")
+        if variable.key and no_answer:
             expectations.append(
                 Expectation(
-                    "ExpectColumnValuesToBeUnique",
-                    {"column": column},
-                    ERROR,
-                    "one row per respondent",
+                    "ExpectColumnValuesToNotBeInSet",
+                    {
+                        "column": source.variable,
+                        "value_set": no_answer,
+                        "mostly": round(1 - defaults.max_no_answer_share, 4),
+                    },
+                    WARN,
+                    f"key variable: 'no answer' at most {defaults.max_no_answer_share:.0%}",
                 )
             )
-        if variable.level == "municipality":
-            vintage = codebook.waves[wave].municipality_vintage
-            codes = sorted(reference.municipalities(vintage, codebook)["iso_code"])
-            expectations.append(
-                Expectation(
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": column, "value_set": codes},
-                    ERROR,
-                    f"municipality codes of the {vintage} vintage",
-                )
-            )
-        elif source.scale is not None:
-            expectations.append(
-                Expectation(
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": column, "value_set": sorted(float(c) for c in source.scale.labels)},
-                    ERROR,
-                    f"codes of {source.scale.name}",
-                )
-            )
-        if variable.key:
-            expectations.append(
-                Expectation(
-                    "ExpectColumnValuesToNotBeNull",
-                    {"column": column},
-                    ERROR,
-                    "key variable answered",
-                )
-            )
-            no_answer = sorted(c for c, kind in source.missing_codes.items() if kind == "no_answer")
-            if no_answer:
-                expectations.append(
-                    Expectation(
-                        "ExpectColumnValuesToNotBeInSet",
-                        {
-                            "column": column,
-                            "value_set": no_answer,
-                            "mostly": round(1 - defaults.max_no_answer_share, 4),
-                        },
-                        WARN,
-                        f"key variable: 'no answer' at most {defaults.max_no_answer_share:.0%}",
-                    )
-                )
     return Suite(name=table, expectations=expectations, index_columns=["_source_row"])
 
 
@@ -156,48 +121,19 @@ def harmonised_suites(
     codebook: Codebook,
     table: pd.DataFrame,
     expected_totals: dict[str, float],
-    municipalities_2021: list[str],
 ) -> list[tuple[Suite, pd.DataFrame]]:
-    """Suites for a harmonised table and the frame each one validates: the table itself (both
-    waves, every row on the 2021 map, positive weights), the weight totals per wave, and which
-    items each wave carries (an item asked must be answered somewhere, one not asked must be
-    'not asked' everywhere)."""
+    """Suites for a harmonised table and the frame each one validates: respondents and weight
+    totals per wave (every wave present, weights adding up to its population), and which items
+    each wave carries (an item asked must be answered somewhere, one not asked must be 'not
+    asked' everywhere)."""
     name = f"{instrument.name}_harmonised"
-    whole = Suite(
-        name=name,
-        expectations=[
-            Expectation(
-                "ExpectColumnDistinctValuesToEqualSet",
-                {"column": "wave", "value_set": sorted(instrument.files)},
-                ERROR,
-                "every wave of the instrument is present",
-            ),
-            Expectation(
-                "ExpectColumnValuesToNotBeNull",
-                {"column": "municipality_2021"},
-                ERROR,
-                "every row mapped to a 2021 municipality",
-            ),
-            Expectation(
-                "ExpectColumnValuesToBeInSet",
-                {"column": "municipality_2021", "value_set": municipalities_2021},
-                ERROR,
-                "2021 municipality codes only",
-            ),
-            Expectation(
-                "ExpectColumnValuesToBeBetween",
-                {"column": "weight", "min_value": 0, "strict_min": True},
-                ERROR,
-                "weights are positive",
-            ),
-        ],
-        index_columns=["wave", "_source_row"],
-    )
+    in_wave = {wave: (table["wave"] == wave).to_numpy() for wave in expected_totals}
     totals = pd.DataFrame(
         [
             {
                 "wave": wave,
-                "weight_sum": float(table.loc[table["wave"] == wave, "weight"].sum()),
+                "respondents": int(in_wave[wave].sum()),
+                "weight_sum": float(table["weight"].to_numpy()[in_wave[wave]].sum()),
                 "expected": expected,
             }
             for wave, expected in expected_totals.items()
@@ -209,11 +145,17 @@ def harmonised_suites(
         expectations=[
             Expectation(
                 "ExpectColumnValuesToBeBetween",
+                {"column": "respondents", "min_value": 1},
+                ERROR,
+                "every wave of the instrument is present",
+            ),
+            Expectation(
+                "ExpectColumnValuesToBeBetween",
                 {"column": "ratio", "min_value": 1 - 1e-6, "max_value": 1 + 1e-6},
                 ERROR,
                 "each wave's weights add up to its population (residents: adults of the "
                 "wave's year; heads: services; leaders: municipalities; others: respondents)",
-            )
+            ),
         ],
         index_columns=["wave"],
     )
@@ -222,13 +164,13 @@ def harmonised_suites(
     for variable in instrument.variables:
         if not variable.is_categorical:
             continue
+        answered = (table[variable.name] != not_asked).to_numpy()
         for wave in instrument.files:
-            values = table.loc[table["wave"] == wave, variable.name]
             coverage_rows.append(
                 {
                     "item": f"{variable.name} @ {wave}",
                     "asked": int(variable.asked_in(wave)),
-                    "present": int(bool((values != not_asked).any())),
+                    "present": int(bool(answered[in_wave[wave]].any())),
                 }
             )
     coverage = Suite(
@@ -243,4 +185,4 @@ def harmonised_suites(
         ],
         index_columns=["item"],
     )
-    return [(whole, table), (weights, totals), (coverage, pd.DataFrame(coverage_rows))]
+    return [(weights, totals), (coverage, pd.DataFrame(coverage_rows))]

@@ -24,6 +24,10 @@ DATASOURCE = "sdpipeline"
 BATCH = "whole_table"
 SITE = "local_site"
 FINGERPRINT = "sdpipeline_fingerprint"
+# The Data Docs index links the latest results only (about five full runs): GX reads every
+# result it links on each rebuild, so an unbounded index would make every run slower than the
+# last. Older pages stay in the site; every check of every run is in audit.check_runs.
+INDEX_RESULTS = 200
 _SEVERITY = {ERROR: "critical"}
 
 
@@ -71,7 +75,11 @@ def _context(root: str, docs: str):
     context.variables.save()
     site = {
         "class_name": "SiteBuilder",
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "site_index_builder": {
+            "class_name": "DefaultSiteIndexBuilder",
+            "validation_results_limit": INDEX_RESULTS,
+        },
+        "site_section_builders": {"profiling": "None"},  # GX profiling is not used here
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs},
     }
     if SITE in context.get_site_names():
@@ -122,10 +130,12 @@ def _stored(store, name: str):
         return None
 
 
-def run_suite(suite: Suite, frame: pd.DataFrame) -> list[ExpectationOutcome]:
-    """Validate ``frame`` against ``suite`` and keep the result in the GX project."""
+def run_suite(suite: Suite, frame: pd.DataFrame, run_name: str) -> list[ExpectationOutcome]:
+    """Validate ``frame`` against ``suite`` and keep the result in the GX project, under
+    ``run_name`` (the Dagster run's id, so Data Docs and the audit trail name the same run)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.core.run_identifier import RunIdentifier
 
     gx_context = context()
     fingerprint = _fingerprint(suite)
@@ -154,6 +164,7 @@ def run_suite(suite: Suite, frame: pd.DataFrame) -> list[ExpectationOutcome]:
             )
         )
     result = definition.run(
+        run_id=RunIdentifier(run_name=run_name),
         batch_parameters={"dataframe": frame},
         result_format={
             "result_format": "SUMMARY",
@@ -189,7 +200,27 @@ def run_suite(suite: Suite, frame: pd.DataFrame) -> list[ExpectationOutcome]:
     return outcomes
 
 
-def build_data_docs() -> Path:
-    """Rebuild the Data Docs site from every stored suite and result; returns index.html."""
-    context().build_data_docs(site_names=[SITE])
+def _page_is_stale(suite: str) -> bool:
+    """A suite's page needs rendering when the suite was written after it (or it is missing)."""
+    page = data_docs_dir() / "expectations" / f"{suite}.html"
+    stored = gx_root() / "gx" / "expectations" / f"{suite}.json"
+    return not page.exists() or not stored.exists() or page.stat().st_mtime < stored.stat().st_mtime
+
+
+def build_data_docs(run_name: str) -> Path:
+    """Render the Data Docs pages of one run's results, of the suites that changed, and the
+    index; returns index.html."""
+    gx_context = context()
+    results = [
+        key
+        for key in gx_context.validation_results_store.list_keys()
+        if key.run_id.run_name == run_name
+    ]
+    suites = {
+        key.expectation_suite_identifier
+        for key in results
+        if _page_is_stale(key.expectation_suite_identifier.name)
+    }
+    if results:  # GX reads no identifiers as "rebuild every page"
+        gx_context.build_data_docs(site_names=[SITE], resource_identifiers=[*results, *suites])
     return data_docs_dir() / "index.html"
