@@ -226,10 +226,18 @@ def _label(raw: Any, where: str) -> Label:
     raise CodebookError(f"{where}: a label needs Latvian and English text, got {raw!r}")
 
 
+# libyaml parses the codebook several times faster (every process loads it); its error
+# messages lack the pure parser's excerpt, so a file it refuses is parsed again to say why.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
     try:
-        with path.open(encoding="utf-8") as handle:
-            content = yaml.safe_load(handle)
+        try:
+            content = yaml.load(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            content = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise CodebookError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(content, dict):

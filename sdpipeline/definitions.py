@@ -1,7 +1,7 @@
 """The code location: every asset, built by factories over the codebook.
 
 Runs use the in-process executor: DuckDB allows one writing process, and on a 2-core machine
-starting a process per step (about two seconds each, for some sixty steps) would cost more than
+starting a process per step (about two seconds each, for some fifty steps) would cost more than
 the steps themselves. Concurrent runs queue on the warehouse lock (``defs/resources.py``).
 """
 
