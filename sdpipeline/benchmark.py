@@ -119,9 +119,12 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
     env.pop("SDPIPELINE_WAREHOUSE", None)
     folder.mkdir(parents=True, exist_ok=True)
     results: list[Measurement] = []
-    wall, peak, code, _ = timed(
+    wall, peak, code, output = timed(
         [*cli, "generate", "--scale", str(scale), "--out", str(raw)], env, folder / "generate.log"
     )
+    if code != 0:  # nothing to measure: say why, and go on with the other scales
+        print(f"×{scale}: generating the delivery failed:\n{output[-2000:]}", flush=True)
+        return [Measurement(scale, "generate", wall, peak, 0, ok=False)]
     truth = json.loads((raw / "ground_truth.json").read_text())
     respondents = sum(i["respondents"] for w in truth["waves"].values() for i in w.values())
     results.append(Measurement(scale, "generate", wall, peak, respondents, ok=code == 0))

@@ -10,6 +10,7 @@ import pytest
 
 from sdpipeline.generator import GROUND_TRUTH_FILE, generate_delivery
 from sdpipeline.ingest import load_raw, sha256_of
+from sdpipeline.pseudonymise import pseudonym_key, pseudonymise
 
 from .conftest import SHIPPED_RAW
 
@@ -108,3 +109,26 @@ def test_residents_sample_needs_weights(codebook):
     riga_share = (load.table["region"] == 1).mean()
     assert riga_share == pytest.approx(1 / 6, abs=0.02)  # Rīga is about a third of adults
     assert (load.table["age_grp"] == 4).mean() > 0.30
+
+
+def test_identifiers_past_32_bits_are_written_to_spss_and_read_back(isolated, codebook):
+    """At ×1000 a 2017 serial has seven digits behind the year (20171200000): more than a
+    32-bit integer holds, which SPSS files store as doubles anyway."""
+    import pyreadstat
+
+    from sdpipeline.generator.writers import write_delivery_file
+
+    instrument, wave = codebook.instruments["residents"], codebook.waves["ex_ante_2017"]
+    spec = instrument.files[wave.id]
+    assert spec.format == "sav"
+    shipped, _ = pyreadstat.read_sav(str(SHIPPED_RAW / wave.id / spec.name))
+    frame = shipped.head(3).astype(object)
+    id_column = instrument.id_variable.sources[wave.id].variable
+    frame[id_column] = pd.Series([20171199998, 20171199999, 20171200000], dtype=object)
+    path = isolated / spec.name
+    write_delivery_file(frame, path, spec, list(instrument.variables_in(wave.id)), wave)
+
+    load = load_raw(instrument, wave.id, codebook, path)
+    ids = pd.Series([20171199998, 20171199999, 20171200000], dtype=object)
+    expected = pseudonymise(ids, instrument.name, wave.id, pseudonym_key())
+    assert list(load.table[id_column]) == list(expected)

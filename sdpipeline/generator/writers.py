@@ -22,6 +22,7 @@ from sdpipeline.codebook import FileSpec, Variable, Wave
 
 _MEASURES = {"nominal": "nominal", "binary": "nominal", "ordinal": "ordinal", "numeric": "scale"}
 _SAV_DATE_OFFSET = 92  # "dd mmm yy" then "hh:mm:ss" in the SPSS file header record
+_INT32 = 2**31 - 1
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -98,7 +99,23 @@ def pin_zip(content: bytes, stamp: dt.datetime) -> bytes:
     return target_buffer.getvalue()
 
 
+def _wide_integers_as_doubles(frame: pd.DataFrame) -> pd.DataFrame:
+    """SPSS keeps every number as a double, but pyreadstat writes a column of Python integers
+    as 32-bit ones: identifiers past 2^31 (a serial of six digits or more behind the year, as
+    at ×1000 of the sample) go as doubles, which is how SPSS itself stores them."""
+    wide = [
+        column
+        for column in frame.columns
+        if frame[column].dtype == object
+        and len(present := frame[column].dropna())
+        and all(type(v) is int for v in present)
+        and max(map(abs, present)) > _INT32
+    ]
+    return frame.astype(dict.fromkeys(wide, "float64")) if wide else frame
+
+
 def _write_sav(frame, path, spec, variables, wave, stamp) -> None:
+    frame = _wide_integers_as_doubles(frame)
     labels, value_labels, missing, measures = {}, {}, {}, {}
     for variable in variables:
         source = variable.sources[wave.id]
