@@ -24,7 +24,7 @@ class Warehouse(DuckDBResource):
     waits its turn (and says so in its log) instead of failing on DuckDB's own lock.
 
     The run opens the database once and each step works on its own cursor of it: opening the
-    file and checkpointing it on close, some sixty times a run, cost more than many steps did.
+    file and checkpointing it on close, some fifty times a run, cost more than many steps did.
     Outside a run (tests, the command line's report) each use opens the file as usual.
     """
 
