@@ -97,3 +97,11 @@ def test_memory_is_projected_from_the_scales_measured_before(tmp_path):
     assert "full run skipped" in table([*measured, skipped])
     json_path, _ = write([*measured, skipped], tmp_path)
     assert json.loads(json_path.read_text())["results"][2]["wall_s"] is None
+
+
+def test_a_delivery_that_cannot_be_generated_is_recorded_as_failed(tmp_path):
+    """A scale whose files cannot be written (as ×1000 once could not) is a failed measurement,
+    not a crash that loses the scales already measured."""
+    failing = [sys.executable, "-c", "import sys; print('no room'); sys.exit(3)"]
+    (measurement,) = run_scale(7, tmp_path, failing)
+    assert (measurement.scale, measurement.phase, measurement.ok) == (7, "generate", False)

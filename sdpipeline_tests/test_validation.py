@@ -268,3 +268,38 @@ def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
     assert [o.failing_count for o in outcomes] == [1]
     kwargs = gx_runner.context().suites.get("cache_probe").expectations[0].value_set
     assert sorted(kwargs) == [1, 2]
+
+
+def test_data_docs_render_only_the_runs_own_pages(isolated):
+    """Each run adds its result pages and leaves earlier ones as they were: rebuilding the whole
+    site every run would make every run slower than the last."""
+    suite = Suite(
+        "docs_probe",
+        [
+            Expectation(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "code", "value_set": [1, 2]},
+                "ERROR",
+                "codes of the scale",
+            )
+        ],
+    )
+    frame = pd.DataFrame({"code": [1, 2, 2]})
+    site = gx_runner.data_docs_dir()
+
+    def pages(run: str) -> list[Path]:
+        return [p for p in (site / "validations").rglob("*.html") if run in p.parts]
+
+    gx_runner.run_suite(suite, frame, "run-a")
+    data_docs.publish("run-a")
+    (first,) = pages("run-a")
+    suite_page = site / "expectations" / "docs_probe.html"
+    stamps = {first: first.stat().st_mtime_ns, suite_page: suite_page.stat().st_mtime_ns}
+
+    gx_runner.run_suite(suite, frame, "run-b")
+    data_docs.publish("run-b")
+
+    assert len(pages("run-b")) == 1
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert "run-b" in (site / "index.html").read_text(encoding="utf-8")
+    assert data_docs.external_references(site) == []

@@ -37,9 +37,9 @@ def _local_image(match: re.Match, prefix: str, images: set[str]) -> str:
     return f'src="{prefix}/{name}"' if name in images else match.group(0)
 
 
-def make_offline(site: Path, since: float = 0.0) -> list[Path]:
-    """Copy the vendored assets into ``site`` and rewrite the pages written at or after
-    ``since`` (a time stamp; every page by default) to use them."""
+def make_offline(site: Path, since: float) -> list[Path]:
+    """Copy the vendored assets into ``site`` (unless they are there already) and rewrite the
+    pages written at or after ``since`` (a time stamp) to use them."""
     target = site / SITE_VENDOR
     manifest = (VENDOR_DIR / "MANIFEST.json").read_bytes()
     copied = target / "MANIFEST.json"
