@@ -94,14 +94,14 @@ def validation_seconds(dagster_home: Path) -> float:
     return sum(float(e.metadata["seconds"].value) for e in evaluations if "seconds" in e.metadata)
 
 
-def change_one_answer(raw: Path) -> None:
-    """Flip one respondent's answer in the changed file (a contractor's correction)."""
-    path = raw.joinpath(*CHANGED_FILE)
+def change_one_answer(path: Path, column: str, codes: tuple[str, str]) -> None:
+    """Switch the first respondent's answer in ``column`` of a delivered CSV between two codes
+    (a contractor's correction), keeping the file's encoding and line ends."""
     lines = path.read_bytes().decode("utf-8-sig").splitlines()
     header = lines[0].split(";")
     cells = lines[1].split(";")
-    column = header.index("SHORTAGE")
-    cells[column] = "1" if cells[column] != "1" else "2"
+    index = header.index(column)
+    cells[index] = codes[0] if cells[index] != codes[0] else codes[1]
     lines[1] = ";".join(cells)
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
 
@@ -146,7 +146,7 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
         measure("full run again (warm)", "run", "full_again.log"),
         measure("refresh, nothing changed", "refresh", "unchanged.log"),
     ]
-    change_one_answer(raw)
+    change_one_answer(raw.joinpath(*CHANGED_FILE), "SHORTAGE", ("1", "2"))
     pipeline.append(measure("refresh, one file changed", "refresh", "one_changed.log"))
     floor = measure("floor (plain DuckDB SQL)", "floor", "floor.log")
     for measurement in pipeline:

@@ -12,22 +12,12 @@ import dagster as dg
 import pytest
 
 from sdpipeline import settings
+from sdpipeline.benchmark import change_one_answer
 from sdpipeline.codebook import default_codebook
 from sdpipeline.definitions import build_definitions
 from sdpipeline.defs.incremental import refresh_selection, stale_sources
 
 from .conftest import isolate, materialize
-
-
-def _change_leaders_2017(raw):
-    path = raw / "ex_ante_2017" / "pasvaldibu_vaditaji_2017.csv"
-    lines = path.read_bytes().decode("utf-8-sig").splitlines()
-    header = lines[0].split(";")
-    cells = lines[1].split(";")
-    column = header.index("q_pabalsti_pct")
-    cells[column] = "61" if cells[column] != "61" else "62"
-    lines[1] = ";".join(cells)
-    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
 
 
 def test_unchanged_delivery_rebuilds_nothing_and_a_changed_file_only_its_lineage(
@@ -51,7 +41,11 @@ def test_unchanged_delivery_rebuilds_nothing_and_a_changed_file_only_its_lineage
         )
         assert isinstance(sensor(context), dg.SkipReason)
 
-        _change_leaders_2017(folder / "raw")
+        change_one_answer(
+            folder / "raw" / "ex_ante_2017" / "pasvaldibu_vaditaji_2017.csv",
+            "q_pabalsti_pct",
+            ("61", "62"),
+        )
         stale = stale_sources(instance, codebook)
         assert stale == {dg.AssetKey("leaders_2017_raw"): "file changed"}
         selection = refresh_selection(graph, stale)

@@ -233,37 +233,32 @@ def test_too_few_respondents_keep_every_row_rule_but_fail_the_dataset_contract(
     assert failed == [("expect_table_row_count_to_be_between", None)]
 
 
-def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
-    """GX suites are written only when their content changes (it saves GX's bookkeeping on
-    every run); a codebook change must still reach the suite that validates the data."""
-    frame = pd.DataFrame({"code": [1, 2, 3]})
-    first = Suite(
-        "cache_probe",
+def _codes_suite(name: str, codes: list[int]) -> Suite:
+    """A one-expectation suite: column ``code`` holds only ``codes``."""
+    return Suite(
+        name,
         [
             Expectation(
                 "ExpectColumnValuesToBeInSet",
-                {"column": "code", "value_set": [1, 2, 3]},
+                {"column": "code", "value_set": codes},
                 "ERROR",
                 "codes of the scale",
             )
         ],
     )
+
+
+def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
+    """GX suites are written only when their content changes (it saves GX's bookkeeping on
+    every run); a codebook change must still reach the suite that validates the data."""
+    frame = pd.DataFrame({"code": [1, 2, 3]})
+    first = _codes_suite("cache_probe", [1, 2, 3])
     assert all(o.passed for o in gx_runner.run_suite(first, frame, "test-run"))
     stored = gx_runner.context().suites.get("cache_probe")
     gx_runner.run_suite(first, frame, "test-run")
     assert gx_runner.context().suites.get("cache_probe").id == stored.id
 
-    narrowed = Suite(
-        "cache_probe",
-        [
-            Expectation(
-                "ExpectColumnValuesToBeInSet",
-                {"column": "code", "value_set": [1, 2]},
-                "ERROR",
-                "codes of the scale",
-            )
-        ],
-    )
+    narrowed = _codes_suite("cache_probe", [1, 2])
     outcomes = gx_runner.run_suite(narrowed, frame, "test-run")
     assert [o.failing_count for o in outcomes] == [1]
     kwargs = gx_runner.context().suites.get("cache_probe").expectations[0].value_set
@@ -273,17 +268,7 @@ def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
 def test_data_docs_render_only_the_runs_own_pages(isolated):
     """Each run adds its result pages and leaves earlier ones as they were: rebuilding the whole
     site every run would make every run slower than the last."""
-    suite = Suite(
-        "docs_probe",
-        [
-            Expectation(
-                "ExpectColumnValuesToBeInSet",
-                {"column": "code", "value_set": [1, 2]},
-                "ERROR",
-                "codes of the scale",
-            )
-        ],
-    )
+    suite = _codes_suite("docs_probe", [1, 2])
     frame = pd.DataFrame({"code": [1, 2, 2]})
     site = gx_runner.data_docs_dir()
 
