@@ -23,6 +23,15 @@ from sdpipeline.estimation import domain_difference, t_quantile, t_two_sided_p, 
 from sdpipeline.indicators import Catalogue, values
 from sdpipeline.reference import ReferenceData
 
+# Read beside the indicators: who took part (specialists), and the heads' 2023 answers that
+# give each municipality its depth of participation and its controls.
+CONTROLS = (
+    "project_participant",
+    "project_participation",
+    "covid_delayed_innovations",
+    "ukrainian_clients_pct",
+    "reorganisation_driver",
+)
 CAVEAT_PARTICIPANTS = (
     "Association in 2023, not a causal effect: participation was voluntary and not randomised."
 )

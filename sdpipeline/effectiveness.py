@@ -51,10 +51,16 @@ def _scale(indicator: Indicator) -> float:
 
 
 def estimate_indicator(
-    indicator: Indicator, table: pd.DataFrame, codebook: Codebook, ref: ReferenceData
+    indicator: Indicator,
+    table: pd.DataFrame,
+    codebook: Codebook,
+    ref: ReferenceData,
+    design: Design | None = None,
 ) -> list[dict]:
+    """``design``: the table's strata and PSUs, when already coded for another indicator."""
     y, x = values(indicator, table, codebook, ref)
-    design = Design.of(table["design_stratum"], table["design_psu"])
+    design = design or Design.of(table["design_stratum"], table["design_psu"])
+    cells = {b: domains(table, b, codebook) for b in indicator.breakdowns}
     rows = []
     for wave in codebook.waves:
         in_wave = (table["wave"] == wave).to_numpy()
@@ -63,7 +69,7 @@ def estimate_indicator(
         ).asked_in(wave):
             continue
         for breakdown in indicator.breakdowns:
-            for code, label_lv, label_en, mask in domains(table, breakdown, codebook):
+            for code, label_lv, label_en, mask in cells[breakdown]:
                 e = ratio_estimate(y, x, table["weight"], None, None, in_wave & mask, design=design)
                 factor = _scale(indicator)
                 rows.append(
@@ -93,9 +99,14 @@ def estimate_all(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
     """Every indicator, wave and domain, with disclosure control applied."""
+    designs = {
+        name: Design.of(table["design_stratum"], table["design_psu"])
+        for name, table in tables.items()
+    }
     rows = []
     for indicator in catalogue.indicators:
-        rows += estimate_indicator(indicator, tables[indicator.instrument], codebook, ref)
+        table = tables[indicator.instrument]
+        rows += estimate_indicator(indicator, table, codebook, ref, designs[indicator.instrument])
     frame = pd.DataFrame(rows)
     return disclosure.protect(
         frame, "n", ESTIMATE_COLUMNS, catalogue.suppress_below, catalogue.low_reliability_below

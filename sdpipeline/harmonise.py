@@ -75,6 +75,9 @@ def _numeric(values: pd.Series, source: SourceVariable) -> tuple[pd.Series, pd.S
 
 
 def _text(values: pd.Series) -> pd.Series:
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype("string").str.strip().replace("", pd.NA)
+
     def as_text(value: object) -> str | None:
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return None

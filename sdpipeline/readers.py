@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 import python_calamine
@@ -303,14 +304,20 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
         python_calamine.CalamineError,
     ) as error:
         raise DeliveryError(path, f"cannot read the first sheet: {error}") from error
-    cells = [[_cell(value) for value in row] for row in cells]
-    if not any(value is not None for row in cells for value in row):
+    if not any(value != "" for row in cells for value in row):
         raise DeliveryError(path, "the first sheet is empty")
-    header = find_header(cells[:HEADER_SEARCH_ROWS], expected, spec.header_row)
+    top = [[_cell(value) for value in row] for row in cells[:HEADER_SEARCH_ROWS]]
+    header = find_header(top, expected, spec.header_row)
     _check_merged(path, sheet.merged_cell_ranges or [], header)
-    names = ["" if c is None else str(c).strip() for c in cells[header]]
+    names = ["" if c is None else str(c).strip() for c in top[header]]
     _check_names(path, names, header + 1)
-    frame = pd.DataFrame(cells[header + 1 :], columns=names, dtype=object)
+    body = cells[header + 1 :]
+    frame = pd.DataFrame(
+        {i: _column(values) for i, values in enumerate(zip(*body, strict=True))}
+        if body
+        else {i: pd.Series(dtype=object) for i in range(len(names))}
+    )
+    frame.columns = names
     frame.index = pd.RangeIndex(header + 2, header + 2 + len(frame))
     frame = _without_empty(path, frame, header + 1)
     for column in frame.columns:
@@ -326,6 +333,21 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
         rows,
         header_row=header + 1,
     )
+
+
+def _column(values: tuple) -> np.ndarray | list:
+    """One column's cells as ``_cell`` gives them. A column of numbers and blanks, the bulk of
+    every workbook, is converted as one array; any other column cell by cell."""
+    cells = np.array(values, dtype=object)
+    blank = cells == ""
+    if not set(map(type, cells[~blank])) <= {float}:
+        return [_cell(value) for value in values]
+    cells[blank] = np.nan
+    numbers = cells.astype(float)
+    whole = not blank.any() and bool(
+        np.all((numbers == np.round(numbers)) & (np.abs(numbers) < 2**53))
+    )
+    return numbers.astype(np.int64) if whole else numbers
 
 
 def _cell(value: object) -> object:

@@ -46,10 +46,17 @@ def kish_design_effect(weights: pd.Series) -> float:
     return float(len(w) * (w**2).sum() / w.sum() ** 2)
 
 
-def _keys(frame: pd.DataFrame, margin: tuple[str, ...]) -> pd.Series:
-    return pd.Series(
-        list(zip(*(frame[c].astype(int) for c in margin), strict=True)), index=frame.index
-    )
+def raking_cells(frame: pd.DataFrame, margin: tuple[str, ...]) -> tuple[np.ndarray, list[tuple]]:
+    """Each row's raking cell as an integer code, and the cells (tuples of the margin's codes)
+    in code order."""
+    columns = [frame[c].to_numpy(dtype=np.int64) for c in margin]
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        codes, values = pd.factorize(column)
+        key = key * len(values) + codes
+    codes, _ = pd.factorize(key)
+    _, first = np.unique(codes, return_index=True)
+    return codes, [tuple(int(column[i]) for column in columns) for i in first]
 
 
 def rake(
@@ -61,17 +68,15 @@ def rake(
     """Iterative proportional fitting of ``weights`` to ``targets`` (one Series per margin,
     indexed by tuples of the margin's codes). Returns weights, iterations and the largest
     relative margin error left."""
-    keys = [_keys(frame, m) for m in margins]
-    for margin, key, target in zip(margins, keys, targets, strict=True):
-        empty = sorted(set(target.index) - set(key))
-        if empty:
-            raise WeightingError(f"no respondents in raking cells {margin} = {empty}")
     # Cells as integer codes and totals by bincount: raking a register-sized table takes
     # seconds this way, minutes with a groupby over tuples in every iteration.
     cells = []
-    for key, target in zip(keys, targets, strict=True):
-        codes, uniques = pd.factorize(key)
-        cells.append((codes, target.reindex(uniques).to_numpy(dtype=float)))
+    for margin, target in zip(margins, targets, strict=True):
+        codes, present = raking_cells(frame, margin)
+        empty = sorted(set(target.index) - set(present))
+        if empty:
+            raise WeightingError(f"no respondents in raking cells {margin} = {empty}")
+        cells.append((codes, target.reindex(present).to_numpy(dtype=float)))
     w = weights.to_numpy(dtype=float).copy()
     error = np.inf
     for iteration in range(1, MAX_ITERATIONS + 1):

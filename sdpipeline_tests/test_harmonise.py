@@ -17,7 +17,7 @@ from sdpipeline.ingest import load_raw
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation.harmonised_contract import harmonised_contract
 from sdpipeline.validation.quarantine import apply_contract
-from sdpipeline.weighting import population_margins
+from sdpipeline.weighting import population_margins, raking_cells
 
 from .conftest import SHIPPED_RAW
 
@@ -211,3 +211,10 @@ def test_domains_are_estimated_over_the_whole_design():
     subset = weighted_mean(y[domain], w[domain], strata[domain], psu[domain])
     assert whole.estimate == pytest.approx(subset.estimate)
     assert whole.df > subset.df or whole.se != subset.se
+
+
+def test_raking_cells_are_coded_once_per_margin():
+    frame = pd.DataFrame({"region": [2, 1, 2, 1, 2], "sex": [1, 1, 2, 1, 1]})
+    codes, cells = raking_cells(frame, ("region", "sex"))
+    assert [cells[c] for c in codes] == list(zip(frame["region"], frame["sex"], strict=True))
+    assert sorted(cells) == [(1, 1), (2, 1), (2, 2)]

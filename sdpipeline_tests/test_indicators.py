@@ -15,6 +15,7 @@ import pytest
 
 from sdpipeline import report_export
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
+from sdpipeline.defs.indicator_assets import harmonised_tables
 from sdpipeline.estimation import ratio_estimate, weighted_mean
 from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue
 from sdpipeline.reference import ReferenceData
@@ -87,6 +88,25 @@ def test_catalogue_is_checked_against_the_codebook(codebook, tmp_path):
     )
     with pytest.raises(CatalogueError, match="R01: residents has no variable 'awareness'"):
         load_catalogue(codebook, path)
+
+
+def test_analyses_read_only_their_columns_and_never_free_text(pipeline_run, codebook):
+    """The analyses read the design columns and what the catalogue names, not whole tables:
+    at a register's size the rest is most of the memory. Free text never reaches them."""
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = harmonised_tables(connection, list(codebook.instruments), codebook, catalogue)
+        stored = {
+            name: len(connection.execute(f"DESCRIBE harmonised.{name}").fetchall())
+            for name in codebook.instruments
+        }
+    for name, instrument in codebook.instruments.items():
+        columns = set(tables[name].columns)
+        assert {"wave", "weight", "design_stratum", "design_psu", "region"} <= columns
+        assert {i.variable for i in catalogue.indicators if i.instrument == name} <= columns
+        assert not columns & {v.name for v in instrument.variables if v.level == "text"}
+        assert len(columns) < stored[name]
 
 
 def test_ratio_estimator_matches_a_hand_computation():

@@ -4,6 +4,8 @@ results from identical deliveries, and nothing lost when a run is killed."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import signal
@@ -86,6 +88,8 @@ def test_pseudonyms_are_keyed_and_the_key_stays_out_of_the_repository(tmp_path, 
     ids = pd.Series(["201700001", "201700001", "201700002"])
     first = pseudonymise.pseudonymise(ids, "residents", "ex_ante_2017", key)
     assert first[0] == first[1] != first[2] and "201700001" not in first[0]
+    message = b"residents|ex_ante_2017|201700001"
+    assert first[0] == "P" + hmac.new(key, message, hashlib.sha256).hexdigest()[:24]
     other = pseudonymise.pseudonymise(ids, "residents", "ex_ante_2017", b"another key")
     assert other[0] != first[0]
     ignored = subprocess.run(

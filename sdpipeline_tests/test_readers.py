@@ -105,6 +105,29 @@ def test_xlsx_reads_dates_and_text_columns(tmp_path):
     assert raw.row_numbers.tolist() == [2, 3]
 
 
+def test_xlsx_columns_keep_excel_types_whether_read_whole_or_cell_by_cell(tmp_path):
+    """Number columns are converted as one array, others cell by cell: both as pandas' own
+    Excel reader gives them (whole numbers as integers, blanks missing, codes as text)."""
+    path = tmp_path / "a.xlsx"
+    pd.DataFrame(
+        {
+            "ID": [1001, 1002, 1003],
+            "whole": [1.0, 2.0, 3.0],
+            "gaps": [1.0, None, 3.0],
+            "fractions": [1.5, 2.0, 2.25],
+            "mixed": ["x", 2, None],
+            "kods": ["0320200", None, "0010000"],
+        }
+    ).to_excel(path, index=False)
+    frame = read_raw_file(path, FileSpec(name="a.xlsx"), ["kods"]).frame
+    assert frame["whole"].dtype == "int64" and frame["whole"].tolist() == [1, 2, 3]
+    assert frame["gaps"].dtype == "float64"
+    assert frame["gaps"].isna().tolist() == [False, True, False]
+    assert frame["fractions"].tolist() == [1.5, 2.0, 2.25]
+    assert frame["mixed"].tolist()[:2] == ["x", 2] and pd.isna(frame["mixed"].iloc[2])
+    assert frame["kods"].tolist()[0] == "0320200" and pd.isna(frame["kods"].iloc[1])
+
+
 def test_delimiter_is_the_one_that_splits_the_header_most():
     assert sniff_delimiter("a;b;c") == ";"
     assert sniff_delimiter('a,"b;c",d') == ","

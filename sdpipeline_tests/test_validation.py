@@ -4,8 +4,10 @@ answers an auditor's question and is never rewritten; Data Docs work offline."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import re
 import shutil
+import weakref
 from pathlib import Path
 
 import duckdb
@@ -263,6 +265,18 @@ def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
     assert [o.failing_count for o in outcomes] == [1]
     kwargs = gx_runner.context().suites.get("cache_probe").expectations[0].value_set
     assert sorted(kwargs) == [1, 2]
+
+
+def test_gx_lets_go_of_each_validated_frame(isolated):
+    """GX's pandas engine would keep every frame it validated until the process ends: a run
+    would hold the whole delivery in memory. Nothing of GX's may keep a frame alive."""
+    frame = pd.DataFrame({"code": [1, 2, 3]})
+    held = weakref.ref(frame)
+    outcomes = gx_runner.run_suite(_codes_suite("release", [1, 2, 3]), frame, "run")
+    assert all(o.passed for o in outcomes)
+    del frame
+    gc.collect()
+    assert held() is None
 
 
 def test_data_docs_render_only_the_runs_own_pages(isolated):

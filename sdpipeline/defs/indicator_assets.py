@@ -13,27 +13,68 @@ from sdpipeline.codebook import Codebook
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.indicators import Catalogue
 from sdpipeline.reference import ReferenceData
-from sdpipeline.warehouse import qualified, replace_table
+from sdpipeline.warehouse import qualified, replace_table, table_columns
 
 GROUP = "indicators"
 Tables = dict[str, pd.DataFrame]
 SCHEMA = "indicators"
 
 
+# Design, domain and grouping columns the analyses read beside the catalogue's variables.
+DESIGN_COLUMNS = (
+    "wave",
+    "weight",
+    "design_stratum",
+    "design_psu",
+    "region",
+    "municipality_type",
+    "municipality",
+    "municipality_2021",
+    *decomposition.PERSON_GROUPS,
+)
+
+
+def _named(value: object) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*map(_named, value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*map(_named, value)) if value else set()
+    return set()
+
+
+def analysis_columns(instrument: str, codebook: Codebook, catalogue: Catalogue) -> list[str]:
+    """The harmonised columns of ``instrument`` that any analysis reads: design and domain
+    columns, and every variable the catalogue's indicators and groups name. Free text is
+    never among them: it must not reach an indicator or a report. At a register's size a
+    table holds hundreds of columns the analyses never touch, so reading only these keeps
+    time and memory in proportion to the analyses, not to the questionnaire."""
+    variables = {v.name: v for v in codebook.instruments[instrument].variables}
+    named = set(DESIGN_COLUMNS) | set(attribution.CONTROLS) | _named(catalogue.groups)
+    for indicator in catalogue.indicators:
+        if indicator.instrument == instrument:
+            named |= {indicator.variable, indicator.denominator_variable}
+    structural = [c for c in DESIGN_COLUMNS if c not in variables]
+    asked = [n for n, v in variables.items() if n in named and v.level != "text"]
+    return structural + asked
+
+
 def harmonised_tables(
-    connection: duckdb.DuckDBPyConnection, instruments: list[str], codebook: Codebook
+    connection: duckdb.DuckDBPyConnection,
+    instruments: list[str],
+    codebook: Codebook,
+    catalogue: Catalogue,
 ) -> dict[str, pd.DataFrame]:
-    """The harmonised tables as the analyses use them: without free text, which must never
-    reach an indicator or a report, and without the file provenance columns. At a register's
-    size these are also the widest columns to carry through every analysis."""
+    """The harmonised tables as the analyses use them: only the columns they read."""
     tables = {}
     for name in instruments:
-        excluded = ["_source_file", "_source_sha256"] + [
-            v.name for v in codebook.instruments[name].variables if v.level == "text"
-        ]
-        listed = ", ".join(f'"{c}"' for c in excluded)
+        stored = {c for c, _ in table_columns(connection, "harmonised", name)}
+        listed = ", ".join(
+            f'"{c}"' for c in analysis_columns(name, codebook, catalogue) if c in stored
+        )
         tables[name] = connection.execute(
-            f"SELECT * EXCLUDE ({listed}) FROM {qualified('harmonised', name)}"
+            f"SELECT {listed} FROM {qualified('harmonised', name)}"
         ).df()
     return tables
 
@@ -56,8 +97,12 @@ def indicator_asset(
     instruments: list[str],
     build: Callable[[dict[str, pd.DataFrame], ReferenceData, DuckDBResource], pd.DataFrame],
     codebook: Codebook,
+    catalogue: Catalogue,
     extra_deps: tuple[str, ...] = (),
+    reads_rows: bool = True,
 ) -> dg.AssetsDefinition:
+    """``reads_rows``: the analysis needs the harmonised rows, not only their sources."""
+
     @dg.asset(
         name=name,
         group_name=GROUP,
@@ -71,7 +116,11 @@ def indicator_asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            tables = harmonised_tables(connection, instruments, codebook)
+            tables = (
+                harmonised_tables(connection, instruments, codebook, catalogue)
+                if reads_rows
+                else {}
+            )
             ref = ReferenceData.from_warehouse(connection)
             sources = delivered_sources(connection, instruments)
         frame = build(tables, ref, warehouse)
@@ -113,6 +162,7 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             everyone,
             estimates,
             codebook,
+            catalogue,
             ("population_totals",),
         ),
         indicator_asset(
@@ -123,7 +173,9 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             everyone,
             changes,
             codebook,
+            catalogue,
             ("indicator_estimates",),
+            reads_rows=False,
         ),
         indicator_asset(
             "change_decomposition",
@@ -133,6 +185,7 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             everyone,
             decomposed,
             codebook,
+            catalogue,
             ("population_totals",),
         ),
         indicator_asset(
@@ -144,6 +197,7 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             ["specialists", "heads"],
             attributed,
             codebook,
+            catalogue,
             ("population_totals",),
         ),
     ]

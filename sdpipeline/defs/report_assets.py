@@ -31,7 +31,12 @@ def report_asset(
     deps: list[str],
     build: Callable[[object, dict[str, pd.DataFrame]], pd.DataFrame],
     codebook: Codebook,
+    catalogue: Catalogue,
 ) -> dg.AssetsDefinition:
+    """A table built from ``deps``; it reads harmonised rows only when those are among them
+    (the other tables are shaped from the indicators' own tables)."""
+    reads = [i for i in instruments if f"{i}_harmonised" in deps]
+
     @dg.asset(
         name=f"report_{table}",
         group_name=GROUP,
@@ -44,7 +49,7 @@ def report_asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            tables = harmonised_tables(connection, instruments, codebook)
+            tables = harmonised_tables(connection, reads, codebook, catalogue)
             frame = build(connection, tables)
             replace_table(connection, SCHEMA, table, frame)
             metadata = table_metadata(
@@ -112,7 +117,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         ),
     }
     assets = [
-        report_asset(table, description, instruments, deps, build, codebook)
+        report_asset(table, description, instruments, deps, build, codebook, catalogue)
         for table, (description, instruments, deps, build) in specs.items()
     ]
 

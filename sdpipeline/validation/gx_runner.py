@@ -130,6 +130,14 @@ def _stored(store, name: str):
         return None
 
 
+def _release_batches(gx_context) -> None:
+    """GX's pandas engine keeps every frame it validated until the process ends. A run
+    validates some thirty tables, so without this the whole delivery stays in memory."""
+    manager = gx_context.data_sources.get(DATASOURCE).get_execution_engine().batch_manager
+    manager.reset_batch_cache()
+    manager.batch_data_cache.clear()
+
+
 def run_suite(suite: Suite, frame: pd.DataFrame, run_name: str) -> list[ExpectationOutcome]:
     """Validate ``frame`` against ``suite`` and keep the result in the GX project, under
     ``run_name`` (the Dagster run's id, so Data Docs and the audit trail name the same run)."""
@@ -163,15 +171,18 @@ def run_suite(suite: Suite, frame: pd.DataFrame, run_name: str) -> list[Expectat
                 name=suite.name, data=_batch_definition(gx_context, suite.name), suite=gx_suite
             )
         )
-    result = definition.run(
-        run_id=RunIdentifier(run_name=run_name),
-        batch_parameters={"dataframe": frame},
-        result_format={
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": suite.index_columns,
-            "partial_unexpected_count": 10,
-        },
-    )
+    try:
+        result = definition.run(
+            run_id=RunIdentifier(run_name=run_name),
+            batch_parameters={"dataframe": frame},
+            result_format={
+                "result_format": "SUMMARY",
+                "unexpected_index_column_names": suite.index_columns,
+                "partial_unexpected_count": 10,
+            },
+        )
+    finally:
+        _release_batches(gx_context)
     outcomes = []
     for item in result.results:
         config = item.expectation_config
