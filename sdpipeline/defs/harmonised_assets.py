@@ -110,7 +110,11 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
             f"{name}: harmonising "
             + ", ".join(f"{wave} {len(table)} rows" for wave, table in tables.items())
         )
+        sources = {s for t in tables.values() for s in sources_in(t).items()}
         result = harmonise_instrument(tables, instrument, codebook, ref)
+        # The validated frames are not needed again: at a register's size they are a third
+        # of what the step would otherwise hold while the contract, DuckDB and GX run.
+        del tables
         for wave, report in result.weights.items():
             context.log.info(
                 f"{name} {wave}: weights {report.method}, deff {report.design_effect:.2f}, "
@@ -120,7 +124,6 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         outcome = apply_contract(result.table, harmonised_contract(instrument, codebook, ref))
         seconds = time.perf_counter() - started
         failed = not outcome.quarantined.empty or bool(outcome.file_errors)
-        sources = {s for t in tables.values() for s in sources_in(t).items()}
         audit_context = audit.CheckContext(
             context.run.run_id, name, instrument.name, None, None, None
         )
