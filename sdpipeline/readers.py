@@ -309,7 +309,7 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
     top = [[_cell(value) for value in row] for row in cells[:HEADER_SEARCH_ROWS]]
     header = find_header(top, expected, spec.header_row)
     _check_merged(path, sheet.merged_cell_ranges or [], header)
-    names = ["" if c is None else str(c).strip() for c in top[header]]
+    names = ["" if c is None else str(c).strip() for c in map(_cell, cells[header])]
     _check_names(path, names, header + 1)
     body = cells[header + 1 :]
     frame = pd.DataFrame(

@@ -47,9 +47,9 @@ def _named(value: object) -> set[str]:
 def analysis_columns(instrument: str, codebook: Codebook, catalogue: Catalogue) -> list[str]:
     """The harmonised columns of ``instrument`` that any analysis reads: design and domain
     columns, and every variable the catalogue's indicators and groups name. Free text is
-    never among them: it must not reach an indicator or a report. At a register's size a
-    table holds hundreds of columns the analyses never touch, so reading only these keeps
-    time and memory in proportion to the analyses, not to the questionnaire."""
+    never among them: it must not reach an indicator or a report. Most of a table's columns
+    are never touched by an analysis; reading only these keeps time and memory in proportion
+    to the analyses, not to the questionnaire."""
     variables = {v.name: v for v in codebook.instruments[instrument].variables}
     named = set(DESIGN_COLUMNS) | set(attribution.CONTROLS) | _named(catalogue.groups)
     for indicator in catalogue.indicators:
