@@ -72,6 +72,10 @@ def _failure_messages(result) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     home = _use_project_instance()
+    from sdpipeline.validation import gx_worker
+
+    if args.command == "run":
+        gx_worker.worker()  # imports GX on the other core while Dagster loads
     from sdpipeline.definitions import defs
     from sdpipeline.defs.resources import warehouse_resource
 
@@ -96,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if not stale:
                 print("sdpipeline: nothing changed since the last run; no asset recomputed.")
                 return 0
+            gx_worker.worker()
             selection = sorted(refresh_selection(defs.resolve_asset_graph(), stale))
             for key, reason in sorted(stale.items()):
                 print(f"  {key.to_user_string()}: {reason}")

@@ -19,7 +19,7 @@ from sdpipeline.defs.jobs import build_jobs
 from sdpipeline.defs.raw_assets import build_raw_assets
 from sdpipeline.defs.reference_assets import build_reference_assets
 from sdpipeline.defs.report_assets import build_report_assets
-from sdpipeline.defs.resources import warehouse_resource
+from sdpipeline.defs.resources import GreatExpectations, warehouse_resource
 from sdpipeline.defs.validated_assets import build_validated_assets
 from sdpipeline.indicators import load_catalogue
 
@@ -46,7 +46,7 @@ def build_definitions() -> dg.Definitions:
         jobs=build_jobs(codebook),
         sensors=sensors,
         schedules=schedules,
-        resources={"warehouse": warehouse_resource()},
+        resources={"warehouse": warehouse_resource(), "great_expectations": GreatExpectations()},
         executor=dg.in_process_executor,
     )
 

@@ -13,7 +13,7 @@ import pytest
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.definitions import build_definitions
-from sdpipeline.defs.resources import Warehouse
+from sdpipeline.defs.resources import GreatExpectations, Warehouse
 
 SHIPPED_RAW = settings.REPO_ROOT / "data" / "raw"
 SHIPPED_FILES = [
@@ -69,7 +69,10 @@ def materialize(
     defs = build_definitions()
     return dg.materialize(
         defs.assets,
-        resources={"warehouse": Warehouse(database=str(warehouse))},
+        resources={
+            "warehouse": Warehouse(database=str(warehouse)),
+            "great_expectations": GreatExpectations(),
+        },
         selection=selection,
         run_config=run_config,
         instance=instance,

@@ -61,6 +61,17 @@ def test_timed_reports_the_child_s_own_peak_memory(tmp_path):
     assert wall > 0
 
 
+def test_timed_counts_the_processes_a_command_starts(tmp_path):
+    child = "import time; x = bytearray(300 * 2**20); time.sleep(1.5)"
+    parent = (
+        "import subprocess, sys; x = bytearray(200 * 2**20); "
+        f"subprocess.run([sys.executable, '-c', {child!r}]); print('done')"
+    )
+    _, peak, code, output = timed([sys.executable, "-c", parent], {}, tmp_path / "log")
+    assert code == 0 and output.strip() == "done"
+    assert 500 < peak < 800  # both at once; either alone is at most 300 MB and change
+
+
 def test_results_are_written_as_json_and_csv(tmp_path):
     results = [
         Measurement(1, "full run", 12.5, 800.0, 5869, validation_s=3.0, ratio_to_floor=9.0),

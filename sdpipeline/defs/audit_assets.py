@@ -6,7 +6,8 @@ from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook
 from sdpipeline.defs.raw_assets import raw_table_name
-from sdpipeline.validation import audit, data_docs
+from sdpipeline.defs.resources import GreatExpectations
+from sdpipeline.validation import audit
 from sdpipeline.warehouse import table_columns
 
 GROUP = "audit"
@@ -33,7 +34,9 @@ def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
         ),
     )
     def validation_audit_trail(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext,
+        warehouse: DuckDBResource,
+        great_expectations: GreatExpectations,
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
             audit.ensure_tables(connection)
@@ -57,7 +60,7 @@ def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
                 [context.run.run_id],
             ).fetchone()[0]
             columns = table_columns(connection, audit.SCHEMA, audit.CHECK_RUNS)
-        index = data_docs.publish(context.run.run_id)
+        index = great_expectations.publish_data_docs(context.run.run_id)
         context.log.info(f"Data Docs: {index}")
         return dg.MaterializeResult(
             metadata={

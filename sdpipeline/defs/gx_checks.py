@@ -2,8 +2,8 @@
 
 They run inside the step that builds the table, on the frame it has just written: the check
 neither reads the table back nor costs a step of its own, and being blocking, a failed critical
-expectation still stops everything downstream. Every outcome goes to the audit trail and the
-GX Data Docs."""
+expectation still stops everything downstream. GX itself runs in the run's GX worker (the
+``great_expectations`` resource). Every outcome goes to the audit trail and the GX Data Docs."""
 
 import time
 
@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit, gx_runner
 from sdpipeline.validation.expectations import (
@@ -99,21 +100,20 @@ def gx_dataset_contract(
     instrument: Instrument,
     wave_id: str,
     codebook: Codebook,
+    gx: GreatExpectations,
     connection: duckdb.DuckDBPyConnection,
     audit_context: audit.CheckContext,
 ) -> dg.AssetCheckResult:
     """The validated table's suites: the table itself and its distribution profile."""
     started = time.perf_counter()
     asset = audit_context.asset
-    outcomes = gx_runner.run_suite(
+    outcomes = gx.run_suite(
         table_suite(instrument, wave_id, codebook, asset), table, audit_context.run_id
     )
     profile = distribution_profile(
         instrument, wave_id, table, codebook.validation.min_valid_for_distribution
     )
-    outcomes += gx_runner.run_suite(
-        distribution_suite(codebook, asset), profile, audit_context.run_id
-    )
+    outcomes += gx.run_suite(distribution_suite(codebook, asset), profile, audit_context.run_id)
     return _result(
         DATASET_CONTRACT,
         outcomes,
@@ -129,6 +129,7 @@ def gx_harmonised_contract(
     instrument: Instrument,
     codebook: Codebook,
     ref: ReferenceData,
+    gx: GreatExpectations,
     connection: duckdb.DuckDBPyConnection,
     audit_context: audit.CheckContext,
 ) -> dg.AssetCheckResult:
@@ -140,7 +141,7 @@ def gx_harmonised_contract(
     }
     outcomes = []
     for suite, frame in harmonised_suites(instrument, codebook, table, totals):
-        outcomes += gx_runner.run_suite(suite, frame, audit_context.run_id)
+        outcomes += gx.run_suite(suite, frame, audit_context.run_id)
     return _result(
         HARMONISED_CONTRACT,
         outcomes,

@@ -11,6 +11,7 @@ from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
 from sdpipeline.defs.metadata import sources_in, table_metadata
 from sdpipeline.defs.raw_assets import raw_table_name
+from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit
@@ -99,7 +100,11 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
             f"{SCHEMA}.{instrument.name}_labels."
         ),
     )
-    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    def _asset(
+        context: dg.AssetExecutionContext,
+        warehouse: DuckDBResource,
+        great_expectations: GreatExpectations,
+    ):
         with warehouse.get_connection() as connection:
             tables = {
                 wave: connection.execute(f"SELECT * FROM {qualified('validated', table)}").df()
@@ -192,7 +197,13 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         yield dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata=contract_metadata)
         with warehouse.get_connection() as connection:
             yield gx_harmonised_contract(
-                result.table, instrument, codebook, ref, connection, audit_context
+                result.table,
+                instrument,
+                codebook,
+                ref,
+                great_expectations,
+                connection,
+                audit_context,
             )
 
     return _asset

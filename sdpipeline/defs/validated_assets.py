@@ -12,6 +12,7 @@ from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.defs.gx_checks import gx_dataset_contract, gx_dataset_contract_spec
 from sdpipeline.defs.metadata import sources_in, table_metadata
 from sdpipeline.defs.raw_assets import raw_table_name
+from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.validation.contracts import row_contract
 from sdpipeline.validation.quarantine import ContractOutcome, apply_contract
@@ -72,7 +73,10 @@ def validated_asset(
         ),
     )
     def _asset(
-        context: dg.AssetExecutionContext, config: ContractConfig, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext,
+        config: ContractConfig,
+        warehouse: DuckDBResource,
+        great_expectations: GreatExpectations,
     ):
         threshold = (
             config.max_quarantine_share
@@ -145,7 +149,13 @@ def validated_asset(
         )
         with warehouse.get_connection() as connection:
             yield gx_dataset_contract(
-                outcome.valid, instrument, wave_id, codebook, connection, audit_context
+                outcome.valid,
+                instrument,
+                wave_id,
+                codebook,
+                great_expectations,
+                connection,
+                audit_context,
             )
 
     return _asset

@@ -40,6 +40,16 @@ class Suite:
     expectations: list[Expectation]
     index_columns: list[str] = field(default_factory=list)
 
+    def columns(self) -> list[str]:
+        """Every column an expectation or the failing-row report reads, in order: all a
+        validator needs of the table (the row count stays what it was)."""
+        named = []
+        for expectation in self.expectations:
+            kwargs = expectation.kwargs
+            named += [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+            named += kwargs.get("column_list", [])
+        return list(dict.fromkeys([*named, *self.index_columns]))
+
 
 def table_suite(instrument: Instrument, wave: str, codebook: Codebook, table: str) -> Suite:
     defaults = codebook.validation

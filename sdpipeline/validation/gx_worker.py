@@ -1,0 +1,159 @@
+"""Great Expectations in a process of its own, started as soon as a run starts.
+
+Importing GX takes about three seconds: longer than the whole raw layer of the sample delivery
+takes to load. In a second process the import runs on the machine's other core while Dagster
+starts the run and loads the raw files, instead of holding up the first validated table; the
+run's own process never loads GX at all. Each table crosses the pipe cut down to the columns its
+suite reads, so the worker holds small frames, not copies of the delivery.
+
+A process keeps one worker for every run it executes (the command line runs one; the tests run
+many). Each request carries the caller's ``SDPIPELINE_*`` settings, so the worker writes to
+the GX project and Data Docs site the caller would. The worker ends with its process: when the
+process exits, or is killed, the pipe closes and the worker stops by itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pandas as pd
+
+from sdpipeline.validation import gx_runner
+from sdpipeline.validation.expectations import Suite
+
+SETTINGS_PREFIX = "SDPIPELINE_"
+_worker: GXWorker | None = None
+
+
+class GXWorkerError(RuntimeError):
+    """Great Expectations failed inside the worker, or the worker stopped."""
+
+
+def _settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(SETTINGS_PREFIX)}
+
+
+def _use_settings(settings: dict[str, str]) -> None:
+    for key in [k for k in os.environ if k.startswith(SETTINGS_PREFIX)]:
+        del os.environ[key]
+    os.environ.update(settings)
+
+
+class GXWorker:
+    """The run's side of the pipe: sends a table and a suite, waits for the outcomes."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "sdpipeline.validation.gx_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def _call(self, request: str, subject: str, *args: Any) -> Any:
+        with self._lock:
+            try:
+                message = (request, _settings(), args)
+                pickle.dump(message, self._process.stdin, pickle.HIGHEST_PROTOCOL)
+                self._process.stdin.flush()
+                status, value = pickle.load(self._process.stdout)
+            except (BrokenPipeError, EOFError) as error:
+                code = self._process.wait()
+                raise GXWorkerError(
+                    f"the Great Expectations worker (pid {self.pid}) stopped with exit code "
+                    f"{code} during {request} of {subject}; its own error, if any, is on the "
+                    "run's stderr"
+                ) from error
+            except BaseException:
+                self._process.kill()  # a request cut short leaves the pipe out of step
+                self._process.wait()
+                raise
+        if status == "error":
+            raise GXWorkerError(
+                f"Great Expectations failed during {request} of {subject}:\n{value}"
+            )
+        return value
+
+    def run_suite(
+        self, suite: Suite, frame: pd.DataFrame, run_name: str
+    ) -> list[gx_runner.ExpectationOutcome]:
+        """``gx_runner.run_suite`` in the worker, on the columns the suite reads."""
+        columns = [c for c in suite.columns() if c in frame.columns]
+        return self._call("run_suite", suite.name, suite, frame.loc[:, columns], run_name)
+
+    def publish_data_docs(self, run_name: str) -> Path:
+        """``data_docs.publish`` in the worker."""
+        return self._call("publish_data_docs", run_name, run_name)
+
+    def close(self, timeout_seconds: float = 60) -> None:
+        """Let the worker finish what it is writing, then end it."""
+        if not self._process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):  # the worker has stopped already
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout_seconds)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process.stdout.close()
+
+
+def worker() -> GXWorker:
+    """This process's worker: started on first use, kept for the process's later runs."""
+    global _worker
+    if _worker is None or not _worker.alive():
+        _worker = GXWorker()
+        atexit.register(_worker.close)
+    return _worker
+
+
+def _requests() -> dict[str, Any]:
+    from sdpipeline.validation import data_docs
+
+    return {"run_suite": gx_runner.run_suite, "publish_data_docs": data_docs.publish}
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """Answer requests until the pipe closes. GX is imported and the project of the settings it
+    started with opened before the first request is read: the work the run does not wait for."""
+    gx_runner.context()
+    handlers = _requests()
+    while True:
+        try:
+            request, settings, args = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            _use_settings(settings)
+            reply = ("ok", handlers[request](*args))
+        except Exception:
+            reply = ("error", traceback.format_exc())
+        pickle.dump(reply, replies, pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+
+def main() -> None:
+    """The worker process. Its stdout is the reply pipe, so anything GX prints goes to stderr."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    main()
