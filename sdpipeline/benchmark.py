@@ -263,6 +263,8 @@ def benchmark(
     cli = [sys.executable, "-m", "sdpipeline"]
     limit_mb = machine()["memory_gb"] * 1024 * memory_share
     results: list[Measurement] = []
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sdpipeline-bench-", dir=work) as scratch:
         for scale in sorted(scales):
             projected = projected_peak_mb(results, scale)

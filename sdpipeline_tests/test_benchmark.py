@@ -12,6 +12,7 @@ import pytest
 
 from sdpipeline.benchmark import (
     Measurement,
+    benchmark,
     projected_peak_mb,
     run_scale,
     table,
@@ -116,3 +117,9 @@ def test_a_delivery_that_cannot_be_generated_is_recorded_as_failed(tmp_path):
     failing = [sys.executable, "-c", "import sys; print('no room'); sys.exit(3)"]
     (measurement,) = run_scale(7, tmp_path, failing)
     assert (measurement.scale, measurement.phase, measurement.ok) == (7, "generate", False)
+
+
+def test_a_work_folder_that_does_not_exist_yet_is_made(tmp_path):
+    work = tmp_path / "scratch" / "bench"
+    assert benchmark([], tmp_path / "out", work) == []
+    assert work.is_dir() and (tmp_path / "out" / "benchmark.json").exists()
