@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 # The heads' 2023 file is small and CSV: changing one answer in it is a realistic correction
@@ -200,7 +200,7 @@ def write(results: list[Measurement], out: Path) -> tuple[Path, Path]:
     json_path, csv_path = out / "benchmark.json", out / "benchmark.csv"
     json_path.write_text(json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
     with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(Measurement)])
         writer.writeheader()
         writer.writerows(rows)
     return json_path, csv_path

@@ -74,8 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     home = _use_project_instance()
     from sdpipeline.validation import gx_worker
 
-    if args.command == "run":
-        gx_worker.worker()  # imports GX on the other core while Dagster loads
+    gx_worker.worker()  # imports GX on the other core while Dagster loads
     from sdpipeline.definitions import defs
     from sdpipeline.defs.resources import warehouse_resource
 
@@ -95,12 +94,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print("sdpipeline: the delivery holds files the codebook does not name:")
                 for stray in strays:
                     print(f"  {stray.path}: {stray.reason}")
+                gx_worker.stop()
                 return 1
             stale = stale_sources(instance, codebook)
             if not stale:
                 print("sdpipeline: nothing changed since the last run; no asset recomputed.")
+                gx_worker.stop()
                 return 0
-            gx_worker.worker()
             selection = sorted(refresh_selection(defs.resolve_asset_graph(), stale))
             for key, reason in sorted(stale.items()):
                 print(f"  {key.to_user_string()}: {reason}")

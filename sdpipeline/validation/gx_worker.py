@@ -81,8 +81,7 @@ class GXWorker:
                     "run's stderr"
                 ) from error
             except BaseException:
-                self._process.kill()  # a request cut short leaves the pipe out of step
-                self._process.wait()
+                self.kill()  # a request cut short leaves the pipe out of step
                 raise
         if status == "error":
             raise GXWorkerError(
@@ -100,6 +99,11 @@ class GXWorker:
     def publish_data_docs(self, run_name: str) -> Path:
         """``data_docs.publish`` in the worker."""
         return self._call("publish_data_docs", run_name, run_name)
+
+    def kill(self) -> None:
+        """End the worker at once, whatever it is doing."""
+        self._process.kill()
+        self.close()
 
     def close(self, timeout_seconds: float = 60) -> None:
         """Let the worker finish what it is writing, then end it."""
@@ -121,6 +125,14 @@ def worker() -> GXWorker:
         _worker = GXWorker()
         atexit.register(_worker.close)
     return _worker
+
+
+def stop() -> None:
+    """End this process's worker now: the command turned out to have no run for it."""
+    global _worker
+    if _worker is not None:
+        _worker.kill()
+        _worker = None
 
 
 def _requests() -> dict[str, Any]:
