@@ -128,7 +128,7 @@ def test_a_run_launched_through_graphql_succeeds(ui):
                 "selector": {
                     "repositoryLocationName": "sdpipeline",
                     "repositoryName": "__repository__",
-                    "jobName": "reports_only",
+                    "jobName": "full_refresh",
                 },
                 "runConfigData": {},
             }
@@ -149,6 +149,9 @@ def test_a_run_launched_through_graphql_succeeds(ui):
         time.sleep(2)
     assert status == "SUCCESS", (folder / "ui.log").read_text()[-3000:]
     assert (folder / "var" / "reports" / "tables" / "report.html").exists()
+    # validated in the run worker's own GX worker, into this installation's GX project
+    assert (folder / "var" / "reports" / "data_docs" / "index.html").exists()
+    assert list((folder / "var" / "gx").rglob(f"*{run_id}*"))
 
 
 def test_the_lineage_page_renders_asset_nodes_in_chromium(ui):
