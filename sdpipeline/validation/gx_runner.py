@@ -2,7 +2,8 @@
 
 One file-backed GX project under ``var/gx`` keeps every suite and every validation result, so
 Data Docs show the history, not only the last run. GX is imported on first use: it takes
-seconds to import and must not slow down loading the Dagster code location.
+seconds to import and must not slow down loading the Dagster code location. In a run, these
+functions are called in the run's GX worker process (``gx_worker``), not in the run's own.
 """
 
 from __future__ import annotations
