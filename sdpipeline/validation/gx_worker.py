@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
-from sdpipeline.validation import gx_runner
+from sdpipeline.validation import data_docs, gx_runner
 from sdpipeline.validation.expectations import Suite
 
 SETTINGS_PREFIX = "SDPIPELINE_"
@@ -135,17 +135,11 @@ def stop() -> None:
         _worker = None
 
 
-def _requests() -> dict[str, Any]:
-    from sdpipeline.validation import data_docs
-
-    return {"run_suite": gx_runner.run_suite, "publish_data_docs": data_docs.publish}
-
-
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer requests until the pipe closes. GX is imported and the project of the settings it
     started with opened before the first request is read: the work the run does not wait for."""
     gx_runner.context()
-    handlers = _requests()
+    handlers = {"run_suite": gx_runner.run_suite, "publish_data_docs": data_docs.publish}
     while True:
         try:
             request, settings, args = pickle.load(requests)
