@@ -9,6 +9,8 @@ exactly into a within part Σ (p' − p)(s + s')/2 and a composition part Σ (s'
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -25,22 +27,51 @@ def group_columns(table: pd.DataFrame) -> list[str]:
     return columns + [c for c in PERSON_GROUPS if c in table and (table[c] >= 0).all()]
 
 
+@dataclass(frozen=True)
+class Cells:
+    """Each row's cell (wave × groups) as an integer, worked out once per table: grouping a
+    register's text columns afresh for every indicator took most of the decomposition's time."""
+
+    keys: list[str]
+    cell: np.ndarray
+    labels: pd.MultiIndex
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> Cells:
+        keys = ["wave", *group_columns(table)]
+        groups = table.groupby(keys, sort=True)
+        return cls(keys, groups.ngroup().to_numpy(), groups.size().index)
+
+
 def decompose(
-    indicator: Indicator, table: pd.DataFrame, codebook: Codebook, ref: ReferenceData
+    indicator: Indicator,
+    table: pd.DataFrame,
+    codebook: Codebook,
+    ref: ReferenceData,
+    cells: Cells | None = None,
 ) -> dict | None:
+    """``cells``: the table's, when already worked out for another indicator."""
     first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
     variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
     if not (variable.asked_in(first) and variable.asked_in(last)) or indicator.statistic == "ratio":
         return None
+    cells = cells or Cells.of(table)
     y, _ = values(indicator, table, codebook, ref)
     factor = 100.0 if indicator.statistic == "proportion" else 1.0
-    frame = table[[*group_columns(table), "wave", "weight"]].assign(y=y * factor)
-    frame = frame[frame["y"].notna()]
-    keys = group_columns(table)
-    frame["wy"] = frame["weight"] * frame["y"]
-    grouped = frame.groupby(["wave", *keys]).agg(
-        w=("weight", "sum"), wy=("wy", "sum"), n=("y", "size")
+    y = np.asarray(y, dtype=float) * factor
+    counted = ~np.isnan(y) & (cells.cell >= 0)
+    cell, w, y = cells.cell[counted], np.asarray(table["weight"], dtype=float)[counted], y[counted]
+    size = len(cells.labels)
+    grouped = pd.DataFrame(
+        {
+            "w": np.bincount(cell, weights=w, minlength=size),
+            "wy": np.bincount(cell, weights=w * y, minlength=size),
+            "n": np.bincount(cell, minlength=size),
+        },
+        index=cells.labels,
     )
+    grouped = grouped[grouped["n"] > 0]
+    keys = cells.keys[1:]
     grouped["p"] = grouped["wy"] / grouped["w"]
     grouped["s"] = grouped["w"] / grouped.groupby(level="wave")["w"].transform("sum")
     a = grouped.loc[first]
@@ -70,10 +101,16 @@ def decompose(
 def decompose_all(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
+    cells = {name: Cells.of(table) for name, table in tables.items()}
     rows = [
         row
         for indicator in catalogue.indicators
-        if (row := decompose(indicator, tables[indicator.instrument], codebook, ref)) is not None
+        if (
+            row := decompose(
+                indicator, tables[indicator.instrument], codebook, ref, cells[indicator.instrument]
+            )
+        )
+        is not None
     ]
     return disclosure.protect(
         pd.DataFrame(rows),

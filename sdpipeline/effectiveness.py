@@ -7,6 +7,8 @@ on the smaller design's degrees of freedom, and read against the indicator's dir
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -50,27 +52,57 @@ def _scale(indicator: Indicator) -> float:
     return 100.0 if indicator.statistic == "proportion" else 1.0
 
 
+@dataclass
+class Layout:
+    """A table's design, and the rows of each wave and domain, worked out once for all the
+    indicators of the table: comparing a register's text columns afresh for each of hundreds
+    of estimates took longer than the estimates did."""
+
+    table: pd.DataFrame
+    codebook: Codebook
+    design: Design
+    weights: np.ndarray
+    _waves: dict[str, np.ndarray] = field(default_factory=dict)
+    _cells: dict[str, list[tuple[str, str, str, np.ndarray]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, codebook: Codebook) -> Layout:
+        design = Design.of(table["design_stratum"], table["design_psu"])
+        return cls(table, codebook, design, np.asarray(table["weight"], dtype=float))
+
+    def wave(self, wave: str) -> np.ndarray:
+        if wave not in self._waves:
+            self._waves[wave] = (self.table["wave"] == wave).to_numpy()
+        return self._waves[wave]
+
+    def cells(self, breakdown: str) -> list[tuple[str, str, str, np.ndarray]]:
+        if breakdown not in self._cells:
+            self._cells[breakdown] = domains(self.table, breakdown, self.codebook)
+        return self._cells[breakdown]
+
+
 def estimate_indicator(
     indicator: Indicator,
     table: pd.DataFrame,
     codebook: Codebook,
     ref: ReferenceData,
-    design: Design | None = None,
+    layout: Layout | None = None,
 ) -> list[dict]:
-    """``design``: the table's strata and PSUs, when already coded for another indicator."""
+    """``layout``: the table's, when already worked out for another indicator."""
     y, x = values(indicator, table, codebook, ref)
-    design = design or Design.of(table["design_stratum"], table["design_psu"])
-    cells = {b: domains(table, b, codebook) for b in indicator.breakdowns}
+    layout = layout or Layout.of(table, codebook)
     rows = []
     for wave in codebook.waves:
-        in_wave = (table["wave"] == wave).to_numpy()
+        in_wave = layout.wave(wave)
         if not in_wave.any() or not codebook.instruments[indicator.instrument].variable(
             indicator.variable
         ).asked_in(wave):
             continue
         for breakdown in indicator.breakdowns:
-            for code, label_lv, label_en, mask in cells[breakdown]:
-                e = ratio_estimate(y, x, table["weight"], None, None, in_wave & mask, design=design)
+            for code, label_lv, label_en, mask in layout.cells(breakdown):
+                e = ratio_estimate(
+                    y, x, layout.weights, None, None, in_wave & mask, design=layout.design
+                )
                 factor = _scale(indicator)
                 rows.append(
                     {
@@ -99,14 +131,11 @@ def estimate_all(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
     """Every indicator, wave and domain, with disclosure control applied."""
-    designs = {
-        name: Design.of(table["design_stratum"], table["design_psu"])
-        for name, table in tables.items()
-    }
+    layouts = {name: Layout.of(table, codebook) for name, table in tables.items()}
     rows = []
     for indicator in catalogue.indicators:
         table = tables[indicator.instrument]
-        rows += estimate_indicator(indicator, table, codebook, ref, designs[indicator.instrument])
+        rows += estimate_indicator(indicator, table, codebook, ref, layouts[indicator.instrument])
     frame = pd.DataFrame(rows)
     return disclosure.protect(
         frame, "n", ESTIMATE_COLUMNS, catalogue.suppress_below, catalogue.low_reliability_below

@@ -200,27 +200,24 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
         )
     _check_names(path, fields, header + 1)
     decimal = spec.decimal or ("," if delimiter == ";" else ".")
-    try:
-        table = pd.read_csv(
-            io.StringIO(content),
-            sep=delimiter,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            skiprows=header,
-        )
-    except (pd.errors.ParserError, csv.Error) as error:
-        raise DeliveryError(
-            path, f"not a well-formed {delimiter!r}-separated file: {error}"
-        ) from error
-    frame = table.iloc[1:]
-    frame.columns = [str(name).strip() for name in table.iloc[0]]
-    frame.index = frame.index + header + 1
-    frame = _without_empty(path, frame.replace("", None), header + 1)
-    for column in frame.columns:
-        if normalise_name(column) not in text:
-            frame[column] = _numbers_if_all_parse(frame[column], decimal)
+    text_positions = [i for i, name in enumerate(fields) if normalise_name(name) in text]
+    parsed = _parse_csv(path, content, delimiter, header, fields, decimal, text_positions)
+    frame = _without_empty(path, parsed, header + 1)
+    # A column the parser could not read as numbers (a text cell, '1 234,5', 'True') is read
+    # again as the text it is, and only then made numbers if every cell is one; so is a column
+    # of decimals where padding rows were dropped, as those rows may have made integers decimals.
+    numeric = (np.int64,) if len(frame) < len(parsed) else (np.int64, np.float64)
+    untyped = [
+        position
+        for position, name in enumerate(fields)
+        if position not in text_positions
+        and str(name).strip() in frame.columns
+        and frame[str(name).strip()].dtype not in numeric
+    ]
+    if untyped:
+        as_text = _parse_csv(path, content, delimiter, header, fields, decimal, None, untyped)
+        for column in as_text.columns:
+            frame[column] = _numbers_if_all_parse(as_text.loc[frame.index, column], decimal)
     rows = pd.Series(frame.index, name="row")
     return RawFile(
         path,
@@ -232,6 +229,47 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
         decimal=decimal,
         header_row=header + 1,
     )
+
+
+def _parse_csv(
+    path: Path,
+    content: str,
+    delimiter: str,
+    header: int,
+    fields: list[str],
+    decimal: str,
+    text_positions: list[int] | None,
+    only: list[int] | None = None,
+) -> pd.DataFrame:
+    """The rows below the header as pandas' C parser reads them: a column of numbers in the
+    file's decimal mark as numbers, ``text_positions`` (``None``: every column) as text, blanks
+    missing. Indexed by line number in the file, columns named as the header spells them
+    (``only``: just those)."""
+    try:
+        frame = pd.read_csv(
+            io.StringIO(content),
+            sep=delimiter,
+            header=0,
+            usecols=only,
+            dtype=str if text_positions is None else {i: str for i in text_positions},
+            keep_default_na=False,
+            na_values=[""],
+            decimal=decimal,
+            skip_blank_lines=False,
+            skiprows=header,
+        )
+    except (pd.errors.ParserError, csv.Error) as error:
+        raise DeliveryError(
+            path, f"not a well-formed {delimiter!r}-separated file: {error}"
+        ) from error
+    names = [str(fields[i]).strip() for i in (only if only is not None else range(len(fields)))]
+    if frame.shape[1] != len(names):
+        raise DeliveryError(
+            path, f"the header has {len(fields)} columns but the parser found {frame.shape[1]}"
+        )
+    frame.columns = names
+    frame.index = frame.index + header + 2
+    return frame
 
 
 def _check_names(path: Path, names: list[object], header_row: int) -> None:
@@ -313,7 +351,10 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
     _check_names(path, names, header + 1)
     body = cells[header + 1 :]
     frame = pd.DataFrame(
-        {i: _column(values) for i, values in enumerate(zip(*body, strict=True))}
+        {
+            i: _column(values, normalise_name(names[i]) in text)
+            for i, values in enumerate(zip(*body, strict=True))
+        }
         if body
         else {i: pd.Series(dtype=object) for i in range(len(names))}
     )
@@ -335,12 +376,20 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
     )
 
 
-def _column(values: tuple) -> np.ndarray | list:
-    """One column's cells as ``_cell`` gives them. A column of numbers and blanks, the bulk of
-    every workbook, is converted as one array; any other column cell by cell."""
+def _column(values: tuple, text: bool) -> np.ndarray | list:
+    """One column's cells as ``_cell`` gives them (``text``: as ``_as_text`` then makes them).
+    A column of numbers and blanks, the bulk of every workbook, is converted as one array, and
+    so is a text column of dates and blanks; any other column cell by cell."""
     cells = np.array(values, dtype=object)
     blank = cells == ""
-    if not set(map(type, cells[~blank])) <= {float}:
+    kinds = set(map(type, cells[~blank]))
+    if text and kinds and kinds <= {dt.date, dt.datetime}:
+        cells[blank] = None
+        days = pd.to_datetime(cells).to_numpy().astype("datetime64[D]")
+        iso = np.datetime_as_string(days).astype(object)
+        iso[blank] = None
+        return iso
+    if not kinds <= {float}:
         return [_cell(value) for value in values]
     cells[blank] = np.nan
     numbers = cells.astype(float)

@@ -51,3 +51,11 @@ def dagster_home() -> Path:
 
 def reports_dir() -> Path:
     return _path("SDPIPELINE_REPORTS_DIR", var_dir() / "reports")
+
+
+def duckdb_memory_limit() -> str:
+    """What DuckDB may hold in memory for a run (its default is 80 % of the machine). DuckDB
+    keeps the blocks it wrote cached up to its limit, which at a register's size made the
+    warehouse alone take gigabytes beside the run's own frames; past the limit it evicts them
+    to the database file or spills to a temporary one."""
+    return os.environ.get("SDPIPELINE_DUCKDB_MEMORY_LIMIT", "1GB")

@@ -7,6 +7,8 @@ one, never a half-written one, and a failed load leaves the previous table as it
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
@@ -21,22 +23,28 @@ def qualified(schema: str, table: str) -> str:
     return f'"{schema}"."{table}"'
 
 
+@contextmanager
+def _transaction(connection: duckdb.DuckDBPyConnection, schema: str) -> Iterator[None]:
+    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+
+
 def replace_tables(
     connection: duckdb.DuckDBPyConnection, schema: str, frames: dict[str, pd.DataFrame]
 ) -> list[str]:
     """Replace several tables of ``schema`` in one transaction: all or none of them change."""
     names = [qualified(schema, table) for table in frames]
-    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    connection.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(connection, schema):
         for name, frame in zip(names, frames.values(), strict=True):
             connection.register("_incoming", frame)
             connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
             connection.unregister("_incoming")
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
     return names
 
 
@@ -45,6 +53,17 @@ def replace_table(
 ) -> str:
     """Replace ``schema.table`` with ``frame`` in one transaction; returns the qualified name."""
     return replace_tables(connection, schema, {table: frame})[0]
+
+
+def replace_table_as(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str, select: str
+) -> str:
+    """Replace ``schema.table`` with the rows of a query over the warehouse, in one
+    transaction; the rows never pass through Python."""
+    name = qualified(schema, table)
+    with _transaction(connection, schema):
+        connection.execute(f"CREATE OR REPLACE TABLE {name} AS {select}")
+    return name
 
 
 def table_columns(

@@ -13,7 +13,7 @@ import pytest
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.definitions import build_definitions
-from sdpipeline.defs.resources import GreatExpectations, Warehouse
+from sdpipeline.defs.resources import GreatExpectations, warehouse_resource
 
 SHIPPED_RAW = settings.REPO_ROOT / "data" / "raw"
 SHIPPED_FILES = [
@@ -70,7 +70,7 @@ def materialize(
     return dg.materialize(
         defs.assets,
         resources={
-            "warehouse": Warehouse(database=str(warehouse)),
+            "warehouse": warehouse_resource(warehouse),
             "great_expectations": GreatExpectations(),
         },
         selection=selection,

@@ -74,11 +74,14 @@ class Warehouse(DuckDBResource):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def warehouse_resource() -> Warehouse:
-    """The DuckDB warehouse file (``SDPIPELINE_WAREHOUSE``, default ``var/warehouse.duckdb``)."""
-    path = settings.warehouse_path()
+def warehouse_resource(path: Path | None = None) -> Warehouse:
+    """The DuckDB warehouse file (``SDPIPELINE_WAREHOUSE``, default ``var/warehouse.duckdb``),
+    with DuckDB's memory capped (``SDPIPELINE_DUCKDB_MEMORY_LIMIT``)."""
+    path = path or settings.warehouse_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Warehouse(database=str(path))
+    return Warehouse(
+        database=str(path), connection_config={"memory_limit": settings.duckdb_memory_limit()}
+    )
 
 
 class GreatExpectations(dg.ConfigurableResource):

@@ -16,7 +16,7 @@ from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.validation.contracts import row_contract
 from sdpipeline.validation.quarantine import ContractOutcome, apply_contract
-from sdpipeline.warehouse import qualified, replace_table
+from sdpipeline.warehouse import qualified, replace_table_as
 
 GROUP = "validated"
 SCHEMA = "validated"
@@ -106,7 +106,13 @@ def validated_asset(
             audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
             connection.execute("COMMIT")
             if not rejected:
-                replace_table(connection, SCHEMA, name, outcome.valid)
+                # The kept rows are copied inside DuckDB: they are the raw table's rows less the
+                # quarantined ones, and need not pass through pandas again.
+                kept = f"SELECT * FROM {qualified('raw', name)}"
+                if len(outcome.quarantined):
+                    connection.register("_quarantined", outcome.quarantined[["source_row"]])
+                    kept += " WHERE _source_row NOT IN (SELECT source_row FROM _quarantined)"
+                replace_table_as(connection, SCHEMA, name, kept)
                 metadata = table_metadata(
                     connection, SCHEMA, name, outcome.valid, sources_in(table)
                 )

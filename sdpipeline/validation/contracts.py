@@ -32,9 +32,21 @@ def dates(values: pd.Series, date_format: str | None) -> pd.Series:
     """Dates as delivered: native SPSS/Excel dates, or text in the file's declared format."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
-    if values.map(lambda v: isinstance(v, dt.date)).all():
+    if (
+        not pd.api.types.is_string_dtype(values)
+        and values.map(lambda v: isinstance(v, dt.date)).all()
+    ):
         return pd.to_datetime(values, errors="coerce")
     return pd.to_datetime(values.astype("string"), format=date_format, errors="coerce")
+
+
+def _in_codes(values: pd.Series, codes: set[str]) -> pd.Series:
+    """Missing, or one of ``codes`` once surrounding spaces are dropped; only the cells that
+    do not match as they are pay for the stripping."""
+    found = values.isna() | values.isin(codes)
+    if not found.all():
+        found |= values.astype("string").str.strip().isin(codes)
+    return found
 
 
 def _check(function: Callable[[pd.Series], pd.Series], name: str, error: str) -> pa.Check:
@@ -55,7 +67,7 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
         codes = set(reference.municipalities(vintage, codebook)["iso_code"])
         checks.append(
             _check(
-                lambda s, c=codes: s.isna() | s.astype("string").str.strip().isin(c),
+                lambda s, c=codes: _in_codes(s, c),
                 "municipality_code",
                 f"not a municipality code of the {vintage} vintage",
             )
@@ -105,8 +117,8 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
                 f"not a date{f' in the format {spec.date_format}' if spec.date_format else ''}",
             ),
             _check(
-                lambda s, f=spec.date_format, a=start, b=end: (
-                    dates(s, f).isna() | dates(s, f).between(a, b)
+                lambda s, f=spec.date_format, a=start, b=end: _unknown_or_between(
+                    dates(s, f), a, b
                 ),
                 "in_fieldwork",
                 f"outside the fieldwork {wave_def.fieldwork_start} – {wave_def.fieldwork_end}",
@@ -120,6 +132,10 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
         title=variable.name,
         description=variable.question.en,
     )
+
+
+def _unknown_or_between(values: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    return values.isna() | values.between(start, end)
 
 
 def _evaluable(frame: pd.DataFrame, columns: list[str], missing: list[list[float]]) -> pd.Series:
@@ -167,7 +183,11 @@ def _region_check(instrument: Instrument, codebook: Codebook, wave: str) -> pa.C
     regions = reference.municipalities(vintage, codebook).set_index("iso_code")["region_code"]
 
     def agrees(frame: pd.DataFrame) -> pd.Series:
-        expected = frame[municipality].astype("string").str.strip().map(regions)
+        codes = frame[municipality]
+        expected = codes.map(regions)
+        unmatched = expected.isna() & codes.notna()
+        if unmatched.any():
+            expected[unmatched] = codes[unmatched].astype("string").str.strip().map(regions)
         given = numbers(frame[region])
         return expected.isna() | given.isna() | (given == expected)
 
