@@ -8,6 +8,7 @@ not know stops the recode with its variable and rows named: it never turns silen
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -214,11 +215,16 @@ def value_labels(instrument: Instrument, codebook: Codebook) -> pd.DataFrame:
 
 
 def harmonise_instrument(
-    tables: dict[str, pd.DataFrame], instrument: Instrument, codebook: Codebook, ref: ReferenceData
+    tables: Iterable[tuple[str, pd.DataFrame]],
+    instrument: Instrument,
+    codebook: Codebook,
+    ref: ReferenceData,
 ) -> Harmonised:
-    """Validated tables of every wave → one long harmonised table with geography and weights."""
+    """Validated tables of every wave → one long harmonised table with geography and weights.
+    ``tables`` may read each wave's table only when it is wanted: each is let go once its wave
+    is harmonised, so at a register's size one wave's validated table is in memory, not all."""
     parts, weights, places, files = [], {}, {}, {}
-    for wave, table in tables.items():
+    for wave, table in tables:
         frame = harmonise_wave(table, instrument, wave, codebook)
         frame, places[wave] = geography.attach(frame, wave, codebook, ref)
         frame["weight"], frame["design_weight"], weights[wave] = weighting.weights_for(
@@ -228,6 +234,7 @@ def harmonise_instrument(
         if len(table):
             files[wave] = str(table["_source_sha256"].iloc[0])
         parts.append(frame)
+        del table
     stacked = pd.concat(parts, ignore_index=True)
     return Harmonised(
         table=stacked,

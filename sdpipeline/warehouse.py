@@ -66,6 +66,21 @@ def replace_table_as(
     return name
 
 
+def read_frame(connection: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
+    """A query's rows as pandas, with each text that repeats down a column made once and
+    shared by its rows. DuckDB hands pandas a new string per cell, and a register's provenance,
+    codes and design labels repeat a handful of values over millions of rows."""
+    frame = connection.execute(query).df()
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_string_dtype(values) or len(values) < 2:
+            continue
+        codes, distinct = pd.factorize(values, use_na_sentinel=False)
+        if 2 * len(distinct) <= len(values):
+            frame[column] = pd.Series(distinct.take(codes), index=frame.index, dtype=values.dtype)
+    return frame
+
+
 def table_columns(
     connection: duckdb.DuckDBPyConnection, schema: str, table: str
 ) -> list[tuple[str, str]]:

@@ -210,6 +210,26 @@ def design_columns(frame: pd.DataFrame, instrument: Instrument, wave: str) -> pd
     samples."""
     strata = instrument.design.get("strata")
     psu = instrument.design.get("psu")
-    stratum = wave + ":" + (frame[strata].astype(str) if strata else "all")
-    unit = frame[psu if psu else instrument.id_variable.name].astype(str)
-    return pd.DataFrame({"design_stratum": stratum, "design_psu": stratum + ":" + unit})
+    level = frame[strata] if strata else pd.Series("all", index=frame.index)
+    unit = frame[psu if psu else instrument.id_variable.name]
+    return pd.DataFrame(
+        {
+            "design_stratum": _joined(frame.index, wave, level),
+            "design_psu": _joined(frame.index, wave, level, unit),
+        }
+    )
+
+
+def _joined(index: pd.Index, prefix: str, *columns: pd.Series) -> pd.Series:
+    """``prefix:value:value…`` of each row, each distinct text made once and shared by its
+    rows: a register's rows share a few hundred strata and sampling points, and a string per
+    row of each was a tenth of the harmonised table's memory."""
+    codes, texts = None, pd.Series([prefix], dtype="str")
+    for column in columns:
+        column_codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        size = max(len(uniques), 1)
+        combined, first = pd.factorize((0 if codes is None else codes) * size + column_codes)
+        own = pd.Series(uniques.astype(str), dtype="str").to_numpy()[first % size]
+        texts = pd.Series(texts.to_numpy()[first // size], dtype="str") + ":" + own
+        codes = combined
+    return pd.Series(texts.to_numpy()[codes], index=index, dtype="str")

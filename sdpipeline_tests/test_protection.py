@@ -104,6 +104,24 @@ def test_pseudonyms_are_keyed_and_the_key_stays_out_of_the_repository(tmp_path, 
     assert ignored.returncode == 0
 
 
+@pytest.mark.parametrize("key", [b"short", b"k" * 64, b"a key longer than a SHA-256 block " * 3])
+def test_pseudonyms_are_hmac_sha256_of_the_plain_identifier(key):
+    # The pseudonyms are hashed inside DuckDB; they must equal Python's own HMAC for keys
+    # shorter than, equal to and longer than the hash's block, with blanks kept blank.
+    ids = pd.Series([201700001.0, None, " CLI-7 ", 42, float("nan")], index=[5, 6, 7, 8, 9])
+    got = pseudonymise.pseudonymise(ids, "clients", "ex_post_2023", key)
+    plain = ["201700001", None, "CLI-7", "42", None]
+    expected = [
+        None
+        if p is None
+        else "P"
+        + hmac.new(key, f"clients|ex_post_2023|{p}".encode(), hashlib.sha256).hexdigest()[:24]
+        for p in plain
+    ]
+    assert list(got.index) == [5, 6, 7, 8, 9] and str(got.dtype) == "string"
+    assert [None if pd.isna(v) else v for v in got] == expected
+
+
 def test_the_report_opens_read_only_for_analysts(pipeline_run):
     folder, _, _ = pipeline_run
     database = folder / "var" / "reports" / "tables" / report_export.DATABASE

@@ -3,8 +3,10 @@
 contract (inside the step, before anything is written), then as a whole by Great Expectations."""
 
 import time
+from collections.abc import Iterator
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument
@@ -17,7 +19,7 @@ from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit
 from sdpipeline.validation.harmonised_contract import harmonised_contract
 from sdpipeline.validation.quarantine import apply_contract
-from sdpipeline.warehouse import qualified, replace_tables
+from sdpipeline.warehouse import qualified, read_frame, replace_tables
 
 GROUP = "harmonised"
 SCHEMA = "harmonised"
@@ -106,20 +108,21 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         great_expectations: GreatExpectations,
     ):
         with warehouse.get_connection() as connection:
-            tables = {
-                wave: connection.execute(f"SELECT * FROM {qualified('validated', table)}").df()
-                for wave, table in validated.items()
-            }
             ref = ReferenceData.from_warehouse(connection)
-        context.log.info(
-            f"{name}: harmonising "
-            + ", ".join(f"{wave} {len(table)} rows" for wave, table in tables.items())
-        )
-        sources = {s for t in tables.values() for s in sources_in(t).items()}
-        result = harmonise_instrument(tables, instrument, codebook, ref)
-        # The validated frames are not needed again: at a register's size they are a third
-        # of what the step would otherwise hold while the contract, DuckDB and GX run.
-        del tables
+
+        def validated_tables() -> Iterator[tuple[str, pd.DataFrame]]:
+            # One wave's table at a time, held by nobody but the harmonisation: at a
+            # register's size the validated frames were a third of what the step held.
+            with warehouse.get_connection() as connection:
+                for wave, table in validated.items():
+                    context.log.info(f"{name}: harmonising {wave}")
+                    yield (
+                        wave,
+                        read_frame(connection, f"SELECT * FROM {qualified('validated', table)}"),
+                    )
+
+        result = harmonise_instrument(validated_tables(), instrument, codebook, ref)
+        sources = sources_in(result.table)
         for wave, report in result.weights.items():
             context.log.info(
                 f"{name} {wave}: weights {report.method}, deff {report.design_effect:.2f}, "
@@ -151,7 +154,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                     SCHEMA,
                     instrument.name,
                     result.table,
-                    dict(sources),
+                    sources,
                     _descriptions(result),
                 )
         contract_metadata = {

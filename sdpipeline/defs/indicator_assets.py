@@ -13,7 +13,7 @@ from sdpipeline.codebook import Codebook
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.indicators import Catalogue
 from sdpipeline.reference import ReferenceData
-from sdpipeline.warehouse import qualified, replace_table, table_columns
+from sdpipeline.warehouse import qualified, read_frame, replace_table, table_columns
 
 GROUP = "indicators"
 Tables = dict[str, pd.DataFrame]
@@ -73,9 +73,9 @@ def harmonised_tables(
         listed = ", ".join(
             f'"{c}"' for c in analysis_columns(name, codebook, catalogue) if c in stored
         )
-        tables[name] = connection.execute(
-            f"SELECT {listed} FROM {qualified('harmonised', name)}"
-        ).df()
+        tables[name] = read_frame(
+            connection, f"SELECT {listed} FROM {qualified('harmonised', name)}"
+        )
     return tables
 
 
