@@ -19,7 +19,13 @@ import pandas as pd
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import domain_difference, t_quantile, t_two_sided_p, weighted_mean
+from sdpipeline.estimation import (
+    Design,
+    domain_difference,
+    t_quantile,
+    t_two_sided_p,
+    weighted_mean,
+)
 from sdpipeline.indicators import Catalogue, values
 from sdpipeline.reference import ReferenceData
 
@@ -50,17 +56,21 @@ def participation_effects(
 ) -> pd.DataFrame:
     last = list(codebook.waves)[-1]
     rows = []
+    in_wave = (specialists["wave"] == last).to_numpy()
+    part = in_wave & (specialists["project_participant"] == 1).to_numpy()
+    rest = in_wave & (specialists["project_participant"] == 0).to_numpy()
+    weights = specialists["weight"]
+    design = Design.of(specialists["design_stratum"], specialists["design_psu"])
     for indicator_id in catalogue.groups["participation_effects"]:
         indicator = catalogue.get(indicator_id)
         y, _ = values(indicator, specialists, codebook, ref)
         factor = 100.0 if indicator.statistic == "proportion" else 1.0
         y = y * factor
-        in_wave = (specialists["wave"] == last).to_numpy()
-        part = in_wave & (specialists["project_participant"] == 1).to_numpy()
-        rest = in_wave & (specialists["project_participant"] == 0).to_numpy()
-        design = (specialists["weight"], specialists["design_stratum"], specialists["design_psu"])
-        a, b = weighted_mean(y, *design, part), weighted_mean(y, *design, rest)
-        difference, se, low, high, p_value = domain_difference(y, *design, part, rest)
+        a = weighted_mean(y, weights, None, None, part, design=design)
+        b = weighted_mean(y, weights, None, None, rest, design=design)
+        difference, se, low, high, p_value = domain_difference(
+            y, weights, None, None, part, rest, design=design
+        )
         rows.append(
             {
                 "analysis": "participants_vs_others",

@@ -154,9 +154,13 @@ def weighted_mean(
     psu: pd.Series | np.ndarray,
     domain: pd.Series | np.ndarray | None = None,
     level: float = 0.95,
+    design: Design | None = None,
 ) -> Estimate:
-    """Weighted mean (or proportion, for a 0/1 ``y``) in ``domain``."""
-    return ratio_estimate(y, np.ones(len(np.asarray(y))), weights, strata, psu, domain, level)
+    """Weighted mean (or proportion, for a 0/1 ``y``) in ``domain``; ``design``: the strata
+    and PSUs already coded, for many means over one table."""
+    return ratio_estimate(
+        y, np.ones(len(np.asarray(y))), weights, strata, psu, domain, level, design
+    )
 
 
 def domain_difference(
@@ -167,6 +171,7 @@ def domain_difference(
     domain_a: pd.Series | np.ndarray,
     domain_b: pd.Series | np.ndarray,
     level: float = 0.95,
+    design: Design | None = None,
 ) -> tuple[float, float, float, float, float]:
     """Mean in domain A minus mean in domain B of the same sample, with the covariance the two
     share through the design: (difference, se, ci_low, ci_high, p_value)."""
@@ -179,7 +184,7 @@ def domain_difference(
         mean = float((w * inside * np.where(inside, y, 0.0)).sum() / total)
         z += sign * w * inside * (np.where(inside, y, 0.0) - mean) / total
         means.append(mean)
-    variance, df = linearised_variance(z, strata, psu)
+    variance, df = linearised_variance(z, strata, psu, design)
     difference, se = means[0] - means[1], float(np.sqrt(variance))
     quantile = t_quantile(0.5 + level / 2, df)
     p_value = t_two_sided_p(difference / se, df) if se > 0 else float("nan")

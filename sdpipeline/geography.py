@@ -45,7 +45,7 @@ def attach(
     new = ref.municipalities[2021].set_index("iso_code")
     own = ref.municipalities[vintage].set_index("iso_code")
     codes = frame["municipality"].astype("string").str.strip()
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the caller's frame stays as it was
     if vintage == 2021:
         out["municipality_2021"] = codes
         out["successor_share"] = 1.0

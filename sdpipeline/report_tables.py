@@ -8,7 +8,7 @@ import pandas as pd
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import weighted_mean
+from sdpipeline.estimation import Design, weighted_mean
 from sdpipeline.indicators import Catalogue
 
 INSTRUMENT_COLUMN = "Instruments / Instrument"
@@ -132,10 +132,11 @@ def _shares(
     """Weighted share answering 'yes' (code 1) to each variable in one wave, with n."""
     rows = []
     in_wave = (table["wave"] == wave).to_numpy()
+    design = Design.of(table["design_stratum"], table["design_psu"])
     for name in variables:
         codes = table[name].astype(float)
         y = np.where(codes >= 0, (codes == 1).astype(float), np.nan)
-        e = weighted_mean(y, table["weight"], table["design_stratum"], table["design_psu"], in_wave)
+        e = weighted_mean(y, table["weight"], None, None, in_wave, design=design)
         rows.append({"variable": name, "share": e.estimate * 100, "n": e.n})
     return disclosure.protect(
         pd.DataFrame(rows),
@@ -221,12 +222,15 @@ def specialists_time_use(
     """How specialists divide their working time, in both waves."""
     first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
     rows = []
+    weights = specialists["weight"]
+    design = Design.of(specialists["design_stratum"], specialists["design_psu"])
+    before = (specialists["wave"] == first).to_numpy()
+    after = (specialists["wave"] == last).to_numpy()
     for name in catalogue.groups["time_use"]:
         lv, en = _question(codebook, "specialists", name)
-        design = (specialists["weight"], specialists["design_stratum"], specialists["design_psu"])
         y = specialists[name].to_numpy(dtype=float)
-        a = weighted_mean(y, *design, (specialists["wave"] == first).to_numpy())
-        b = weighted_mean(y, *design, (specialists["wave"] == last).to_numpy())
+        a = weighted_mean(y, weights, None, None, before, design=design)
+        b = weighted_mean(y, weights, None, None, after, design=design)
         se = float(np.hypot(a.se, b.se))
         rows.append(
             {

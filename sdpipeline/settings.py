@@ -58,4 +58,4 @@ def duckdb_memory_limit() -> str:
     keeps the blocks it wrote cached up to its limit, which at a register's size made the
     warehouse alone take gigabytes beside the run's own frames; past the limit it evicts them
     to the database file or spills to a temporary one."""
-    return os.environ.get("SDPIPELINE_DUCKDB_MEMORY_LIMIT", "1GB")
+    return os.environ.get("SDPIPELINE_DUCKDB_MEMORY_LIMIT", "512MB")
