@@ -9,6 +9,7 @@ owner-only permissions, git-ignored). It is never part of the repository.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -54,6 +55,12 @@ def _plain(value: object) -> str | None:
     return str(value).strip()
 
 
+@functools.cache
+def _hasher() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process: starting one took longer than hashing a sample file."""
+    return duckdb.connect()
+
+
 def pseudonymise(values: pd.Series, instrument: str, wave: str, key: bytes) -> pd.Series:
     """Keyed pseudonyms for one instrument and wave (the same id in two instruments or waves
     gives different pseudonyms, so files cannot be linked by identifier alone)."""
@@ -62,7 +69,7 @@ def pseudonymise(values: pd.Series, instrument: str, wave: str, key: bytes) -> p
     block = (hashlib.sha256(key).digest() if len(key) > BLOCK else key).ljust(BLOCK, b"\0")
     inner = bytes(b ^ 0x36 for b in block) + f"{instrument}|{wave}|".encode()
     outer = bytes(b ^ 0x5C for b in block)
-    with duckdb.connect() as connection:
+    with _hasher().cursor() as connection:
         connection.register("plain", pd.DataFrame({"plain": values.map(_plain)}))
         hashed = connection.execute(
             "SELECT $prefix || left(sha256($outer || unhex(sha256($inner || encode(plain)))), "
