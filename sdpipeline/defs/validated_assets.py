@@ -109,10 +109,11 @@ def validated_asset(
                 # The kept rows are copied inside DuckDB: they are the raw table's rows less the
                 # quarantined ones, and need not pass through pandas again.
                 kept = f"SELECT * FROM {qualified('raw', name)}"
+                connection.register("_quarantined", outcome.quarantined[["source_row"]])
                 if len(outcome.quarantined):
-                    connection.register("_quarantined", outcome.quarantined[["source_row"]])
                     kept += " WHERE _source_row NOT IN (SELECT source_row FROM _quarantined)"
                 replace_table_as(connection, SCHEMA, name, kept)
+                connection.unregister("_quarantined")
                 metadata = table_metadata(
                     connection, SCHEMA, name, outcome.valid, sources_in(table)
                 )
