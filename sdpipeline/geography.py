@@ -40,12 +40,31 @@ def successors(ref: ReferenceData) -> pd.DataFrame:
 def attach(
     frame: pd.DataFrame, wave: str, codebook: Codebook, ref: ReferenceData
 ) -> tuple[pd.DataFrame, GeographyReport]:
-    """Add the 2021 municipality, its name and type, the region and the crosswalk rule."""
+    """Add the 2021 municipality, its name and type, the region and the crosswalk rule. They are
+    worked out once per distinct municipality code and then given to its rows."""
+    rows, distinct = pd.factorize(frame["municipality"].astype("string"), use_na_sentinel=False)
+    places = _places(pd.Series(distinct, dtype="string"), wave, codebook, ref)
+    out = frame.copy(deep=False)  # copy-on-write: the caller's frame stays as it was
+    for column in places.columns.drop("municipality_code"):
+        out[column] = pd.Series(places[column].array.take(rows), index=frame.index)
+    split = out["crosswalk_rule"] == "split_majority"
+    codes = places["municipality_code"].array.take(rows)
+    report = GeographyReport(
+        rows=len(out),
+        split_rows=int(split.sum()),
+        split_units=pd.Series(codes[split.to_numpy()]).value_counts().sort_index().to_dict(),
+    )
+    return out, report
+
+
+def _places(
+    municipality: pd.Series, wave: str, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
     vintage = codebook.waves[wave].municipality_vintage
     new = ref.municipalities[2021].set_index("iso_code")
     own = ref.municipalities[vintage].set_index("iso_code")
-    codes = frame["municipality"].astype("string").str.strip()
-    out = frame.copy(deep=False)  # copy-on-write: the caller's frame stays as it was
+    codes = municipality.str.strip()
+    out = pd.DataFrame({"municipality_code": codes})
     if vintage == 2021:
         out["municipality_2021"] = codes
         out["successor_share"] = 1.0
@@ -67,10 +86,4 @@ def attach(
             f"{wave}: municipality codes without a 2021 successor: "
             f"{sorted(set(codes[unmapped].dropna()))}"
         )
-    split = out["crosswalk_rule"] == "split_majority"
-    report = GeographyReport(
-        rows=len(out),
-        split_rows=int(split.sum()),
-        split_units=codes[split].value_counts().sort_index().to_dict(),
-    )
-    return out, report
+    return out

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sdpipeline import geography, weighting
 from sdpipeline.codebook import Codebook, Instrument, SourceVariable, Variable
+from sdpipeline.distinct import map_distinct
 from sdpipeline.geography import GeographyReport
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation.contracts import dates, numbers
@@ -75,18 +76,16 @@ def _numeric(values: pd.Series, source: SourceVariable) -> tuple[pd.Series, pd.S
     return numeric.where(kind.isna()), kind
 
 
+def _as_text(value: object) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip() or None
+
+
 def _text(values: pd.Series) -> pd.Series:
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        return values.astype("string").str.strip().replace("", pd.NA)
-
-    def as_text(value: object) -> str | None:
-        if value is None or (isinstance(value, float) and pd.isna(value)):
-            return None
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value).strip() or None
-
-    return values.map(as_text).astype("string")
+    return map_distinct(values, _as_text).astype("string")
 
 
 def harmonise_wave(

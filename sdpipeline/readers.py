@@ -349,13 +349,10 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
     _check_merged(path, sheet.merged_cell_ranges or [], header)
     names = ["" if c is None else str(c).strip() for c in map(_cell, cells[header])]
     _check_names(path, names, header + 1)
-    body = cells[header + 1 :]
+    body = np.array(cells[header + 1 :], dtype=object)  # rows × columns, one array
     frame = pd.DataFrame(
-        {
-            i: _column(values, normalise_name(names[i]) in text)
-            for i, values in enumerate(zip(*body, strict=True))
-        }
-        if body
+        {i: _column(body[:, i], normalise_name(names[i]) in text) for i in range(len(names))}
+        if len(body)
         else {i: pd.Series(dtype=object) for i in range(len(names))}
     )
     frame.columns = names
@@ -376,7 +373,7 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
     )
 
 
-def _column(values: tuple, text: bool) -> np.ndarray | list:
+def _column(values: np.ndarray, text: bool) -> np.ndarray | list:
     """One column's cells as ``_cell`` gives them (``text``: as ``_as_text`` then makes them).
     A column of numbers and blanks, the bulk of every workbook, is converted as one array, and
     so is a text column of dates and blanks; any other column cell by cell."""

@@ -110,16 +110,38 @@ def test_pseudonyms_are_hmac_sha256_of_the_plain_identifier(key):
     # shorter than, equal to and longer than the hash's block, with blanks kept blank.
     ids = pd.Series([201700001.0, None, " CLI-7 ", 42, float("nan")], index=[5, 6, 7, 8, 9])
     got = pseudonymise.pseudonymise(ids, "clients", "ex_post_2023", key)
-    plain = ["201700001", None, "CLI-7", "42", None]
-    expected = [
+    assert list(got.index) == [5, 6, 7, 8, 9] and str(got.dtype) == "string"
+    assert _values(got) == _hmacs(key, ["201700001", None, "CLI-7", "42", None])
+
+
+@pytest.mark.parametrize(
+    ("ids", "plain"),
+    [
+        (pd.Series([201700001.0, float("nan"), 7.0]), ["201700001", None, "7"]),
+        (pd.Series([1.5, 2.0, float("nan")]), ["1.5", "2", None]),
+        (pd.Series([3, 40], dtype="int64"), ["3", "40"]),
+        (pd.Series([" CLI-7 ", None, ""], dtype="str"), ["CLI-7", None, ""]),
+    ],
+    ids=["whole floats (SPSS)", "fractions", "integers", "text"],
+)
+def test_pseudonyms_of_a_typed_identifier_column(ids, plain):
+    # Typed columns are made plain as whole columns; the result must be the row-by-row one.
+    got = pseudonymise.pseudonymise(ids, "clients", "ex_post_2023", b"key")
+    assert _values(got) == _hmacs(b"key", plain)
+
+
+def _values(series: pd.Series) -> list:
+    return [None if pd.isna(v) else v for v in series]
+
+
+def _hmacs(key: bytes, plain: list) -> list:
+    return [
         None
         if p is None
         else "P"
         + hmac.new(key, f"clients|ex_post_2023|{p}".encode(), hashlib.sha256).hexdigest()[:24]
         for p in plain
     ]
-    assert list(got.index) == [5, 6, 7, 8, 9] and str(got.dtype) == "string"
-    assert [None if pd.isna(v) else v for v in got] == expected
 
 
 def test_the_report_opens_read_only_for_analysts(pipeline_run):

@@ -13,6 +13,7 @@ import dagster as dg
 
 from sdpipeline import __version__, settings
 from sdpipeline.codebook import Codebook
+from sdpipeline.defs.raw_assets import raw_asset_name
 from sdpipeline.ingest import delivery_path, sha256_of
 from sdpipeline.reference import CROSSWALK_FILE, POPULATION_FILE, TOTALS_FILE, VINTAGE_FILES
 
@@ -47,8 +48,7 @@ def stale_sources(instance: dg.DagsterInstance, codebook: Codebook) -> dict[dg.A
         for wave in instrument.files:
             path = delivery_path(instrument, wave)
             if path.exists():
-                key = f"{instrument.name}_{codebook.waves[wave].year}_raw"
-                expected[key] = {path.name: sha256_of(path)}
+                expected[raw_asset_name(instrument, codebook, wave)] = {path.name: sha256_of(path)}
     reasons = {}
     for name, files in expected.items():
         key = dg.AssetKey(name)

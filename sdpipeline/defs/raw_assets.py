@@ -23,6 +23,10 @@ def raw_table_name(instrument: Instrument, codebook: Codebook, wave_id: str) -> 
     return f"{instrument.name}_{codebook.waves[wave_id].year}"
 
 
+def raw_asset_name(instrument: Instrument, codebook: Codebook, wave_id: str) -> str:
+    return f"{raw_table_name(instrument, codebook, wave_id)}_raw"
+
+
 def delivery_file_spec(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetSpec:
     """The delivered file itself, drawn in the lineage graph upstream of its raw table."""
     name = raw_table_name(instrument, codebook, wave_id)
@@ -47,7 +51,7 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
     }
 
     @dg.asset(
-        name=f"{name}_raw",
+        name=raw_asset_name(instrument, codebook, wave_id),
         group_name=GROUP,
         deps=[dg.AssetKey(f"{name}_file")],
         kinds={"duckdb", spec.format},
