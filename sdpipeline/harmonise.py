@@ -15,7 +15,7 @@ import pandas as pd
 
 from sdpipeline import geography, weighting
 from sdpipeline.codebook import Codebook, Instrument, SourceVariable, Variable
-from sdpipeline.distinct import map_distinct
+from sdpipeline.distinct import map_distinct, per_distinct
 from sdpipeline.geography import GeographyReport
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation.contracts import dates, numbers
@@ -85,7 +85,13 @@ def _as_text(value: object) -> str | None:
 
 
 def _text(values: pd.Series) -> pd.Series:
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return per_distinct(values, _trimmed)
     return map_distinct(values, _as_text).astype("string")
+
+
+def _trimmed(values: pd.Series) -> pd.Series:
+    return values.astype("string").str.strip().replace("", pd.NA)
 
 
 def harmonise_wave(

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdpipeline.distinct import map_distinct
+from sdpipeline.distinct import map_distinct, per_distinct
 
 
 def _trim(value: object) -> object:
@@ -23,3 +23,12 @@ def _trim(value: object) -> object:
 def test_map_distinct_is_map(values):
     for mapper in (_trim, str, {" a": "A", 1.0: "one"}):
         pd.testing.assert_series_equal(map_distinct(values, mapper), values.map(mapper))
+
+
+@pytest.mark.parametrize("size", [6, 600])
+def test_per_distinct_is_the_function_of_the_column(size):
+    values = pd.Series([" a ", None, "b", " a "] * (size // 4) + ["c"] * (size % 4), dtype="str")
+    trimmed = values.astype("string").str.strip()
+    pd.testing.assert_series_equal(
+        per_distinct(values, lambda column: column.astype("string").str.strip()), trimmed
+    )

@@ -90,6 +90,15 @@ def test_a_gx_failure_names_the_suite_and_the_worker_carries_on(worker):
     assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), "run"))
 
 
+def test_a_started_suite_keeps_its_own_answer_when_the_next_is_sent(worker):
+    # The step goes on while GX checks; a second request first takes the first one's answer.
+    failing = worker.start_suite(_suite(), _frame(), "run")
+    passing = worker.start_suite(_suite("second_probe"), _frame().head(2), "run")
+    assert all(o.passed for o in passing.result())
+    assert not all(o.passed for o in failing.result())
+    assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), "run"))
+
+
 def test_a_worker_that_died_is_reported_with_its_exit_code(worker):
     worker.run_suite(_suite(), _frame(), "run")
     os.kill(worker.pid, signal.SIGKILL)

@@ -7,6 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from sdpipeline import warehouse
 from sdpipeline.defs.resources import warehouse_resource
 from sdpipeline.warehouse import read_frame, replace_table, replace_table_as
 
@@ -23,19 +24,24 @@ def test_a_table_replaced_by_a_failing_query_stays_as_it_was(tmp_path):
     assert kept == [(1,), (2,), (3,)]
 
 
-def test_read_frame_shares_repeated_text_and_keeps_every_value(tmp_path):
+def test_read_frame_shares_repeated_text_and_keeps_every_value(tmp_path, monkeypatch):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as connection:
         connection.execute(
             "CREATE TABLE t AS SELECT i, 'file_' || (i % 3) AS file, "
-            "CASE WHEN i % 5 = 0 THEN NULL ELSE 'LV-' || (i % 7) END AS code, "
+            "CASE WHEN i % 5 = 0 THEN NULL ELSE 'LV-' || (i % 7) || ''' \"x' END AS code, "
             "'id-' || i AS id FROM range(1000) r(i)"
         )
-        plain = connection.execute("SELECT * FROM t").df()
-        shared = read_frame(connection, "SELECT * FROM t")
-    pd.testing.assert_frame_equal(shared, plain)
-    files = shared["file"].to_numpy()
-    assert len({id(value) for value in files}) == 3  # one string object per distinct value
-    assert len({id(value) for value in shared["id"].to_numpy()}) == 1000  # unique ids untouched
+        plain = connection.execute("SELECT * FROM main.t").df()
+        shared = read_frame(connection, "main", "t")
+        some = read_frame(connection, "main", "t", ["code", "i"])
+        monkeypatch.setattr(warehouse, "ENUM_LIMIT", 2)  # 'file' is then shared after reading
+        above_limit = read_frame(connection, "main", "t")
+    for frame in (shared, above_limit):
+        pd.testing.assert_frame_equal(frame, plain)
+        files = frame["file"].to_numpy()
+        assert len({id(value) for value in files}) == 3  # one string object per distinct value
+        assert len({id(value) for value in frame["id"].to_numpy()}) == 1000  # ids untouched
+    pd.testing.assert_frame_equal(some, plain[["code", "i"]])
 
 
 def test_the_run_warehouse_caps_duckdb_memory(tmp_path, monkeypatch):

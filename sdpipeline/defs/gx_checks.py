@@ -3,9 +3,11 @@
 They run inside the step that builds the table, on the frame it has just written: the check
 neither reads the table back nor costs a step of its own, and being blocking, a failed critical
 expectation still stops everything downstream. GX itself runs in the run's GX worker (the
-``great_expectations`` resource). Every outcome goes to the audit trail and the GX Data Docs."""
+``great_expectations`` resource), which checks a validated table on the other core while the
+step writes it. Every outcome goes to the audit trail and the GX Data Docs."""
 
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import duckdb
@@ -95,33 +97,40 @@ def _result(
     )
 
 
-def gx_dataset_contract(
+def start_dataset_contract(
     table: pd.DataFrame,
     instrument: Instrument,
     wave_id: str,
     codebook: Codebook,
     gx: GreatExpectations,
-    connection: duckdb.DuckDBPyConnection,
     audit_context: audit.CheckContext,
-) -> dg.AssetCheckResult:
-    """The validated table's suites: the table itself and its distribution profile."""
+) -> Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]:
+    """The validated table's suites: the table itself and its distribution profile. The table
+    goes to the GX worker at once, and the step writes the table while GX checks it; the
+    function returned waits for the outcomes and records them. Its ``seconds`` are the time
+    the step itself spent on the check."""
     started = time.perf_counter()
-    asset = audit_context.asset
-    outcomes = gx.run_suite(
-        table_suite(instrument, wave_id, codebook, asset), table, audit_context.run_id
-    )
+    asset, run_id = audit_context.asset, audit_context.run_id
+    checking = gx.start_suite(table_suite(instrument, wave_id, codebook, asset), table, run_id)
     profile = distribution_profile(
         instrument, wave_id, table, codebook.validation.min_valid_for_distribution
     )
-    outcomes += gx.run_suite(distribution_suite(codebook, asset), profile, audit_context.run_id)
-    return _result(
-        DATASET_CONTRACT,
-        outcomes,
-        connection,
-        audit_context,
-        {"file_sha256": audit_context.file_sha256 or ""},
-        time.perf_counter() - started,
-    )
+    spent = time.perf_counter() - started
+
+    def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+        started = time.perf_counter()
+        outcomes = checking.result()
+        outcomes += gx.run_suite(distribution_suite(codebook, asset), profile, run_id)
+        return _result(
+            DATASET_CONTRACT,
+            outcomes,
+            connection,
+            audit_context,
+            {"file_sha256": audit_context.file_sha256 or ""},
+            spent + time.perf_counter() - started,
+        )
+
+    return finish
 
 
 def gx_harmonised_contract(

@@ -19,7 +19,7 @@ from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit
 from sdpipeline.validation.harmonised_contract import harmonised_contract
 from sdpipeline.validation.quarantine import apply_contract
-from sdpipeline.warehouse import qualified, read_frame, replace_tables
+from sdpipeline.warehouse import read_frame, replace_tables
 
 GROUP = "harmonised"
 SCHEMA = "harmonised"
@@ -118,7 +118,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                     context.log.info(f"{name}: harmonising {wave}")
                     yield (
                         wave,
-                        read_frame(connection, f"SELECT * FROM {qualified('validated', table)}"),
+                        read_frame(connection, "validated", table),
                     )
 
         result = harmonise_instrument(validated_tables(), instrument, codebook, ref)

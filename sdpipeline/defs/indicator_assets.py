@@ -70,12 +70,8 @@ def harmonised_tables(
     tables = {}
     for name in instruments:
         stored = {c for c, _ in table_columns(connection, "harmonised", name)}
-        listed = ", ".join(
-            f'"{c}"' for c in analysis_columns(name, codebook, catalogue) if c in stored
-        )
-        tables[name] = read_frame(
-            connection, f"SELECT {listed} FROM {qualified('harmonised', name)}"
-        )
+        listed = [c for c in analysis_columns(name, codebook, catalogue) if c in stored]
+        tables[name] = read_frame(connection, "harmonised", name, listed)
     return tables
 
 

@@ -109,5 +109,10 @@ class GreatExpectations(dg.ConfigurableResource):
     ) -> list[ExpectationOutcome]:
         return self._running().run_suite(suite, frame, run_name)
 
+    def start_suite(self, suite: Suite, frame: pd.DataFrame, run_name: str) -> gx_worker.Pending:
+        """The suite sent to the worker; the step goes on while GX checks the frame on the
+        other core, and takes the outcomes with ``result()``."""
+        return self._running().start_suite(suite, frame, run_name)
+
     def publish_data_docs(self, run_name: str) -> Path:
         return self._running().publish_data_docs(run_name)

@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument
-from sdpipeline.defs.gx_checks import gx_dataset_contract, gx_dataset_contract_spec
+from sdpipeline.defs.gx_checks import gx_dataset_contract_spec, start_dataset_contract
 from sdpipeline.defs.metadata import sources_in, table_metadata
 from sdpipeline.defs.raw_assets import raw_table_name
 from sdpipeline.defs.resources import GreatExpectations
@@ -101,6 +101,10 @@ def validated_asset(
                 file_name=file_name,
                 file_sha256=sha256,
             )
+            if not rejected:
+                gx_checked = start_dataset_contract(
+                    outcome.valid, instrument, wave_id, codebook, great_expectations, audit_context
+                )
             connection.execute("BEGIN TRANSACTION")
             audit.record_checks(connection, audit_context, "pandera", outcome.audit_results("WARN"))
             audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
@@ -155,15 +159,7 @@ def validated_asset(
             metadata=check_metadata,
         )
         with warehouse.get_connection() as connection:
-            yield gx_dataset_contract(
-                outcome.valid,
-                instrument,
-                wave_id,
-                codebook,
-                great_expectations,
-                connection,
-                audit_context,
-            )
+            yield gx_checked(connection)
 
     return _asset
 

@@ -48,8 +48,34 @@ def _use_settings(settings: dict[str, str]) -> None:
     os.environ.update(settings)
 
 
+class Pending:
+    """A request the worker is answering; ``result()`` waits for the answer."""
+
+    def __init__(self, worker: GXWorker, request: str, subject: str) -> None:
+        self._worker, self.request, self.subject = worker, request, subject
+        self._reply: tuple[str, Any] | None = None
+
+    def result(self) -> Any:
+        with self._worker._lock:
+            if self._reply is None and self._worker._in_flight is self:
+                self._worker._receive()
+        if self._reply is None:
+            raise GXWorkerError(f"the worker was stopped before it answered {self.subject}")
+        status, value = self._reply
+        if status == "stopped":
+            raise GXWorkerError(value)
+        if status == "error":
+            raise GXWorkerError(
+                f"Great Expectations failed during {self.request} of {self.subject}:\n{value}"
+            )
+        return value
+
+
 class GXWorker:
-    """The run's side of the pipe: sends a table and a suite, waits for the outcomes."""
+    """The run's side of the pipe: sends a table and a suite, and takes the outcomes when the
+    caller asks for them, so that the run can go on with its own work meanwhile. The worker
+    answers in order and one request is in flight at a time: a second request first takes the
+    answer to the first, so neither side ever waits on a full pipe."""
 
     def __init__(self) -> None:
         self._process = subprocess.Popen(
@@ -58,6 +84,7 @@ class GXWorker:
             stdout=subprocess.PIPE,
         )
         self._lock = threading.Lock()
+        self._in_flight: Pending | None = None
 
     @property
     def pid(self) -> int:
@@ -66,39 +93,55 @@ class GXWorker:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def _call(self, request: str, subject: str, *args: Any) -> Any:
+    def _stopped(self, request: str, subject: str) -> str:
+        code = self._process.wait()
+        return (
+            f"the Great Expectations worker (pid {self.pid}) stopped with exit code {code} "
+            f"during {request} of {subject}; its own error, if any, is on the run's stderr"
+        )
+
+    def _receive(self) -> None:
+        """The answer to the request in flight (the caller holds the lock)."""
+        pending, self._in_flight = self._in_flight, None
+        try:
+            pending._reply = pickle.load(self._process.stdout)
+        except EOFError:
+            pending._reply = ("stopped", self._stopped(pending.request, pending.subject))
+        except BaseException:
+            self.kill()  # a reply cut short leaves the pipe out of step
+            raise
+
+    def _send(self, request: str, subject: str, *args: Any) -> Pending:
         with self._lock:
+            if self._in_flight is not None:
+                self._receive()
             try:
                 message = (request, _settings(), args)
                 pickle.dump(message, self._process.stdin, pickle.HIGHEST_PROTOCOL)
                 self._process.stdin.flush()
-                status, value = pickle.load(self._process.stdout)
-            except (BrokenPipeError, EOFError) as error:
-                code = self._process.wait()
-                raise GXWorkerError(
-                    f"the Great Expectations worker (pid {self.pid}) stopped with exit code "
-                    f"{code} during {request} of {subject}; its own error, if any, is on the "
-                    "run's stderr"
-                ) from error
+            except BrokenPipeError as error:
+                raise GXWorkerError(self._stopped(request, subject)) from error
             except BaseException:
                 self.kill()  # a request cut short leaves the pipe out of step
                 raise
-        if status == "error":
-            raise GXWorkerError(
-                f"Great Expectations failed during {request} of {subject}:\n{value}"
-            )
-        return value
+            self._in_flight = Pending(self, request, subject)
+            return self._in_flight
+
+    def start_suite(self, suite: Suite, frame: pd.DataFrame, run_name: str) -> Pending:
+        """``gx_runner.run_suite`` in the worker, on the columns the suite reads; returns as
+        soon as the table is sent."""
+        columns = [c for c in suite.columns() if c in frame.columns]
+        return self._send("run_suite", suite.name, suite, frame.loc[:, columns], run_name)
 
     def run_suite(
         self, suite: Suite, frame: pd.DataFrame, run_name: str
     ) -> list[gx_runner.ExpectationOutcome]:
-        """``gx_runner.run_suite`` in the worker, on the columns the suite reads."""
-        columns = [c for c in suite.columns() if c in frame.columns]
-        return self._call("run_suite", suite.name, suite, frame.loc[:, columns], run_name)
+        """``start_suite``, waiting for the outcomes."""
+        return self.start_suite(suite, frame, run_name).result()
 
     def publish_data_docs(self, run_name: str) -> Path:
         """``data_docs.publish`` in the worker."""
-        return self._call("publish_data_docs", run_name, run_name)
+        return self._send("publish_data_docs", run_name, run_name).result()
 
     def kill(self) -> None:
         """End the worker at once, whatever it is doing."""
