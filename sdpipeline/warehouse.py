@@ -90,13 +90,7 @@ def read_frame(
     reaches pandas as codes and the distinct values once; a column with more, but still
     repeating, is shared after reading."""
     name = qualified(schema, table)
-    kinds = dict(
-        connection.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, table],
-        ).fetchall()
-    )
+    kinds = dict(table_columns(connection, schema, table))
     columns = list(kinds) if columns is None else columns
     text = [c for c in columns if kinds[c] == "VARCHAR"]
     distinct = {}
