@@ -6,14 +6,16 @@ engineer running the command sees.
 
 For each scale: generate the delivery; a full run into an empty warehouse; a refresh with
 nothing changed; a refresh after one file changed; and the floor (``sdpipeline floor``: the
-indicators as one plain DuckDB SQL pass over the files). Validation's share of the full run
-comes from Dagster's own step timings.
+indicators as one plain DuckDB SQL pass over the files). Validation's share of a full run
+comes from the seconds its checks record, and where the rest of its time goes (per layer, and
+outside the steps) from Dagster's own step timings.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -43,6 +45,7 @@ class Measurement:
     validation_s: float | None = None
     ratio_to_floor: float | None = None
     ok: bool = True
+    layers_s: dict[str, float] | None = None
 
 
 def machine() -> dict[str, object]:
@@ -119,9 +122,26 @@ def _recomputed(output: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def validation_seconds(dagster_home: Path) -> float:
-    """Time the latest run spent in pandera and Great Expectations: the ``seconds`` each check
-    records (checks run inside the steps that build their tables, so step times cannot tell)."""
+OUTSIDE_STEPS = "outside steps"
+
+
+@functools.cache
+def _layer_of_step() -> dict[str, str]:
+    """Step key → the layer (asset group) of the asset it materialises."""
+    from sdpipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return {
+        key.to_python_identifier(): graph.get(key).group_name or "default"
+        for key in graph.materializable_asset_keys
+    }
+
+
+def run_timings(dagster_home: Path, wall_s: float) -> tuple[float, dict[str, float]]:
+    """Of the latest run: the seconds pandera and Great Expectations recorded (checks run
+    inside the steps that build their tables, so step times cannot tell), and the seconds its
+    steps took per layer, with what the command's ``wall_s`` spent outside any step (start-up,
+    loading the code location, Dagster's run bookkeeping, the closing summary)."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     import dagster as dg
 
@@ -130,8 +150,19 @@ def validation_seconds(dagster_home: Path) -> float:
         records = instance.get_records_for_run(
             run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
         ).records
+        steps = instance.get_run_step_stats(run.run_id)
     evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
-    return sum(float(e.metadata["seconds"].value) for e in evaluations if "seconds" in e.metadata)
+    validation = sum(
+        float(e.metadata["seconds"].value) for e in evaluations if "seconds" in e.metadata
+    )
+    layers: dict[str, float] = {}
+    for step in steps:
+        if step.start_time is None or step.end_time is None:
+            continue
+        layer = _layer_of_step().get(step.step_key, "default")
+        layers[layer] = layers.get(layer, 0.0) + step.end_time - step.start_time
+    layers[OUTSIDE_STEPS] = max(0.0, wall_s - sum(layers.values()))
+    return validation, {layer: round(seconds, 2) for layer, seconds in layers.items()}
 
 
 def change_one_answer(path: Path, column: str, codes: tuple[str, str]) -> None:
@@ -175,7 +206,7 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
         if command == "refresh":
             measurement.assets_recomputed = _recomputed(out)
         if command == "run" and code == 0:
-            measurement.validation_s = validation_seconds(var / "dagster_home")
+            measurement.validation_s, measurement.layers_s = run_timings(var / "dagster_home", wall)
         results.append(measurement)
         return measurement
 
@@ -199,10 +230,17 @@ def write(results: list[Measurement], out: Path) -> tuple[Path, Path]:
     rows = [asdict(m) for m in results]
     json_path, csv_path = out / "benchmark.json", out / "benchmark.csv"
     json_path.write_text(json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
+    flat = [f.name for f in fields(Measurement) if f.name != "layers_s"]
     with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(Measurement)])
+        writer = csv.DictWriter(handle, fieldnames=flat, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    with (out / "benchmark_layers.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["scale", "phase", "layer", "seconds"])
+        for m in results:
+            for layer, seconds in (m.layers_s or {}).items():
+                writer.writerow([m.scale, m.phase, layer, seconds])
     return json_path, csv_path
 
 
@@ -238,6 +276,34 @@ def table(results: list[Measurement]) -> str:
             "validation",
             "× floor",
         ],
+        tablefmt="github",
+    )
+
+
+LAYER_ORDER = ("reference", "raw", "validated", "harmonised", "audit", "indicators", "report")
+
+
+def layers_table(results: list[Measurement]) -> str:
+    """Where each full run's time went: seconds per layer and outside the steps."""
+    from tabulate import tabulate
+
+    runs = [m for m in results if m.layers_s]
+    if not runs:
+        return ""
+    seen = {layer for m in runs for layer in m.layers_s}
+    layers = [layer for layer in LAYER_ORDER if layer in seen]
+    layers += [*sorted(seen - {*layers, OUTSIDE_STEPS}), OUTSIDE_STEPS]
+    return tabulate(
+        [
+            [
+                f"×{m.scale}",
+                m.phase,
+                *(f"{m.layers_s.get(layer, 0.0):.1f}" for layer in layers),
+                f"{m.wall_s:.1f}",
+            ]
+            for m in runs
+        ],
+        headers=["scale", "phase", *layers, "wall"],
         tablefmt="github",
     )
 
@@ -281,6 +347,7 @@ def benchmark(
                 continue
             results += run_scale(scale, Path(scratch), cli)
             write(results, out)
-            print(table([m for m in results if m.scale == scale]), flush=True)
+            measured = [m for m in results if m.scale == scale]
+            print(f"{table(measured)}\n\n{layers_table(measured)}", flush=True)
     write(results, out)
     return results

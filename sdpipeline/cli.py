@@ -199,12 +199,12 @@ def cmd_floor(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from sdpipeline.benchmark import benchmark, table
+    from sdpipeline.benchmark import benchmark, layers_table, table
 
     out = Path(args.out) if args.out else settings.var_dir() / "benchmark"
     results = benchmark(args.scales, out, Path(args.work) if args.work else None)
-    print(f"\n{table(results)}")
-    print(f"\nwrote {out / 'benchmark.json'} and {out / 'benchmark.csv'}")
+    print(f"\n{table(results)}\n\nSeconds per layer of each full run:\n{layers_table(results)}")
+    print(f"\nwrote benchmark.json, benchmark.csv and benchmark_layers.csv in {out}")
     return 0 if all(m.ok for m in results) else 1
 
 

@@ -360,7 +360,8 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
     frame = _without_empty(path, frame, header + 1)
     for column in frame.columns:
         if normalise_name(column) in text:
-            frame[column] = frame[column].map(_as_text)
+            if frame[column].dtype != "str":
+                frame[column] = frame[column].map(_as_text)
         else:
             frame[column] = frame[column].infer_objects()
     rows = pd.Series(frame.index, name="row")
@@ -376,10 +377,13 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
 def _column(values: np.ndarray, text: bool) -> np.ndarray | list:
     """One column's cells as ``_cell`` gives them (``text``: as ``_as_text`` then makes them).
     A column of numbers and blanks, the bulk of every workbook, is converted as one array, and
-    so is a text column of dates and blanks; any other column cell by cell."""
+    so is a text column of text or of dates, and blanks; any other column cell by cell."""
     cells = np.array(values, dtype=object)
     blank = cells == ""
     kinds = set(map(type, cells[~blank]))
+    if text and kinds <= {str}:
+        cells[blank] = None
+        return cells
     if text and kinds and kinds <= {dt.date, dt.datetime}:
         cells[blank] = None
         days = pd.to_datetime(cells).to_numpy().astype("datetime64[D]")

@@ -88,12 +88,12 @@ def read_frame(
 
     A text column with up to ``ENUM_LIMIT`` distinct values is read as a DuckDB ENUM, which
     reaches pandas as codes and the distinct values once; a column with more, but still
-    repeating, is shared after reading."""
+    repeating, is shared after reading; one of distinct values (identifiers) is left as read."""
     name = qualified(schema, table)
     kinds = dict(table_columns(connection, schema, table))
     columns = list(kinds) if columns is None else columns
     text = [c for c in columns if kinds[c] == "VARCHAR"]
-    distinct = {}
+    distinct, repeating = {}, []
     if text:
         counts = connection.execute(
             "SELECT count(*), "
@@ -101,7 +101,8 @@ def read_frame(
             + f" FROM {name}"
         ).fetchone()
         rows, counts = counts[0], dict(zip(text, counts[1:], strict=True))
-        few = [c for c in text if 0 < counts[c] <= ENUM_LIMIT and 2 * counts[c] <= rows]
+        repeating = [c for c in text if 2 * counts[c] <= rows]
+        few = [c for c in repeating if 0 < counts[c] <= ENUM_LIMIT]
         if few:
             lists = connection.execute(
                 "SELECT " + ", ".join(f"list(DISTINCT {_quoted(c)})" for c in few) + f" FROM {name}"
@@ -124,12 +125,9 @@ def read_frame(
             shared = np.asarray(values.cat.categories, dtype=object).take(codes)
             shared[codes < 0] = None
             frame[column] = pd.Series(shared, index=frame.index, dtype="str")
-        elif column in text and len(values) > 1:
+        elif column in repeating:
             codes, repeated = pd.factorize(values, use_na_sentinel=False)
-            if 2 * len(repeated) <= len(values):
-                frame[column] = pd.Series(
-                    repeated.take(codes), index=frame.index, dtype=values.dtype
-                )
+            frame[column] = pd.Series(repeated.take(codes), index=frame.index, dtype=values.dtype)
     return frame
 
 

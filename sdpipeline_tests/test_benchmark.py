@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
+import dagster as dg
 import duckdb
 import pytest
 
 from sdpipeline.benchmark import (
+    OUTSIDE_STEPS,
     Measurement,
     benchmark,
+    layers_table,
     projected_peak_mb,
     run_scale,
+    run_timings,
     table,
     timed,
     write,
@@ -23,7 +28,7 @@ from sdpipeline.codebook import default_codebook
 from sdpipeline.floor import floor_indicators
 from sdpipeline.indicators import default_catalogue
 
-from .conftest import SHIPPED_RAW
+from .conftest import SHIPPED_RAW, isolate, materialize
 
 # Instruments whose weights are all equal: there the unweighted floor and the pipeline's
 # weighted national estimate are the same number.
@@ -74,15 +79,56 @@ def test_timed_counts_the_processes_a_command_starts(tmp_path):
 
 
 def test_results_are_written_as_json_and_csv(tmp_path):
+    layers = {"raw": 4.0, "validated": 2.5, "harmonised": 3.0, OUTSIDE_STEPS: 3.0}
     results = [
-        Measurement(1, "full run", 12.5, 800.0, 5869, validation_s=3.0, ratio_to_floor=9.0),
+        Measurement(
+            1, "full run", 12.5, 800.0, 5869, validation_s=3.0, ratio_to_floor=9.0, layers_s=layers
+        ),
         Measurement(1, "floor (plain DuckDB SQL)", 1.4, 200.0, 5869),
     ]
     json_path, csv_path = write(results, tmp_path)
     data = json.loads(json_path.read_text())
     assert data["machine"]["cores"] and data["results"][0]["wall_s"] == 12.5
+    assert data["results"][0]["layers_s"] == layers
     assert csv_path.read_text().splitlines()[0].startswith("scale,phase,wall_s,peak_rss_mb")
+    assert "layers_s" not in csv_path.read_text()
+    assert (tmp_path / "benchmark_layers.csv").read_text().splitlines() == [
+        "scale,phase,layer,seconds",
+        "1,full run,raw,4.0",
+        "1,full run,validated,2.5",
+        "1,full run,harmonised,3.0",
+        f"1,full run,{OUTSIDE_STEPS},3.0",
+    ]
     assert "24 %" in table(results)
+    header = layers_table(results).splitlines()[0]
+    assert [cell.strip() for cell in header.split("|")[1:-1]] == [
+        "scale",
+        "phase",
+        "raw",
+        "validated",
+        "harmonised",
+        OUTSIDE_STEPS,
+        "wall",
+    ]
+
+
+def test_a_run_s_time_is_split_by_layer_from_dagster_s_own_step_timings(tmp_path, monkeypatch):
+    folder = isolate(tmp_path, monkeypatch)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    selection = [
+        dg.AssetKey(name)
+        for name in ("municipalities_2017", "municipalities_2021", "municipality_crosswalk")
+    ] + [dg.AssetKey("heads_2023_raw"), dg.AssetKey("heads_2023_validated")]
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        assert materialize(folder / "warehouse.duckdb", selection, instance=instance).success
+    wall = time.perf_counter() - started
+    validation, layers = run_timings(tmp_path / "home", wall)
+    assert set(layers) == {"reference", "raw", "validated", OUTSIDE_STEPS}
+    assert all(seconds > 0 for seconds in layers.values())
+    assert sum(layers.values()) == pytest.approx(wall, abs=0.05)
+    assert 0 < validation < layers["validated"]
 
 
 @pytest.mark.slow
@@ -94,6 +140,9 @@ def test_the_x10_delivery_runs_end_to_end(tmp_path):
     assert results["refresh, nothing changed"].assets_recomputed == 0
     assert 0 < results["refresh, one file changed"].assets_recomputed < 40
     assert 0 < results["full run"].validation_s < results["full run"].wall_s
+    layers = results["full run"].layers_s
+    assert {"raw", "validated", "harmonised", "indicators", "report", OUTSIDE_STEPS} <= set(layers)
+    assert sum(layers.values()) == pytest.approx(results["full run"].wall_s, abs=0.1)
 
 
 def test_memory_is_projected_from_the_scales_measured_before(tmp_path):

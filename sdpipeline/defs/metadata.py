@@ -17,8 +17,9 @@ def sources_in(frame: pd.DataFrame) -> dict[str, str]:
     """The delivered files a table's rows descend from, by their provenance columns."""
     if not {"_source_file", "_source_sha256"} <= set(frame.columns):
         return {}
-    pairs = frame[["_source_file", "_source_sha256"]].drop_duplicates()
-    return dict(zip(pairs["_source_file"], pairs["_source_sha256"], strict=True))
+    return dict(
+        zip(frame["_source_file"].to_numpy(), frame["_source_sha256"].to_numpy(), strict=True)
+    )
 
 
 def source_files_markdown(sources: Mapping[str, str]) -> str:
