@@ -324,8 +324,9 @@ def benchmark(
     scales: list[int], out: Path, work: Path | None = None, memory_share: float = 0.8
 ) -> list[Measurement]:
     """Run the scales in order. A scale whose full run would need more than ``memory_share``
-    of the machine's memory, extrapolated from two scales measured before it, is skipped and recorded
-    as skipped: swapping would measure the disk, and the kernel may kill more than the run."""
+    of the machine's memory, extrapolated from two scales measured before it, is skipped and
+    recorded as skipped: swapping would measure the disk, and the kernel may kill more than
+    the run."""
     cli = [sys.executable, "-m", "sdpipeline"]
     limit_mb = machine()["memory_gb"] * 1024 * memory_share
     results: list[Measurement] = []
