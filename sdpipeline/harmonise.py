@@ -26,6 +26,7 @@ from sdpipeline.geography import GeographyReport
 from sdpipeline.recodes import (
     categorical_sql,
     crosswalk,
+    date_value,
     literal,
     numeric_sql,
     quoted,
@@ -37,7 +38,6 @@ from sdpipeline.reference import ReferenceData
 from sdpipeline.weighting import WeightReport
 
 PROVENANCE = ["_source_file", "_source_sha256", "_source_row"]
-ISO_DATE = "%Y-%m-%d"
 
 
 class HarmonisationError(ValueError):
@@ -47,22 +47,6 @@ class HarmonisationError(ValueError):
 def missing_column(variable: Variable) -> str:
     """Numeric answers keep the number in the column and the missing kind beside it."""
     return f"{variable.name}_missing"
-
-
-def date_sql(column: str, kind: str, date_format: str | None) -> str:
-    """A delivered date as a DATE: native dates as they are, text in the file's declared
-    format (ISO 8601 where none is declared, as the Excel reader writes date cells), whatever
-    the other rows hold; text with spaces around it, or in another format, is no date."""
-    kind = kind.upper()
-    if kind == "DATE":
-        return column
-    if kind.startswith("TIMESTAMP"):
-        return f"CAST({column} AS DATE)"
-    text = f"CAST({column} AS VARCHAR)"
-    return (
-        f"CASE WHEN {text} = {trimmed(text)} THEN "
-        f"CAST(try_strptime({text}, {literal(date_format or ISO_DATE)}) AS DATE) END"
-    )
 
 
 def text_sql(column: str, kind: str) -> str:
@@ -107,7 +91,7 @@ def wave_columns(
         elif source is None:
             columns[variable.name] = "CAST(NULL AS VARCHAR)"
         elif variable.level == "date":
-            columns[variable.name] = date_sql(raw, kind, spec.date_format)
+            columns[variable.name] = date_value(raw, kind, spec.date_format)
         else:
             columns[variable.name] = text_sql(raw, kind)
     for column in PROVENANCE:

@@ -40,6 +40,7 @@ WHITESPACE = (
     + "".join(chr(c) for c in range(0x2000, 0x200B))
     + "\u2028\u2029\u202f\u205f\u3000"
 )
+ISO_DATE = "%Y-%m-%d"
 NUMBER_TYPES = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "DOUBLE", "FLOAT", "REAL")
 
 
@@ -141,6 +142,22 @@ def number(column_sql: str, kind: str) -> str:
     if kind == "BOOLEAN":
         return f"CAST(CAST({column_sql} AS INTEGER) AS DOUBLE)"
     return f"TRY_CAST(replace({trimmed(f'CAST({column_sql} AS VARCHAR)')}, ',', '.') AS DOUBLE)"
+
+
+def date_value(column: str, kind: str, date_format: str | None) -> str:
+    """A delivered date as a DATE: native dates as they are, text in the file's declared
+    format (ISO 8601 where none is declared, as the Excel reader writes date cells), whatever
+    the other rows hold; text with spaces around it, or in another format, is no date."""
+    kind = kind.upper()
+    if kind == "DATE":
+        return column
+    if kind.startswith("TIMESTAMP"):
+        return f"CAST({column} AS DATE)"
+    text = f"CAST({column} AS VARCHAR)"
+    return (
+        f"CASE WHEN {text} = {trimmed(text)} THEN "
+        f"CAST(try_strptime({text}, {literal(date_format or ISO_DATE)}) AS DATE) END"
+    )
 
 
 def _value(code: float) -> str:
