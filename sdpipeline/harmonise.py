@@ -26,6 +26,7 @@ from sdpipeline.geography import GeographyReport
 from sdpipeline.recodes import (
     categorical_sql,
     crosswalk,
+    date_formats,
     date_value,
     literal,
     numeric_sql,
@@ -91,7 +92,7 @@ def wave_columns(
         elif source is None:
             columns[variable.name] = "CAST(NULL AS VARCHAR)"
         elif variable.level == "date":
-            columns[variable.name] = date_value(raw, kind, spec.date_format)
+            columns[variable.name] = date_value(raw, kind, date_formats(spec))
         else:
             columns[variable.name] = text_sql(raw, kind)
     for column in PROVENANCE:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sdpipeline.codebook import Codebook, Instrument, SourceVariable, Variable
+from sdpipeline.codebook import Codebook, FileSpec, Instrument, SourceVariable, Variable
 
 COLUMNS = {
     "instrument": "VARCHAR",
@@ -144,19 +144,30 @@ def number(column_sql: str, kind: str) -> str:
     return f"TRY_CAST(replace({trimmed(f'CAST({column_sql} AS VARCHAR)')}, ',', '.') AS DOUBLE)"
 
 
-def date_value(column: str, kind: str, date_format: str | None) -> str:
-    """A delivered date as a DATE: native dates as they are, text in the file's declared
-    format (ISO 8601 where none is declared, as the Excel reader writes date cells), whatever
-    the other rows hold; text with spaces around it, or in another format, is no date."""
+def date_formats(spec: FileSpec) -> list[str]:
+    """The formats a date delivered as text may take: the one the codebook declares (ISO 8601
+    where it declares none); in an Excel file also ISO 8601, as the reader writes the cells
+    Excel typed as dates. Never a format guessed from the rows: '05.03.2017' would be read
+    day-first or month-first depending on which row came first."""
+    declared = [spec.date_format] if spec.date_format else []
+    if spec.format == "xlsx" or not declared:
+        declared += [ISO_DATE] if ISO_DATE not in declared else []
+    return declared
+
+
+def date_value(column: str, kind: str, formats: list[str]) -> str:
+    """A delivered date as a DATE: native dates as they are, text in one of ``formats``
+    (``date_formats``); text with spaces around it, or in another format, is no date."""
     kind = kind.upper()
     if kind == "DATE":
         return column
     if kind.startswith("TIMESTAMP"):
         return f"CAST({column} AS DATE)"
     text = f"CAST({column} AS VARCHAR)"
+    listed = ", ".join(literal(f) for f in formats)
     return (
         f"CASE WHEN {text} = {trimmed(text)} THEN "
-        f"CAST(try_strptime({text}, {literal(date_format or ISO_DATE)}) AS DATE) END"
+        f"CAST(try_strptime({text}, [{listed}]) AS DATE) END"
     )
 
 

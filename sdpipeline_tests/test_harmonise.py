@@ -16,7 +16,7 @@ from sdpipeline.harmonise import HarmonisationError, harmonise_wave
 from sdpipeline.ingest import load_raw
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation.harmonised_contract import harmonised_contract
-from sdpipeline.validation.quarantine import apply_contract
+from sdpipeline.validation.quarantine import check_frame
 from sdpipeline.weighting import population_margins, raking_cells
 
 from .conftest import SHIPPED_RAW
@@ -174,10 +174,10 @@ def test_the_harmonised_contract_catches_a_broken_recode(pipeline_run, codebook,
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         table = connection.execute("SELECT * FROM harmonised.clients").df()
     schema = harmonised_contract(codebook.instruments["clients"], codebook, ref)
-    assert apply_contract(table, schema).quarantined.empty
+    assert check_frame(table, schema).quarantined.empty
     table.loc[3, "satisfaction"] = 5
     table.loc[4, "weight"] = 0.0
-    broken = apply_contract(table, schema)
+    broken = check_frame(table, schema)
     assert set(broken.checks.loc[broken.checks["failing_rows"] > 0, "check"]) == {
         "harmonised_code",
         "positive",

@@ -13,7 +13,7 @@ import pandera.pandas as pa
 
 from sdpipeline import reference
 from sdpipeline.codebook import Codebook, Instrument, Rule, SourceVariable, Variable
-from sdpipeline.recodes import WHITESPACE, literal
+from sdpipeline.recodes import WHITESPACE, date_formats, literal
 from sdpipeline.validation.sql_checks import sql_check
 
 
@@ -87,13 +87,13 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
                 "is_date",
                 f"not a date{f' in the format {spec.date_format}' if spec.date_format else ''}",
                 "{col} IS NOT NULL AND {date} IS NULL",
-                date_format=spec.date_format,
+                date_formats=date_formats(spec),
             ),
             sql_check(
                 "in_fieldwork",
                 f"outside the fieldwork {wave_def.fieldwork_start} – {wave_def.fieldwork_end}",
                 f"{{date}} IS NOT NULL AND NOT ({{date}} BETWEEN DATE '{start}' AND DATE '{end}')",
-                date_format=spec.date_format,
+                date_formats=date_formats(spec),
             ),
         ]
     return pa.Column(

@@ -62,14 +62,14 @@ def compile_fails(
     column types are ``kinds``; ``relation`` qualifies the columns when given."""
     statistics = check.statistics or {}
     prefix = f"{relation}." if relation else ""
-    date_format = statistics.get("date_format")
+    formats = statistics.get("date_formats", [])
 
     def raw(name: str) -> str:
         return prefix + quoted(name)
 
     cols = _Views(raw)
     nums = _Views(lambda name: number(raw(name), kinds.get(name, "VARCHAR")))
-    dates = _Views(lambda name: date_value(raw(name), kinds.get(name, "VARCHAR"), date_format))
+    dates = _Views(lambda name: date_value(raw(name), kinds.get(name, "VARCHAR"), formats))
     own = {}
     if column is not None:
         own = {"col": cols[column], "num": nums[column], "date": dates[column]}
