@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from sdpipeline import settings
+from sdpipeline import compare_warehouses, settings
 
 
 def _use_project_instance() -> Path:
@@ -315,6 +315,12 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="where benchmark.json and .csv go (default: var/benchmark)")
     bench.add_argument("--work", help="scratch folder for the generated deliveries (default: /tmp)")
     bench.set_defaults(func=cmd_benchmark)
+
+    compare = commands.add_parser(
+        "compare", help="compare two warehouses table by table (identical, differing, schema)"
+    )
+    compare_warehouses.add_arguments(compare)
+    compare.set_defaults(func=compare_warehouses.run)
 
     ui = commands.add_parser("ui", help="open the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")

@@ -251,23 +251,28 @@ def report(results: list[TableComparison], rtol: float = RTOL, atol: float = ATO
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="sdpipeline compare", description="compare two warehouses table by table"
-    )
-    top.add_argument("a", type=Path, help="the first warehouse (DuckDB file)")
-    top.add_argument("b", type=Path, help="the second warehouse (DuckDB file)")
-    top.add_argument("--rtol", type=float, default=RTOL, help=f"relative tolerance ({RTOL:g})")
-    top.add_argument("--atol", type=float, default=ATOL, help=f"absolute tolerance ({ATOL:g})")
-    top.add_argument("--show", type=int, default=0, help="print up to N differing rows a side")
-    return top
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's arguments (``python -m sdpipeline.compare_warehouses``, ``sdpipeline
+    compare``)."""
+    parser.add_argument("a", type=Path, help="the first warehouse (DuckDB file)")
+    parser.add_argument("b", type=Path, help="the second warehouse (DuckDB file)")
+    parser.add_argument("--rtol", type=float, default=RTOL, help=f"relative tolerance ({RTOL:g})")
+    parser.add_argument("--atol", type=float, default=ATOL, help=f"absolute tolerance ({ATOL:g})")
+    parser.add_argument("--show", type=int, default=0, help="print up to N differing rows a side")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     results = compare(args.a, args.b, args.rtol, args.atol, args.show)
     print(report(results, args.rtol, args.atol))
     return 0 if all(r.identical for r in results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sdpipeline compare", description="compare two warehouses table by table"
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
