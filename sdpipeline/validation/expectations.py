@@ -101,31 +101,23 @@ def distribution_profile(
         codes = ", ".join(repr(float(c)) for c in source.scale.recode)
         counted.append(
             f"SELECT {literal(variable.name)} AS variable, {literal(source.variable)} AS "
-            f"column, v AS code, count(*) AS n FROM (SELECT {value} AS v FROM {relation}) "
+            f'"column", v AS code, count(*) AS n FROM (SELECT {value} AS v FROM {relation}) '
             f"WHERE v IN ({codes}) GROUP BY v"
         )
-    rows = []
-    if counted:
-        counts = connection.execute(" UNION ALL ".join(counted)).df()
-        for (name, column), group in counts.groupby(["variable", "column"], sort=False):
-            valid = int(group["n"].sum())
-            if valid < min_valid:
-                continue
-            modal = group.sort_values(["n", "code"], ascending=[False, True]).iloc[0]
-            rows.append(
-                {
-                    "variable": name,
-                    "column": column,
-                    "modal_code": float(modal["code"]),
-                    "modal_share": float(modal["n"] / valid),
-                    "valid_n": valid,
-                }
-            )
-    order = [v.name for v in instrument.variables_in(wave)]
-    rows.sort(key=lambda row: order.index(row["variable"]))
-    return pd.DataFrame(
-        rows, columns=["variable", "column", "modal_code", "modal_share", "valid_n"]
-    )
+    if not counted:
+        return pd.DataFrame(columns=["variable", "column", "modal_code", "modal_share", "valid_n"])
+    # the most common code of each question (the smaller code of two as common), with its share
+    profile = connection.execute(
+        'SELECT variable, "column", code AS modal_code, n / valid AS modal_share, valid AS valid_n '
+        "FROM (SELECT *, sum(n) OVER (PARTITION BY variable) AS valid, row_number() OVER "
+        "(PARTITION BY variable ORDER BY n DESC, code) AS rank FROM ("
+        + " UNION ALL ".join(counted)
+        + f")) WHERE rank = 1 AND valid >= {int(min_valid)}"
+    ).df()
+    order = {v.name: i for i, v in enumerate(instrument.variables_in(wave))}
+    profile = profile.sort_values("variable", key=lambda names: names.map(order))
+    profile["valid_n"] = profile["valid_n"].astype(int)
+    return profile.reset_index(drop=True)
 
 
 def distribution_suite(codebook: Codebook, table: str) -> Suite:
@@ -163,12 +155,13 @@ def harmonised_profile(
         f"SELECT wave, count(*) AS respondents, sum(weight) AS weight_sum, "
         f"count(DISTINCT municipality) AS municipalities{present} FROM {relation} GROUP BY wave"
     ).df()
+    answered = {row["wave"]: row for row in waves.to_dict("records")}
     return waves, pd.DataFrame(
         [
             {
                 "item": f"{variable.name} @ {wave}",
                 "asked": int(variable.asked_in(wave)),
-                "present": int(bool(waves.loc[waves["wave"] == wave, variable.name].any())),
+                "present": int(bool(answered.get(wave, {}).get(variable.name, False))),
             }
             for variable in items
             for wave in instrument.files

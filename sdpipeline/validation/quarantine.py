@@ -172,10 +172,14 @@ def apply_contract(
         )
         tests.append((position, column, name, message, condition, shown, row_rule))
     live = [t for t in tests if t[4] is not None]
+    # Each check a 0/1 column, summed: DuckDB plans this faster than as many FILTER clauses.
+    flags = "".join(
+        f", CAST(coalesce({t[4]}, false) AS INTEGER) AS f{i}" for i, t in enumerate(live)
+    )
     counts = connection.execute(
         "SELECT count(*)"
-        + "".join(f", count(*) FILTER (coalesce({t[4]}, false))" for t in live)
-        + f" FROM {base}"
+        + "".join(f", coalesce(sum(f{i}), 0)" for i in range(len(live)))
+        + f" FROM (SELECT 1 AS one{flags} FROM {base})"
     ).fetchall()[0]
     rows, failing = int(counts[0]), dict(zip([t[0] for t in live], counts[1:], strict=True))
     results, broken = [], []

@@ -62,13 +62,14 @@ def _lineage(instrument: Instrument, codebook: Codebook) -> dg.TableColumnLineag
 
 
 def _descriptions(result: Harmonised) -> dict[str, str]:
+    by_variable: dict[str, list[dict]] = {}
+    for row in result.provenance.to_dict("records"):
+        by_variable.setdefault(row["variable"], []).append(row)
     descriptions = {}
-    for variable, rows in result.provenance.groupby("variable", sort=False):
-        rules = "; ".join(
-            f"{r.wave}: {r.source_variable or '—'} ({r.rule})" for r in rows.itertuples()
-        )
-        first = rows.iloc[0]
-        descriptions[variable] = f"{first.question_en} [{first.comparability}] {rules}"
+    for variable, rows in by_variable.items():
+        rules = "; ".join(f"{r['wave']}: {r['source_variable'] or '—'} ({r['rule']})" for r in rows)
+        first = rows[0]
+        descriptions[variable] = f"{first['question_en']} [{first['comparability']}] {rules}"
     return descriptions
 
 
