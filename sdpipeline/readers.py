@@ -389,19 +389,30 @@ def hidden_rows(path: Path) -> list[int]:
     """Row numbers of the first sheet that Excel hides (how spreadsheet users often set cases
     aside). Calamine reads every row and does not say which are hidden, so the sheet's own XML
     is searched for rows marked ``hidden``."""
+    found = []
     with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        sheet = _first_sheet_part(archive, names)
+        sheet = _first_sheet_part(archive, set(archive.namelist()))
         if sheet is None:
             return []
-        xml = archive.read(sheet)
+        with archive.open(sheet) as xml:  # in blocks: a register's sheet is hundreds of MB
+            pending = b""
+            for block in iter(lambda: xml.read(1 << 20), b""):
+                text = pending + block
+                cut = text.rfind(b"<")  # a tag may run on into the next block
+                pending, text = text[cut:], text[:cut]
+                found += _hidden_in(text)
+            found += _hidden_in(pending)
+    return found
+
+
+def _hidden_in(xml: bytes) -> list[int]:
+    """Numbers of the rows marked hidden among the ``<row>`` tags of a piece of sheet XML."""
     found = []
     for tag in _ROW_TAG.finditer(xml):
         attributes = tag.group(1)
-        if _HIDDEN.search(attributes):
-            number = _ROW_NUMBER.search(attributes)
-            if number:
-                found.append(int(number.group(1)))
+        number = _ROW_NUMBER.search(attributes)
+        if number and _HIDDEN.search(attributes):
+            found.append(int(number.group(1)))
     return found
 
 
