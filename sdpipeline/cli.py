@@ -233,10 +233,11 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from sdpipeline import docs
+    from sdpipeline import docs, reference
     from sdpipeline.codebook import default_codebook
 
     codebook = default_codebook()
+    reference.check_waves(codebook)
     if args.check:
         current = docs.DOC_PATH.read_text(encoding="utf-8") if docs.DOC_PATH.exists() else ""
         if current != docs.render(codebook):
@@ -305,9 +306,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sdpipeline.codebook import DataContractError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
+    except DataContractError as error:
+        # the data contract is incomplete: say what to add, without a traceback
+        print(f"sdpipeline {args.command}: {error}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
