@@ -356,7 +356,10 @@ def _variable(
     instrument: str,
     where: str,
     book: dict[str, Any],
+    delivered: set[str] | None = None,
 ) -> Variable:
+    """``delivered``: the waves the instrument has files for, when the variable comes from a
+    shared block (whose sources for other waves belong to other instruments)."""
     name = spec.get("name")
     where = f"{where}: {name}"
     level = spec.get("level")
@@ -377,6 +380,8 @@ def _variable(
     for wave, source_spec in spec.get("waves", {}).items():
         if wave not in book["waves"]:
             raise CodebookError(f"{where}: unknown wave {wave!r}")
+        if delivered is not None and wave not in delivered:
+            continue
         source = _source_variable(
             source_spec, wave, f"{where}.{wave}", book["source"], book["missing_kinds"]
         )
@@ -437,8 +442,17 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
         else:
             specs.append(entry)
             origins.append(where)
+    files = {}
+    for wave, file_spec in raw["files"].items():
+        if wave not in book["waves"]:
+            raise CodebookError(f"{where}: file for unknown wave {wave!r}")
+        file_spec = FileSpec(**file_spec)
+        if Path(file_spec.name).suffix.lower() not in FILE_FORMATS:
+            raise CodebookError(f"{where}: {file_spec.name} is not one of {sorted(FILE_FORMATS)}")
+        files[wave] = file_spec
     variables = tuple(
-        _variable(spec, name, origin, book) for spec, origin in zip(specs, origins, strict=True)
+        _variable(spec, name, origin, book, None if origin == where else set(files))
+        for spec, origin in zip(specs, origins, strict=True)
     )
     names = [v.name for v in variables]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -446,14 +460,6 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
         raise CodebookError(f"{where}: variables defined twice: {duplicates}")
     if sum(v.role == "id" for v in variables) != 1:
         raise CodebookError(f"{where}: needs exactly one identifier variable")
-    files = {}
-    for wave, spec in raw["files"].items():
-        if wave not in book["waves"]:
-            raise CodebookError(f"{where}: file for unknown wave {wave!r}")
-        spec = FileSpec(**spec)
-        if Path(spec.name).suffix.lower() not in FILE_FORMATS:
-            raise CodebookError(f"{where}: {spec.name} is not one of {sorted(FILE_FORMATS)}")
-        files[wave] = spec
     for wave in book["waves"]:
         in_wave = [v.sources[wave].variable for v in variables if v.asked_in(wave)]
         if in_wave and wave not in files:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sdpipeline import reference
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs.audit_assets import build_audit_assets
 from sdpipeline.defs.automation import build_automation
@@ -26,6 +27,7 @@ from sdpipeline.indicators import load_catalogue
 
 def build_definitions() -> dg.Definitions:
     codebook = default_codebook()
+    reference.check_waves(codebook)  # a wave without its population stops here, not mid-run
     catalogue = load_catalogue(codebook)
     sensors, schedules = build_automation(codebook)
     version = code_version(codebook)
