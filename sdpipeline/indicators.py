@@ -102,14 +102,13 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
             raise CatalogueError(f"{where}: statistic or direction not recognised")
         variable = instrument.variable(spec["variable"])
         denominator = spec.get("denominator_variable")
-        if denominator in names and set(instrument.variable(denominator).sources) != set(
-            variable.sources
-        ):
-            raise CatalogueError(
-                f"{where}: {variable.name} and its denominator {denominator} are not asked in "
-                f"the same waves ({', '.join(variable.sources)} against "
-                f"{', '.join(instrument.variable(denominator).sources)})"
-            )
+        if denominator in names:
+            lacking = set(variable.sources) - set(instrument.variable(denominator).sources)
+            if lacking:
+                raise CatalogueError(
+                    f"{where}: {variable.name} is asked in {', '.join(sorted(lacking))} but "
+                    f"its denominator {denominator} is not"
+                )
         success = tuple(int(c) for c in spec.get("success", ()))
         if spec["statistic"] == "proportion":
             if not success or not set(success) <= set(variable.scale.codes):

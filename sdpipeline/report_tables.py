@@ -73,16 +73,15 @@ def _waves(by_wave: dict[str, pd.Series | None], codebook: Codebook) -> dict[str
 def _not_compared(
     variable_waves: set[str], comparison: Comparison, codebook: Codebook
 ) -> tuple[str, str]:
-    """Why a comparison has no change for an indicator: (Latvian, English)."""
-    if len(variable_waves) == 1:
-        return "jautāts tikai vienā vilnī", "asked in one wave only"
-    years = ", ".join(
+    """Why a comparison has no change for an indicator, from the comparison's own waves:
+    (Latvian, English)."""
+    years = [
         str(codebook.waves[w].year)
         for w in (comparison.before, comparison.after)
         if w not in variable_waves
-    )
+    ]
     if years:
-        return f"nav jautāts {years}. gadā", f"not asked in {years}"
+        return f"nav jautāts {'. un '.join(years)}. gadā", f"not asked in {' and '.join(years)}"
     return "nav novērtējams", "not estimable"
 
 
