@@ -316,13 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataContractError as error:
-        # the data contract is incomplete: say what to add, without a traceback
-        print(f"sdpipeline {args.command}: {error}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as error:
+        # the data contract is incomplete (also when Dagster wraps it while loading the
+        # definitions): say what to add, without a traceback
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, DataContractError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        print(f"sdpipeline {args.command}: {cause}", file=sys.stderr)
+        return 2
 
 
 def entry() -> NoReturn:

@@ -242,6 +242,9 @@ def test_a_wave_without_its_population_stops_before_any_step(follow_up):
         cwd=settings.REPO_ROOT,
     )
     assert validate.returncode != 0 and expected in validate.stdout + validate.stderr
+    run = _cli(folder, "run")
+    assert run.returncode == 2 and expected in run.stderr and "Traceback" not in run.stderr
+    assert not (folder / "var" / "warehouse.duckdb").exists()  # no step ran
 
 
 def test_population_is_derived_for_any_wave_with_its_method(follow_up):
