@@ -692,6 +692,15 @@ def _comparisons(specs: list[Any], waves: dict[str, Wave]) -> dict[str, Comparis
             role=role,
             label=_label(spec.get("label"), f"{where}.label"),
         )
+    before = [w for w, (side, _) in phase.items() if side == "before"]
+    after = [w for w, (side, _) in phase.items() if side == "after"]
+    late = [(b, a) for b in before for a in after if waves[b].year > waves[a].year]
+    if late:
+        b, a = late[0]
+        raise CodebookError(
+            f"study.yaml: comparisons put {b} ({waves[b].year}) before the project "
+            f"and {a} ({waves[a].year}) after it"
+        )
     return comparisons
 
 

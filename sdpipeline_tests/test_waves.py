@@ -9,6 +9,7 @@ wave is refused before any step runs, naming the file and the entry to add.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from sdpipeline import population, settings
-from sdpipeline.codebook import CodebookError, load_codebook
+from sdpipeline.codebook import CodebookError, _comparisons, load_codebook
 from sdpipeline.generator.model import ModelError, check_model, load_model
 from sdpipeline.indicators import load_catalogue
 from sdpipeline.ingest import sha256_of
@@ -205,6 +206,23 @@ def test_comparisons_must_agree_with_each_other(follow_up):
         _edit(path, lambda c, extra=changed: c.update(comparisons=[first, {**first, **extra}]))
         with pytest.raises(CodebookError, match=re.escape(message)):
             load_codebook(follow_up / "codebook")
+
+
+def test_a_wave_before_the_project_cannot_follow_one_after_it(codebook):
+    """Four waves, each pair consistent on its own, together out of time order."""
+    waves = dict(codebook.waves)
+    for wave_id, year in (("w2019", 2019), ("w2025", 2025)):
+        waves[wave_id] = dataclasses.replace(waves["ex_post_2023"], id=wave_id, year=year)
+    label = {"lv": "x", "en": "x"}
+    specs = [
+        {"id": "a", "before": "ex_ante_2017", "after": "w2019", "role": "persistence"},
+        {"id": "b", "before": "ex_post_2023", "after": "w2025", "role": "project_effect"},
+    ]
+    with pytest.raises(
+        CodebookError,
+        match=re.escape("comparisons put ex_post_2023 (2023) before the project and ex_ante_2017"),
+    ):
+        _comparisons([{**s, "label": label} for s in specs], waves)
 
 
 def test_waves_must_be_listed_in_year_order(follow_up):
