@@ -467,7 +467,7 @@ def test_the_follow_up_comparison_has_cis_and_verdicts(three_waves):
     page = (three_waves / "var" / "reports" / "tables" / "report.html").read_text(encoding="utf-8")
     assert "Pēcpārbaudes pētījums (2026)</title>" in page
     assert page.count("<svg") == 4  # a change chart per comparison, and the regions
-    assert "2023→2026: Ex-post 2023 → pēcpārbaude 2026 (pēc projekta)" in page
+    assert "2023→2026: Ex-post 2023 → pēcpārbaude 2026 (noturība pēc projekta)" in page
 
 
 def test_attribution_follows_the_waves_and_roles(three_waves):

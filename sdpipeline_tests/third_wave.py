@@ -70,8 +70,8 @@ def add_study_entries(data: Path) -> None:
             "after": WAVE,
             "role": "persistence",
             "label": {
-                "lv": "Ex-post 2023 → pēcpārbaude 2026 (pēc projekta)",
-                "en": "Ex-post 2023 → follow-up 2026 (after the project)",
+                "lv": "Ex-post 2023 → pēcpārbaude 2026",
+                "en": "Ex-post 2023 → follow-up 2026",
             },
         },
         {
