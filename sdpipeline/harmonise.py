@@ -90,8 +90,9 @@ def wave_columns(
             columns[variable.name], columns[missing_column(variable)] = numeric_sql(
                 rules[variable.name], value
             )
-        elif source is None:
-            columns[variable.name] = "CAST(NULL AS VARCHAR)"
+        elif source is None:  # not asked: empty, of the type the other waves give it
+            empty = "DATE" if variable.level == "date" else "VARCHAR"
+            columns[variable.name] = f"CAST(NULL AS {empty})"
         elif variable.level == "date":
             columns[variable.name] = date_value(raw, kind, date_formats(spec))
         else:
