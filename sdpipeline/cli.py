@@ -99,9 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     gx_worker.worker()  # imports GX on the other core while Dagster loads
     from sdpipeline.definitions import defs
     from sdpipeline.defs.resources import warehouse_resource
+    from sdpipeline.run_history import held_open
 
     started = time.perf_counter()
-    with _open_instance(home) as instance:
+    with held_open(home), _open_instance(home) as instance:
         job = defs.resolve_job_def(args.job)
         selection = None
         if args.command == "refresh":
