@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -16,11 +18,11 @@ import great_expectations
 import pandas as pd
 import pytest
 
-from sdpipeline.validation import data_docs, gx_runner
+from sdpipeline.validation import audit, data_docs, gx_runner
 
 from .conftest import require
 from .test_ui import BROWSER_ARGS, CHROMIUM
-from .test_validation import _codes_suite
+from .test_validation import _codes_suite, checked
 
 _SCRIPTS_LOADED = (
     "typeof jQuery === 'function' && typeof jQuery.fn.tab === 'function' "
@@ -166,18 +168,18 @@ def test_pages_an_earlier_version_left_are_mended_once(isolated):
     suite = _codes_suite("old_pages_probe", [1, 2])
     frame = pd.DataFrame({"code": [1, 2, 2]})
     site = gx_runner.data_docs_dir()
-    gx_runner.run_suite(suite, frame, "run-old")
+    gx_runner.run_suite(suite, frame, checked("run-old"))
     data_docs.publish("run-old")
     (old,) = (site / "validations").rglob("*run-old*/**/*.html")
     _as_an_earlier_version_left_it(old)
     (site / data_docs.SITE_VENDOR / "OFFLINE_VERSION").unlink()
 
-    gx_runner.run_suite(suite, frame, "run-new")
+    gx_runner.run_suite(suite, frame, checked("run-new"))
     data_docs.publish("run-new")
 
     assert "integrity=" not in old.read_text(encoding="utf-8")
     stamp = old.stat().st_mtime_ns
-    gx_runner.run_suite(suite, frame, "run-later")
+    gx_runner.run_suite(suite, frame, checked("run-later"))
     data_docs.publish("run-later")
     assert old.stat().st_mtime_ns == stamp  # mended once, then left alone
     with offline_browser() as pages:
@@ -188,7 +190,7 @@ def test_pages_an_earlier_version_left_are_mended_once(isolated):
 
 def test_a_vendored_script_that_is_not_the_declared_one_is_refused(isolated):
     suite = _codes_suite("integrity_probe", [1, 2])
-    gx_runner.run_suite(suite, pd.DataFrame({"code": [1]}), "run-a")
+    gx_runner.run_suite(suite, pd.DataFrame({"code": [1]}), checked("run-a"))
     data_docs.publish("run-a")
     site = gx_runner.data_docs_dir()
     (page,) = (site / "validations").rglob("*.html")
@@ -197,3 +199,31 @@ def test_a_vendored_script_that_is_not_the_declared_one_is_refused(isolated):
     copy.write_text(copy.read_text(encoding="utf-8") + "\n// altered", encoding="utf-8")
     with pytest.raises(data_docs.IntegrityError, match=r"popper/popper\.min\.js"):
         data_docs.make_offline(site, since=0.0)
+
+
+def _page_text(path: Path) -> str:
+    """A page's visible text: tags dropped, entities read, white space collapsed."""
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", path.read_text(encoding="utf-8"), flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+
+
+def test_result_and_suite_pages_name_the_instrument_wave_files_and_checksums(isolated):
+    files = {"iedzivotaji_2017.sav": "1" * 64, "iedzivotaji_2023.csv": "2" * 64}
+    judged = audit.CheckContext(
+        "run-h", "residents_harmonised", "residents", ("ex_ante_2017", "ex_post_2023"), files
+    )
+    gx_runner.run_suite(_codes_suite("delivery_probe", [1, 2]), pd.DataFrame({"code": [1]}), judged)
+    data_docs.publish("run-h")
+    site = gx_runner.data_docs_dir()
+    (result,) = (site / "validations").rglob("*.html")
+    for page in (result, site / "expectations" / "delivery_probe.html"):
+        text = _page_text(page)
+        assert "Table: residents_harmonised" in text, page
+        assert "Instrument: residents" in text and "Waves: ex_ante_2017, ex_post_2023" in text
+        for name, sha in files.items():
+            assert f"File: {name} SHA-256: {sha}" in text, (page, name)
+    assert "Data asset: delivery_probe" in _page_text(result)
+    stored = json.loads(next((gx_runner.gx_root() / "gx").rglob("run-h/*/*.json")).read_text())
+    assert stored["meta"][gx_runner.DELIVERY]["files"] == [
+        {"name": n, "sha256": s} for n, s in files.items()
+    ]
