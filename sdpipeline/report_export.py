@@ -14,6 +14,7 @@ import html
 import io
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -174,9 +175,15 @@ def write_html(
 
 
 def export(
-    tables: dict[str, pd.DataFrame], out_dir: Path, region_indicator: str, latest_year: str
+    tables: dict[str, pd.DataFrame],
+    out_dir: Path,
+    region_indicator: str,
+    latest_year: str,
+    also: Callable[[Path], object] | None = None,
 ) -> list[Path]:
-    """Write every format into a staging folder, then swap it in for ``out_dir`` at once."""
+    """Write every format into a staging folder, then swap it in for ``out_dir`` at once.
+    ``also`` writes what is published with the report (the harmonised datasets) into the
+    staging folder, so that it is swapped in with the rest."""
     staging = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
@@ -189,6 +196,8 @@ def export(
             )
         write_html(tables, staging / HTML_REPORT, region_indicator, latest_year)
         write_database(tables, staging / DATABASE)
+        if also is not None:
+            also(staging)
     except Exception:
         shutil.rmtree(staging)
         raise
