@@ -110,10 +110,11 @@ def start_dataset_contract(
     function returned waits for the outcomes and records them. Its ``seconds`` are the time
     the step itself spent on the check."""
     started = time.perf_counter()
-    run_id = audit_context.run_id
     # GX names its files after suites: the table's warehouse name, not the asset key's path
     suite = audit_context.asset.replace("/", ".")
-    checking = gx.start_suite(table_suite(instrument, wave_id, codebook, suite), table, run_id)
+    checking = gx.start_suite(
+        table_suite(instrument, wave_id, codebook, suite), table, audit_context
+    )
     profile = distribution_profile(
         instrument, wave_id, table, codebook.validation.min_valid_for_distribution
     )
@@ -122,7 +123,7 @@ def start_dataset_contract(
     def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         started = time.perf_counter()
         outcomes = checking.result()
-        outcomes += gx.run_suite(distribution_suite(codebook, suite), profile, run_id)
+        outcomes += gx.run_suite(distribution_suite(codebook, suite), profile, audit_context)
         return _result(
             DATASET_CONTRACT,
             outcomes,
@@ -152,7 +153,7 @@ def gx_harmonised_contract(
     }
     outcomes = []
     for suite, frame in harmonised_suites(instrument, codebook, table, totals):
-        outcomes += gx.run_suite(suite, frame, audit_context.run_id)
+        outcomes += gx.run_suite(suite, frame, audit_context)
     return _result(
         HARMONISED_CONTRACT,
         outcomes,

@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from sdpipeline.codebook import Label
 from sdpipeline.warehouse import table_columns
 
 PREVIEW_ROWS = 10
@@ -20,6 +21,11 @@ def sources_in(frame: pd.DataFrame) -> dict[str, str]:
     return dict(
         zip(frame["_source_file"].to_numpy(), frame["_source_sha256"].to_numpy(), strict=True)
     )
+
+
+def in_english(labels: Mapping[str, Label]) -> dict[str, str]:
+    """Column descriptions as the UI shows them: the codebook's English text."""
+    return {column: label.en for column, label in labels.items()}
 
 
 def source_files_markdown(sources: Mapping[str, str]) -> str:

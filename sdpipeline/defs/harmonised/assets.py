@@ -10,10 +10,11 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
 from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import sources_in, table_metadata
+from sdpipeline.defs.metadata import in_english, sources_in, table_metadata
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.reference import ReferenceData
@@ -60,14 +61,18 @@ def _lineage(instrument: Instrument, codebook: Codebook) -> dg.TableColumnLineag
     return dg.TableColumnLineage(deps_by_column=deps)
 
 
-def _descriptions(result: Harmonised) -> dict[str, str]:
-    descriptions = {}
+def _descriptions(result: Harmonised, instrument: Instrument, codebook: Codebook) -> dict[str, str]:
+    """Every column described from the codebook; a variable also says where it came from in
+    each wave and by which rule, or that the wave did not ask it."""
+    descriptions = in_english(harmonised_columns(instrument, codebook))
     for variable, rows in result.provenance.groupby("variable", sort=False):
         rules = "; ".join(
-            f"{r.wave}: {r.source_variable or '—'} ({r.rule})" for r in rows.itertuples()
+            f"{r.wave}: not asked"
+            if pd.isna(r.source_variable)
+            else f"{r.wave}: {r.source_variable} ({r.rule})"
+            for r in rows.itertuples()
         )
-        first = rows.iloc[0]
-        descriptions[variable] = f"{first.question_en} [{first.comparability}] {rules}"
+        descriptions[variable] += f" [{rows.iloc[0].comparability}] {rules}"
     return descriptions
 
 
@@ -134,7 +139,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         seconds = time.perf_counter() - started
         failed = not outcome.quarantined.empty or bool(outcome.file_errors)
         audit_context = audit.CheckContext(
-            context.run.run_id, name, instrument.name, None, None, None
+            context.run.run_id, name, instrument.name, tuple(validated), sources
         )
         with warehouse.get_connection() as connection:
             audit.record_checks(
@@ -156,7 +161,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                     instrument.name,
                     result.table,
                     sources,
-                    _descriptions(result),
+                    _descriptions(result, instrument, codebook),
                 )
         contract_metadata = {
             "seconds": round(seconds, 3),

@@ -9,10 +9,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_dataset_contract_spec, start_dataset_contract
 from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import sources_in, table_metadata
+from sdpipeline.defs.metadata import in_english, sources_in, table_metadata
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.validation.contracts import row_contract
@@ -51,6 +52,7 @@ def validated_asset(
 ) -> dg.AssetsDefinition:
     name = keys.wave_table(instrument, codebook, wave_id)
     key = keys.validated(instrument, codebook, wave_id)
+    descriptions = in_english(source_columns(instrument, wave_id, codebook))
     check = dg.AssetCheckSpec(
         ROW_CONTRACT,
         asset=key,
@@ -93,22 +95,25 @@ def validated_asset(
             outcome = apply_contract(table, schema)
             seconds = time.perf_counter() - started
             rejected = outcome.rejected(threshold)
+            sources = sources_in(table)
             file_name = str(table["_source_file"].iloc[0]) if len(table) else None
             sha256 = str(table["_source_sha256"].iloc[0]) if len(table) else None
             audit_context = audit.CheckContext(
                 run_id=context.run.run_id,
                 asset=key.to_user_string(),
                 instrument=instrument.name,
-                wave=wave_id,
-                file_name=file_name,
-                file_sha256=sha256,
+                waves=(wave_id,),
+                files=sources,
             )
             if not rejected:
                 gx_checked = start_dataset_contract(
                     outcome.valid, instrument, wave_id, codebook, great_expectations, audit_context
                 )
             connection.execute("BEGIN TRANSACTION")
-            audit.record_checks(connection, audit_context, "pandera", outcome.audit_results("WARN"))
+            severity = "ERROR" if rejected else "WARN"
+            audit.record_checks(
+                connection, audit_context, "pandera", outcome.audit_results(severity)
+            )
             audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
             connection.execute("COMMIT")
             if not rejected:
@@ -121,7 +126,7 @@ def validated_asset(
                 replace_table_as(connection, SCHEMA, name, kept)
                 connection.unregister("_quarantined")
                 metadata = table_metadata(
-                    connection, SCHEMA, name, outcome.valid, sources_in(table)
+                    connection, SCHEMA, name, outcome.valid, sources, descriptions
                 )
         check_metadata = {
             "seconds": round(seconds, 3),
