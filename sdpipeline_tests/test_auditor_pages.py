@@ -18,6 +18,7 @@ import great_expectations
 import pandas as pd
 import pytest
 
+from sdpipeline.ingest import sha256_of
 from sdpipeline.validation import audit, data_docs, gx_runner
 
 from .conftest import require
@@ -112,7 +113,7 @@ def test_data_docs_work_from_disk_with_the_network_off(pipeline_run):
         results_pane.wait_for(state="visible", timeout=5_000)
         assert suites_pane.is_hidden()
         index.get_by_role("tab", name="Expectation Suites").click()
-        suite = suites_pane.get_by_role("cell", name=re.compile(r"_validated$")).first
+        suite = suites_pane.locator("tbody td").first
         name = suite.inner_text().strip()
         suite.click()  # a row leads to its suite's page
         index.wait_for_url(f"**/expectations/{name}.html", timeout=5_000)
@@ -227,3 +228,19 @@ def test_result_and_suite_pages_name_the_instrument_wave_files_and_checksums(iso
     assert stored["meta"][gx_runner.DELIVERY]["files"] == [
         {"name": n, "sha256": s} for n, s in files.items()
     ]
+
+
+def test_every_result_page_of_a_run_names_the_files_it_judged(pipeline_run, codebook):
+    folder, _, result = pipeline_run
+    delivered = {p.name: sha256_of(p) for p in (folder / "raw").rglob("*") if p.is_file()}
+    site = folder / "var" / "reports" / "data_docs"
+    pages = sorted((site / "validations").rglob(f"{result.run_id}/*/*.html"))
+    assert len(pages) == 36  # 12 validated tables × 2 suites, 6 harmonised × 2
+    for page in pages:
+        text = _page_text(page)
+        named = dict(re.findall(r"File: (\S+) SHA-256: ([0-9a-f]{64})", text))
+        assert named and all(delivered[name] == sha for name, sha in named.items()), page
+        instrument = re.search(r"Instrument: (\w+)", text).group(1)
+        waves = re.search(r"Waves?: ([\w, ]+?) File:", text).group(1).split(", ")
+        assert {codebook.instruments[instrument].files[w].name for w in waves} == set(named)
+        assert "Data asset: None" not in text

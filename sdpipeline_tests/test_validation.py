@@ -227,17 +227,44 @@ def test_an_auditor_can_answer_which_checks_a_file_passed_on_a_date(pipeline_run
     today = dt.datetime.now(dt.UTC).date()
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         rows = connection.execute(
-            "SELECT tool, check_name, passed, severity FROM audit.check_runs "
-            "WHERE instrument = 'specialists' AND wave = 'ex_post_2023' AND file_sha256 = ? "
+            "SELECT asset, tool, check_name, outcome, severity FROM audit.check_results "
+            "WHERE list_contains(file_sha256s, ?) "
             "AND CAST(checked_at AT TIME ZONE 'UTC' AS DATE) = ?",
             [sha, today],
         ).df()
+    assert set(rows["asset"]) == {"validated/specialists_2023", "harmonised/specialists"}
     assert set(rows["tool"]) == {"pandera", "great_expectations"}
-    assert rows["passed"].all()
+    assert set(rows["outcome"]) <= {"passed", "tolerated"}
+    assert set(rows["severity"]) == {"ERROR", "WARN"}
     assert "time_use_sums_to_100(TIME_DIRECT, TIME_DOCS, TIME_INDIRECT, TIME_OTHER)" in set(
         rows["check_name"]
     )
     assert {"unique(resp_id)", "expect_table_row_count_to_be_between"} <= set(rows["check_name"])
+
+
+def test_every_check_of_a_run_names_its_files_severity_and_outcome(pipeline_run):
+    """Read on its own, each row of a run says which delivered files it judged (both waves'
+    for a harmonised table), how it came out and what a failure would have meant."""
+    folder, warehouse, result = pipeline_run
+    delivered = {p.name: sha256_of(p) for p in (folder / "raw").rglob("*") if p.is_file()}
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT asset, instrument, wave, file_name, file_sha256, file_names, file_sha256s, "
+            "passed, failing_count, outcome, severity FROM audit.check_runs WHERE run_id = ?",
+            [result.run_id],
+        ).df()
+    assert len(rows) > 1000
+    assert rows["severity"].isin(["ERROR", "WARN"]).all()
+    assert rows["outcome"].isin(["passed", "tolerated"]).all()
+    assert (rows["outcome"] == "tolerated").any()  # GX's `mostly`: some 'no answer' allowed
+    tolerated = rows[rows["outcome"] == "tolerated"]
+    assert tolerated["passed"].all() and (tolerated["failing_count"] > 0).all()
+    for row in rows.itertuples():
+        files = dict(zip(row.file_names, row.file_sha256s, strict=True))
+        assert files and all(delivered[name] == sha for name, sha in files.items()), row
+        assert row.file_name == "; ".join(files) and row.file_sha256 == "; ".join(files.values())
+        waves = 2 if row.asset.startswith("harmonised/") else 1
+        assert len(files) == waves and len(row.wave.split("; ")) == waves, row
 
 
 def test_data_docs_are_built_and_work_offline(pipeline_run):
