@@ -20,6 +20,7 @@ import pandas as pd
 
 SCHEMA = "audit"
 CHECK_RUNS = "check_runs"
+CHECK_RESULTS = "check_results"  # the view that reads every row of check_runs in today's terms
 QUARANTINE = "quarantine"
 # How a check came out: nothing failing; failures within the tolerance the check itself
 # allows (a Great Expectations `mostly`); or failed, with the severity saying what followed.
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.{QUARANTINE} (
     file_rejected BOOLEAN NOT NULL,
     record VARCHAR
 );
-CREATE OR REPLACE VIEW {SCHEMA}.check_results AS
+CREATE OR REPLACE VIEW {SCHEMA}.{CHECK_RESULTS} AS
 SELECT * REPLACE (
     coalesce(outcome, {_OUTCOME}) AS outcome,
     coalesce(file_names, CASE WHEN file_name IS NOT NULL THEN [file_name] END) AS file_names,
@@ -75,7 +76,7 @@ SELECT * REPLACE (
 )
 FROM {SCHEMA}.{CHECK_RUNS};
 CREATE OR REPLACE VIEW {SCHEMA}.latest_check_results AS
-SELECT * FROM {SCHEMA}.check_results
+SELECT * FROM {SCHEMA}.{CHECK_RESULTS}
 QUALIFY checked_at = max(checked_at) OVER (PARTITION BY asset, tool);
 """
 
