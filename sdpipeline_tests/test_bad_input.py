@@ -216,11 +216,19 @@ def test_a_rejected_file_is_recorded_for_auditors(pipeline_run, tmp_path, monkey
             "WHERE run_id = ? AND NOT passed",
             [result.run_id],
         ).fetchall()
+        # a rejected file's rules are ERROR, passing or not: the table was not built on them
+        judged = connection.execute(
+            "SELECT DISTINCT outcome, severity, file_names, file_sha256s FROM audit.check_runs "
+            "WHERE run_id = ? ORDER BY outcome",
+            [result.run_id],
+        ).fetchall()
         archived = connection.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw_archive'"
         ).fetchone()[0]
     assert rejected == (600, True, sha256_of(path))
     assert ("valid_code(A1_zina)", 600) in failed_checks
+    delivered = ([path.name], [sha256_of(path)])
+    assert judged == [("failed", "ERROR", *delivered), ("passed", "ERROR", *delivered)]
     assert archived == 1  # the previous delivery's raw table is kept under its checksum
     contract = next(
         e.asset_check_evaluation_data
