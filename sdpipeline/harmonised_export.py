@@ -20,24 +20,28 @@ neither file. Pseudonyms stay: they are keyed hashes, not the delivered identifi
 are what lets an analyst's question about a row reach the ministry, which alone holds the key
 (``design_psu`` carries them too, where the design has no clusters).
 
-Files are written with fixed creation stamps, so the same table gives the same bytes.
+The SPSS files are read from the warehouse in chunks and written by ``sav_writer`` (pyreadstat
+writes their dictionaries), so a register-sized table is never whole in memory. Files are
+written with fixed creation stamps, so the same table gives the same bytes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyreadstat
 
+from sdpipeline import sav_writer
 from sdpipeline.codebook import Codebook, Instrument, Label, Variable
 from sdpipeline.columns import harmonised_columns
-from sdpipeline.generator.writers import pin_sav
 from sdpipeline.harmonise import missing_column
 from sdpipeline.report_export import STAMP
-from sdpipeline.warehouse import qualified, table_columns
+from sdpipeline.sav_writer import DATE, NUMBER, TEXT
+from sdpipeline.warehouse import qualified, shared_text_select, table_columns
 
 SCHEMA = "harmonised"
 LANGUAGES = ("lv", "en")
@@ -48,30 +52,32 @@ _NUMBER_TYPES = (*_INTEGER_TYPES, "FLOAT", "DOUBLE")
 _SPSS_NAME = re.compile(r"^[A-Za-z@][A-Za-z0-9_.@#$]*$")
 _SPSS_RESERVED = {"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"}
 _NOTE_BYTES = 80  # an SPSS document line
+CHUNK_VECTORS = 64  # DuckDB vectors of 2,048 rows per chunk written to the SPSS files
 
 
 class ExportError(ValueError):
     """A harmonised table cannot be written as the codebook describes it."""
 
 
-def exported_columns(connection: duckdb.DuckDBPyConnection, instrument: Instrument) -> list[str]:
-    """The harmonised table's columns, in its order, less free text."""
+def exported_columns(
+    connection: duckdb.DuckDBPyConnection, instrument: Instrument
+) -> dict[str, str]:
+    """The harmonised table's columns with their DuckDB types, in its order, less free text."""
     free_text = {v.name for v in instrument.variables if v.level == FREE_TEXT}
-    return [
-        name
-        for name, _ in table_columns(connection, SCHEMA, instrument.name)
+    return {
+        name: kind
+        for name, kind in table_columns(connection, SCHEMA, instrument.name)
         if name not in free_text
-    ]
+    }
 
 
 def write_parquet(
-    connection: duckdb.DuckDBPyConnection, instrument: Instrument, path: Path
+    connection: duckdb.DuckDBPyConnection, instrument: Instrument, columns: list[str], path: Path
 ) -> None:
-    """The table as the warehouse holds it (less free text), in the table's row order."""
-    columns = ", ".join(f'"{c}"' for c in exported_columns(connection, instrument))
+    """``columns`` of the table as the warehouse holds them, in the table's row order."""
     target = str(path).replace("'", "''")
     connection.execute(
-        f"COPY (SELECT {columns} FROM {qualified(SCHEMA, instrument.name)}) "
+        f"COPY (SELECT {_quoted(columns)} FROM {qualified(SCHEMA, instrument.name)}) "
         f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
     )
 
@@ -101,64 +107,62 @@ def _folds(variable: Variable, codes: dict[int, Label]) -> bool:
     return variable.value_range is not None and variable.value_range[0] > max(codes)
 
 
-class SavLayout:
-    """How one harmonised table becomes an SPSS file: its variables, and per language their
-    labels and value labels; the same user-missing codes, measures and formats in both.
-    ``names`` maps each warehouse column to its SPSS variable (a folded ``<name>_missing``
-    column to the answer that now holds its codes)."""
+@dataclass(frozen=True)
+class SavColumn:
+    """One SPSS variable: how it is stored, its label and value labels in both languages, and
+    how its values come from a chunk of the warehouse table."""
 
-    def __init__(
-        self, frame: pd.DataFrame, types: dict[str, str], instrument: Instrument, codebook: Codebook
-    ) -> None:
+    variable: sav_writer.Variable
+    label: Label
+    values: dict[float, Label]
+    compute: Callable[[pd.DataFrame], pd.Series]
+
+
+class SavLayout:
+    """How one harmonised table becomes an SPSS file: its variables, the same in both
+    languages but for their labels. ``names`` maps each warehouse column to its SPSS variable
+    (a folded ``<name>_missing`` column to the answer that now holds its codes)."""
+
+    def __init__(self, types: dict[str, str], instrument: Instrument, codebook: Codebook) -> None:
         self._described = harmonised_columns(instrument, codebook)
         self.names: dict[str, str] = {}
-        self.columns: dict[str, pd.Series] = {}
-        self.labels: dict[str, Label] = {}
-        self.values: dict[str, dict[float, Label]] = {}
-        self.missing: dict[str, list[float]] = {}
-        self.measures: dict[str, str] = {}
-        self.formats: dict[str, str] = {}
+        self.columns: dict[str, SavColumn] = {}
         codes = _missing_codes(codebook)
-        kind_codes = {m.kind: m.code for m in codebook.missing_categories.values()}
+        kind_codes = {m.kind: float(m.code) for m in codebook.missing_categories.values()}
         variables = {v.name: v for v in instrument.variables}
-        for column in frame.columns:
+        for column, kind in types.items():
             if column in self.names:
                 continue
-            values, kind, variable = frame[column], types[column], variables.get(column)
+            variable = variables.get(column)
             if variable is not None and variable.scale is not None:
-                labels = {**variable.scale.codes, **codes}
                 measure = _MEASURES[variable.level]
-                self._add(column, values, measure, "F8.0", labels, codes)
+                labels = {**variable.scale.codes, **codes}
+                self._add(column, _as_numbers(column), NUMBER, measure, "F8.0", labels, codes)
             elif variable is not None and variable.level == "numeric":
                 beside = missing_column(variable)
-                kinds = frame[beside].map(kind_codes).astype("float64")
-                numbers = values.astype("float64")
+                kinds = _as_codes(beside, kind_codes)
                 if _folds(variable, codes):
-                    self._add(
-                        column, numbers.where(numbers.notna(), kinds), "scale", None, codes, codes
-                    )
+                    folded = _folded(_as_numbers(column), kinds)
+                    self._add(column, folded, NUMBER, "scale", None, codes, codes)
                     self.names[beside] = self.names[column]
                 else:
-                    self._add(column, numbers, "scale")
-                    self._add(beside, kinds, "nominal", "F8.0", codes)
+                    self._add(column, _as_numbers(column), NUMBER, "scale")
+                    self._add(beside, kinds, NUMBER, "nominal", "F8.0", codes)
             elif kind == "DATE":
-                self._add(column, pd.to_datetime(values), "scale", "DATE11")
+                self._add(column, _as_is(column), DATE, "scale", "DATE11")
             elif kind in _NUMBER_TYPES:
-                self._add(
-                    column,
-                    values.astype("float64"),
-                    "scale",
-                    "F10.0" if kind in _INTEGER_TYPES else None,
-                )
+                display = "F10.0" if kind in _INTEGER_TYPES else None
+                self._add(column, _as_numbers(column), NUMBER, "scale", display)
             elif kind == "VARCHAR":
-                self._add(column, values.astype("object").where(values.notna(), ""), "nominal")
+                self._add(column, _as_is(column), TEXT, "nominal")
             else:
                 raise ExportError(f"{instrument.name}.{column}: no SPSS form for type {kind}")
 
     def _add(
         self,
         column: str,
-        values: pd.Series,
+        compute: Callable[[pd.DataFrame], pd.Series],
+        kind: str,
         measure: str,
         display: str | None = None,
         labels: dict[int, Label] | None = None,
@@ -166,18 +170,65 @@ class SavLayout:
     ) -> None:
         name = spss_name(column)
         self.names[column] = name
-        self.columns[name] = values
-        self.labels[name] = self._described.get(column, Label(column, column))
-        self.measures[name] = measure
-        if display:
-            self.formats[name] = display
-        if labels:
-            self.values[name] = {float(code): label for code, label in labels.items()}
-        if missing:
-            self.missing[name] = [float(code) for code in missing]
+        self.columns[name] = SavColumn(
+            variable=sav_writer.Variable(
+                name, kind, [float(c) for c in missing or {}], measure, display
+            ),
+            label=self._described.get(column, Label(column, column)),
+            values={float(code): label for code, label in (labels or {}).items()},
+            compute=compute,
+        )
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.columns)
+    def text_sources(self) -> dict[str, str]:
+        """SPSS string variable → the warehouse column it holds."""
+        return {
+            name: column
+            for column, name in self.names.items()
+            if self.columns[name].variable.kind == TEXT
+        }
+
+    def frame(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """A chunk of the warehouse table as the SPSS file's values."""
+        return pd.DataFrame({name: c.compute(chunk) for name, c in self.columns.items()})
+
+    def dictionary(
+        self, language: str, file_label: Label, note: list[str]
+    ) -> sav_writer.Dictionary:
+        return sav_writer.Dictionary(
+            file_label=getattr(file_label, language),
+            labels={name: getattr(c.label, language) for name, c in self.columns.items()},
+            value_labels={
+                name: {code: getattr(label, language) for code, label in c.values.items()}
+                for name, c in self.columns.items()
+                if c.values
+            },
+            note=_note(note),
+        )
+
+
+def _as_is(column: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda chunk: chunk[column]
+
+
+def _as_numbers(column: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda chunk: chunk[column].astype("float64")
+
+
+def _as_codes(column: str, codes: dict[str, float]) -> Callable[[pd.DataFrame], pd.Series]:
+    """A missing kind (hard_to_say, …) as its code."""
+    return lambda chunk: chunk[column].map(codes).astype("float64")
+
+
+def _folded(
+    numbers: Callable[[pd.DataFrame], pd.Series], kinds: Callable[[pd.DataFrame], pd.Series]
+) -> Callable[[pd.DataFrame], pd.Series]:
+    """The number where there is one, else its missing kind's code."""
+
+    def compute(chunk: pd.DataFrame) -> pd.Series:
+        values = numbers(chunk)
+        return values.where(values.notna(), kinds(chunk))
+
+    return compute
 
 
 def _note(lines: list[str]) -> list[str]:
@@ -195,32 +246,6 @@ def _note(lines: list[str]) -> list[str]:
     if any(len(line.encode()) > _NOTE_BYTES for line in out):
         raise ExportError(f"a word longer than an SPSS note line: {lines}")
     return out
-
-
-def write_sav(
-    layout: SavLayout,
-    language: str,
-    path: Path,
-    file_label: Label,
-    note: list[str],
-) -> None:
-    frame = layout.frame()
-    pyreadstat.write_sav(
-        frame,
-        str(path),
-        file_label=getattr(file_label, language),
-        column_labels={name: getattr(label, language) for name, label in layout.labels.items()},
-        variable_value_labels={
-            name: {code: getattr(label, language) for code, label in labels.items()}
-            for name, labels in layout.values.items()
-        },
-        missing_ranges=layout.missing,
-        variable_measure=layout.measures,
-        variable_format=layout.formats,
-        note=_note(note),
-        row_compress=True,
-    )
-    pin_sav(path, STAMP)
 
 
 def _select(connection: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
@@ -316,10 +341,8 @@ def codebook_markdown(
     for column, kind in types.items():
         sav = layout.names[column]
         label = described.get(column, Label(column, column))
-        values = "; ".join(
-            f"{code:g} = {text.lv} / {text.en}"
-            for code, text in layout.values.get(spss_name(column), {}).items()
-        )
+        own = layout.columns[sav].values if sav == spss_name(column) else {}
+        values = "; ".join(f"{code:g} = {text.lv} / {text.en}" for code, text in own.items())
         cells = [
             f"`{column}`",
             f"`{sav}`" if sav == spss_name(column) else f"codes in `{sav}`",
@@ -337,6 +360,57 @@ def _quoted(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
+def _chunks(
+    connection: duckdb.DuckDBPyConnection, sql: str, layout: SavLayout
+) -> Iterator[pd.DataFrame]:
+    """The table in chunks of about 130,000 rows, as the SPSS file's values."""
+    result = connection.execute(sql)
+    while len(chunk := result.fetch_df_chunk(CHUNK_VECTORS)):
+        yield layout.frame(chunk)
+
+
+def write_sav_files(
+    connection: duckdb.DuckDBPyConnection,
+    instrument: Instrument,
+    codebook: Codebook,
+    layout: SavLayout,
+    folder: Path,
+    sources: pd.DataFrame,
+) -> list[Path]:
+    """The table as SPSS, one file per language, read from the warehouse in chunks."""
+    name = instrument.name
+    table = qualified(SCHEMA, name)
+    texts = layout.text_sources()
+    longest = ", ".join(f'coalesce(max(strlen("{c}")), 0)' for c in texts.values())
+    *lengths, rows = connection.execute(f"SELECT {longest}, count(*) FROM {table}").fetchone()
+    widths = dict(zip(texts, lengths, strict=True))
+    note = [
+        f"sdpipeline: harmonised.{name}, codebook {codebook.version} ({codebook.digest[:12]}).",
+        "Missing codes (user-missing): "
+        + ", ".join(f"{c} {m.en}" for c, m in _missing_codes(codebook).items())
+        + ".",
+    ]
+    for r in sources.itertuples():
+        note += [f"{r.wave}: {r.file}, {r.rows} rows,", f"SHA-256 {r.sha256}"]
+    label = Label(
+        lv=f"{instrument.label.lv}: harmonizētie dati", en=f"{instrument.label.en}: harmonised"
+    )
+    files = {
+        folder / f"{name}_{language}.sav": layout.dictionary(language, label, note)
+        for language in LANGUAGES
+    }
+    sql, _, _ = shared_text_select(connection, SCHEMA, name, list(layout.names))
+    sav_writer.write(
+        files,
+        [c.variable for c in layout.columns.values()],
+        widths,
+        rows,
+        _chunks(connection, sql, layout),
+        STAMP,
+    )
+    return list(files)
+
+
 def write_datasets(
     connection: duckdb.DuckDBPyConnection, codebook: Codebook, folder: Path
 ) -> list[Path]:
@@ -346,31 +420,11 @@ def write_datasets(
     written = []
     for instrument in codebook.instruments.values():
         name = instrument.name
-        table = qualified(SCHEMA, name)
-        columns = exported_columns(connection, instrument)
-        types = dict(table_columns(connection, SCHEMA, name))
-        types = {c: types[c] for c in columns}
-        write_parquet(connection, instrument, folder / f"{name}.parquet")
-        layout = SavLayout(
-            _select(connection, f"SELECT {_quoted(columns)} FROM {table}"),
-            types,
-            instrument,
-            codebook,
-        )
+        types = exported_columns(connection, instrument)
+        write_parquet(connection, instrument, list(types), folder / f"{name}.parquet")
+        layout = SavLayout(types, instrument, codebook)
         sources = _sources(connection, instrument, codebook)
-        note = [
-            f"sdpipeline: harmonised.{name}, codebook {codebook.version} ({codebook.digest[:12]}).",
-            "Missing codes (user-missing): "
-            + ", ".join(f"{c} {m.en}" for c, m in _missing_codes(codebook).items())
-            + ".",
-        ]
-        for r in sources.itertuples():
-            note += [f"{r.wave}: {r.file}, {r.rows} rows,", f"SHA-256 {r.sha256}"]
-        label = Label(
-            lv=f"{instrument.label.lv}: harmonizētie dati", en=f"{instrument.label.en}: harmonised"
-        )
-        for language in LANGUAGES:
-            write_sav(layout, language, folder / f"{name}_{language}.sav", label, note)
+        savs = write_sav_files(connection, instrument, codebook, layout, folder, sources)
         provenance = _select(
             connection,
             f"SELECT variable, wave, source_variable, rule, comparability "
@@ -381,9 +435,5 @@ def write_datasets(
             codebook_markdown(instrument, codebook, types, layout, sources, provenance),
             encoding="utf-8",
         )
-        written += [
-            folder / f"{name}.parquet",
-            *[folder / f"{name}_{language}.sav" for language in LANGUAGES],
-            doc,
-        ]
+        written += [folder / f"{name}.parquet", *savs, doc]
     return written

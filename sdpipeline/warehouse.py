@@ -89,6 +89,31 @@ def read_frame(
     A text column with up to ``ENUM_LIMIT`` distinct values is read as a DuckDB ENUM, which
     reaches pandas as codes and the distinct values once; a column with more, but still
     repeating, is shared after reading; one of distinct values (identifiers) is left as read."""
+    select, distinct, repeating = shared_text_select(connection, schema, table, columns)
+    frame = connection.execute(select).df()
+    for column in frame.columns:
+        values = frame[column]
+        if column in distinct:
+            codes = values.cat.codes.to_numpy()
+            shared = np.asarray(values.cat.categories, dtype=object).take(codes)
+            shared[codes < 0] = None
+            frame[column] = pd.Series(shared, index=frame.index, dtype="str")
+        elif column in repeating:
+            codes, repeated = pd.factorize(values, use_na_sentinel=False)
+            frame[column] = pd.Series(repeated.take(codes), index=frame.index, dtype=values.dtype)
+    return frame
+
+
+def shared_text_select(
+    connection: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    columns: list[str] | None = None,
+) -> tuple[str, dict[str, list[str]], list[str]]:
+    """The query reading ``columns`` (all by default) with each text column of up to
+    ``ENUM_LIMIT`` distinct values as a DuckDB ENUM (pandas gets codes and the values once);
+    with those columns' values, and the text columns that repeat (half their rows or fewer
+    distinct)."""
     name = qualified(schema, table)
     kinds = dict(table_columns(connection, schema, table))
     columns = list(kinds) if columns is None else columns
@@ -117,18 +142,7 @@ def read_frame(
         else _quoted(c)
         for c in columns
     )
-    frame = connection.execute(f"SELECT {select} FROM {name}").df()
-    for column in columns:
-        values = frame[column]
-        if column in distinct:
-            codes = values.cat.codes.to_numpy()
-            shared = np.asarray(values.cat.categories, dtype=object).take(codes)
-            shared[codes < 0] = None
-            frame[column] = pd.Series(shared, index=frame.index, dtype="str")
-        elif column in repeating:
-            codes, repeated = pd.factorize(values, use_na_sentinel=False)
-            frame[column] = pd.Series(repeated.take(codes), index=frame.index, dtype=values.dtype)
-    return frame
+    return f"SELECT {select} FROM {name}", distinct, repeating
 
 
 def table_columns(

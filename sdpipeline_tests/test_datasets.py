@@ -177,21 +177,18 @@ def test_an_answer_whose_range_holds_the_codes_keeps_its_kind_beside_it(pipeline
             for v in spec.variables
         ),
     )
-    table = _table(warehouse, "specialists").drop(columns="comment")
+    table = _table(warehouse, "specialists")
     with duckdb.connect(str(warehouse), read_only=True) as connection:
-        types = dict(
-            connection.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE "
-                "table_schema = 'harmonised' AND table_name = 'specialists'"
-            ).fetchall()
-        )
-    layout = harmonised_export.SavLayout(table, types, widened, codebook)
-    frame = layout.frame()
+        types = harmonised_export.exported_columns(connection, widened)
+    layout = harmonised_export.SavLayout(types, widened, codebook)
+    frame = layout.frame(table)
     np.testing.assert_array_equal(frame["caseload"], table["caseload"].astype(float))
     kinds = table["caseload_missing"].map(
         {m.kind: m.code for m in codebook.missing_categories.values()}
     )
     assert kinds.notna().any()
     np.testing.assert_array_equal(frame["caseload_missing"], kinds.astype(float))
-    assert layout.values["caseload_missing"][-2.0].en == "No answer"
-    assert "caseload" not in layout.missing and "caseload_missing" not in layout.missing
+    assert layout.columns["caseload_missing"].values[-2.0].en == "No answer"
+    assert not layout.columns["caseload"].variable.missing
+    assert not layout.columns["caseload_missing"].variable.missing
+    assert layout.columns["experience_years"].variable.missing == MISSING  # still folded
