@@ -14,7 +14,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from sdpipeline import harmonised_export
+from sdpipeline import harmonised_export, report_export, sav_writer
 from sdpipeline.codebook import Codebook
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs.report.assets import DATASETS
@@ -192,3 +192,59 @@ def test_an_answer_whose_range_holds_the_codes_keeps_its_kind_beside_it(pipeline
     assert not layout.columns["caseload"].variable.missing
     assert not layout.columns["caseload_missing"].variable.missing
     assert layout.columns["experience_years"].variable.missing == MISSING  # still folded
+
+
+def test_the_sav_writer_writes_every_kind_of_cell_pyreadstat_reads_back(tmp_path):
+    """Cases written in chunks, behind the dictionary pyreadstat writes: numbers and missing
+    numbers, dates and missing dates, UTF-8 text, repeated text as categories, empty text."""
+    variables = [
+        sav_writer.Variable("n", sav_writer.NUMBER, [-1.0], "scale"),
+        sav_writer.Variable("d", sav_writer.DATE, display="DATE11"),
+        sav_writer.Variable("t", sav_writer.TEXT),
+        sav_writer.Variable("c", sav_writer.TEXT),
+    ]
+    chunks = [
+        pd.DataFrame(
+            {
+                "n": [1.5, np.nan, -1.0],
+                "d": pd.to_datetime(["2017-03-01", None, "2023-05-31"]),
+                "t": ["Ķekava", None, "Rīgas valstspilsēta"],
+                "c": pd.Categorical(["a", "bb", None]),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "n": [7.0],
+                "d": pd.to_datetime(["1999-12-31"]),
+                "t": ["x"],
+                "c": pd.Categorical(["bb"]),
+            }
+        ),
+    ]
+    widths = {"t": len("Rīgas valstspilsēta".encode()), "c": 2}
+    files = {
+        tmp_path / f"{language}.sav": sav_writer.Dictionary(
+            language, {"n": f"number {language}"}, {"n": {-1.0: f"no {language}"}}, ["note"]
+        )
+        for language in ("lv", "en")
+    }
+    sav_writer.write(files, variables, widths, 4, iter(chunks), report_export.STAMP)
+    for language, path in zip(("lv", "en"), files, strict=True):
+        data, meta = pyreadstat.read_sav(str(path), user_missing=True)
+        assert meta.number_rows == 4 and meta.file_label == language
+        assert meta.column_names_to_labels["n"] == f"number {language}"
+        np.testing.assert_array_equal(data["n"], [1.5, np.nan, -1.0, 7.0])
+        assert data["t"].tolist() == ["Ķekava", "", "Rīgas valstspilsēta", "x"]
+        assert data["c"].tolist() == ["a", "bb", "", "bb"]
+        assert [None if pd.isna(d) else str(d) for d in data["d"]] == [
+            "2017-03-01",
+            None,
+            "2023-05-31",
+            "1999-12-31",
+        ]
+        plain, _ = pyreadstat.read_sav(str(path))
+        assert plain["n"].isna().tolist() == [False, True, True, False]
+    with pytest.raises(sav_writer.SavError, match="longer than its width"):
+        sav_writer.write(files, variables, {**widths, "c": 1}, 4, iter(chunks), report_export.STAMP)
+    with pytest.raises(sav_writer.SavError, match="3 cases written where the table has 4"):
+        sav_writer.write(files, variables, widths, 4, iter(chunks[:1]), report_export.STAMP)
