@@ -46,7 +46,7 @@ from sdpipeline.warehouse import qualified, shared_text_select, table_columns
 SCHEMA = "harmonised"
 LANGUAGES = ("lv", "en")
 FREE_TEXT = "text"
-_MEASURES = {"nominal": "nominal", "binary": "nominal", "ordinal": "ordinal", "numeric": "scale"}
+_MEASURES = {"nominal": "nominal", "binary": "nominal", "ordinal": "ordinal"}  # of coded answers
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
 _NUMBER_TYPES = (*_INTEGER_TYPES, "FLOAT", "DOUBLE")
 _SPSS_NAME = re.compile(r"^[A-Za-z@][A-Za-z0-9_.@#$]*$")
