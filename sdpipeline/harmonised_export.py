@@ -27,6 +27,7 @@ written with fixed creation stamps, so the same table gives the same bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,7 +40,6 @@ from sdpipeline import sav_writer
 from sdpipeline.codebook import Codebook, Instrument, Label, Variable
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.harmonise import missing_column
-from sdpipeline.report_export import STAMP
 from sdpipeline.sav_writer import DATE, NUMBER, TEXT
 from sdpipeline.warehouse import qualified, shared_text_select, table_columns
 
@@ -376,8 +376,10 @@ def write_sav_files(
     layout: SavLayout,
     folder: Path,
     sources: pd.DataFrame,
+    stamp: dt.datetime,
 ) -> list[Path]:
-    """The table as SPSS, one file per language, read from the warehouse in chunks."""
+    """The table as SPSS, one file per language, read from the warehouse in chunks, with
+    ``stamp`` as the files' creation time."""
     name = instrument.name
     table = qualified(SCHEMA, name)
     texts = layout.text_sources()
@@ -406,16 +408,17 @@ def write_sav_files(
         widths,
         rows,
         _chunks(connection, sql, layout),
-        STAMP,
+        stamp,
     )
     return list(files)
 
 
 def write_datasets(
-    connection: duckdb.DuckDBPyConnection, codebook: Codebook, folder: Path
+    connection: duckdb.DuckDBPyConnection, codebook: Codebook, folder: Path, stamp: dt.datetime
 ) -> list[Path]:
     """Every harmonised table as Parquet, SPSS in each language, and its codebook, in
-    ``folder`` (inside the report's staging folder, so they are published with it)."""
+    ``folder`` (inside the report's staging folder, so they are published with it); ``stamp``
+    is the SPSS files' creation time (the report's, for stable bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for instrument in codebook.instruments.values():
@@ -424,7 +427,7 @@ def write_datasets(
         write_parquet(connection, instrument, list(types), folder / f"{name}.parquet")
         layout = SavLayout(types, instrument, codebook)
         sources = _sources(connection, instrument, codebook)
-        savs = write_sav_files(connection, instrument, codebook, layout, folder, sources)
+        savs = write_sav_files(connection, instrument, codebook, layout, folder, sources, stamp)
         provenance = _select(
             connection,
             f"SELECT variable, wave, source_variable, rule, comparability "

@@ -6,6 +6,7 @@ text is in neither."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -14,13 +15,14 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from sdpipeline import harmonised_export, report_export, sav_writer
+from sdpipeline import harmonised_export, sav_writer
 from sdpipeline.codebook import Codebook
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs.report.assets import DATASETS
 from sdpipeline.generator.answers import COMMENTS
 from sdpipeline.harmonise import missing_column
 
+STAMP = dt.datetime(2023, 5, 31, 12, 0)
 INSTRUMENTS = ["residents", "clients", "heads", "specialists", "partners", "leaders"]
 MISSING = [-1.0, -2.0, -3.0]
 
@@ -228,7 +230,7 @@ def test_the_sav_writer_writes_every_kind_of_cell_pyreadstat_reads_back(tmp_path
         )
         for language in ("lv", "en")
     }
-    sav_writer.write(files, variables, widths, 4, iter(chunks), report_export.STAMP)
+    sav_writer.write(files, variables, widths, 4, iter(chunks), STAMP)
     for language, path in zip(("lv", "en"), files, strict=True):
         data, meta = pyreadstat.read_sav(str(path), user_missing=True)
         assert meta.number_rows == 4 and meta.file_label == language
@@ -245,6 +247,6 @@ def test_the_sav_writer_writes_every_kind_of_cell_pyreadstat_reads_back(tmp_path
         plain, _ = pyreadstat.read_sav(str(path))
         assert plain["n"].isna().tolist() == [False, True, True, False]
     with pytest.raises(sav_writer.SavError, match="longer than its width"):
-        sav_writer.write(files, variables, {**widths, "c": 1}, 4, iter(chunks), report_export.STAMP)
+        sav_writer.write(files, variables, {**widths, "c": 1}, 4, iter(chunks), STAMP)
     with pytest.raises(sav_writer.SavError, match="3 cases written where the table has 4"):
-        sav_writer.write(files, variables, widths, 4, iter(chunks[:1]), report_export.STAMP)
+        sav_writer.write(files, variables, widths, 4, iter(chunks[:1]), STAMP)

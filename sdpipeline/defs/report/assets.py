@@ -147,7 +147,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
                 out,
                 text,
                 also=lambda staging: harmonised_export.write_datasets(
-                    connection, codebook, staging / DATASETS
+                    connection, codebook, staging / DATASETS, text.stamp
                 ),
             )
         html = out / report_export.HTML_REPORT
