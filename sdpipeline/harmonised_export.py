@@ -41,7 +41,7 @@ from sdpipeline.codebook import Codebook, Instrument, Label, Variable
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.harmonise import missing_column
 from sdpipeline.sav_writer import DATE, NUMBER, TEXT
-from sdpipeline.warehouse import qualified, shared_text_select, table_columns
+from sdpipeline.warehouse import qualified, table_columns
 
 SCHEMA = "harmonised"
 LANGUAGES = ("lv", "en")
@@ -52,7 +52,7 @@ _NUMBER_TYPES = (*_INTEGER_TYPES, "FLOAT", "DOUBLE")
 _SPSS_NAME = re.compile(r"^[A-Za-z@][A-Za-z0-9_.@#$]*$")
 _SPSS_RESERVED = {"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"}
 _NOTE_BYTES = 80  # an SPSS document line
-CHUNK_VECTORS = 64  # DuckDB vectors of 2,048 rows per chunk written to the SPSS files
+CHUNK_ROWS = 131_072  # rows read and written at a time to the SPSS files
 
 
 class ExportError(ValueError):
@@ -361,12 +361,13 @@ def _quoted(columns: list[str]) -> str:
 
 
 def _chunks(
-    connection: duckdb.DuckDBPyConnection, sql: str, layout: SavLayout
+    connection: duckdb.DuckDBPyConnection, table: str, layout: SavLayout
 ) -> Iterator[pd.DataFrame]:
-    """The table in chunks of about 130,000 rows, as the SPSS file's values."""
-    result = connection.execute(sql)
-    while len(chunk := result.fetch_df_chunk(CHUNK_VECTORS)):
-        yield layout.frame(chunk)
+    """The table in chunks, through Arrow (text as Arrow buffers, not an object per cell), as
+    the SPSS file's values."""
+    select = f"SELECT {_quoted(list(layout.names))} FROM {table}"
+    for batch in connection.sql(select).to_arrow_reader(CHUNK_ROWS):
+        yield layout.frame(batch.to_pandas(date_as_object=False))
 
 
 def write_sav_files(
@@ -384,7 +385,7 @@ def write_sav_files(
     table = qualified(SCHEMA, name)
     texts = layout.text_sources()
     longest = ", ".join(f'coalesce(max(strlen("{c}")), 0)' for c in texts.values())
-    *lengths, rows = connection.execute(f"SELECT {longest}, count(*) FROM {table}").fetchone()
+    *lengths, rows = connection.execute(f"SELECT {longest}, count(*) FROM {table}").fetchall()[0]
     widths = dict(zip(texts, lengths, strict=True))
     note = [
         f"sdpipeline: harmonised.{name}, codebook {codebook.version} ({codebook.digest[:12]}).",
@@ -401,13 +402,12 @@ def write_sav_files(
         folder / f"{name}_{language}.sav": layout.dictionary(language, label, note)
         for language in LANGUAGES
     }
-    sql, _, _ = shared_text_select(connection, SCHEMA, name, list(layout.names))
     sav_writer.write(
         files,
         [c.variable for c in layout.columns.values()],
         widths,
         rows,
-        _chunks(connection, sql, layout),
+        _chunks(connection, table, layout),
         stamp,
     )
     return list(files)

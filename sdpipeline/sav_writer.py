@@ -124,13 +124,8 @@ def _cases(variables: list[Variable], widths: dict[str, int], chunk: pd.DataFram
     for v in variables:
         values = chunk[v.name]
         if v.kind == TEXT:
-            # each distinct string encoded and padded once: most columns repeat a few values,
-            # and those come as categories (a DuckDB ENUM) with their codes
-            if isinstance(values.dtype, pd.CategoricalDtype):
-                distinct = [*values.cat.categories, ""]
-                codes = np.where(values.isna(), len(distinct) - 1, values.cat.codes.to_numpy())
-            else:
-                codes, distinct = pd.factorize(values.fillna(""))
+            # each distinct string encoded and padded once: most columns repeat a few values
+            codes, distinct = pd.factorize(values.fillna(""))
             encoded = [str(text).encode("utf-8") for text in distinct]
             if any(len(text) > widths[v.name] for text in encoded):
                 raise SavError(f"{v.name}: a value longer than its width {widths[v.name]}")
