@@ -84,7 +84,7 @@ def _delivery_notes(result) -> list[str]:
         if hidden is not None and hidden.value:
             rows = list(hidden.value)
             shown = ", ".join(map(str, rows[:20])) + (" …" if len(rows) > 20 else "")
-            name = materialization.metadata["file_file"].value.rsplit("/", 1)[-1]
+            name = materialization.metadata["delivered_file"].value.rsplit("/", 1)[-1]
             notes.append(
                 f"  {name}: {len(rows)} rows hidden in Excel (rows {shown}) were read like "
                 "every other row"
