@@ -21,20 +21,9 @@ CHILD = """
 import sys
 
 import dagster as dg
-import pytest
 
 from sdpipeline.run_history import held_open
-
-
-@dg.asset
-def first() -> int:
-    return 1
-
-
-@dg.asset
-def second(first: int) -> int:
-    return first + 1
-
+from sdpipeline_tests.test_run_history import first, second
 
 with held_open(sys.argv[1]), dg.DagsterInstance.get() as instance:
     for _ in range(3):
@@ -84,6 +73,7 @@ def test_history_held_open_is_shared_and_survives_a_kill(
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(home)],
         env={**os.environ, "DAGSTER_HOME": str(home)},
+        cwd=settings.REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
