@@ -3,8 +3,14 @@ table (as Latvian Excel opens them: UTF-8 with BOM, ';' and decimal comma), one 
 with its charts drawn as inline SVG, so it opens offline with nothing else beside it, and the
 report schema as a DuckDB file of its own for read-only querying.
 
-Files are written to a staging folder and swapped in whole: a failed export never leaves a
-mixture of old and new files.
+A report is published as one unit. Every file is written into a new folder of its own, beside
+the published one, and the published path (``var/reports/tables``) is a symbolic link that is
+then pointed at the new folder in one rename, which POSIX makes atomic: a reader sees the whole
+previous report or the whole new one, whenever a run is killed, and a failed export changes
+nothing. The report names the run that published it and the SHA-256 of every file it was built
+from (``manifest.json``, the ``report.publication`` and ``report.source_files`` tables, the
+HTML report's last section and the workbook's last sheet). The previous publication is kept,
+for a reader still holding its files; older ones are removed.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
+import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -27,6 +35,9 @@ from sdpipeline.generator.writers import pin_zip
 WORKBOOK = "sdpipeline_report.xlsx"
 HTML_REPORT = "report.html"
 DATABASE = "sdpipeline_report.duckdb"
+MANIFEST = "manifest.json"
+SOURCES_SHEET = "avoti_sources"
+KEEP_PUBLICATIONS = 2
 STAMP = dt.datetime(2023, 9, 18, 12, 0)  # the ex-post study's delivery date, for stable bytes
 TITLES = {
     "headline_indicators": ("Galvenie rādītāji un to izmaiņas", "Headline indicators and change"),
@@ -39,7 +50,25 @@ TITLES = {
 }
 
 
-def write_workbook(tables: dict[str, pd.DataFrame], path: Path) -> None:
+@dataclass(frozen=True)
+class Provenance:
+    """What a publication names: the run that published it, when, the run that built each
+    table, and every file (delivered or reference) it descends from, by checksum."""
+
+    run_id: str
+    published_utc: str
+    files: dict[str, str]
+    """file name → SHA-256"""
+    table_runs: dict[str, str] = field(default_factory=dict)
+    """report table → the run that built it"""
+
+    def sources(self) -> pd.DataFrame:
+        return pd.DataFrame(sorted(self.files.items()), columns=["Fails / File", "SHA-256"])
+
+
+def write_workbook(
+    tables: dict[str, pd.DataFrame], path: Path, sources: pd.DataFrame | None = None
+) -> None:
     book = openpyxl.Workbook()
     book.remove(book.active)
     header = Font(bold=True, color="FFFFFF")
@@ -64,6 +93,14 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path) -> None:
                 for cell in sheet.iter_rows(min_row=3, min_col=index, max_col=index):
                     cell[0].number_format = "0.0"
         sheet.freeze_panes = "A3"
+    if sources is not None:
+        sheet = book.create_sheet(title=SOURCES_SHEET)
+        sheet.append(["Avoti: faili, no kuriem ziņojums veidots / Files the report was built from"])
+        sheet["A1"].font = Font(bold=True, size=13)
+        sheet.append(list(sources.columns))
+        for row in sources.itertuples(index=False):
+            sheet.append(list(row))
+        sheet.column_dimensions["A"].width, sheet.column_dimensions["B"].width = 40, 70
     book.properties.creator = "sdpipeline"
     book.properties.created = book.properties.modified = STAMP
     buffer = io.BytesIO()
@@ -130,19 +167,43 @@ def _svg_regions(by_region: pd.DataFrame, code: str, year_column: str) -> str:
     return "".join(parts)
 
 
-def write_database(tables: dict[str, pd.DataFrame], path: Path) -> None:
+def write_database(
+    tables: dict[str, pd.DataFrame], path: Path, provenance: Provenance | None = None
+) -> None:
     """The report schema alone, in its own DuckDB file: analysts and auditors open it read-only
-    at any time, even while a run holds the warehouse."""
+    at any time, even while a run holds the warehouse. With ``provenance``, also
+    ``report.publication`` (run, time, the run behind each table) and ``report.source_files``."""
+    extra = {}
+    if provenance is not None:
+        extra = {
+            "publication": pd.DataFrame(
+                [
+                    {
+                        "table_name": t,
+                        "built_in_run": r,
+                        "published_in_run": provenance.run_id,
+                        "published_utc": provenance.published_utc,
+                    }
+                    for t, r in sorted(provenance.table_runs.items())
+                ],
+                columns=["table_name", "built_in_run", "published_in_run", "published_utc"],
+            ),
+            "source_files": provenance.sources().set_axis(["file", "sha256"], axis=1),
+        }
     with duckdb.connect(str(path)) as connection:
         connection.execute("CREATE SCHEMA report")
-        for name, frame in tables.items():
+        for name, frame in {**tables, **extra}.items():
             connection.register("_frame", frame)
             connection.execute(f'CREATE TABLE report."{name}" AS SELECT * FROM _frame')
             connection.unregister("_frame")
 
 
 def write_html(
-    tables: dict[str, pd.DataFrame], path: Path, region_indicator: str, latest_year: str
+    tables: dict[str, pd.DataFrame],
+    path: Path,
+    region_indicator: str,
+    latest_year: str,
+    sources: pd.DataFrame | None = None,
 ) -> None:
     style = (
         "body{font-family:system-ui,Arial,sans-serif;margin:2em;max-width:1200px;color:#222}"
@@ -160,6 +221,9 @@ def write_html(
         lv, en = TITLES.get(name, (name, name))
         sections.append(f"<h2>{html.escape(lv)} / {html.escape(en)}</h2>")
         sections.append(frame.to_html(index=False, na_rep="", escape=True, border=0))
+    if sources is not None:
+        sections.append("<h2>Avoti / Files the report was built from</h2>")
+        sections.append(sources.to_html(index=False, escape=True, border=0))
     page = (
         '<!DOCTYPE html><html lang="lv"><head><meta charset="utf-8">'
         "<title>Sociālo dienestu efektivitāte: ex-ante 2017 un ex-post 2023</title>"
@@ -174,30 +238,85 @@ def write_html(
 
 
 def export(
-    tables: dict[str, pd.DataFrame], out_dir: Path, region_indicator: str, latest_year: str
+    tables: dict[str, pd.DataFrame],
+    out_dir: Path,
+    region_indicator: str,
+    latest_year: str,
+    provenance: Provenance | None = None,
 ) -> list[Path]:
-    """Write every format into a staging folder, then swap it in for ``out_dir`` at once."""
-    staging = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
+    """Write every format into a new folder, then publish it as ``out_dir`` in one step (see
+    the module's docstring); returns the published files."""
+    store = publications_dir(out_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    name = provenance.run_id if provenance else f"unnamed-{os.getpid()}"
+    folder = store / name
+    staging = store / f".{name}.partial-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging.mkdir()
+    sources = provenance.sources() if provenance else None
     try:
-        write_workbook(tables, staging / WORKBOOK)
-        for name, frame in tables.items():
+        write_workbook(tables, staging / WORKBOOK, sources)
+        for table, frame in tables.items():
             frame.to_csv(
-                staging / f"{name}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
+                staging / f"{table}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
-        write_html(tables, staging / HTML_REPORT, region_indicator, latest_year)
-        write_database(tables, staging / DATABASE)
-    except Exception:
+        write_html(tables, staging / HTML_REPORT, region_indicator, latest_year, sources)
+        write_database(tables, staging / DATABASE, provenance)
+        if provenance is not None:
+            (staging / MANIFEST).write_text(
+                json.dumps(
+                    {
+                        "run_id": provenance.run_id,
+                        "published_utc": provenance.published_utc,
+                        "tables": provenance.table_runs,
+                        "files": dict(sorted(provenance.files.items())),
+                    },
+                    indent=2,
+                ),
+                encoding="utf-8",
+            )
+    except BaseException:
         shutil.rmtree(staging)
         raise
-    previous = out_dir.with_name(f"{out_dir.name}.previous")
-    if previous.exists():
-        shutil.rmtree(previous)
-    if out_dir.exists():
-        out_dir.rename(previous)
-    staging.rename(out_dir)
-    if previous.exists():
-        shutil.rmtree(previous)
+    if folder.exists():  # the same run publishing again
+        shutil.rmtree(folder)
+    staging.rename(folder)
+    _point(out_dir, folder)
+    _prune(store, keep=folder)
     return sorted(out_dir.iterdir())
+
+
+def publications_dir(out_dir: Path) -> Path:
+    """Where the publications behind ``out_dir`` are kept."""
+    return out_dir.with_name(f"{out_dir.name}.published")
+
+
+def _point(link: Path, folder: Path) -> None:
+    """Make ``link`` point at ``folder`` in one rename. A folder left at ``link`` by an earlier
+    version (a real directory, not a link) is moved aside first, once."""
+    if link.is_dir() and not link.is_symlink():
+        link.rename(publications_dir(link) / f"before-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
+    temporary = link.with_name(f".{link.name}.link-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(os.path.relpath(folder, link.parent), target_is_directory=True)
+    os.replace(temporary, link)
+
+
+def _prune(store: Path, keep: Path) -> None:
+    """Remove all but the latest ``KEEP_PUBLICATIONS`` publications, and what killed runs left
+    half-written."""
+    finished = sorted(
+        (p for p in store.iterdir() if not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    old = [p for p in finished[KEEP_PUBLICATIONS:] if p != keep]
+    partial = [p for p in store.iterdir() if p.name.startswith(".") and ".partial-" in p.name]
+    for path in old + [p for p in partial if not _writer_alive(p)]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _writer_alive(staging: Path) -> bool:
+    pid = int(staging.name.rsplit("-", 1)[1])
+    return pid != os.getpid() and Path(f"/proc/{pid}").exists()

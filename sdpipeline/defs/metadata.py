@@ -1,16 +1,58 @@
-"""What every asset tells the UI: rows, column schema, a preview and the files it descends from."""
+"""What every asset tells the UI: rows, column schema, a preview and the files it descends from.
+
+Everything here is kept in Dagster's own event log (SQLite, or PostgreSQL in production) and
+shown to anyone who reaches the UI, so a preview never shows free text or identifiers
+(``preview_columns``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
+from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.defs import keys
 from sdpipeline.warehouse import table_columns
 
 PREVIEW_ROWS = 10
+RESPONDENT_LAYERS = (keys.RAW, keys.VALIDATED, keys.HARMONISED)
+PROVENANCE_PREFIX = "_source_"
+NOT_SHOWN = "(not shown: free text or an identifier)"
+
+
+def _names(codebook: Codebook) -> tuple[frozenset[str], frozenset[str]]:
+    """Every variable's names (harmonised and in each wave's file), case-folded: all of them,
+    and those of free text or identifiers."""
+    known, hidden = set(), set()
+    for instrument in codebook.instruments.values():
+        for variable in instrument.variables:
+            names = {variable.name, *(s.variable for s in variable.sources.values())}
+            names = {n.casefold() for n in names}
+            known |= names
+            if variable.level in ("text", "identifier") or variable.role == "id":
+                hidden |= names
+    return frozenset(known), frozenset(hidden)
+
+
+def preview_columns(
+    columns: Iterable[str], schema: str, codebook: Codebook | None = None
+) -> list[str]:
+    """The columns of a ``schema`` table that a preview may show. In tables with a row per
+    respondent (raw, validated, harmonised): never a free-text or identifier variable (level
+    ``text`` or ``identifier``, role ``id`` in the codebook), and in raw and validated tables
+    nothing the codebook does not describe, since a column a contractor added could hold
+    anything. Tables of aggregates (reference, indicators, report) hold neither."""
+    if schema not in RESPONDENT_LAYERS:
+        return list(columns)
+    known, hidden = _names(codebook or default_codebook())
+    return [
+        c
+        for c in columns
+        if c.casefold() not in hidden
+        and (schema == keys.HARMONISED or c.startswith(PROVENANCE_PREFIX) or c.casefold() in known)
+    ]
 
 
 def sources_in(frame: pd.DataFrame) -> dict[str, str]:
@@ -46,7 +88,11 @@ def table_metadata(
         "dagster/row_count": len(frame),
         "dagster/table_name": f"{schema}.{table}",
         "dagster/column_schema": dg.TableSchema(columns=columns),
-        "preview": dg.MetadataValue.md(frame.head(PREVIEW_ROWS).to_markdown(index=False)),
+        "preview": dg.MetadataValue.md(
+            frame.loc[:, preview_columns(frame.columns, schema)]
+            .head(PREVIEW_ROWS)
+            .to_markdown(index=False)
+        ),
         "source_files": dg.MetadataValue.md(source_files_markdown(sources)),
         "source_sha256": dg.MetadataValue.json(dict(sorted(sources.items()))),
     }

@@ -12,8 +12,8 @@ from dagster_duckdb import DuckDBResource
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
-from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import sources_in, table_metadata
+from sdpipeline.defs.policy import with_policy
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.reference import ReferenceData
@@ -219,4 +219,4 @@ def build_harmonised(codebook: Codebook) -> list[dg.AssetsDefinition]:
 
 @dg.definitions
 def harmonised_layer() -> dg.Definitions:
-    return dg.Definitions(assets=versioned(build_harmonised(default_codebook())))
+    return dg.Definitions(assets=with_policy(build_harmonised(default_codebook())))
