@@ -53,6 +53,13 @@ def reports_dir() -> Path:
     return _path("SDPIPELINE_REPORTS_DIR", var_dir() / "reports")
 
 
+def automation_on() -> bool:
+    """Whether the automation sensors start switched on (``SDPIPELINE_AUTOMATION=on``, for a
+    deployment that wants them on from the first start); otherwise they wait for a data
+    engineer to turn them on in the UI."""
+    return os.environ.get("SDPIPELINE_AUTOMATION", "off").lower() == "on"
+
+
 def automation_interval_seconds() -> int:
     """How often the sensors look for changed files and evaluate automation (seconds)."""
     return int(os.environ.get("SDPIPELINE_AUTOMATION_INTERVAL_SECONDS", "60"))

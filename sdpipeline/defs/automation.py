@@ -1,7 +1,7 @@
 """Leaving it running: Dagster's declarative automation rebuilds what a changed file makes
 stale, and a weekly full refresh. Everything here is off until a data engineer turns it on (UI:
-Automation) and needs the daemon (``sdpipeline ui`` runs one; in production
-``dagster-daemon``).
+Automation; or ``SDPIPELINE_AUTOMATION=on`` for the two sensors) and needs the daemon
+(``sdpipeline ui`` runs one; in production ``dagster-daemon``).
 
 - ``delivery_files`` checksums every delivered and reference file each minute and records a
   new checksum in Dagster as an observation of the file (``defs/observation.py``), only when it
@@ -28,11 +28,16 @@ def build_automation(
     codebook: Codebook,
 ) -> tuple[list[dg.SensorDefinition], list[dg.ScheduleDefinition]]:
     interval = settings.automation_interval_seconds()
+    status = (
+        dg.DefaultSensorStatus.RUNNING
+        if settings.automation_on()
+        else dg.DefaultSensorStatus.STOPPED
+    )
 
     @dg.sensor(
         name="delivery_files",
         minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=status,
         description="Checksums every delivered and reference file; records a changed checksum "
         "as a new observation of the file, which delivery_automation turns into a rebuild. "
         "Waits while a wave folder holds a file the codebook does not name.",
@@ -56,7 +61,7 @@ def build_automation(
         "delivery_automation",
         target=dg.AssetSelection.all(),
         minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=status,
         run_tags={
             TRIGGER_TAG: "automation",
             REASON_TAG: "new data upstream (a file's new checksum, or a rebuilt input): the "

@@ -158,7 +158,10 @@ def resolve(
             causes,
             _failed_blocking_checks(instance, graph, key, latest.run_id if latest else None),
         )
-        attempt = entry.last_planned_materialization_run_id if entry else None
+        # the last run that planned to build it (SQLite storage keeps only ``last_run_id``)
+        attempt = (
+            (entry.last_planned_materialization_run_id or entry.last_run_id) if entry else None
+        )
         if attempt and (latest is None or latest.run_id != attempt):
             run = instance.get_run_record_by_id(attempt)
             if run is not None and run.dagster_run.status in (
@@ -177,9 +180,8 @@ def resolve(
             upstream = states.get(parent)
             if upstream is None:
                 continue
-            if upstream.own_behind:
-                state.waits_on.append(parent)
-            state.waits_on += [k for k in upstream.waits_on if k not in state.waits_on]
+            nearest = [parent] if upstream.own_behind else []
+            state.waits_on += [k for k in nearest + upstream.waits_on if k not in state.waits_on]
         states[key] = state
     return states
 

@@ -88,20 +88,39 @@ def _whole(codebook: Codebook) -> tuple:
     return tuple(getattr(codebook, f.name) for f in fields(codebook) if f.name != "digest")
 
 
-def code_version(spec: dg.AssetSpec, codebook: Codebook) -> str | None:
-    """The asset's code version, from its layer and instrument (see the module's docstring)."""
+def code_basis(spec: dg.AssetSpec) -> tuple[str, ...]:
+    """What the asset's code version is a fingerprint of (see the module's docstring)."""
     layer = spec.key.path[0]
     if layer in FILE_LAYERS:
-        return None
-    package = package_fingerprint()
+        return ()
     if layer in INSTRUMENT_LAYERS:
-        instrument = codebook.instruments[spec.tags["instrument"]]
-        return _digest(package, _study(codebook), instrument)
+        return ("package", "study", f"instrument {spec.tags['instrument']}")
     if layer == keys.REFERENCE:
-        return _digest(package, _study(codebook))
+        return ("package", "study")
     if layer in RESULT_LAYERS:
-        return _digest(package, _whole(codebook), default_catalogue())
-    return _digest(package)
+        return ("package", "codebook", "catalogue")
+    return ("package",)
+
+
+def code_version(spec: dg.AssetSpec, codebook: Codebook) -> str | None:
+    """The fingerprint of ``code_basis(spec)``; None for a file."""
+    parts = {
+        "package": package_fingerprint,
+        "study": lambda: _study(codebook),
+        "codebook": lambda: _whole(codebook),
+        "catalogue": default_catalogue,
+    }
+    basis = code_basis(spec)
+    if not basis:
+        return None
+    return _digest(
+        *(
+            codebook.instruments[part.split(" ", 1)[1]]
+            if part.startswith("instrument ")
+            else parts[part]()
+            for part in basis
+        )
+    )
 
 
 def with_policy(
