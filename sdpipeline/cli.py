@@ -15,6 +15,18 @@ from typing import NoReturn
 from sdpipeline import settings
 
 
+INSTANCE_CONFIG = """\
+# Local default storage (SQLite under this folder).
+telemetry:
+  enabled: false
+# Fails a run launched from the UI or by automation that never started; a run whose process
+# was killed is marked failed by its code server, or by sdpipeline's next command.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+"""
+
+
 def _use_project_instance() -> Path:
     """Point Dagster at the project's instance folder unless DAGSTER_HOME says otherwise, so
     that command-line runs and the UI share one run history."""
@@ -22,9 +34,7 @@ def _use_project_instance() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(
-            "# Local default storage (SQLite under this folder).\ntelemetry:\n  enabled: false\n"
-        )
+        config.write_text(INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -57,15 +67,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start(home: Path):
-    """The project's instance, after marking failed the runs whose process is gone."""
+def _start(home: Path, out=None):
+    """The project's instance, after marking failed the runs whose process is gone (said on
+    ``out``, standard output by default)."""
     from sdpipeline.defs.runs import mark_killed_runs
 
     instance = _open_instance(home)
     for run in mark_killed_runs(instance):
         print(
             f"sdpipeline: run {run.run_id} ({run.job_name}) was left unfinished by a process "
-            "that is gone (killed, or the machine stopped): marked failed."
+            "that is gone (killed, or the machine stopped): marked failed.",
+            file=out or sys.stdout,
         )
     return instance
 
@@ -247,7 +259,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     codebook = default_codebook()
     graph = defs.resolve_asset_graph()
-    with _start(home) as instance:
+    with _start(home, sys.stderr if args.json else sys.stdout) as instance:
         record_changes(instance, codebook)
         states = resolve(instance, graph, codebook)
         running = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))

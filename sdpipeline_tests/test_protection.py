@@ -9,8 +9,10 @@ import hmac
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -228,3 +230,51 @@ def test_a_killed_run_loses_nothing_and_a_rerun_matches(pipeline_run, tmp_path):
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         rerun = connection.execute("SELECT * FROM report.headline_indicators").df()
     pd.testing.assert_frame_equal(rerun, good)
+
+
+def _stored_text(home: Path) -> str:
+    """Every text Dagster's instance under ``home`` holds (runs, events, schedules), read
+    through SQLite, JSON escapes undone."""
+    texts = []
+    for path in home.rglob("*.db"):
+        with sqlite3.connect(path) as connection:
+            tables = [
+                r[0]
+                for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            for table in tables:
+                for row in connection.execute(f'SELECT * FROM "{table}"'):
+                    for value in row:
+                        if isinstance(value, bytes):
+                            value = value.decode("utf-8", "ignore")
+                        if isinstance(value, str):
+                            texts.append(value)
+    joined = "\n".join(texts)
+    return joined + "\n" + joined.encode().decode("unicode_escape", "ignore")
+
+
+def test_dagster_storage_holds_no_free_text_or_identifier(cli_pipeline):
+    """Asset metadata (previews above all) lands in Dagster's event log, which the UI shows to
+    anyone who reaches it: after a full run it holds no delivered comment, no delivered
+    identifier and no pseudonym."""
+    stored = _stored_text(cli_pipeline / "var" / "dagster_home")
+    assert "dagster/row_count" in stored  # the metadata is there to be searched
+    assert not [c for c in COMMENTS if c in stored]
+    codebook = default_codebook()
+    with duckdb.connect(str(cli_pipeline / "var" / "warehouse.duckdb"), read_only=True) as db:
+        pseudonyms = set()
+        for instrument in codebook.instruments.values():
+            for wave in instrument.files:
+                column = instrument.id_variable.sources[wave].variable
+                table = f"raw.{instrument.name}_{codebook.waves[wave].year}"
+                pseudonyms |= {
+                    r[0] for r in db.execute(f'SELECT "{column}" FROM {table}').fetchall()
+                }
+        comments = db.execute(
+            "SELECT count(*) FROM raw.residents_2023 WHERE E1_komentars IS NOT NULL"
+        ).fetchone()[0]
+    assert comments and len(pseudonyms) > 4000
+    assert not [p for p in pseudonyms if p and p in stored]
+    long_ids = [i for i in _delivered_identifiers() if len(i) >= 6]
+    assert long_ids
+    assert not [i for i in long_ids if re.search(rf"(?<![\d.]){re.escape(i)}(?![\d])", stored)]

@@ -6,6 +6,7 @@ the next refresh and marked failed, the published report is never a mix of two d
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -303,11 +304,78 @@ def test_killed_refreshes_are_finished_and_the_report_is_never_mixed(
                 a.execute(f"SELECT * FROM report.{name}").df(),
                 b.execute(f"SELECT * FROM report.{name}").df(),
             )
-    with dg.DagsterInstance.from_ref(
-        dg.InstanceRef.from_dir(str(folder / "var" / "dagster_home"))
-    ) as instance:
+    with dg.DagsterInstance.from_config(str(folder / "var" / "dagster_home")) as instance:
         runs = [r.dagster_run for r in instance.get_run_records()]
     killed = [r for r in runs if r.tags.get("sdpipeline/trigger") == "sdpipeline refresh"]
     statuses = [r.status for r in killed]
     assert statuses.count(dg.DagsterRunStatus.FAILURE) == 4, statuses
     assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 1, statuses
+
+
+def _automation_runs(home: Path) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return [
+            r.dagster_run
+            for r in instance.get_run_records(
+                dg.RunsFilter(tags={"sdpipeline/trigger": "automation"}), ascending=True
+            )
+        ]
+
+
+def test_each_correction_of_a_file_triggers_exactly_one_automation_run(cli_pipeline, tmp_path):
+    """The real daemon, with both sensors on: three successive corrections of one file, each
+    rebuilt by exactly one run of that file's lineage (the second correction of a file was
+    skipped as 'already completed' when the run key did not depend on the content)."""
+    folder = clone(cli_pipeline, tmp_path)
+    home = folder / "var" / "dagster_home"
+    interval = 3
+    env = cli_env(
+        folder,
+        SDPIPELINE_AUTOMATION="on",
+        SDPIPELINE_AUTOMATION_INTERVAL_SECONDS=str(interval),
+    )
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        env=env,
+        cwd=settings.REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    path = folder / "raw" / LEADERS_2017
+    try:
+        for count, value in enumerate(("11", "22", "33"), start=1):
+            set_first_answer(path, "q_pabalsti_pct", value)
+            deadline = time.monotonic() + 420
+            while True:
+                runs = _automation_runs(home)
+                if len(runs) == count and runs[-1].is_finished:
+                    break
+                assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
+                time.sleep(1)
+            time.sleep(4 * interval)  # a few more ticks: no second run for the same content
+            runs = _automation_runs(home)
+            assert len(runs) == count, [r.run_id for r in runs]
+            run = runs[-1]
+            assert run.status == dg.DagsterRunStatus.SUCCESS, (tmp_path / "daemon.log").read_text()
+            rebuilt = {k.to_user_string() for k in run.asset_selection}
+            assert {
+                "raw/leaders_2017",
+                "validated/leaders_2017",
+                "harmonised/leaders",
+                "indicators/estimates",
+                "report/exports",
+            } <= rebuilt
+            assert not rebuilt & {"raw/leaders_2023", "raw/residents_2017", "harmonised/clients"}
+            assert published(folder)[0]["files"]["pasvaldibu_vaditaji_2017.csv"] == sha256_of(path)
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        log.close()
+    code, report = status(folder)
+    assert code == 0, report

@@ -12,10 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.data_version import (
-    get_input_data_version_tag,
-    get_input_event_pointer_tag,
-)
+from dagster._core.definitions.data_version import DataProvenance
 
 from sdpipeline.defs.policy import FILE_LAYERS
 
@@ -44,8 +41,9 @@ def _materialization(
     return records[0] if records else None
 
 
-def lineage(instance: dg.DagsterInstance, graph, tables: list[dg.AssetKey]) -> Lineage:
-    """The files behind the current versions of ``tables`` (in the asset graph ``graph``)."""
+def lineage(instance: dg.DagsterInstance, tables: list[dg.AssetKey]) -> Lineage:
+    """The files behind the current versions of ``tables``. Each materialisation's own record
+    names its inputs, so no asset graph is needed (a run of a few assets sees only those)."""
     found = Lineage()
     seen: set[tuple[dg.AssetKey, int | None]] = set()
     pending: list[tuple[dg.AssetKey, int | None]] = [(key, None) for key in tables]
@@ -59,14 +57,12 @@ def lineage(instance: dg.DagsterInstance, graph, tables: list[dg.AssetKey]) -> L
             continue
         if storage_id is None:
             found.runs[key] = record.run_id
-        tags = record.asset_materialization.tags or {}
-        for parent in graph.get(key).parent_keys:
-            version = tags.get(get_input_data_version_tag(parent))
+        provenance = DataProvenance.from_tags(record.asset_materialization.tags or {})
+        if provenance is None:
+            continue
+        for parent, version in provenance.input_data_versions.items():
             if parent.path[0] in FILE_LAYERS:
-                if version is not None:
-                    found.files.setdefault(parent, set()).add(version)
-                continue
-            pointer = tags.get(get_input_event_pointer_tag(parent))
-            if pointer and pointer.isdigit():
-                pending.append((parent, int(pointer)))
+                found.files.setdefault(parent, set()).add(version.value)
+            elif provenance.input_storage_ids.get(parent) is not None:
+                pending.append((parent, provenance.input_storage_ids[parent]))
     return found

@@ -27,6 +27,7 @@ check upstream passed: a rejected delivery does not flow on. It runs only while 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import fields
 from functools import cache
 from pathlib import Path
@@ -88,13 +89,13 @@ def _whole(codebook: Codebook) -> tuple:
     return tuple(getattr(codebook, f.name) for f in fields(codebook) if f.name != "digest")
 
 
-def code_basis(spec: dg.AssetSpec) -> tuple[str, ...]:
-    """What the asset's code version is a fingerprint of (see the module's docstring)."""
-    layer = spec.key.path[0]
+def code_basis(key: dg.AssetKey, tags: Mapping[str, str]) -> tuple[str, ...]:
+    """What an asset's code version is a fingerprint of (see the module's docstring)."""
+    layer = key.path[0]
     if layer in FILE_LAYERS:
         return ()
     if layer in INSTRUMENT_LAYERS:
-        return ("package", "study", f"instrument {spec.tags['instrument']}")
+        return ("package", "study", f"instrument {tags['instrument']}")
     if layer == keys.REFERENCE:
         return ("package", "study")
     if layer in RESULT_LAYERS:
@@ -110,7 +111,7 @@ def code_version(spec: dg.AssetSpec, codebook: Codebook) -> str | None:
         "codebook": lambda: _whole(codebook),
         "catalogue": default_catalogue,
     }
-    basis = code_basis(spec)
+    basis = code_basis(spec.key, spec.tags)
     if not basis:
         return None
     return _digest(

@@ -77,7 +77,10 @@ def whole_report(
 ) -> report_export.Provenance:
     """What the report to publish is built from; fails, publishing nothing, if it is not whole
     (see the module's docstring)."""
-    graph = context.job_def.asset_layer.asset_graph
+    # the whole graph: a run of a few assets sees only those in its own job
+    from sdpipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
     resolver = CachingStaleStatusResolver(
         context.instance, graph, loading_context(context.instance)
     )
@@ -91,7 +94,7 @@ def whole_report(
             f"not published: {', '.join(behind)} not current with their inputs; the report "
             "stays as last published. `sdpipeline refresh` rebuilds them and publishes."
         )
-    found = lineage(context.instance, graph, tables)
+    found = lineage(context.instance, tables)
     names = {key: path.name for key, path in file_paths(codebook).items()}
     mixed = found.mixed()
     if mixed:
