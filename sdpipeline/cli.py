@@ -14,7 +14,6 @@ from typing import NoReturn
 
 from sdpipeline import settings
 
-
 INSTANCE_CONFIG = """\
 # Local default storage (SQLite under this folder).
 telemetry:

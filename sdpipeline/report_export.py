@@ -248,9 +248,11 @@ def export(
     the module's docstring); returns the published files."""
     store = publications_dir(out_dir)
     store.mkdir(parents=True, exist_ok=True)
-    name = provenance.run_id if provenance else f"unnamed-{os.getpid()}"
-    folder = store / name
-    staging = store / f".{name}.partial-{os.getpid()}"
+    name = provenance.run_id if provenance else "unnamed"
+    folder, again = store / name, 1
+    while folder.exists():  # the same run publishing again: never touch what readers may hold
+        folder, again = store / f"{name}.{again}", again + 1
+    staging = store / f".{folder.name}.partial-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
@@ -279,8 +281,6 @@ def export(
     except BaseException:
         shutil.rmtree(staging)
         raise
-    if folder.exists():  # the same run publishing again
-        shutil.rmtree(folder)
     staging.rename(folder)
     _point(out_dir, folder)
     _prune(store, keep=folder)

@@ -237,7 +237,7 @@ def test_report_is_published_offline_and_in_every_format(pipeline_run):
     folder, warehouse, _ = pipeline_run
     out = folder / "var" / "reports" / "tables"
     book = openpyxl.load_workbook(out / report_export.WORKBOOK)
-    assert set(book.sheetnames) == set(report_export.TITLES)
+    assert set(book.sheetnames) == {*report_export.TITLES, report_export.SOURCES_SHEET}
     assert {p.stem for p in out.glob("*.csv")} == set(report_export.TITLES)
     page = (out / report_export.HTML_REPORT).read_text(encoding="utf-8")
     assert page.count("<svg") >= 2 and "Speciālisti" in page
@@ -267,7 +267,9 @@ def test_a_failed_export_leaves_the_previous_report_whole(pipeline_run, tmp_path
     with pytest.raises(OSError):
         report_export.export(tables, out, "R02", "2023")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir()] == ["tables"]  # no staging left behind
+    store = report_export.publications_dir(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tables", store.name]
+    assert [p.name for p in store.iterdir()] == [out.resolve().name]  # no staging left behind
 
 
 def test_did_with_several_heads_per_municipality_or_no_contrast(pipeline_run, codebook):
