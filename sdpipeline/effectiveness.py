@@ -1,8 +1,10 @@
-"""Indicator estimates by wave and domain, and their change from ex-ante to ex-post.
+"""Indicator estimates by wave and domain, and their change in every declared comparison.
 
 Every estimate is design-based over the whole sample of its wave (domains are never filtered
-first); a change is ex-post minus ex-ante from two independent samples, tested with Student's t
-on the smaller design's degrees of freedom, and read against the indicator's direction.
+first), on that wave's own design: the waves are independent samples, so adding a wave never
+moves another wave's figures. A change is the later wave minus the earlier one of a comparison
+(``study.yaml``), from two independent samples, tested with Student's t on the smaller design's
+degrees of freedom, and read against the indicator's direction.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sdpipeline import disclosure
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, Comparison
 from sdpipeline.estimation import Design, ratio_estimate, t_quantile, t_two_sided_p
 from sdpipeline.harmonise import comparability
 from sdpipeline.indicators import Catalogue, Indicator, values
@@ -52,27 +54,42 @@ def _scale(indicator: Indicator) -> float:
     return 100.0 if indicator.statistic == "proportion" else 1.0
 
 
+@dataclass(frozen=True)
+class WaveRows:
+    """One wave's rows of a table (positions) and the design they make on their own."""
+
+    rows: np.ndarray
+    design: Design
+
+
+def wave_rows(table: pd.DataFrame, wave: str) -> WaveRows:
+    """The wave's rows and design. Its strata and sampling units are its own (the harmonised
+    design labels carry the wave), so the variance is the one over the whole table, and the
+    degrees of freedom are the wave's."""
+    rows = np.flatnonzero((table["wave"] == wave).to_numpy())
+    strata = table["design_stratum"].to_numpy()[rows]
+    return WaveRows(rows, Design.of(strata, table["design_psu"].to_numpy()[rows]))
+
+
 @dataclass
 class Layout:
-    """A table's design, and the rows of each wave and domain, worked out once for all the
+    """A table's waves, their designs and the rows of each domain, worked out once for all the
     indicators of the table: comparing a register's text columns afresh for each of hundreds
     of estimates took longer than the estimates did."""
 
     table: pd.DataFrame
     codebook: Codebook
-    design: Design
     weights: np.ndarray
-    _waves: dict[str, np.ndarray] = field(default_factory=dict)
+    _waves: dict[str, WaveRows] = field(default_factory=dict)
     _cells: dict[str, list[tuple[str, str, str, np.ndarray]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, table: pd.DataFrame, codebook: Codebook) -> Layout:
-        design = Design.of(table["design_stratum"], table["design_psu"])
-        return cls(table, codebook, design, np.asarray(table["weight"], dtype=float))
+        return cls(table, codebook, np.asarray(table["weight"], dtype=float))
 
-    def wave(self, wave: str) -> np.ndarray:
+    def wave(self, wave: str) -> WaveRows:
         if wave not in self._waves:
-            self._waves[wave] = (self.table["wave"] == wave).to_numpy()
+            self._waves[wave] = wave_rows(self.table, wave)
         return self._waves[wave]
 
     def cells(self, breakdown: str) -> list[tuple[str, str, str, np.ndarray]]:
@@ -94,14 +111,21 @@ def estimate_indicator(
     rows = []
     for wave in codebook.waves:
         in_wave = layout.wave(wave)
-        if not in_wave.any() or not codebook.instruments[indicator.instrument].variable(
+        if not len(in_wave.rows) or not codebook.instruments[indicator.instrument].variable(
             indicator.variable
         ).asked_in(wave):
             continue
+        own = in_wave.rows
         for breakdown in indicator.breakdowns:
             for code, label_lv, label_en, mask in layout.cells(breakdown):
                 e = ratio_estimate(
-                    y, x, layout.weights, None, None, in_wave & mask, design=layout.design
+                    y[own],
+                    x[own],
+                    layout.weights[own],
+                    None,
+                    None,
+                    mask[own],
+                    design=in_wave.design,
                 )
                 factor = _scale(indicator)
                 rows.append(
@@ -154,12 +178,25 @@ def verdict(difference: float, p_value: float, direction: str) -> tuple[str, str
     return ("improved", "uzlabojās") if better else ("worsened", "pasliktinājās")
 
 
-def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -> pd.DataFrame:
-    """Ex-post minus ex-ante for every indicator and domain asked in both waves."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+CHANGE_VALUES = [
+    "estimate_before",
+    "estimate_after",
+    "difference",
+    "se",
+    "ci_low",
+    "ci_high",
+    "p_value",
+]
+
+
+def comparison_changes(
+    estimates: pd.DataFrame, comparison: Comparison, catalogue: Catalogue, codebook: Codebook
+) -> list[dict]:
+    """One comparison's change, later wave minus earlier, for every indicator and domain asked
+    in both of its waves."""
     keys = ["indicator_id", "breakdown", "domain"]
-    ante = estimates[estimates["wave"] == first].set_index(keys)
-    post = estimates[estimates["wave"] == last].set_index(keys)
+    ante = estimates[estimates["wave"] == comparison.before].set_index(keys)
+    post = estimates[estimates["wave"] == comparison.after].set_index(keys)
     rows = []
     for key in ante.index.intersection(post.index):
         a, p = ante.loc[key], post.loc[key]
@@ -173,13 +210,16 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
         english, latvian = verdict(difference, p_value, indicator.direction)
         rows.append(
             {
+                "comparison": comparison.id,
+                "wave_before": comparison.before,
+                "wave_after": comparison.after,
                 "indicator_id": key[0],
                 "breakdown": key[1],
                 "domain": key[2],
                 "domain_lv": a["domain_lv"],
                 "domain_en": a["domain_en"],
-                "estimate_ante": a["estimate"],
-                "estimate_post": p["estimate"],
+                "estimate_before": a["estimate"],
+                "estimate_after": p["estimate"],
                 "difference": difference,
                 "se": se,
                 "ci_low": difference - quantile * se,
@@ -187,16 +227,46 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
                 "p_value": p_value,
                 "verdict_en": english,
                 "verdict_lv": latvian,
-                "comparability": comparability(variable, codebook),
-                "n_ante": int(a["n"]),
-                "n_post": int(p["n"]),
+                "comparability": comparability(
+                    variable, codebook, (comparison.before, comparison.after)
+                ),
+                "n_before": int(a["n"]),
+                "n_after": int(p["n"]),
             }
         )
-    frame = pd.DataFrame(rows)
+    return rows
+
+
+def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -> pd.DataFrame:
+    """Every declared comparison's changes (``study.yaml``), each row carrying its comparison."""
+    rows = [
+        row
+        for comparison in codebook.comparisons.values()
+        for row in comparison_changes(estimates, comparison, catalogue, codebook)
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "comparison",
+            "wave_before",
+            "wave_after",
+            "indicator_id",
+            "breakdown",
+            "domain",
+            "domain_lv",
+            "domain_en",
+            *CHANGE_VALUES,
+            "verdict_en",
+            "verdict_lv",
+            "comparability",
+            "n_before",
+            "n_after",
+        ],
+    )
     protected = disclosure.protect(
         frame,
-        ["n_ante", "n_post"],
-        ["estimate_ante", "estimate_post", "difference", "se", "ci_low", "ci_high", "p_value"],
+        ["n_before", "n_after"],
+        CHANGE_VALUES,
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
