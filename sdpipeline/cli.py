@@ -99,9 +99,9 @@ def _refresh_plan(instance, defs, codebook) -> tuple[list, str]:
     from sdpipeline.defs.incremental import behind, resolve
     from sdpipeline.defs.observation import record_changes
 
-    record_changes(instance, codebook)
+    files = record_changes(instance, codebook)
     graph = defs.resolve_asset_graph()
-    states = resolve(instance, graph, codebook)
+    states = resolve(instance, graph, files, with_failures=False)
     selection = behind(states, graph)
     reasons = [
         f"{key.to_user_string()}: {'; '.join(states[key].reasons())}"
@@ -259,8 +259,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     codebook = default_codebook()
     graph = defs.resolve_asset_graph()
     with _start(home, sys.stderr if args.json else sys.stdout) as instance:
-        record_changes(instance, codebook)
-        states = resolve(instance, graph, codebook)
+        states = resolve(instance, graph, record_changes(instance, codebook))
         running = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
     strays = _strays(codebook)
     behind = [s for s in states.values() if s.behind]

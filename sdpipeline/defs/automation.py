@@ -19,7 +19,7 @@ import dagster as dg
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs.jobs import full_refresh
-from sdpipeline.defs.observation import changed_observations
+from sdpipeline.defs.observation import changed_observations, current_versions
 from sdpipeline.defs.runs import REASON_TAG, TRIGGER_TAG
 from sdpipeline.inventory import stray_files
 
@@ -49,7 +49,7 @@ def build_automation(
                 "the delivery holds files the codebook does not name: "
                 + "; ".join(f"{s.path}: {s.reason}" for s in strays)
             )
-        observations = changed_observations(context.instance, codebook)
+        observations = changed_observations(context.instance, current_versions(codebook))
         if not observations:
             return dg.SkipReason("no delivered or reference file changed")
         context.log.info(

@@ -27,9 +27,8 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.loader import LoadingContext
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from sdpipeline.codebook import Codebook
 from sdpipeline.defs import keys
-from sdpipeline.defs.observation import current_versions
+from sdpipeline.defs.observation import FileVersion
 from sdpipeline.defs.runs import run_failure_messages
 
 
@@ -104,19 +103,24 @@ def _cause(cause) -> str:
     return cause.reason
 
 
+def _latest_blocking_checks(instance: dg.DagsterInstance, graph) -> dict:
+    """The latest execution of every blocking check, by check key (one query)."""
+    check_keys = [k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking]
+    if not check_keys:
+        return {}
+    return instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+
+
 def _failed_blocking_checks(
-    instance: dg.DagsterInstance, graph, key: dg.AssetKey, materialised_in: str | None
+    latest: dict, key: dg.AssetKey, materialised_in: str | None
 ) -> list[str]:
-    """Blocking checks whose latest execution failed with ERROR on the table built in run
-    ``materialised_in`` (the asset's current one)."""
-    check_keys = [
-        k for k in graph.get_check_keys_for_assets({key}) if graph.get_check_spec(k).blocking
-    ]
-    if not check_keys or materialised_in is None:
+    """Blocking checks of ``key`` whose latest execution failed with ERROR on the table built in
+    run ``materialised_in`` (the asset's current one)."""
+    if materialised_in is None:
         return []
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
     failed = []
-    for check_key, record in sorted(latest.items(), key=lambda item: item[0].name):
+    mine = {k: r for k, r in latest.items() if k.asset_key == key}
+    for check_key, record in sorted(mine.items(), key=lambda item: item[0].name):
         if record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
             continue
         evaluation = record.event.dagster_event.asset_check_evaluation_data
@@ -133,13 +137,18 @@ def _when(timestamp: float) -> str:
 
 
 def resolve(
-    instance: dg.DagsterInstance, graph, codebook: Codebook
+    instance: dg.DagsterInstance,
+    graph,
+    files: list[FileVersion],
+    with_failures: bool = True,
 ) -> dict[dg.AssetKey, AssetState]:
-    """Every asset's state, upstream first."""
+    """Every asset's state, upstream first; ``files``: the files as found now
+    (``observation.record_changes``); ``with_failures``: look up each asset's last failed
+    attempt too."""
     resolver = CachingStaleStatusResolver(instance, graph, loading_context(instance))
-    missing_files = {
-        v.key: f"the file {v.path} is not there" for v in current_versions(codebook) if not v.sha256
-    }
+    resolver.instance_queryer.prefetch_asset_records(list(graph.toposorted_asset_keys))
+    checks = _latest_blocking_checks(instance, graph)
+    missing_files = {v.key: f"the file {v.path} is not there" for v in files if not v.sha256}
     all_keys = list(graph.toposorted_asset_keys)
     records = {r.asset_entry.asset_key: r.asset_entry for r in instance.get_asset_records(all_keys)}
     failures_by_run: dict[str, list[str]] = {}
@@ -156,13 +165,13 @@ def resolve(
             key,
             status.value,
             causes,
-            _failed_blocking_checks(instance, graph, key, latest.run_id if latest else None),
+            _failed_blocking_checks(checks, key, latest.run_id if latest else None),
         )
         # the last run that planned to build it (SQLite storage keeps only ``last_run_id``)
         attempt = (
             (entry.last_planned_materialization_run_id or entry.last_run_id) if entry else None
         )
-        if attempt and (latest is None or latest.run_id != attempt):
+        if with_failures and attempt and (latest is None or latest.run_id != attempt):
             run = instance.get_run_record_by_id(attempt)
             if run is not None and run.dagster_run.status in (
                 dg.DagsterRunStatus.FAILURE,

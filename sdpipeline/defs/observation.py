@@ -100,32 +100,40 @@ def observable_files(
     return _observe
 
 
-def recorded_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
-    """The checksum Dagster last recorded for a file, or None if it never observed it."""
-    record = instance.get_latest_data_version_record(key, is_source=True)
-    if record is None or record.asset_observation is None:
-        return None
-    return record.asset_observation.tags.get(DATA_VERSION_TAG)
+def recorded_versions(
+    instance: dg.DagsterInstance, keys: list[dg.AssetKey]
+) -> dict[dg.AssetKey, str | None]:
+    """The checksum Dagster last recorded for each file (None if it never observed it). Asked
+    file by file: SQLite storage keeps no latest observation in its asset records."""
+    recorded: dict[dg.AssetKey, str | None] = {}
+    for key in keys:
+        record = instance.get_latest_data_version_record(key, is_source=True)
+        observation = record.asset_observation if record else None
+        recorded[key] = observation.tags.get(DATA_VERSION_TAG) if observation else None
+    return recorded
 
 
 def changed_observations(
-    instance: dg.DagsterInstance, codebook: Codebook
+    instance: dg.DagsterInstance, versions: list[FileVersion]
 ) -> list[dg.AssetObservation]:
-    """An observation for each file whose checksum differs from the one last recorded."""
+    """An observation for each file whose checksum (in ``versions``, as found now) differs
+    from the one last recorded."""
+    recorded = recorded_versions(instance, [v.key for v in versions])
     return [
         dg.AssetObservation(
             asset_key=version.key,
             metadata=_metadata(version),
             tags={DATA_VERSION_TAG: version.sha256, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
         )
-        for version in current_versions(codebook)
-        if version.sha256 is not None and version.sha256 != recorded_version(instance, version.key)
+        for version in versions
+        if version.sha256 is not None and version.sha256 != recorded[version.key]
     ]
 
 
-def record_changes(instance: dg.DagsterInstance, codebook: Codebook) -> list[dg.AssetKey]:
-    """Record the changed files' checksums in Dagster (outside any run); returns their keys."""
-    observations = changed_observations(instance, codebook)
-    for observation in observations:
+def record_changes(instance: dg.DagsterInstance, codebook: Codebook) -> list[FileVersion]:
+    """Record the changed files' checksums in Dagster (outside any run); returns every file
+    as found now, so that nothing is hashed twice."""
+    versions = current_versions(codebook)
+    for observation in changed_observations(instance, versions):
         instance.report_runless_asset_event(observation)
-    return [o.asset_key for o in observations]
+    return versions

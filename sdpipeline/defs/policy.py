@@ -131,15 +131,17 @@ def with_policy(
     layer's definitions pass their assets through it, so an asset added to a layer gets them
     too."""
     codebook = codebook or default_codebook()
+    versions: dict[tuple[str, ...], str | None] = {}  # one fingerprint per basis
 
     def policy(spec: dg.AssetSpec) -> dg.AssetSpec:
         layer = spec.key.path[0]
         if layer in FILE_LAYERS:
             return spec.replace_attributes(owners=OWNERS[layer])
+        basis = code_basis(spec.key, spec.tags)
+        if basis not in versions:
+            versions[basis] = code_version(spec, codebook)
         return spec.replace_attributes(
-            owners=OWNERS[layer],
-            code_version=code_version(spec, codebook),
-            automation_condition=AUTOMATION,
+            owners=OWNERS[layer], code_version=versions[basis], automation_condition=AUTOMATION
         )
 
     return dg.map_asset_specs(policy, assets)
