@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,16 @@ def materialize(
         instance=instance,
         raise_on_error=False,
     )
+
+
+def stop_session(process: subprocess.Popen, seconds: int = 30) -> None:
+    """End a server started with ``start_new_session`` and everything it started (code
+    servers, run workers): SIGTERM, then SIGKILL after ``seconds``."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def require(available: bool, reason: str) -> None:

@@ -6,7 +6,6 @@ the next refresh and marked failed, the published report is never a mix of two d
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,13 +21,15 @@ import pandas as pd
 import pytest
 
 from sdpipeline import report_export, settings
+from sdpipeline.indicators import default_catalogue
 from sdpipeline.ingest import sha256_of
 
-from .conftest import cli_env, clone, sdpipeline
+from .conftest import cli_env, clone, sdpipeline, stop_session
 from .test_bad_input import lay_over
 
 LEADERS_2017 = Path("ex_ante_2017") / "pasvaldibu_vaditaji_2017.csv"
 HEADS_2023 = Path("ex_post_2023") / "dienestu_vaditaji_2023.csv"
+REPORT_TABLES = list(default_catalogue().report.tables)
 
 
 def set_first_answer(path: Path, column: str, value: str) -> None:
@@ -96,7 +97,7 @@ def published(folder: Path) -> tuple[dict, dict[str, pd.DataFrame], dict[str, by
     with duckdb.connect(str(out / report_export.DATABASE), read_only=True) as connection:
         tables = {
             name: connection.execute(f'SELECT * FROM report."{name}"').df()
-            for name in report_export.TITLES
+            for name in REPORT_TABLES
         }
     files = {
         p.name: p.read_bytes()
@@ -108,7 +109,7 @@ def published(folder: Path) -> tuple[dict, dict[str, pd.DataFrame], dict[str, by
 
 def assert_same_report(a: tuple, b: tuple) -> None:
     assert a[0]["files"] == b[0]["files"]
-    for name in report_export.TITLES:
+    for name in REPORT_TABLES:
         pd.testing.assert_frame_equal(a[1][name], b[1][name])
     assert a[2].keys() == b[2].keys()
     for name in a[2]:
@@ -299,7 +300,7 @@ def test_killed_refreshes_are_finished_and_the_report_is_never_mixed(
         duckdb.connect(str(folder / "var" / "warehouse.duckdb"), read_only=True) as a,
         duckdb.connect(str(reference / "var" / "warehouse.duckdb"), read_only=True) as b,
     ):
-        for name in report_export.TITLES:
+        for name in REPORT_TABLES:
             pd.testing.assert_frame_equal(
                 a.execute(f"SELECT * FROM report.{name}").df(),
                 b.execute(f"SELECT * FROM report.{name}").df(),
@@ -371,11 +372,7 @@ def test_each_correction_of_a_file_triggers_exactly_one_automation_run(cli_pipel
             assert not rebuilt & {"raw/leaders_2023", "raw/residents_2017", "harmonised/clients"}
             assert published(folder)[0]["files"]["pasvaldibu_vaditaji_2017.csv"] == sha256_of(path)
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        stop_session(daemon, seconds=60)
         log.close()
     code, report = status(folder)
     assert code == 0, report

@@ -19,7 +19,7 @@ import pytest
 from sdpipeline import settings
 from sdpipeline.definitions import build_definitions
 
-from .conftest import require
+from .conftest import require, stop_session
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_ARGS = [
@@ -86,11 +86,7 @@ def ui(pipeline_run, tmp_path_factory):
             pytest.fail("the webserver did not come up in 180 s")
         yield url, folder
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_session(process)
         log.close()
 
 

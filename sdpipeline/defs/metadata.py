@@ -19,6 +19,9 @@ from sdpipeline.warehouse import table_columns
 PREVIEW_ROWS = 10
 RESPONDENT_LAYERS = (keys.RAW, keys.VALIDATED, keys.HARMONISED)
 PROVENANCE_PREFIX = "_source_"
+# A respondent sampled on their own is their own primary sampling unit, named by their
+# pseudonym (``weighting.design_columns``).
+NAMED_BY_IDENTIFIERS = ("design_psu",)
 NOT_SHOWN = "(not shown: free text or an identifier)"
 
 
@@ -43,10 +46,12 @@ def preview_columns(
     respondent (raw, validated, harmonised): never a free-text or identifier variable (level
     ``text`` or ``identifier``, role ``id`` in the codebook), and in raw and validated tables
     nothing the codebook does not describe, since a column a contractor added could hold
-    anything. Tables of aggregates (reference, indicators, report) hold neither."""
+    anything; nor a design column named by identifiers. Tables of aggregates (reference,
+    indicators, report) hold neither."""
     if schema not in RESPONDENT_LAYERS:
         return list(columns)
     known, hidden = _names(codebook or default_codebook())
+    hidden |= set(NAMED_BY_IDENTIFIERS)
     return [
         c
         for c in columns
