@@ -53,8 +53,8 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[Warehouse]:
-        if context.dagster_run is not None and context.instance is not None:
-            record_process(context.instance, context.dagster_run)
+        if context.run is not None and context.instance is not None:
+            record_process(context.instance, context.run)
         lock = Path(self.database).with_suffix(".lock")
         lock.parent.mkdir(parents=True, exist_ok=True)
         with lock.open("w") as handle:
