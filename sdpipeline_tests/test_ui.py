@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -235,13 +236,31 @@ def test_status_agrees_with_the_ui_on_every_asset(ui):
     assert report["current"], [a for a in report["assets"] if a["behind"]]
 
 
-def test_a_ui_run_of_one_validated_table_writes_its_data_docs(ui):
+def test_a_ui_run_of_one_validated_table_has_its_gx_worker_early_and_writes_data_docs(ui):
     url, folder = ui
     run_id = _launch(url, "__ASSET_JOB", ["validated/heads_2023"])
     run = _wait(url, run_id, lambda r: r["status"] in ("SUCCESS", "FAILURE", "CANCELED"))
     assert run["status"] == "SUCCESS", (folder / "ui.log").read_text()[-3000:]
     pages = list((folder / "var" / "reports" / "data_docs" / "validations").rglob(f"*{run_id}*"))
     assert pages, "no Data Docs page for the run"
+    logs = _graphql(
+        url,
+        "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { "
+        "... on MessageEvent { message } } } } }",
+        {"id": run_id},
+    )["logsForRun"]["events"]
+    (started,) = [
+        float(m.group(1))
+        for e in logs
+        if (
+            m := re.search(
+                r"Great Expectations worker: pid \d+, started ([\d.]+) s ago",
+                e.get("message") or "",
+            )
+        )
+    ]
+    # started as the run's process loaded the code location, not when the run needed it
+    assert started >= 0.3
 
 
 def test_a_killed_ui_run_is_marked_failed(ui):

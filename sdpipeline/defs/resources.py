@@ -116,6 +116,10 @@ class GreatExpectations(dg.ConfigurableResource):
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[GreatExpectations]:
         self._worker = gx_worker.worker()
         self._checked = self._published = False
+        age = time.monotonic() - self._worker.started
+        context.log.info(
+            f"Great Expectations worker: pid {self._worker.pid}, started {age:.1f} s ago"
+        )
         try:
             yield self
         finally:

@@ -25,6 +25,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -89,6 +90,7 @@ class GXWorker:
         )
         self._lock = threading.Lock()
         self._in_flight: Pending | None = None
+        self.started = time.monotonic()
 
     @property
     def pid(self) -> int:
