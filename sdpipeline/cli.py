@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from sdpipeline import settings
+from sdpipeline import compare_warehouses, settings
 
 INSTANCE_CONFIG = """\
 # Local default storage (SQLite under this folder).
@@ -111,6 +111,26 @@ def _refresh_plan(instance, defs, codebook) -> tuple[list, str]:
     return selection, "\n".join(reasons)
 
 
+def _delivery_notes(result) -> list[str]:
+    """What the raw steps saw in the delivery that a person should know: rows hidden in an
+    Excel file (read like every other row, though often hidden to leave cases out)."""
+    notes = []
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        materialization = event.event_specific_data.materialization
+        hidden = materialization.metadata.get("hidden_rows")
+        if hidden is not None and hidden.value:
+            rows = list(hidden.value)
+            shown = ", ".join(map(str, rows[:20])) + (" …" if len(rows) > 20 else "")
+            name = materialization.metadata["delivered_file"].value.rsplit("/", 1)[-1]
+            notes.append(
+                f"  {name}: {len(rows)} rows hidden in Excel (rows {shown}) were read like "
+                "every other row"
+            )
+    return notes
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     home = _use_project_instance()
     from sdpipeline.validation import gx_worker
@@ -180,6 +200,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("Warnings:")
         for warning in warnings:
             print(f"  {warning}")
+    notes = _delivery_notes(result)
+    if notes:
+        print("sdpipeline: the delivery has rows hidden in Excel:")
+        print("\n".join(notes))
     if not result.success:
         print(f"sdpipeline: {name} FAILED after {elapsed:.1f} s (run {result.run_id})")
         for message in failures:
@@ -225,9 +249,10 @@ def _report_validation(warehouse: Path, run_id: str) -> None:
         ).fetchone()[0]
         if not known:
             return
-        checks, failed = connection.execute(
-            f"SELECT count(*), count(*) FILTER (NOT passed) FROM {audit.SCHEMA}.{audit.CHECK_RUNS} "
-            "WHERE run_id = ?",
+        checks, failed, tolerated = connection.execute(
+            f"SELECT count(*), count(*) FILTER (outcome = '{audit.FAILED}'), "
+            f"count(*) FILTER (outcome = '{audit.TOLERATED}') "
+            f"FROM {audit.SCHEMA}.{audit.CHECK_RESULTS} WHERE run_id = ?",
             [run_id],
         ).fetchone()
         quarantined = connection.execute(
@@ -236,8 +261,9 @@ def _report_validation(warehouse: Path, run_id: str) -> None:
     if not checks:
         return
     print(
-        f"\nValidation: {checks} checks this run, {failed} failed, {quarantined} rows quarantined "
-        f"(audit.check_runs, audit.quarantine)"
+        f"\nValidation: {checks} checks this run, {failed} failed, {quarantined} rows quarantined, "
+        f"{tolerated} tolerated (within what the check allows; audit.check_runs, "
+        "audit.quarantine)"
     )
     index = gx_runner.data_docs_dir() / "index.html"
     if index.exists():
@@ -422,6 +448,12 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="where benchmark.json and .csv go (default: var/benchmark)")
     bench.add_argument("--work", help="scratch folder for the generated deliveries (default: /tmp)")
     bench.set_defaults(func=cmd_benchmark)
+
+    compare = commands.add_parser(
+        "compare", help="compare two warehouses table by table (identical, differing, schema)"
+    )
+    compare_warehouses.add_arguments(compare)
+    compare.set_defaults(func=compare_warehouses.run)
 
     ui = commands.add_parser("ui", help="open the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")

@@ -10,10 +10,12 @@ A report is published as one unit. Every file is written into a new folder of it
 the published one, and the published path (``var/reports/tables``) is a symbolic link that is
 then pointed at the new folder in one rename, which POSIX makes atomic: a reader sees the whole
 previous report or the whole new one, whenever a run is killed, and a failed export changes
-nothing. The report names the run that published it and the SHA-256 of every file it was built
-from (``manifest.json``, the ``report.publication`` and ``report.source_files`` tables, the
-HTML report's last section and the workbook's last sheet). The previous publication is kept,
-for a reader still holding its files; older ones are removed.
+nothing. What is published with the report (the harmonised datasets, ``export(also=...)``) is
+written into the same folder and swapped in with it. The report names the run that published it
+and the SHA-256 of every file it was built from (``manifest.json``, the ``report.publication``
+and ``report.source_files`` tables, the HTML report's last section and the workbook's last
+sheet); ``manifest.json`` also lists the SHA-256 of every file published beside it. The
+previous publication is kept, for a reader still holding its files; older ones are removed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from openpyxl.utils import get_column_letter
 from sdpipeline.codebook import Codebook, Label
 from sdpipeline.generator.writers import pin_zip
 from sdpipeline.indicators import Catalogue
+from sdpipeline.ingest import sha256_of
 from sdpipeline.report_tables import CHANGE, CI, VERDICT, header, tag
 
 WORKBOOK = "sdpipeline_report.xlsx"
@@ -306,9 +310,12 @@ def export(
     out_dir: Path,
     text: ReportText,
     provenance: Provenance | None = None,
+    also: Callable[[Path], object] | None = None,
 ) -> list[Path]:
     """Write every format into a new folder, then publish it as ``out_dir`` in one step (see
-    the module's docstring); returns the published files."""
+    the module's docstring); returns the published files. ``also`` writes what is published
+    with the report (the harmonised datasets) into that folder, so that it is swapped in with
+    the rest and named by the same manifest."""
     store = publications_dir(out_dir)
     store.mkdir(parents=True, exist_ok=True)
     name = provenance.run_id if provenance else "unnamed"
@@ -326,12 +333,15 @@ def export(
             )
         write_html(tables, staging / HTML_REPORT, text, sources)
         write_database(tables, staging / DATABASE, provenance)
+        if also is not None:
+            also(staging)
         if provenance is not None:
             manifest = {
                 "run_id": provenance.run_id,
                 "published_utc": provenance.published_utc,
                 "tables": provenance.table_runs,
                 "files": dict(sorted(provenance.files.items())),
+                "contents": _contents(staging),
             }
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     except BaseException:
@@ -341,6 +351,15 @@ def export(
     _point(out_dir, folder)
     _prune(store, keep=folder)
     return sorted(out_dir.iterdir())
+
+
+def _contents(folder: Path) -> dict[str, str]:
+    """Every file published in ``folder`` (path inside it → SHA-256)."""
+    return {
+        path.relative_to(folder).as_posix(): sha256_of(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def publications_dir(out_dir: Path) -> Path:

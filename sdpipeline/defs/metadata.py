@@ -12,9 +12,9 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.codebook import Codebook, Label, default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.warehouse import table_columns
+from sdpipeline.warehouse import qualified, table_columns
 
 PREVIEW_ROWS = 10
 RESPONDENT_LAYERS = (keys.RAW, keys.VALIDATED, keys.HARMONISED)
@@ -60,13 +60,21 @@ def preview_columns(
     ]
 
 
-def sources_in(frame: pd.DataFrame) -> dict[str, str]:
-    """The delivered files a table's rows descend from, by their provenance columns."""
-    if not {"_source_file", "_source_sha256"} <= set(frame.columns):
+def sources_of(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
+    """The delivered files a warehouse table's rows descend from, by their provenance columns."""
+    named = {name for name, _ in table_columns(connection, schema, table)}
+    if not {"_source_file", "_source_sha256"} <= named:
         return {}
     return dict(
-        zip(frame["_source_file"].to_numpy(), frame["_source_sha256"].to_numpy(), strict=True)
+        connection.execute(
+            f"SELECT DISTINCT _source_file, _source_sha256 FROM {qualified(schema, table)}"
+        ).fetchall()
     )
+
+
+def in_english(labels: Mapping[str, Label]) -> dict[str, str]:
+    """Column descriptions as the UI shows them: the codebook's English text."""
+    return {column: label.en for column, label in labels.items()}
 
 
 def source_files_markdown(sources: Mapping[str, str]) -> str:
@@ -79,25 +87,33 @@ def table_metadata(
     connection: duckdb.DuckDBPyConnection,
     schema: str,
     table: str,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | None,
     sources: Mapping[str, str],
     descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """``sources``: file name → SHA-256 of every delivered or reference file the table is from."""
+    """``sources``: file name → SHA-256 of every delivered or reference file the table is from.
+    ``frame``: the table as written, if it was written from pandas; ``None`` for a table built
+    inside the warehouse, whose row count and preview are then read from it."""
     descriptions = descriptions or {}
+    described = table_columns(connection, schema, table)
+    shown = preview_columns([name for name, _ in described], schema)
+    if frame is None:
+        name = qualified(schema, table)
+        rows = int(connection.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+        listed = ", ".join(f'"{column}"' for column in shown) or "NULL AS no_columns"
+        head = connection.sql(f"SELECT {listed} FROM {name} LIMIT {PREVIEW_ROWS}")
+        preview = head.to_arrow_table().to_pandas()
+    else:
+        rows, preview = len(frame), frame.loc[:, shown].head(PREVIEW_ROWS)
     columns = [
         dg.TableColumn(name=name, type=kind, description=descriptions.get(name))
-        for name, kind in table_columns(connection, schema, table)
+        for name, kind in described
     ]
     return {
-        "dagster/row_count": len(frame),
+        "dagster/row_count": rows,
         "dagster/table_name": f"{schema}.{table}",
         "dagster/column_schema": dg.TableSchema(columns=columns),
-        "preview": dg.MetadataValue.md(
-            frame.loc[:, preview_columns(frame.columns, schema)]
-            .head(PREVIEW_ROWS)
-            .to_markdown(index=False)
-        ),
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
         "source_files": dg.MetadataValue.md(source_files_markdown(sources)),
         "source_sha256": dg.MetadataValue.json(dict(sorted(sources.items()))),
     }

@@ -11,7 +11,8 @@ comment or a reformatted YAML file rebuilds nothing:
 - a raw, validated or harmonised table: its instrument's definition (files, variables, scales,
   rules, weighting) and the study's waves, missing categories and thresholds. Editing the
   residents' instrument file rebuilds the residents' tables and what follows, not the clients';
-- a reference table: the study's part;
+- a reference table: the study's part; one made from the codebook itself (tagged
+  ``CODEBOOK_TAG``, such as ``reference/recodes``): the whole codebook;
 - indicators and report tables: the whole codebook and the indicator catalogue;
 - the audit trail: the package alone.
 
@@ -53,6 +54,7 @@ OWNERS = {
 FILE_LAYERS = (keys.DELIVERY, keys.REFERENCE_FILES)
 INSTRUMENT_LAYERS = (keys.RAW, keys.VALIDATED, keys.HARMONISED)
 RESULT_LAYERS = (keys.INDICATORS, keys.REPORT)
+CODEBOOK_TAG = {"reads": "codebook"}
 
 AUTOMATION = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
@@ -97,6 +99,8 @@ def code_basis(key: dg.AssetKey, tags: Mapping[str, str]) -> tuple[str, ...]:
     if layer in INSTRUMENT_LAYERS:
         return ("package", "study", f"instrument {tags['instrument']}")
     if layer == keys.REFERENCE:
+        if tags.get("reads") == CODEBOOK_TAG["reads"]:
+            return ("package", "codebook")
         return ("package", "study")
     if layer in RESULT_LAYERS:
         return ("package", "codebook", "catalogue")

@@ -9,8 +9,9 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
-from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.defs.metadata import in_english, table_metadata
 from sdpipeline.defs.observation import observable_files
 from sdpipeline.defs.policy import with_policy
 from sdpipeline.ingest import load_raw
@@ -39,10 +40,7 @@ def delivery_file_spec(instrument: Instrument, codebook: Codebook, wave_id: str)
 def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetsDefinition:
     name = keys.wave_table(instrument, codebook, wave_id)
     spec = instrument.files[wave_id]
-    descriptions = {
-        v.sources[wave_id].variable: f"{v.name}: {v.question.en}"
-        for v in instrument.variables_in(wave_id)
-    }
+    descriptions = in_english(source_columns(instrument, wave_id, codebook))
 
     @dg.asset(
         key=keys.raw(instrument, codebook, wave_id),
@@ -92,18 +90,27 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
                 {load.facts.path.name: load.facts.sha256},
                 descriptions,
             )
+        hidden = list(load.raw.hidden_rows)
+        if hidden:
+            shown = ", ".join(map(str, hidden[:20])) + (" …" if len(hidden) > 20 else "")
+            context.log.warning(
+                f"{load.facts.path.name}: {len(hidden)} rows are hidden in Excel (rows {shown}); "
+                "they are read like every other row. If they were hidden to leave cases out, "
+                "delete them from the file and deliver it again"
+            )
         if load.unknown_columns:
             context.log.warning(
                 f"{load.facts.path.name}: columns not in the codebook: {load.unknown_columns}"
             )
         metadata.update(
             {
-                **{f"file_{k}": v for k, v in load.facts.as_metadata().items()},
+                **load.facts.as_metadata(),
                 "format": load.raw.format,
                 "encoding": load.raw.encoding or "",
                 "delimiter": load.raw.delimiter or "",
                 "columns_delivered": load.raw.frame.shape[1],
                 "unknown_columns": dg.MetadataValue.json(list(load.unknown_columns)),
+                "hidden_rows": dg.MetadataValue.json(hidden),
                 "missing_optional_columns": dg.MetadataValue.json(list(load.missing_optional)),
                 "value_labels_table": f"{SCHEMA}.{name}_value_labels ({len(labels)} labels)",
                 "header_row": load.raw.header_row,

@@ -3,17 +3,18 @@ warehouse's ``reference`` schema, so every later layer joins against the same fi
 hangs under the files it reads, observable source assets versioned by SHA-256."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline import reference, settings
+from sdpipeline import recodes, reference, settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.defs.observation import REFERENCE_FILES, observable_files
-from sdpipeline.defs.policy import with_policy
+from sdpipeline.defs.policy import CODEBOOK_TAG, with_policy
 from sdpipeline.ingest import file_facts
 from sdpipeline.warehouse import replace_table
 
@@ -23,6 +24,8 @@ SCHEMA = keys.REFERENCE
 def _tables(
     codebook: Codebook,
 ) -> dict[str, tuple[Callable[[], pd.DataFrame], tuple[str, ...], str]]:
+    """Table → (how to make it, the reference files it is made from, what it holds)."""
+
     def waves_on(vintage: int) -> str:
         on = [w.id for w in codebook.waves.values() if w.municipality_vintage == vintage]
         return f"the codes of {', '.join(on)}" if on else "the codes of no wave"
@@ -62,23 +65,36 @@ def _tables(
     }
 
 
+def _codebook_files(codebook: Codebook) -> tuple[str, ...]:
+    return (
+        "study.yaml",
+        "scales.yaml",
+        "blocks.yaml",
+        *(f"instruments/{name}.yaml" for name in codebook.instruments),
+    )
+
+
 def reference_asset(
-    name: str, load: Callable[[], pd.DataFrame], files: tuple[str, ...], description: str
+    name: str,
+    load: Callable[[], pd.DataFrame],
+    files: tuple[str, ...],
+    description: str,
+    directory: Callable[[], Path] = settings.reference_dir,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.reference(name),
         group_name=keys.REFERENCE,
-        deps=[keys.reference_file(f) for f in files],
+        # a table of the codebook hangs under no file: the codebook is its code version
+        deps=[keys.reference_file(f) for f in files if f in REFERENCE_FILES],
         kinds={"duckdb", "csv"},
         description=description,
-        tags={"layer": "reference"},
+        tags={"layer": "reference", **({} if files[0] in REFERENCE_FILES else CODEBOOK_TAG)},
     )
     def _asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         frame = load()
-        facts = [file_facts(settings.reference_dir() / f) for f in files]
-        sources = {f.path.name: f.sha256 for f in facts}
+        sources = {f: file_facts(directory() / f).sha256 for f in files}
         with warehouse.get_connection() as connection:
             replace_table(connection, SCHEMA, name, frame)
             metadata = table_metadata(connection, SCHEMA, name, frame, sources)
@@ -106,6 +122,16 @@ def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
         *(
             reference_asset(name, load, files, description)
             for name, (load, files, description) in _tables(codebook).items()
+        ),
+        reference_asset(
+            "recodes",
+            lambda: recodes.crosswalk(codebook),
+            _codebook_files(codebook),
+            "The codebook's recodes as one crosswalk: per instrument, wave, variable and "
+            "source code (or range of codes) the harmonised code, missing kind and rule "
+            "(recode, bin, missing, blank, not_asked). The harmonised tables are built by SQL "
+            "generated from these rows, and so is `sdpipeline floor`.",
+            settings.codebook_dir,
         ),
     ]
 

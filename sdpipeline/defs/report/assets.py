@@ -1,8 +1,10 @@
 """The report: one asset per table in the warehouse's ``report`` schema, shaped as the ministry
 prints it, and one asset that publishes them all, as one unit, as a workbook, CSV files, an
-HTML report and a DuckDB file (``report_export``).
+HTML report and a DuckDB file, with the harmonised tables beside them as Parquet and SPSS
+datasets (``report_export``, ``harmonised_export``).
 
-The publishing step publishes only a report that is whole: every table it reads current with
+The publishing step publishes only a report that is whole: every table it reads (report and
+harmonised) current with
 its own inputs (Dagster's staleness), and all of them descending from one version of each file
 (``defs/lineage.py``). A run killed between two report steps, then a publishing step launched
 on its own, would otherwise publish tables of two deliveries side by side."""
@@ -16,7 +18,7 @@ import pandas as pd
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline import report_export, report_tables, settings
+from sdpipeline import harmonised_export, report_export, report_tables, settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import loading_context
@@ -29,6 +31,7 @@ from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.warehouse import qualified, replace_table
 
 SCHEMA = keys.REPORT
+DATASETS = "datasets"  # the harmonised tables for analysts' own tools, beside the report
 
 
 def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
@@ -108,7 +111,10 @@ def whole_report(
         run_id=context.run.run_id,
         published_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         files={names.get(k, k.to_user_string()): next(iter(v)) for k, v in found.files.items()},
-        table_runs={k.path[-1]: run for k, run in sorted(found.runs.items())},
+        table_runs={
+            k.path[-1] if k.path[0] == keys.REPORT else k.to_user_string(): run
+            for k, run in sorted(found.runs.items())
+        },
     )
 
 
@@ -177,28 +183,41 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     @dg.asset(
         key=keys.report("exports"),
         group_name=keys.REPORT,
-        deps=[keys.report(t) for t in specs],
+        deps=[keys.report(t) for t in specs] + [keys.harmonised(i) for i in codebook.instruments],
         kinds={"excel", "csv", "html"},
         tags={"layer": "report"},
         description="The report tables as one formatted workbook (a sheet per table), a CSV per "
-        "table and a self-contained HTML report with charts, in var/reports/tables/.",
+        "table and a self-contained HTML report with charts, in var/reports/tables/; beside "
+        f"them, in {DATASETS}/, every harmonised table as Parquet and SPSS (Latvian and English "
+        "labels) with its own codebook, published with the report.",
     )
     def report_exports(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
-        provenance = whole_report(context, [keys.report(t) for t in specs], codebook)
+        published = [keys.report(t) for t in specs]
+        published += [keys.harmonised(i) for i in codebook.instruments]
+        provenance = whole_report(context, published, codebook)
+        out = settings.reports_dir() / "tables"
         with warehouse.get_connection() as connection:
             tables = {
                 t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
             }
-        out = settings.reports_dir() / "tables"
-        files = report_export.export(tables, out, text, provenance)
+            files = report_export.export(
+                tables,
+                out,
+                text,
+                provenance,
+                also=lambda staging: harmonised_export.write_datasets(
+                    connection, codebook, staging / DATASETS, text.stamp
+                ),
+            )
         html = out / report_export.HTML_REPORT
         context.log.info(f"published {len(files)} files in {out} (run {context.run.run_id})")
         return dg.MaterializeResult(
             metadata={
                 "source_sha256": dg.MetadataValue.json(dict(sorted(provenance.files.items()))),
                 "files": dg.MetadataValue.json([f.name for f in files]),
+                "datasets": dg.MetadataValue.path(str(out / DATASETS)),
                 "workbook": dg.MetadataValue.path(str(out / report_export.WORKBOOK)),
                 "html_report": dg.MetadataValue.path(str(html)),
                 "headline": dg.MetadataValue.md(
