@@ -1,5 +1,6 @@
 """The code location loads, lists every asset in its layer, matches the snapshot of its asset
-specs, and passes Dagster's own validation (``dg check defs``, ``dagster definitions validate``).
+specs, and passes Dagster's own tools (``dg check defs``, ``dg list defs``, ``dagster definitions
+validate``).
 
 When assets change on purpose, write the snapshot again and review its diff:
 ``SDPIPELINE_UPDATE_SNAPSHOT=1 .venv/bin/pytest sdpipeline_tests/test_definitions.py -k snapshot``
@@ -173,20 +174,11 @@ def test_validated_layer_has_blocking_pandera_and_gx_checks(codebook):
     assert set(validated) <= audit.parent_keys
 
 
-@pytest.mark.parametrize(
-    ("command", "said"),
-    [
-        (["dg", "check", "defs"], "All definitions loaded successfully"),
-        (
-            ["dagster", "definitions", "validate", "-w", "workspace.yaml"],
-            "All code locations passed validation",
-        ),
-    ],
-    ids=["dg check defs", "dagster definitions validate"],
-)
-def test_dagster_tools_load_the_definitions(command, said, tmp_path):
+def _dagster_tool(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """A Dagster command-line tool of the project's environment, run in the repository as a
+    data engineer runs it, on an instance of its own."""
     home = tmp_path / "dagster_home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     tool = Path(sys.executable).with_name(command[0])
@@ -199,4 +191,41 @@ def test_dagster_tools_load_the_definitions(command, said, tmp_path):
         timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["dg", "check", "defs"], "All definitions loaded successfully"),
+        (
+            ["dagster", "definitions", "validate", "-w", "workspace.yaml"],
+            "All code locations passed validation",
+        ),
+    ],
+    ids=["dg check defs", "dagster definitions validate"],
+)
+def test_dagster_tools_load_the_definitions(command, said, tmp_path):
+    result = _dagster_tool(command, tmp_path)
     assert said in result.stdout + result.stderr
+
+
+def test_dg_list_defs_lists_every_asset_as_the_snapshot_has_it(tmp_path):
+    listed = json.loads(_dagster_tool(["dg", "list", "defs", "--json"], tmp_path).stdout)
+    specs = asset_specs()
+    assert {
+        a["asset_key"]: {
+            "group": a["group_name"],
+            "owners": [f"team:{o['team']}" for o in a["owners"]],
+            "deps": sorted(a["dependency_keys"]),
+        }
+        for a in listed["assets"]
+    } == {
+        name: {"group": s["group"], "owners": s["owners"], "deps": s["deps"]}
+        for name, s in specs.items()
+    }
+    assert {c["key"] for c in listed["asset_checks"]} == {
+        f"{name}:{check}" for name, s in specs.items() for check in s["checks"]
+    }
+    assert {s["name"] for s in listed["sensors"]} == {"delivery_automation", "delivery_files"}
+    assert {j["name"] for j in listed["jobs"]} >= {"full_refresh"}

@@ -89,9 +89,17 @@ def assert_status_agrees_with_the_ui(report: dict, ui: dict[str, str]) -> None:
     assert mine == ui
 
 
+def status_as_the_ui(folder: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, dict]:
+    """``status``, after checking that it gives every asset the UI's stale status."""
+    code, report = status(folder)
+    with ui_graphql(folder, monkeypatch) as ui:
+        assert_status_agrees_with_the_ui(report, ui())
+    return code, report
+
+
 def published(folder: Path) -> tuple[dict, dict[str, pd.DataFrame], dict[str, bytes]]:
     """The published report as a reader finds it: manifest, the report database's tables, and
-    the other files' bytes."""
+    the other files' bytes (the harmonised datasets published with it included)."""
     out = (folder / "var" / "reports" / "tables").resolve()
     manifest = json.loads((out / report_export.MANIFEST).read_text(encoding="utf-8"))
     with duckdb.connect(str(out / report_export.DATABASE), read_only=True) as connection:
@@ -100,15 +108,16 @@ def published(folder: Path) -> tuple[dict, dict[str, pd.DataFrame], dict[str, by
             for name in REPORT_TABLES
         }
     files = {
-        p.name: p.read_bytes()
-        for p in out.iterdir()
-        if p.name not in (report_export.MANIFEST, report_export.DATABASE)
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name not in (report_export.MANIFEST, report_export.DATABASE)
     }
     return manifest, tables, files
 
 
 def assert_same_report(a: tuple, b: tuple) -> None:
     assert a[0]["files"] == b[0]["files"]
+    assert any(name.startswith("datasets/") and name.endswith(".sav") for name in a[2])
     for name in REPORT_TABLES:
         pd.testing.assert_frame_equal(a[1][name], b[1][name])
     assert a[2].keys() == b[2].keys()
@@ -116,7 +125,7 @@ def assert_same_report(a: tuple, b: tuple) -> None:
         assert a[2][name] == b[2][name], name
 
 
-def test_a_rejected_file_fails_every_refresh_until_it_is_fixed(cli_pipeline, tmp_path):
+def test_a_rejected_file_fails_every_refresh_until_it_is_fixed(cli_pipeline, tmp_path, monkeypatch):
     folder = clone(cli_pipeline, tmp_path)
     assert "nothing changed" in sdpipeline(folder, "refresh").stdout
     lay_over("a_tenth_of_the_rows_invalid", folder / "raw")
@@ -130,7 +139,7 @@ def test_a_rejected_file_fails_every_refresh_until_it_is_fixed(cli_pipeline, tmp
         ), failed.stdout
         assert "nothing changed" not in failed.stdout
         assert "Traceback" not in failed.stdout + failed.stderr
-    code, report = status(folder)
+    code, report = status_as_the_ui(folder, monkeypatch)
     assert code == 1 and not report["current"]
     by_asset = states(report)
     validated = by_asset["validated/residents_2023"]
@@ -152,8 +161,27 @@ def test_a_rejected_file_fails_every_refresh_until_it_is_fixed(cli_pipeline, tmp
     )
     again = sdpipeline(folder, "refresh")
     assert again.returncode == 0 and "nothing changed" in again.stdout
-    code, report = status(folder)
+    code, report = status_as_the_ui(folder, monkeypatch)
     assert code == 0 and report["current"], report
+
+
+def test_a_file_that_cannot_be_read_fails_every_refresh_with_its_own_message(
+    cli_pipeline, tmp_path
+):
+    """A raw step's failure is printed as the reader's own words (file, row), without a trace
+    and without a validation summary of checks that never ran, every time until fixed."""
+    folder = clone(cli_pipeline, tmp_path)
+    lay_over("mixed_encodings_in_one_file", folder / "raw")
+    for _ in range(2):
+        failed = sdpipeline(folder, "refresh")
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        message = next(line for line in failed.stdout.splitlines() if "raw/residents_2023:" in line)
+        assert "iedzivotaji_2023.csv" in message and "row 6" in message, failed.stdout
+        assert "UTF-8 inside a Windows-1257 file" in message, failed.stdout
+        assert "Validation:" not in failed.stdout and "Traceback" not in failed.stdout
+        assert "nothing changed" not in failed.stdout
+    shutil_copy(cli_pipeline / "raw" / "ex_post_2023" / "iedzivotaji_2023.csv", folder / "raw")
+    assert "nothing changed" in sdpipeline(folder, "refresh").stdout
 
 
 def shutil_copy(source: Path, raw: Path) -> None:
@@ -161,7 +189,9 @@ def shutil_copy(source: Path, raw: Path) -> None:
     target.write_bytes(source.read_bytes())
 
 
-def test_a_failed_blocking_check_fails_every_refresh_naming_its_reason(cli_pipeline, tmp_path):
+def test_a_failed_blocking_check_fails_every_refresh_naming_its_reason(
+    cli_pipeline, tmp_path, monkeypatch
+):
     """20 heads are each a valid row but fewer than the design's minimum of 30: the table is
     written and its blocking GX check fails, so nothing after it is built; the next refresh
     must not build on it either."""
@@ -178,14 +208,14 @@ def test_a_failed_blocking_check_fails_every_refresh_naming_its_reason(cli_pipel
             in failed.stdout
         ), failed.stdout
         assert "Validation:" in failed.stdout and "Traceback" not in failed.stdout
-    _, report = status(folder)
+    _, report = status_as_the_ui(folder, monkeypatch)
     heads = states(report)["validated/heads_2023"]
     assert heads["behind"] and any("gx_dataset_contract" in r for r in heads["reasons"])
     assert states(report)["harmonised/heads"]["behind"]
 
     shutil_copy(cli_pipeline / "raw" / HEADS_2023, folder / "raw")
     assert sdpipeline(folder, "refresh").returncode == 0
-    code, report = status(folder)
+    code, report = status_as_the_ui(folder, monkeypatch)
     assert code == 0, report
 
 
@@ -323,7 +353,9 @@ def _automation_runs(home: Path) -> list[dg.DagsterRun]:
         ]
 
 
-def test_each_correction_of_a_file_triggers_exactly_one_automation_run(cli_pipeline, tmp_path):
+def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
+    cli_pipeline, tmp_path, monkeypatch
+):
     """The real daemon, with both sensors on: three successive corrections of one file, each
     rebuilt by exactly one run of that file's lineage (the second correction of a file was
     skipped as 'already completed' when the run key did not depend on the content)."""
@@ -374,5 +406,5 @@ def test_each_correction_of_a_file_triggers_exactly_one_automation_run(cli_pipel
     finally:
         stop_session(daemon, seconds=60)
         log.close()
-    code, report = status(folder)
+    code, report = status_as_the_ui(folder, monkeypatch)
     assert code == 0, report
