@@ -175,7 +175,11 @@ def test_a_file_that_cannot_be_read_fails_every_refresh_with_its_own_message(
     for _ in range(2):
         failed = sdpipeline(folder, "refresh")
         assert failed.returncode == 1, failed.stdout + failed.stderr
-        message = next(line for line in failed.stdout.splitlines() if "raw/residents_2023:" in line)
+        message = next(
+            line
+            for line in failed.stdout.splitlines()
+            if line.startswith("  raw/residents_2023: file ")
+        )
         assert "iedzivotaji_2023.csv" in message and "row 6" in message, failed.stdout
         assert "UTF-8 inside a Windows-1257 file" in message, failed.stdout
         assert "Validation:" not in failed.stdout and "Traceback" not in failed.stdout
