@@ -75,31 +75,33 @@ def fingerprints(
 def exported_files(reports: Path) -> dict[str, object]:
     """Checksums of the published report's content: bytes, except for the report database,
     whose file layout DuckDB does not keep stable, so its tables' content. What names the
-    publication (its run, and the checksums of the files it was built from) is left out: a
-    report built from a re-delivered file names that file, whatever its content."""
+    publication (its run, and the checksums of the files it was built from and of those it
+    holds) is left out: a report built from a re-delivered file names that file, whatever its
+    content. Keyed by the path under ``reports`` (``tables/datasets/…``)."""
     published = reports / "tables"
     prints: dict[str, object] = {}
-    for path in sorted(published.iterdir()):
-        if path.name == report_export.MANIFEST:
+    for path in sorted(published.rglob("*")):
+        name = str(path.relative_to(reports))
+        if path.name == report_export.MANIFEST or not path.is_file():
             continue
         if path.suffix == ".duckdb":
-            prints[path.name] = {
+            prints[name] = {
                 k: v
                 for k, v in fingerprints(path, schemas=("report",)).items()
                 if k not in ("report.publication", "report.source_files")
             }
         elif path.suffix == ".html":
             page = path.read_text(encoding="utf-8")
-            prints[path.name] = hashlib.sha256(page.split("<h2>Avoti /")[0].encode()).hexdigest()
+            prints[name] = hashlib.sha256(page.split("<h2>Avoti /")[0].encode()).hexdigest()
         elif path.suffix == ".xlsx":
             book = openpyxl.load_workbook(path)
-            prints[path.name] = {
+            prints[name] = {
                 sheet.title: [list(row) for row in sheet.iter_rows(values_only=True)]
                 for sheet in book.worksheets
                 if sheet.title != report_export.SOURCES_SHEET
             }
         else:
-            prints[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            prints[name] = hashlib.sha256(path.read_bytes()).hexdigest()
     return prints
 
 
