@@ -3,10 +3,9 @@ prints it, and one asset that publishes them all, as one unit, as a workbook, CS
 HTML report and a DuckDB file, with the harmonised tables beside them as Parquet and SPSS
 datasets (``report_export``, ``harmonised_export``).
 
-The publishing step publishes only a report that is whole: every table it reads (report and
-harmonised) current with
-its own inputs (Dagster's staleness), and all of them descending from one version of each file
-(``defs/lineage.py``). A run killed between two report steps, then a publishing step launched
+The publishing step publishes only a report that is whole: every report table current with its
+own inputs and no harmonised table it exports stale (Dagster's staleness), and all of them
+descending from one version of each file (``defs/lineage.py``). A run killed between two report steps, then a publishing step launched
 on its own, would otherwise publish tables of two deliveries side by side."""
 
 import datetime as dt
@@ -75,10 +74,15 @@ def report_asset(
 
 
 def whole_report(
-    context: dg.AssetExecutionContext, tables: list[dg.AssetKey], codebook: Codebook
+    context: dg.AssetExecutionContext,
+    tables: list[dg.AssetKey],
+    codebook: Codebook,
+    exported: list[dg.AssetKey],
 ) -> report_export.Provenance:
     """What the report to publish is built from; fails, publishing nothing, if it is not whole
-    (see the module's docstring)."""
+    (see the module's docstring). ``exported``: the harmonised tables published beside it,
+    refused when Dagster calls them STALE; one Dagster has no record of (``reports_only`` on a
+    new instance) is published as it is in the warehouse, as that job promises."""
     # the whole graph: a run of a few assets sees only those in its own job
     from sdpipeline.definitions import defs
 
@@ -90,13 +94,17 @@ def whole_report(
         f"{key.to_user_string()} ({resolver.get_status(key).value.lower()})"
         for key in tables
         if resolver.get_status(key) != StaleStatus.FRESH
+    ] + [
+        f"{key.to_user_string()} (stale)"
+        for key in exported
+        if resolver.get_status(key) == StaleStatus.STALE
     ]
     if behind:
         raise dg.Failure(
             f"not published: {', '.join(behind)} not current with their inputs; the report "
             "stays as last published. `sdpipeline refresh` rebuilds them and publishes."
         )
-    found = lineage(context.instance, tables)
+    found = lineage(context.instance, tables + exported)
     names = {key: path.name for key, path in file_paths(codebook).items()}
     mixed = found.mixed()
     if mixed:
@@ -194,9 +202,12 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     def report_exports(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
-        published = [keys.report(t) for t in specs]
-        published += [keys.harmonised(i) for i in codebook.instruments]
-        provenance = whole_report(context, published, codebook)
+        provenance = whole_report(
+            context,
+            [keys.report(t) for t in specs],
+            codebook,
+            [keys.harmonised(i) for i in codebook.instruments],
+        )
         out = settings.reports_dir() / "tables"
         with warehouse.get_connection() as connection:
             tables = {
