@@ -5,8 +5,9 @@ datasets (``report_export``, ``harmonised_export``).
 
 The publishing step publishes only a report that is whole: every report table current with its
 own inputs and no harmonised table it exports stale (Dagster's staleness), and all of them
-descending from one version of each file (``defs/lineage.py``). A run killed between two report steps, then a publishing step launched
-on its own, would otherwise publish tables of two deliveries side by side."""
+descending from one version of each file (``defs/lineage.py``). A run killed between two
+report steps, then a publishing step launched on its own, would otherwise publish tables of two
+deliveries side by side."""
 
 import datetime as dt
 from collections.abc import Callable
