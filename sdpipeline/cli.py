@@ -146,10 +146,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_failure_messages,
         run_warnings,
     )
+    from sdpipeline.run_history import held_open
 
     started = time.perf_counter()
     codebook = default_codebook()
-    with _start(home) as instance:
+    with held_open(home), _start(home) as instance:
         job = defs.resolve_job_def(args.job)
         selection = None
         tags = {TRIGGER_TAG: "sdpipeline run", REASON_TAG: f"sdpipeline run --job {args.job}"}

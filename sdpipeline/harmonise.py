@@ -307,8 +307,10 @@ def harmonise_instrument(
         geo = [c for c in lookup.columns if c != "municipality_code"]
         kept = ", ".join(f"p.{quoted(c)}" if c == "region" else f"h.{quoted(c)}" for c in columns)
         added = ", ".join(f"p.{quoted(c)}" for c in geo if c not in columns)
+        # a view, not a table: the recodes are computed once, as the harmonised table is
+        # written; the weights read only the few columns they need from it
         connection.execute(
-            f"CREATE OR REPLACE TEMP TABLE {located} AS SELECT {kept}, {added} FROM {recoded} h "
+            f"CREATE OR REPLACE TEMP VIEW {located} AS SELECT {kept}, {added} FROM {recoded} h "
             f"JOIN _places_{wave} p ON p.municipality_code = h.municipality"
         )
         inputs = _weight_inputs(connection, located, instrument)
@@ -355,7 +357,7 @@ def harmonise_instrument(
         + ") ORDER BY _wave_position, _source_row"
     )
     for wave in sources:
-        connection.execute(f"DROP TABLE IF EXISTS _located_{wave}")
+        connection.execute(f"DROP VIEW IF EXISTS _located_{wave}")
         connection.execute(f"DROP VIEW IF EXISTS _recoded_{wave}")
         connection.unregister(f"_places_{wave}")
         connection.unregister(f"_weights_{wave}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,8 +114,10 @@ def load_raw(
     spec = instrument.files[wave_id]
     variables = instrument.variables_in(wave_id)
     text = [v.sources[wave_id].variable for v in variables if v.is_text_like]
-    raw = read_raw_file(path, spec, text, [v.sources[wave_id].variable for v in variables])
-    facts = file_facts(path)
+    with ThreadPoolExecutor(1) as pool:  # hashing lets go of the GIL: beside the parsing
+        hashed = pool.submit(file_facts, path)
+        raw = read_raw_file(path, spec, text, [v.sources[wave_id].variable for v in variables])
+        facts = hashed.result()
     expected = {normalise_name(v.sources[wave_id].variable): v for v in variables}
     renames, unknown = {}, []
     for column in raw.frame.columns:

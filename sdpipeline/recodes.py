@@ -53,8 +53,12 @@ def literal(text: str) -> str:
 
 
 def trimmed(sql: str) -> str:
-    """``sql`` (text) without surrounding whitespace, as Python's ``str.strip`` takes it off."""
-    return f"trim({sql}, {literal(WHITESPACE)})"
+    """``sql`` (text) without surrounding whitespace, as Python's ``str.strip`` takes it off.
+    Text that begins and ends with a printable ASCII character has nothing to take off and is
+    passed as it is: ``trim`` with a set of characters costs some microseconds a row, a
+    second per million identifiers, where the test costs almost nothing."""
+    edges = f"ord(({sql})[1]) BETWEEN 33 AND 126 AND ord(({sql})[-1]) BETWEEN 33 AND 126"
+    return f"CASE WHEN {edges} THEN {sql} ELSE trim({sql}, {literal(WHITESPACE)}) END"
 
 
 def _rows_of(instrument: Instrument, variable: Variable, wave: str, codebook: Codebook) -> list:
