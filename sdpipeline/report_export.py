@@ -32,6 +32,7 @@ from sdpipeline.report_tables import CHANGE, CI, VERDICT, header, tag
 WORKBOOK = "sdpipeline_report.xlsx"
 HTML_REPORT = "report.html"
 DATABASE = "sdpipeline_report.duckdb"
+LINEAGE = "cell_lineage"
 ROLES = {
     "project_effect": Label("pārmaiņas projekta laikā", "change over the project"),
     "persistence": Label("noturība pēc projekta", "persistence after the project"),
@@ -232,8 +233,15 @@ def write_html(tables: dict[str, pd.DataFrame], path: Path, text: ReportText) ->
     path.write_text(page, encoding="utf-8")
 
 
-def export(tables: dict[str, pd.DataFrame], out_dir: Path, text: ReportText) -> list[Path]:
-    """Write every format into a staging folder, then swap it in for ``out_dir`` at once."""
+def export(
+    tables: dict[str, pd.DataFrame],
+    out_dir: Path,
+    text: ReportText,
+    lineage: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Write every format into a staging folder, then swap it in for ``out_dir`` at once.
+    ``lineage``: ``report.cell_lineage``, published beside the tables as a CSV file and in the
+    report's database (not in the workbook or the HTML, which are for reading)."""
     staging = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
@@ -245,7 +253,11 @@ def export(tables: dict[str, pd.DataFrame], out_dir: Path, text: ReportText) -> 
                 staging / f"{name}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
         write_html(tables, staging / HTML_REPORT, text)
-        write_database(tables, staging / DATABASE)
+        if lineage is not None:
+            lineage.to_csv(
+                staging / f"{LINEAGE}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
+            )
+        write_database(tables | ({} if lineage is None else {LINEAGE: lineage}), staging / DATABASE)
     except Exception:
         shutil.rmtree(staging)
         raise
