@@ -73,7 +73,6 @@ class Report:
     from the codebook, so no title here names a year."""
 
     title: Label
-    region_chart: str
     tables: dict[str, ReportTable]
     units: dict[str, Unit]
     columns: dict[str, Label]
@@ -184,8 +183,6 @@ def _label_of(raw: Any, where: str) -> Label:
 
 def _report(spec: dict[str, Any], where: str, indicators: list[Indicator]) -> Report:
     where = f"{where}: report"
-    if spec.get("region_chart") not in {i.id for i in indicators}:
-        raise CatalogueError(f"{where}.region_chart must name an indicator")
     tables = {}
     for name, table in (spec.get("tables") or {}).items():
         if not {"lv", "en", "description"} <= set(table or {}):
@@ -211,7 +208,7 @@ def _report(spec: dict[str, Any], where: str, indicators: list[Indicator]) -> Re
         str(name): _label_of(text, f"{where}.lineage.{name}")
         for name, text in (spec.get("lineage") or {}).items()
     }
-    return Report(Label(**spec["title"]), spec["region_chart"], tables, units, columns, lineage)
+    return Report(Label(**spec["title"]), tables, units, columns, lineage)
 
 
 @cache

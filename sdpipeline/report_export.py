@@ -1,7 +1,8 @@
 """Publish the report tables as files: one formatted workbook (a sheet per table), a CSV per
 table (as Latvian Excel opens them: UTF-8 with BOM, ';' and decimal comma), one HTML report
 with its charts drawn as inline SVG, so it opens offline with nothing else beside it, and the
-report schema as a DuckDB file of its own for read-only querying.
+report schema as a DuckDB file of its own for read-only querying. The HTML report itself is
+``report_html``'s.
 
 Files are written to a staging folder and swapped in whole: a failed export never leaves a
 mixture of old and new files. Every title, heading and note comes from the codebook (the
@@ -11,11 +12,10 @@ study, its waves and comparisons) and the catalogue (the report's and its tables
 from __future__ import annotations
 
 import datetime as dt
-import html
 import io
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -24,10 +24,11 @@ import pandas as pd
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from sdpipeline import __version__, report_html
 from sdpipeline.codebook import Codebook, Label
 from sdpipeline.generator.writers import pin_zip
 from sdpipeline.indicators import Catalogue
-from sdpipeline.report_tables import CHANGE, CI, VERDICT, header, tag
+from sdpipeline.report_tables import tag
 
 WORKBOOK = "sdpipeline_report.xlsx"
 HTML_REPORT = "report.html"
@@ -57,12 +58,13 @@ class ReportText:
     waves: tuple[Label, ...]
     comparisons: tuple[Comparison, ...]
     tables: dict[str, Label]
-    region_indicator: str
-    region_year: str
     suppress_below: int
     low_reliability_below: int
     # the files' own dates, for stable bytes: the end of the latest fieldwork, at noon
     stamp: dt.datetime
+    code_version: str
+    codebook: Codebook = field(compare=False, repr=False)
+    catalogue: Catalogue = field(compare=False, repr=False)
 
     @classmethod
     def of(cls, codebook: Codebook, catalogue: Catalogue, tables: list[str]) -> ReportText:
@@ -76,12 +78,28 @@ class ReportText:
                 for c in codebook.comparisons.values()
             ),
             tables={name: catalogue.report.table(name).title for name in tables},
-            region_indicator=catalogue.report.region_chart,
-            region_year=str(latest.year),
             suppress_below=catalogue.suppress_below,
             low_reliability_below=catalogue.low_reliability_below,
             stamp=dt.datetime.combine(latest.fieldwork_end, dt.time(12, 0)),
+            code_version=f"sdpipeline {__version__} · kodu grāmata / codebook "
+            f"{codebook.version} (SHA-256 {codebook.digest[:12]}) · katalogs / catalogue "
+            f"{catalogue.version}",
+            codebook=codebook,
+            catalogue=catalogue,
         )
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a publication names: the run that published it, when, the run that built each
+    table, and every file (delivered or reference) it descends from, by checksum."""
+
+    run_id: str
+    published_utc: str
+    files: dict[str, str]
+    """file name → SHA-256"""
+    table_runs: dict[str, str] = field(default_factory=dict)
+    """report table → the run that built it"""
 
 
 def write_workbook(tables: dict[str, pd.DataFrame], path: Path, text: ReportText) -> None:
@@ -116,67 +134,6 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, text: ReportText
     path.write_bytes(pin_zip(buffer.getvalue(), text.stamp))
 
 
-def _svg_changes(headline: pd.DataFrame, suffix: str) -> str:
-    """One comparison's change of every indicator with its 95 % CI, as a dot-and-whisker
-    plot; ``suffix``: the comparison's tag, which ends its columns' headers."""
-    change_column, ci_column = header(CHANGE, suffix), header(CI, suffix)
-    rows = headline.dropna(subset=[change_column, ci_column])
-    bounds = [tuple(float(x) for x in ci.strip("[]").split(";")) for ci in rows[ci_column]]
-    span = max([abs(v) for pair in bounds for v in pair] + [1.0])
-    width, left, line = 760, 330, 18
-    height = line * len(rows) + 40
-    scale = (width - left - 20) / (2 * span)
-    zero = left + span * scale
-    colour = {"improved": "#2e7d32", "worsened": "#c62828"}
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="Change with 95% confidence intervals">',
-        f'<line x1="{zero:.1f}" y1="10" x2="{zero:.1f}" y2="{height - 20}" stroke="#888"/>',
-    ]
-    for i, (row, (low, high)) in enumerate(zip(rows.itertuples(index=False), bounds, strict=True)):
-        y = 20 + i * line
-        change = float(row[headline.columns.get_loc(change_column)])
-        verdict = row[headline.columns.get_loc(header(VERDICT, suffix))]
-        label = html.escape(f"{row[1]} {row[3]}"[:52])
-        c = colour.get(verdict, "#555")
-        parts += [
-            f'<text x="4" y="{y + 4}" font-size="11">{label}</text>',
-            f'<line x1="{zero + low * scale:.1f}" y1="{y}" x2="{zero + high * scale:.1f}" '
-            f'y2="{y}" stroke="{c}" stroke-width="2"/>',
-            f'<circle cx="{zero + change * scale:.1f}" cy="{y}" r="4" fill="{c}"/>',
-        ]
-    parts.append(
-        f'<text x="{zero:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">0</text></svg>'
-    )
-    return "".join(parts)
-
-
-def _svg_regions(by_region: pd.DataFrame, code: str, year_column: str) -> str:
-    """One indicator's latest value by region, as bars."""
-    rows = by_region[by_region["Kods / Code"] == code].dropna(subset=[year_column])
-    if rows.empty:
-        return "<p>—</p>"
-    values = rows[year_column].astype(float).tolist()
-    names = rows["Reģions"].astype(str).tolist()
-    top = max(max(values), 1.0)
-    width, left, bar = 560, 110, 24
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{bar * len(rows) + 20}" role="img">'
-    ]
-    for i, (name, value) in enumerate(zip(names, values, strict=True)):
-        length = (width - left - 60) * value / top
-        y = 10 + i * bar
-        parts += [
-            f'<text x="4" y="{y + 14}" font-size="12">{html.escape(name)}</text>',
-            f'<rect x="{left}" y="{y + 2}" width="{length:.1f}" height="{bar - 8}" '
-            'fill="#1f4e79"/>',
-            f'<text x="{left + length + 4:.1f}" y="{y + 14}" font-size="12">{value:.1f}</text>',
-        ]
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def write_database(tables: dict[str, pd.DataFrame], path: Path) -> None:
     """The report schema alone, in its own DuckDB file: analysts and auditors open it read-only
     at any time, even while a run holds the warehouse."""
@@ -188,49 +145,13 @@ def write_database(tables: dict[str, pd.DataFrame], path: Path) -> None:
             connection.unregister("_frame")
 
 
-def write_html(tables: dict[str, pd.DataFrame], path: Path, text: ReportText) -> None:
-    style = (
-        "body{font-family:system-ui,Arial,sans-serif;margin:2em;max-width:1200px;color:#222}"
-        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-        "th{background:#1f4e79;color:#fff;padding:4px 6px;text-align:left}"
-        "td{border-bottom:1px solid #ddd;padding:3px 6px}h2{margin-top:2em}"
-    )
-    sections = []
-    for comparison in text.comparisons:
-        sections += [
-            f"<h2>Izmaiņas {comparison.tag} ar 95 % ticamības intervāliem / Change "
-            f"{comparison.tag} with 95 % confidence intervals</h2>",
-            _svg_changes(tables["headline_indicators"], comparison.tag),
-        ]
-    region = text.region_indicator
-    sections += [
-        f"<h2>{html.escape(region)} pa reģioniem, {text.region_year} / by region</h2>",
-        _svg_regions(tables["indicators_by_region"], region, text.region_year),
-    ]
-    for name, frame in tables.items():
-        title = text.tables[name]
-        sections.append(f"<h2>{html.escape(title.lv)} / {html.escape(title.en)}</h2>")
-        sections.append(frame.to_html(index=False, na_rep="", escape=True, border=0))
-    waves = ", ".join(wave.lv for wave in text.waves)
-    compared = "".join(
-        f"<li>{html.escape(c.tag)}: {html.escape(c.label.lv)} ({html.escape(c.role.lv)}) / "
-        f"{html.escape(c.label.en)} ({html.escape(c.role.en)})</li>"
-        for c in text.comparisons
-    )
-    page = (
-        '<!DOCTYPE html><html lang="lv"><head><meta charset="utf-8">'
-        f"<title>{html.escape(text.title.lv)}: {html.escape(waves)}</title>"
-        f"<style>{style}</style></head><body>"
-        f"<h1>{html.escape(text.study.lv)}: rezultāti / results</h1>"
-        f"<p>Šūnas ar mazāk nekā {text.suppress_below} respondentiem netiek publicētas; ar mazāk "
-        f"nekā {text.low_reliability_below} – atzīmētas. Cells with fewer than "
-        f"{text.suppress_below} respondents are suppressed; fewer than "
-        f"{text.low_reliability_below} are flagged.</p>"
-        f"<p>Salīdzinājumi / Comparisons:</p><ul>{compared}</ul>"
-        + "".join(sections)
-        + "</body></html>"
-    )
-    path.write_text(page, encoding="utf-8")
+def write_html(
+    tables: dict[str, pd.DataFrame],
+    path: Path,
+    text: ReportText,
+    provenance: Provenance | None = None,
+) -> None:
+    path.write_text(report_html.page(tables, text, provenance), encoding="utf-8")
 
 
 def export(
@@ -238,6 +159,7 @@ def export(
     out_dir: Path,
     text: ReportText,
     lineage: pd.DataFrame | None = None,
+    provenance: Provenance | None = None,
 ) -> list[Path]:
     """Write every format into a staging folder, then swap it in for ``out_dir`` at once.
     ``lineage``: ``report.cell_lineage``, published beside the tables as a CSV file and in the
@@ -252,7 +174,7 @@ def export(
             frame.to_csv(
                 staging / f"{name}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
-        write_html(tables, staging / HTML_REPORT, text)
+        write_html(tables, staging / HTML_REPORT, text, provenance)
         if lineage is not None:
             lineage.to_csv(
                 staging / f"{LINEAGE}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"

@@ -1,6 +1,7 @@
 """The report: one asset per table in the warehouse's ``report`` schema, shaped as the ministry
 prints it, and one asset that publishes them all as a workbook, CSV files and an HTML report."""
 
+import datetime as dt
 from collections.abc import Callable
 
 import dagster as dg
@@ -232,8 +233,13 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
                 t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
             }
             lineage = connection.execute(f"SELECT * FROM {qualified(SCHEMA, LINEAGE)}").df()
+            provenance = report_export.Provenance(
+                run_id=context.run.run_id,
+                published_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                files=delivered_sources(connection, everyone),
+            )
         out = settings.reports_dir() / "tables"
-        files = report_export.export(tables, out, text, lineage)
+        files = report_export.export(tables, out, text, lineage, provenance)
         html = out / report_export.HTML_REPORT
         return dg.MaterializeResult(
             metadata={
