@@ -117,7 +117,7 @@ def ink_at_edges(png: bytes, strip: int = 2, threshold: int = 200) -> list[str]:
         "top": (0, 0, width, strip),
         "bottom": (0, height - strip, width, height),
     }
-    return [name for name, box in edges.items() if min(image.crop(box).getdata()) < threshold]
+    return [name for name, box in edges.items() if image.crop(box).getextrema()[0] < threshold]
 
 
 def section_screenshot(page, selector: str, margin: int = 6) -> bytes:
