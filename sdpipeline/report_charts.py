@@ -39,6 +39,8 @@ VERDICT_COLOURS = {
     "decreased": "#1f4e79",
 }
 NO_VERDICT = "#595959"
+SIZES = (130, 60, 25)
+"""Areas of the series' symbols, in order (square pixels)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ def _rows_axis(labels: list[str]) -> dict:
         "axis": {
             **_axis(),
             "labelExpr": "split(datum.label, '\\n')",
+            "labelBaseline": "middle",
             "grid": True,
             "gridColor": "#eeeeee",
             "ticks": False,
@@ -243,6 +246,14 @@ def dot_chart(
             "scale": {"domain": domain, "range": [s.shape for s in keys]},
             "legend": None,
         },
+        # each series a size smaller than the one before, drawn over it: equal values show
+        # as nested symbols, not one hiding the other
+        "size": {
+            "field": "series",
+            "type": "nominal",
+            "scale": {"domain": domain, "range": [SIZES[i % len(SIZES)] for i in range(len(keys))]},
+            "legend": None,
+        },
     }
     layers = [
         {
@@ -256,12 +267,12 @@ def dot_chart(
         },
         {
             "data": {"values": [p for p in points if not p["flagged"]]},
-            "mark": {"type": "point", "filled": True, "size": 70, "opacity": 1},
+            "mark": {"type": "point", "filled": True, "opacity": 1},
             "encoding": encoding,
         },
         {
             "data": {"values": [p for p in points if p["flagged"]]},
-            "mark": {"type": "point", "filled": False, "size": 70, "opacity": 1, "strokeWidth": 2},
+            "mark": {"type": "point", "filled": False, "opacity": 1, "strokeWidth": 2},
             "encoding": encoding,
         },
     ]
