@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import re
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
 from sdpipeline.codebook import Label
 
+THREADS = 2
 FONT = "DejaVu Sans"
 FONT_SIZE = 11
 LINE_HEIGHT = 14
@@ -127,16 +129,51 @@ def _axis(labels: bool = True) -> dict:
     }
 
 
-def render(spec: dict, name: str, title: str) -> str:
-    """A Vega-Lite spec as an SVG element of the page: ``name`` makes its ids its own,
-    ``title`` is what a screen reader says of it."""
+@dataclass(frozen=True)
+class Chart:
+    """A chart to draw: its Vega-Lite spec, and what a screen reader says of it."""
+
+    spec: dict
+    title: str
+
+
+@dataclass
+class Batch:
+    """The charts of a page, drawn together: each stands in the page as a placeholder until
+    ``fill`` puts its SVG there. vl-convert draws outside Python's lock, so two threads draw
+    two charts at once (a page's charts take most of the report's time)."""
+
+    charts: list[Chart] = field(default_factory=list)
+
+    def add(self, chart: Chart) -> str:
+        self.charts.append(chart)
+        return f"<!--chart{len(self.charts)}-->"
+
+    def fill(self, page: str) -> str:
+        names = [f"chart{number}" for number in range(1, len(self.charts) + 1)]
+        with ThreadPoolExecutor(THREADS) as pool:
+            svgs = list(pool.map(render, self.charts, names))
+        for name, svg in zip(names, svgs, strict=True):
+            page = page.replace(f"<!--{name}-->", svg)
+        return page
+
+
+def render(chart: Chart, name: str) -> str:
+    """A chart as an SVG element of the page; ``name`` makes its ids its own."""
     import vl_convert
 
     _fonts_registered()
     spec = {
-        **spec,
+        **chart.spec,
         "background": "white",
-        "config": {"font": FONT, "view": {"stroke": None}},
+        # the marks' own descriptions are left out: the chart's title speaks for it, and the
+        # figures are in the tables
+        "config": {
+            "font": FONT,
+            "view": {"stroke": None},
+            "mark": {"aria": False},
+            "axis": {"aria": False},
+        },
     }
     svg = vl_convert.vegalite_to_svg(spec)
     ids = dict.fromkeys(re.findall(r'id="([^"]+)"', svg))
@@ -144,7 +181,7 @@ def render(spec: dict, name: str, title: str) -> str:
         svg = svg.replace(f'id="{old}"', f'id="{name}-{number}"')
         svg = svg.replace(f"url(#{old})", f"url(#{name}-{number})")
     opening = re.match(r"<svg[^>]*>", svg).group(0)
-    attributes = f' role="img" aria-label="{_attribute(title)}" class="chart"'
+    attributes = f' role="img" aria-label="{_attribute(chart.title)}" class="chart"'
     own = re.sub(r'\sclass="[^"]*"', "", opening[:-1]) + attributes + ">"
     return own + svg[len(opening) :]
 
@@ -212,9 +249,7 @@ def _view(labels: list[str], width: int, layers: list[dict]) -> dict:
     }
 
 
-def dot_chart(
-    rows: list[Row], keys: list[Series], axis: Label, name: str, width: int = WIDTH
-) -> str:
+def dot_chart(rows: list[Row], keys: list[Series], axis: Label, width: int = WIDTH) -> Chart:
     """Rows (a label each) against one value axis, a point per series joined by a line; a
     row's missing series are named on its label."""
     labels = [label_lines(r.label, r.missing, _characters(width)) for r in rows]
@@ -276,18 +311,15 @@ def dot_chart(
             "encoding": encoding,
         },
     ]
-    return render(
-        _view(labels, width, layers), name, f"{axis.en}: " + "; ".join(r.label.en for r in rows)
-    )
+    return Chart(_view(labels, width, layers), f"{axis.en}: " + "; ".join(r.label.en for r in rows))
 
 
 def change_chart(
     rows: list[Change],
     axis: Label,
-    name: str,
     width: int = WIDTH,
     domain: tuple[float, float] | None = None,
-) -> str:
+) -> Chart:
     """Each row's change as a point with its 95 % confidence interval, coloured by its
     verdict, against a line at zero; a row without a change says why on its label.
     ``domain``: the axis's range, for charts in one unit to share it."""
@@ -345,9 +377,7 @@ def change_chart(
             },
         },
     ]
-    return render(
-        _view(labels, width, layers), name, f"{axis.en}: " + "; ".join(r.label.en for r in rows)
-    )
+    return Chart(_view(labels, width, layers), f"{axis.en}: " + "; ".join(r.label.en for r in rows))
 
 
 def _title(title: Label, width: int) -> list[str]:

@@ -80,11 +80,7 @@ class _Page:
         self.waves = [_Wave(w.id, str(w.year), w.label) for w in self.codebook.waves.values()]
         self.wave_series = charts.series([(w.year, Label(w.year, w.year)) for w in self.waves])
         self.headline = tables["headline_indicators"].set_index(rt.CODE, drop=False)
-        self.charts = 0
-
-    def _name(self) -> str:
-        self.charts += 1
-        return f"chart{self.charts}"
+        self.charts = charts.Batch()
 
     # --- what a cell says when it holds no figure -----------------------------------------
 
@@ -157,11 +153,12 @@ class _Page:
                     )
                     yield (
                         f"<figure>{heading}"
-                        + charts.change_chart(
-                            [rows[code] for code in own],
-                            Label(f"Izmaiņas, {axis.lv}", f"Change, {axis.en}"),
-                            self._name(),
-                            domain=domain,
+                        + self.charts.add(
+                            charts.change_chart(
+                                [rows[code] for code in own],
+                                Label(f"Izmaiņas, {axis.lv}", f"Change, {axis.en}"),
+                                domain=domain,
+                            )
                         )
                         + "</figure>"
                     )
@@ -217,7 +214,7 @@ class _Page:
                 axis = self.catalogue.report.units[unit].value
                 yield (
                     f"<figure><h4>{_both(axis)}</h4>"
-                    + charts.dot_chart(rows, self.wave_series, axis, self._name())
+                    + self.charts.add(charts.dot_chart(rows, self.wave_series, axis))
                     + "</figure>"
                 )
             panels = [self._regions(code, regional) for code in codes]
@@ -245,7 +242,7 @@ class _Page:
         label = self._name_of(code)
         return (
             f'<div class="panel"><h4>{_escape(label.lv)}<br>{_escape(label.en)}</h4>'
-            + charts.dot_chart(chart_rows, self.wave_series, unit, self._name(), PANEL_WIDTH)
+            + self.charts.add(charts.dot_chart(chart_rows, self.wave_series, unit, PANEL_WIDTH))
             + "</div>"
         )
 
@@ -286,7 +283,7 @@ class _Page:
                 if pd.isna(row.get(c.name))
             )
             rows.append(charts.Row(Label(str(row[label[0]]), str(row[label[1]])), values, missing))
-        return charts.legend(keys) + charts.dot_chart(rows, keys, axis, self._name())
+        return charts.legend(keys) + self.charts.add(charts.dot_chart(rows, keys, axis))
 
     def _barriers(self) -> Iterator[str]:
         yield self._section(
@@ -372,10 +369,8 @@ class _Page:
             "saistība, ne cēlonis (dalība bija brīvprātīga). / Project participants minus the "
             "other specialists, with the 95 % confidence interval: an association, not an "
             "effect (taking part was voluntary).</p>"
-            + charts.change_chart(
-                rows,
-                Label(f"Atšķirība, {axis.lv}", f"Difference, {axis.en}"),
-                self._name(),
+            + self.charts.add(
+                charts.change_chart(rows, Label(f"Atšķirība, {axis.lv}", f"Difference, {axis.en}"))
             ),
         )
 
@@ -498,7 +493,7 @@ def page(
         "asked is not drawn, and its row says why.</p>"
         f"<p>Salīdzinājumi / Comparisons:</p><ul>{compared}</ul></section>"
     )
-    return (
+    return builder.charts.fill(
         '<!DOCTYPE html><html lang="lv"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_escape(text.title.lv)}: {_escape(waves)}</title>"
