@@ -46,6 +46,42 @@ VERDICTS = {
 }
 
 
+RESPONDENTS = Label("% respondentu", "% of respondents")
+# The tables of shares and means drawn as one chart each: (table, what it shows, the columns
+# that label a row, the kinds of column drawn, the axis)
+TABLE_CHARTS = (
+    (
+        "barriers_ranked",
+        Label(
+            "Svērtā daļa, kas šķērsli nosauc, % no atbildējušajiem.",
+            "Weighted share naming the barrier, % of those who answered.",
+        ),
+        (rt.BARRIER_LV, rt.BARRIER_EN),
+        {"share"},
+        RESPONDENTS,
+    ),
+    (
+        "services_offered_vs_wanted",
+        Label(
+            "Svērtā daļa, % (vadītāji: dienesti, kas nodrošina; partneri un pašvaldību "
+            "vadītāji: kas vēlas paplašināt).",
+            "Weighted share, % (heads: services offering it; partners and leaders: wanting it "
+            "expanded).",
+        ),
+        (rt.SERVICE_LV, rt.SERVICE_EN),
+        {"offered", "wanted"},
+        RESPONDENTS,
+    ),
+    (
+        "specialists_time_use",
+        Label("Vidējā svērtā darba laika daļa, %.", "Weighted mean share of working time, %."),
+        (rt.TIME_USE_LV, rt.TIME_USE_EN),
+        {"time_use"},
+        Label("% darba laika", "% of working time"),
+    ),
+)
+
+
 @dataclass(frozen=True)
 class _Wave:
     id: str
@@ -248,9 +284,7 @@ class _Page:
 
     def shares(self) -> Iterator[str]:
         """The tables of shares and means, each as one chart in its unit."""
-        yield from self._barriers()
-        yield from self._services()
-        yield from self._time_use()
+        yield from self._tables_as_charts()
         yield from self._participation()
 
     def _section(self, table: str, body: str) -> str:
@@ -262,10 +296,10 @@ class _Page:
         return report_columns(table, list(frame.columns), self.codebook, self.catalogue)
 
     def _figure_chart(
-        self, table: str, label: tuple[str, str], kinds: set[str], axis: Label, names: Label
+        self, table: str, label: tuple[str, str], kinds: set[str], axis: Label
     ) -> str:
         """A chart of ``table``: a row per table row (labelled by its ``label`` columns),
-        a series per column of ``kinds``."""
+        a series per column of ``kinds`` (a colour per survey, a shape per wave)."""
         frame = self.tables[table]
         columns = [c for c in self._columns(table) if c.kind in kinds]
         surveys = list(dict.fromkeys(c.instrument for c in columns))
@@ -285,47 +319,13 @@ class _Page:
             rows.append(charts.Row(Label(str(row[label[0]]), str(row[label[1]])), values, missing))
         return charts.legend(keys) + self.charts.add(charts.dot_chart(rows, keys, axis))
 
-    def _barriers(self) -> Iterator[str]:
-        yield self._section(
-            "barriers_ranked",
-            "<p>Svērtā daļa, kas šķērsli nosauc, % no atbildējušajiem. / Weighted share naming "
-            "the barrier, % of those who answered.</p>"
-            + self._figure_chart(
-                "barriers_ranked",
-                (rt.BARRIER_LV, rt.BARRIER_EN),
-                {"share"},
-                Label("% respondentu", "% of respondents"),
-                Label("", ""),
-            ),
-        )
-
-    def _services(self) -> Iterator[str]:
-        yield self._section(
-            "services_offered_vs_wanted",
-            "<p>Svērtā daļa, % (vadītāji: dienesti, kas nodrošina; partneri un pašvaldību "
-            "vadītāji: kas vēlas paplašināt). / Weighted share, % (heads: services offering it; "
-            "partners and leaders: wanting it expanded).</p>"
-            + self._figure_chart(
-                "services_offered_vs_wanted",
-                (rt.SERVICE_LV, rt.SERVICE_EN),
-                {"offered", "wanted"},
-                Label("% respondentu", "% of respondents"),
-                Label("", ""),
-            ),
-        )
-
-    def _time_use(self) -> Iterator[str]:
-        yield self._section(
-            "specialists_time_use",
-            "<p>Vidējā svērtā darba laika daļa, %. / Weighted mean share of working time, %.</p>"
-            + self._figure_chart(
-                "specialists_time_use",
-                (rt.TIME_USE_LV, rt.TIME_USE_EN),
-                {"time_use"},
-                Label("% darba laika", "% of working time"),
-                Label("", ""),
-            ),
-        )
+    def _tables_as_charts(self) -> Iterator[str]:
+        for table, intro, label, kinds, axis in TABLE_CHARTS:
+            yield self._section(
+                table,
+                f"<p>{_escape(intro.lv)} / {_escape(intro.en)}</p>"
+                + self._figure_chart(table, label, kinds, axis),
+            )
 
     def _participation(self) -> Iterator[str]:
         frame = self.tables["project_participation"]

@@ -26,6 +26,12 @@ def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFram
     return connection.execute(f"SELECT * FROM {qualified('indicators', name)}").df()
 
 
+def _report_tables(
+    connection: duckdb.DuckDBPyConnection, names: list[str]
+) -> dict[str, pd.DataFrame]:
+    return {t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in names}
+
+
 def _provenance(connection: duckdb.DuckDBPyConnection, codebook: Codebook) -> pd.DataFrame:
     """Every harmonised variable's source per wave, as the harmonised step recorded it."""
     return pd.concat(
@@ -187,9 +193,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            tables = {
-                t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
-            }
+            tables = _report_tables(connection, list(specs))
             frame = cell_lineage.cell_lineage(
                 tables, _provenance(connection, codebook), codebook, catalogue
             )
@@ -229,10 +233,8 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            tables = {
-                t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
-            }
-            lineage = connection.execute(f"SELECT * FROM {qualified(SCHEMA, LINEAGE)}").df()
+            tables = _report_tables(connection, list(specs))
+            lineage = _report_tables(connection, [LINEAGE])[LINEAGE]
             provenance = report_export.Provenance(
                 run_id=context.run.run_id,
                 published_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
