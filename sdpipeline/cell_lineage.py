@@ -7,7 +7,8 @@ it, and column lineage stops at a column where an analyst asks about a cell. Thi
 fills: a table of data (``report.cell_lineage``), and the same grouped as a markdown table on
 each report asset's page. Rows are named as the tables name them (indicator code, region,
 question text) and resolved against the catalogue and the codebook; the files, source variables
-and rules are the harmonised layer's own provenance (``harmonised.<instrument>_provenance``).
+and rules are the harmonised layer's own provenance (``harmonised.<instrument>_provenance``),
+the rules for machines the crosswalk the harmonised tables are built from (``reference.recodes``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sdpipeline import attribution
+from sdpipeline import attribution, recodes
 from sdpipeline import report_tables as rt
-from sdpipeline.codebook import Codebook, SourceVariable
+from sdpipeline.codebook import Codebook
 from sdpipeline.indicators import Catalogue, Indicator
 from sdpipeline.report_columns import ReportColumn, report_columns
 
@@ -98,24 +99,18 @@ def computed_as(indicator: Indicator, codebook: Codebook) -> str:
     return f"Σ weight·{indicator.variable} / Σ weight·{denominator} × {indicator.scale:g}"
 
 
-def recode_json(source: SourceVariable | None, codebook: Codebook) -> str:
-    """The codebook's rule for one wave's source variable, for machines: source code →
-    harmonised code (missing codes to their kind's code), bins, or the value as delivered."""
-    if source is None:
-        return json.dumps({"not_asked": codebook.missing_code("not_asked")})
-    rule: dict[str, object] = {}
-    if source.scale is not None:
-        rule["scale"] = source.scale.name
-        rule["codes"] = {str(c): t for c, t in source.scale.recode.items()}
-    elif source.bins is not None:
-        rule["bins"] = [[low, high, code] for code, (low, high) in source.bins.items()]
-    else:
-        rule["as_delivered"] = True
-    rule["missing"] = {
-        f"{code:g}": codebook.missing_code(kind) for code, kind in source.missing_codes.items()
-    }
-    rule["blank"] = codebook.missing_code("no_answer")
-    return json.dumps(rule, ensure_ascii=False, sort_keys=True)
+RULE_FIELDS = ["rule", "source_low", "source_high", "harmonised_code", "missing_kind"]
+
+
+def recode_json(rules: pd.DataFrame) -> str:
+    """One variable's rules in one wave, for machines: its rows of ``reference.recodes`` (the
+    codebook's crosswalk), each a rule (recode, bin, missing, blank, not_asked), the source
+    code or range it takes, and the harmonised code or missing kind it gives."""
+    records = [
+        {k: None if pd.isna(v) else (int(v) if k == "harmonised_code" else v) for k, v in r.items()}
+        for r in rules[RULE_FIELDS].to_dict("records")
+    ]
+    return json.dumps(records, ensure_ascii=False, sort_keys=True)
 
 
 def _indicator_uses(indicator: Indicator, codebook: Codebook) -> list[Use]:
@@ -318,6 +313,7 @@ def table_lineage(
     columns = report_columns(table, list(frame.columns), codebook, catalogue)
     resolve = RESOLVERS[table](_Resolver(codebook, catalogue))
     sources = provenance.set_index(["instrument", "variable", "wave"])
+    rules = dict(list(recodes.crosswalk(codebook).groupby(["instrument", "variable", "wave"])))
     found: dict[tuple[Use, str], dict[str, object]] = {}
     records = []
     for number, (_, values) in enumerate(frame.iterrows(), start=1):
@@ -339,14 +335,16 @@ def table_lineage(
             for use in uses:
                 for wave in use.waves:
                     if (use, wave) not in found:
-                        found[use, wave] = _source(use, wave, sources, codebook)
+                        found[use, wave] = _source(use, wave, sources, rules)
                     records.append(cell | found[use, wave])
     return pd.DataFrame.from_records(records, columns=COLUMNS).astype({"row_number": "int64"})
 
 
-def _source(use: Use, wave: str, sources: pd.DataFrame, codebook: Codebook) -> dict[str, object]:
-    variable = codebook.instruments[use.instrument].variable(use.variable)
+def _source(
+    use: Use, wave: str, sources: pd.DataFrame, rules: dict[tuple, pd.DataFrame]
+) -> dict[str, object]:
     found = sources.loc[(use.instrument, use.variable, wave)]
+    own = rules.get((use.instrument, use.variable, wave))
     return {
         "instrument": use.instrument,
         "harmonised_table": f"harmonised.{use.instrument}",
@@ -355,7 +353,7 @@ def _source(use: Use, wave: str, sources: pd.DataFrame, codebook: Codebook) -> d
         "wave": wave,
         "source_variable": found["source_variable"],
         "rule": found["rule"],
-        "recode": recode_json(variable.sources.get(wave), codebook),
+        "recode": None if own is None else recode_json(own),
         "source_file": found["source_file"],
         "source_sha256": found["source_sha256"],
     }

@@ -88,24 +88,30 @@ def _number(value: object, decimal: str | None) -> float:
     return float(text.replace(decimal or ".", "."))
 
 
-def _recode(values: pd.Series, rule: dict, decimal: str | None) -> pd.Series:
-    """Harmonised codes (or numbers) from delivered values, by the lineage's JSON rule."""
+def _recode(values: pd.Series, rules: list[dict], decimal: str | None) -> pd.Series:
+    """Harmonised codes (or numbers) from delivered values, by the lineage's rules (the rows of
+    reference.recodes): recode and bin map codes and ranges, missing codes take their kind's
+    code (a number: none), a blank is 'no answer'; a number without recodes stays as it is."""
     numbers = values.map(lambda v: _number(v, decimal))
-    out = pd.Series(np.nan, index=values.index)
-    if "codes" in rule:
-        out = numbers.map(lambda v: rule["codes"].get(f"{v:g}", np.nan) if v == v else np.nan)
-    elif "bins" in rule:
-        for low, high, code in rule["bins"]:
-            out[(numbers >= low) & (numbers <= high)] = code
-    else:
-        out = numbers.copy()
-    missing = {float(code): to for code, to in rule["missing"].items()}
-    for code, to in missing.items():
-        out[numbers == code] = to if "as_delivered" not in rule else np.nan
-    blank = numbers.isna()
-    out[blank] = rule["blank"] if "as_delivered" not in rule else np.nan
-    unknown = out.isna() & ~blank & ~numbers.isin(list(missing))
-    assert not unknown.any() or "as_delivered" in rule, values[unknown].head()
+    mapping = [r for r in rules if r["rule"] in ("recode", "bin")]
+    out = pd.Series(np.nan, index=values.index) if mapping else numbers.copy()
+    for rule in mapping:
+        out[numbers.between(rule["source_low"], rule["source_high"])] = rule["harmonised_code"]
+    special = pd.Series(False, index=values.index)
+    for rule in rules:
+        if rule["rule"] == "missing":
+            where = numbers == rule["source_low"]
+        elif rule["rule"] == "blank":
+            where = numbers.isna()
+        elif rule["rule"] == "not_asked":
+            where = pd.Series(True, index=values.index)
+        else:
+            continue
+        code = rule["harmonised_code"]
+        out[where] = np.nan if code is None else code
+        special |= where
+    if mapping:  # a categorical answer the codebook has no rule for would be a broken lineage
+        assert not (out.isna() & ~special).any(), values[out.isna() & ~special].head()
     return out
 
 
