@@ -99,18 +99,53 @@ def computed_as(indicator: Indicator, codebook: Codebook) -> str:
     return f"Σ weight·{indicator.variable} / Σ weight·{denominator} × {indicator.scale:g}"
 
 
-RULE_FIELDS = ["rule", "source_low", "source_high", "harmonised_code", "missing_kind"]
+RULE_FIELDS = ("rule", "source_low", "source_high", "harmonised_code", "missing_kind")
 
 
-def recode_json(rules: pd.DataFrame) -> str:
-    """One variable's rules in one wave, for machines: its rows of ``reference.recodes`` (the
-    codebook's crosswalk), each a rule (recode, bin, missing, blank, not_asked), the source
-    code or range it takes, and the harmonised code or missing kind it gives."""
-    records = [
-        {k: None if pd.isna(v) else (int(v) if k == "harmonised_code" else v) for k, v in r.items()}
-        for r in rules[RULE_FIELDS].to_dict("records")
-    ]
-    return json.dumps(records, ensure_ascii=False, sort_keys=True)
+class Sources:
+    """Where each harmonised variable comes from in each wave: the harmonised layer's
+    provenance (file, checksum, source variable, rule in words), and for machines its rows of
+    the crosswalk the harmonised tables are built from (``reference.recodes``) as JSON."""
+
+    def __init__(self, provenance: pd.DataFrame, codebook: Codebook) -> None:
+        key = ("instrument", "variable", "wave")
+        self.provenance = {tuple(r[k] for k in key): r for r in provenance.to_dict("records")}
+        rules: dict[tuple, list[dict]] = {}
+        for row in recodes.crosswalk(codebook).to_dict("records"):
+            rules.setdefault(tuple(row[k] for k in key), []).append(
+                {k: _plain(row[k]) for k in RULE_FIELDS}
+            )
+        self.rules = {
+            k: json.dumps(v, ensure_ascii=False, sort_keys=True) for k, v in rules.items()
+        }
+        self.found: dict[tuple[str, str, str, str], dict[str, object]] = {}
+
+    def of(self, use: Use, wave: str) -> dict[str, object]:
+        key = (use.instrument, use.variable, wave, use.role)
+        if key not in self.found:
+            found = self.provenance[key[:3]]
+            self.found[key] = {
+                "instrument": use.instrument,
+                "harmonised_table": f"harmonised.{use.instrument}",
+                "harmonised_variable": use.variable,
+                "variable_role": use.role,
+                "wave": wave,
+                "source_variable": _plain(found["source_variable"]),
+                "rule": found["rule"],
+                "recode": self.rules.get(key[:3]),
+                "source_file": _plain(found["source_file"]),
+                "source_sha256": _plain(found["source_sha256"]),
+            }
+        return self.found[key]
+
+
+def _plain(value: object) -> object:
+    """A cell as JSON and DuckDB take it: missing as None, whole codes as int."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return value
 
 
 def _indicator_uses(indicator: Indicator, codebook: Codebook) -> list[Use]:
@@ -303,18 +338,14 @@ def _cell_uses(row: Row, column: ReportColumn, columns: list[ReportColumn]) -> l
 def table_lineage(
     table: str,
     frame: pd.DataFrame,
-    provenance: pd.DataFrame,
+    sources: Sources,
     codebook: Codebook,
     catalogue: Catalogue,
 ) -> pd.DataFrame:
     """One row per cell of ``frame`` (report table ``table``) and harmonised variable and wave
-    it is computed from; a label cell has one row naming its row, and no file.
-    ``provenance``: every instrument's ``harmonised.<instrument>_provenance`` rows."""
+    it is computed from; a label cell has one row naming its row, and no file."""
     columns = report_columns(table, list(frame.columns), codebook, catalogue)
     resolve = RESOLVERS[table](_Resolver(codebook, catalogue))
-    sources = provenance.set_index(["instrument", "variable", "wave"])
-    rules = dict(list(recodes.crosswalk(codebook).groupby(["instrument", "variable", "wave"])))
-    found: dict[tuple[Use, str], dict[str, object]] = {}
     records = []
     for number, (_, values) in enumerate(frame.iterrows(), start=1):
         row = resolve(values)
@@ -334,29 +365,8 @@ def table_lineage(
                 records.append(cell)
             for use in uses:
                 for wave in use.waves:
-                    if (use, wave) not in found:
-                        found[use, wave] = _source(use, wave, sources, rules)
-                    records.append(cell | found[use, wave])
+                    records.append(cell | sources.of(use, wave))
     return pd.DataFrame.from_records(records, columns=COLUMNS).astype({"row_number": "int64"})
-
-
-def _source(
-    use: Use, wave: str, sources: pd.DataFrame, rules: dict[tuple, pd.DataFrame]
-) -> dict[str, object]:
-    found = sources.loc[(use.instrument, use.variable, wave)]
-    own = rules.get((use.instrument, use.variable, wave))
-    return {
-        "instrument": use.instrument,
-        "harmonised_table": f"harmonised.{use.instrument}",
-        "harmonised_variable": use.variable,
-        "variable_role": use.role,
-        "wave": wave,
-        "source_variable": found["source_variable"],
-        "rule": found["rule"],
-        "recode": None if own is None else recode_json(own),
-        "source_file": found["source_file"],
-        "source_sha256": found["source_sha256"],
-    }
 
 
 def cell_lineage(
@@ -366,9 +376,10 @@ def cell_lineage(
     catalogue: Catalogue,
 ) -> pd.DataFrame:
     """Every report table's cells, in the tables' order."""
+    sources = Sources(provenance, codebook)
     return pd.concat(
         [
-            table_lineage(name, frame, provenance, codebook, catalogue)
+            table_lineage(name, frame, sources, codebook, catalogue)
             for name, frame in tables.items()
         ],
         ignore_index=True,

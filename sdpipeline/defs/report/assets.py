@@ -90,9 +90,8 @@ def report_asset(
         with warehouse.get_connection() as connection:
             tables = harmonised_tables(connection, reads, codebook, catalogue)
             frame = build(connection, tables)
-            lineage = cell_lineage.table_lineage(
-                table, frame, _provenance(connection, codebook), codebook, catalogue
-            )
+            sources = cell_lineage.Sources(_provenance(connection, codebook), codebook)
+            lineage = cell_lineage.table_lineage(table, frame, sources, codebook, catalogue)
             replace_table(connection, SCHEMA, table, frame)
             metadata = table_metadata(
                 connection,
