@@ -393,27 +393,67 @@ class _Page:
         yield "</section>"
 
     def _table(self, name: str, frame: pd.DataFrame, columns: list[ReportColumn]) -> str:
-        head = "".join(f"<th>{_escape(c)}</th>" for c in frame.columns)
+        """The table as read: a Latvian column and its English twin beside it share one
+        column, Latvian above English, so that the table fits the page."""
+        groups = _paired(columns)
+        head = "".join(f"<th>{_escape(_header(group))}</th>" for group in groups)
         body = []
         for _, row in frame.iterrows():
             cells = []
-            for column in columns:
-                value = row[column.name]
-                if value is None or (isinstance(value, float) and pd.isna(value)):
-                    cells.append(self._blank(name, row, column))
-                else:
-                    cells.append(f"<td>{_escape(value)}</td>")
+            for group in groups:
+                texts = [self._cell(name, row, column) for column in group]
+                shown = "<br>".join(t for t in texts if t)
+                hidden = all(t.startswith("<i>") for t in texts)
+                cells.append(f'<td class="hidden">{shown}</td>' if hidden else f"<td>{shown}</td>")
             body.append(f"<tr>{''.join(cells)}</tr>")
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+    def _cell(self, name: str, row: pd.Series, column: ReportColumn) -> str:
+        value = row[column.name]
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return self._blank(name, row, column)
+        return _escape(value)
 
     def _blank(self, table: str, row: pd.Series, column: ReportColumn) -> str:
         """An empty figure cell says why it is empty: suppressed, or not asked in its wave."""
         if column.is_label or column.kind not in ("estimate", "count"):
-            return "<td></td>"
+            return ""
         code, (wave,) = row.get(rt.CODE), column.waves
         if isinstance(code, str) and not self._asked(code, wave):
-            return f'<td class="hidden">{_both(NOT_ASKED)}</td>'
-        return f'<td class="hidden">{_both(SUPPRESSED)}</td>'
+            return f"<i>{_both(NOT_ASKED)}</i>"
+        return f"<i>{_both(SUPPRESSED)}</i>"
+
+
+def _paired(columns: list[ReportColumn]) -> list[list[ReportColumn]]:
+    """The columns, each Latvian one with the English one that follows it (same kind, '_lv'
+    then '_en', same comparison)."""
+    groups: list[list[ReportColumn]] = []
+    for column in columns:
+        previous = groups[-1][-1] if groups else None
+        if (
+            previous is not None
+            and len(groups[-1]) == 1
+            and previous.kind.endswith("_lv")
+            and column.kind == previous.kind[:-3] + "_en"
+            and column.comparison == previous.comparison
+        ):
+            groups[-1].append(column)
+        else:
+            groups.append([column])
+    return groups
+
+
+def _header(group: list[ReportColumn]) -> str:
+    """A paired column's header: 'Rādītājs / Indicator', 'Vērtējums / Verdict 2017→2023'."""
+    if len(group) == 1:
+        return group[0].name
+    lv, en = (c.name for c in group)
+    suffix = ""
+    if group[0].comparison is not None:
+        common = lv.split(" ")[-1]
+        if en.endswith(f" {common}"):
+            lv, en, suffix = lv[: -len(common) - 1], en[: -len(common) - 1], f" {common}"
+    return f"{lv} / {en}{suffix}"
 
 
 def _series_label(column: ReportColumn, codebook) -> Label:

@@ -16,9 +16,12 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 SCREEN_WIDTH = 1000
-# A4 less the page margins of report.css (14 mm top and bottom, 12 mm each side), at 96 px/in
+# A4 less the page margins of report.css (14 mm top and bottom, 12 mm each side), at 96 px/in;
+# the tables print on landscape pages (report.css: #tables, page wide)
 PRINTABLE_WIDTH = (210 - 24) / 25.4 * 96
 PRINTABLE_HEIGHT = (297 - 28) / 25.4 * 96
+LANDSCAPE_WIDTH = (297 - 24) / 25.4 * 96
+LANDSCAPE = "#tables"
 
 # Every chart's text: inside its SVG, and apart from every other text of the chart. Text Vega
 # hides to avoid an overlap (opacity 0) is not drawn and not counted.
@@ -49,13 +52,16 @@ SVG_TEXT = """
 """
 
 # Every piece of page text within its box (nothing overflows or is clipped), and no element
-# wider than ``width`` (the page, or the printable width).
+# wider than ``width`` (the page, or the printable width); ``only``: the elements inside it,
+# ``not``: those outside it (a selector, or null).
 PAGE_TEXT = """
-(width) => {
+([width, only, not]) => {
   const problems = [];
   const selector = 'h1,h2,h3,h4,p,li,th,td,dt,dd,span.key,code,figure,section,table,svg.chart';
   for (const element of document.querySelectorAll(selector)) {
     if (!element.getClientRects().length) continue;
+    if (only && !element.closest(only)) continue;
+    if (not && element.closest(not)) continue;
     const r = element.getBoundingClientRect();
     const name = `${element.tagName.toLowerCase()} "${element.textContent.slice(0, 60)}"`;
     if (r.right > width + 0.5 || r.left < -0.5) problems.push(`${name}: ${r.left}–${r.right} px`);
@@ -63,7 +69,7 @@ PAGE_TEXT = """
         && getComputedStyle(element).display !== 'inline')
       problems.push(`${name}: ${element.scrollWidth} px of text in ${element.clientWidth} px`);
   }
-  if (document.documentElement.scrollWidth > width + 0.5)
+  if (!only && !not && document.documentElement.scrollWidth > width + 0.5)
     problems.push(`the page is ${document.documentElement.scrollWidth} px wide`);
   return problems;
 }
@@ -82,9 +88,9 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-def open_report(chromium, report: Path, media: str = "screen"):
+def open_report(chromium, report: Path, media: str = "screen", width: int | None = None):
     """The report in a page offline: any request leaving the file fails the page."""
-    width = SCREEN_WIDTH if media == "screen" else int(PRINTABLE_WIDTH)
+    width = width or (SCREEN_WIDTH if media == "screen" else int(PRINTABLE_WIDTH))
     context = chromium.new_context(viewport={"width": width, "height": 1200}, offline=True)
     page = context.new_page()
     fetched = []
@@ -97,11 +103,14 @@ def open_report(chromium, report: Path, media: str = "screen"):
     return page
 
 
-def layout_problems(page, width: float) -> tuple[int, list[str]]:
+def layout_problems(
+    page, width: float, only: str | None = None, outside: str | None = None
+) -> tuple[int, list[str]]:
     """(charts, problems): text outside its chart or over other text, text overflowing its
-    box, elements wider than ``width``."""
+    box, elements wider than ``width`` (``only`` those inside that selector, or ``outside``
+    it)."""
     charts = page.evaluate(SVG_TEXT)
-    return charts["charts"], charts["problems"] + page.evaluate(PAGE_TEXT, width)
+    return charts["charts"], charts["problems"] + page.evaluate(PAGE_TEXT, [width, only, outside])
 
 
 def ink_at_edges(png: bytes, strip: int = 2, threshold: int = 200) -> list[str]:
