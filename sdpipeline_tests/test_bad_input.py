@@ -6,16 +6,18 @@ materialised is replaced by what a bad file would have made of it."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 
-from sdpipeline import settings
+from sdpipeline import report_export, settings
 from sdpipeline.definitions import build_definitions
 from sdpipeline.ingest import sha256_of
 
@@ -72,14 +74,26 @@ def fingerprints(
 
 def exported_files(reports: Path) -> dict[str, object]:
     """Checksums of the published exports: bytes, except for the report database, whose file
-    layout DuckDB does not keep stable, so its tables' content; Data Docs record every run."""
-    return {
-        str(path.relative_to(reports)): fingerprints(path, schemas=("report",))
-        if path.suffix == ".duckdb"
-        else hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(reports.rglob("*"))
-        if path.is_file() and "data_docs" not in path.parts
-    }
+    layout DuckDB does not keep stable, so its tables' content; Data Docs record every run.
+    What names the publication and its files is left out (the HTML report's provenance block,
+    the files' checksums in the cell lineage): a re-delivered file is named by its own
+    checksum, whatever its content."""
+    prints: dict[str, object] = {}
+    for path in sorted(reports.rglob("*")):
+        if not path.is_file() or "data_docs" in path.parts:
+            continue
+        name = str(path.relative_to(reports))
+        if path.suffix == ".duckdb":
+            prints[name] = fingerprints(path, FILE_IDENTITY, schemas=("report",))
+        elif path.name == report_export.HTML_REPORT:
+            page = re.sub(r'<section id="provenance">.*?</section>', "", path.read_text("utf-8"))
+            prints[name] = hashlib.sha256(page.encode()).hexdigest()
+        elif path.name == f"{report_export.LINEAGE}.csv":
+            frame = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
+            prints[name] = frame.drop(columns=list(FILE_IDENTITY), errors="ignore").to_csv()
+        else:
+            prints[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return prints
 
 
 def _harmonised_rows(warehouse: Path, instrument: str) -> list[tuple]:
