@@ -24,7 +24,7 @@ import pytest
 
 from sdpipeline import report_columns
 from sdpipeline.codebook import Codebook
-from sdpipeline.indicators import Indicator, default_catalogue
+from sdpipeline.indicators import CatalogueError, Indicator, default_catalogue, load_catalogue
 from sdpipeline.ingest import sha256_of
 
 # Column kinds whose cells are a weighted figure of the files' rows (the model outputs of
@@ -394,3 +394,36 @@ def test_every_report_asset_describes_its_columns_and_shows_its_lineage(pipeline
     assert "| R01 | aware_service (answer) | ex_post_2023 | A1_zina | iedzivotaji_2023.csv |" in (
         headline
     )
+
+
+def test_a_report_column_without_a_meaning_is_refused(codebook):
+    """A column the report tables publish must say what it holds, or nothing is built."""
+    catalogue = default_catalogue()
+    columns = ["Kods / Code", "2017", "Izmaiņas / Change 2017→2023", "Share of something"]
+    with pytest.raises(report_columns.ReportColumnError, match="'Share of something'"):
+        report_columns.report_columns("headline_indicators", columns, codebook, catalogue)
+    described = report_columns.descriptions("headline_indicators", columns[:3], codebook, catalogue)
+    assert described["2017"].en.startswith("Value in Ex-ante study (2017)")
+    assert "2017→2023 (Ex-ante 2017 → ex-post 2023)" in described[columns[2]].en
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('"%": {lv: "%", en: "%",', '"%": {lv: "%",', "report.units.%: needs lv and en"),
+        (
+            '    days: {lv: "dienas"',
+            '    nights: {lv: "dienas"',
+            "report.units: no entry for ['days']",
+        ),
+        ("unit: per_1000_residents, ", "", "H01: a ratio needs its unit"),
+    ],
+)
+def test_every_indicator_unit_is_named_in_both_languages(codebook, tmp_path, old, new, message):
+    shipped = Path(__file__).parents[1] / "data" / "indicators" / "catalogue.yaml"
+    text = shipped.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "catalogue.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(CatalogueError, match=re.escape(message)):
+        load_catalogue(codebook, path)
