@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,10 +161,13 @@ def export(
     text: ReportText,
     lineage: pd.DataFrame | None = None,
     provenance: Provenance | None = None,
+    also: Callable[[Path], object] | None = None,
 ) -> list[Path]:
     """Write every format into a staging folder, then swap it in for ``out_dir`` at once.
     ``lineage``: ``report.cell_lineage``, published beside the tables as a CSV file and in the
-    report's database (not in the workbook or the HTML, which are for reading)."""
+    report's database (not in the workbook or the HTML, which are for reading). ``also`` writes
+    what is published with the report (the harmonised datasets) into the staging folder, so
+    that it is swapped in with the rest."""
     staging = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
@@ -180,6 +184,8 @@ def export(
                 staging / f"{LINEAGE}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
         write_database(tables | ({} if lineage is None else {LINEAGE: lineage}), staging / DATABASE)
+        if also is not None:
+            also(staging)
     except Exception:
         shutil.rmtree(staging)
         raise

@@ -9,7 +9,14 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline import cell_lineage, report_columns, report_export, report_tables, settings
+from sdpipeline import (
+    cell_lineage,
+    harmonised_export,
+    report_columns,
+    report_export,
+    report_tables,
+    settings,
+)
 from sdpipeline.codebook import Codebook, Label, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import versioned
@@ -20,6 +27,7 @@ from sdpipeline.warehouse import qualified, replace_table
 
 SCHEMA = keys.REPORT
 LINEAGE = report_export.LINEAGE
+DATASETS = "datasets"  # the harmonised tables for analysts' own tools, beside the report
 
 
 def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
@@ -221,16 +229,20 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     @dg.asset(
         key=keys.report("exports"),
         group_name=keys.REPORT,
-        deps=[keys.report(t) for t in [*specs, LINEAGE]],
+        deps=[keys.report(t) for t in [*specs, LINEAGE]]
+        + [keys.harmonised(i) for i in codebook.instruments],
         kinds={"excel", "csv", "html"},
         tags={"layer": "report"},
         description="The report tables as one formatted workbook (a sheet per table), a CSV per "
         "table and a self-contained HTML report with charts, in var/reports/tables/, with the "
-        f"cell lineage ({LINEAGE}.csv) and every table in the report's own DuckDB file.",
+        f"cell lineage ({LINEAGE}.csv) and every table in the report's own DuckDB file; beside "
+        f"them, in {DATASETS}/, every harmonised table as Parquet and SPSS (Latvian and English "
+        "labels) with its own codebook, published with the report.",
     )
     def report_exports(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
+        out = settings.reports_dir() / "tables"
         with warehouse.get_connection() as connection:
             tables = _report_tables(connection, list(specs))
             lineage = _report_tables(connection, [LINEAGE])[LINEAGE]
@@ -239,12 +251,21 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
                 published_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 files=delivered_sources(connection, everyone),
             )
-        out = settings.reports_dir() / "tables"
-        files = report_export.export(tables, out, text, lineage, provenance)
+            files = report_export.export(
+                tables,
+                out,
+                text,
+                lineage,
+                provenance,
+                also=lambda staging: harmonised_export.write_datasets(
+                    connection, codebook, staging / DATASETS, text.stamp
+                ),
+            )
         html = out / report_export.HTML_REPORT
         return dg.MaterializeResult(
             metadata={
                 "files": dg.MetadataValue.json([f.name for f in files]),
+                "datasets": dg.MetadataValue.path(str(out / DATASETS)),
                 "workbook": dg.MetadataValue.path(str(out / report_export.WORKBOOK)),
                 "html_report": dg.MetadataValue.path(str(html)),
                 "headline": dg.MetadataValue.md(
