@@ -328,51 +328,51 @@ class _Page:
             )
 
     def _participation(self) -> Iterator[str]:
+        """Participants against the other specialists, one chart per unit (the table names
+        each indicator by its name, which the catalogue holds once per indicator)."""
         frame = self.tables["project_participation"]
         own = frame[frame[rt.ANALYSIS] == "participants_vs_others"]
         if own.empty:
             return
-        rows = []
+        units = {i.name.en: i.unit for i in self.catalogue.indicators}
+        by_unit: dict[str, list[charts.Change]] = {}
         for _, row in own.iterrows():
-            label = Label(
-                f"{row[rt.WAVE_OR_COMPARISON]}: {row[rt.NAME_LV]}",
-                f"{row[rt.WAVE_OR_COMPARISON]}: {row[rt.NAME_EN]}",
-            )
-            interval = row.get(rt.CI)
-            if pd.isna(row.get(rt.DIFFERENCE)) or not isinstance(interval, str):
-                rows.append(
-                    charts.Change(
-                        label, None, None, None, None, (f"{SUPPRESSED.lv} / {SUPPRESSED.en}",)
+            by_unit.setdefault(units[row[rt.NAME_EN]], []).append(self._participation_row(row))
+        figures = []
+        for unit, rows in by_unit.items():
+            axis = self.catalogue.report.units[unit].change
+            figures.append(
+                f"<figure><h4>{_both(axis)}</h4>"
+                + self.charts.add(
+                    charts.change_chart(
+                        rows, Label(f"Atšķirība, {axis.lv}", f"Difference, {axis.en}")
                     )
                 )
-                continue
-            low, high = (float(x) for x in interval.strip("[]").split(";"))
-            significant = low > 0 or high < 0
-            rows.append(
-                charts.Change(
-                    label,
-                    float(row[rt.DIFFERENCE]),
-                    low,
-                    high,
-                    "increased" if significant and low > 0 else "decreased" if significant else "",
-                )
+                + "</figure>"
             )
-        units = {self.catalogue.get(c).unit for c in self.catalogue.groups["participation_effects"]}
-        axis = (
-            self.catalogue.report.units[units.pop()].change
-            if len(units) == 1
-            else Label("rādītāja mērvienībā", "in the indicator's unit")
-        )
         yield self._section(
             "project_participation",
             "<p>Projekta dalībnieki mīnus pārējie speciālisti, ar 95 % ticamības intervālu: "
             "saistība, ne cēlonis (dalība bija brīvprātīga). / Project participants minus the "
             "other specialists, with the 95 % confidence interval: an association, not an "
-            "effect (taking part was voluntary).</p>"
-            + self.charts.add(
-                charts.change_chart(rows, Label(f"Atšķirība, {axis.lv}", f"Difference, {axis.en}"))
-            ),
+            "effect (taking part was voluntary).</p>" + "".join(figures),
         )
+
+    @staticmethod
+    def _participation_row(row: pd.Series) -> charts.Change:
+        label = Label(
+            f"{row[rt.WAVE_OR_COMPARISON]}: {row[rt.NAME_LV]}",
+            f"{row[rt.WAVE_OR_COMPARISON]}: {row[rt.NAME_EN]}",
+        )
+        interval = row.get(rt.CI)
+        if pd.isna(row.get(rt.DIFFERENCE)) or not isinstance(interval, str):
+            return charts.Change(
+                label, None, None, None, None, (f"{SUPPRESSED.lv} / {SUPPRESSED.en}",)
+            )
+        low, high = (float(x) for x in interval.strip("[]").split(";"))
+        significant = low > 0 or high < 0
+        verdict = "increased" if significant and low > 0 else "decreased" if significant else ""
+        return charts.Change(label, float(row[rt.DIFFERENCE]), low, high, verdict)
 
     def tables_section(self) -> Iterator[str]:
         yield '<section id="tables"><h2>Tabulas / Tables</h2>'

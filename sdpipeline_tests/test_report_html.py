@@ -5,6 +5,7 @@ the charts are the same bytes whatever was drawn before them."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -169,6 +170,40 @@ def test_a_cell_suppressed_later_is_drawn_nowhere_and_named(pipeline_run, codebo
     # and the table says so in the cell itself
     cell = '<td class="hidden"><i>neatklāts / suppressed</i></td>'
     assert after.count(cell) == before.count(cell) + 1
+
+
+def test_every_chart_holds_one_unit_and_names_it(pipeline_run, codebook):
+    """No chart mixes units: every chart's indicators share one unit, which its axis names;
+    a unit joining a section that had one (days among the participation effects) gets a
+    chart of its own."""
+    _, warehouse, _ = pipeline_run
+    tables = _tables(warehouse)
+    catalogue = default_catalogue()
+    participation = tables["project_participation"].copy()
+    days = next(i for i in catalogue.indicators if i.unit == "days")
+    row = participation.index[participation[rt.ANALYSIS] == "participants_vs_others"][0]
+    participation.loc[row, [rt.NAME_LV, rt.NAME_EN]] = [days.name.lv, days.name.en]
+    tables["project_participation"] = participation
+    page = report_html.page(tables, report_export.ReportText.of(codebook, catalogue, list(tables)))
+    codes = {i.id for i in catalogue.indicators}
+    charted = 0
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):
+        said = html.unescape(_said(svg))
+        drawn = {c for c in re.findall(r"\b([A-Z]\d{2}) ", said) if c in codes} | {
+            i.id for i in catalogue.indicators if f": {i.name.en}" in said
+        }
+        units = {catalogue.get(c).unit for c in drawn}
+        assert len(units) <= 1, sorted(drawn)
+        if units:
+            unit = catalogue.report.units[units.pop()]
+            assert unit.value.en in said or unit.change.en in said, sorted(drawn)
+            charted += 1
+    assert charted >= 10
+    for code, svg in _panels(page).items():
+        assert catalogue.report.units[catalogue.get(code).unit].value.en in _said(svg), code
+    section = re.search(r'<section id="chart-project_participation">.*?</section>', page, re.S)
+    headings = re.findall(r"<figure><h4>(.*?)</h4>", section.group(0))
+    assert len(headings) == 2 and any("days" in h for h in headings), headings
 
 
 def test_charts_are_the_same_bytes_whatever_was_drawn_before():
