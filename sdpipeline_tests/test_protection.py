@@ -18,14 +18,14 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from sdpipeline import pseudonymise, report_export, report_html, settings
+from sdpipeline import pseudonymise, report_export, settings
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs.report.assets import DATASETS
 from sdpipeline.generator.answers import COMMENTS
 from sdpipeline.ingest import sha256_of
 from sdpipeline.readers import read_raw_file
 
-from .conftest import SHIPPED_RAW, isolate, materialize
+from .conftest import SHIPPED_RAW, isolate, materialize, publication_masked
 
 RESULT_SCHEMAS = ("harmonised", "indicators", "report")
 
@@ -223,14 +223,6 @@ def test_two_runs_on_the_same_delivery_give_identical_results(pipeline_run, tmp_
             assert a[1] != b[1] and a[0] == b[0], name
         else:
             assert sha256_of(first) == sha256_of(second), name
-
-
-def publication_masked(page: bytes) -> tuple[bytes, bytes]:
-    """(the HTML report with its publication element emptied, that element)."""
-    pattern = rb'<p id="%s">(.*?)</p>' % report_html.PUBLICATION_ID.encode()
-    found = re.findall(pattern, page, re.S)
-    assert len(found) == 1
-    return re.sub(pattern, b"", page, flags=re.S), found[0]
 
 
 def _stored_text(home: Path) -> str:
