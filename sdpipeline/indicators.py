@@ -17,6 +17,10 @@ from sdpipeline.codebook import Codebook, Label
 from sdpipeline.reference import ReferenceData
 
 STATISTICS = ("proportion", "mean", "ratio", "index")
+# The unit of a statistic whose unit the catalogue need not declare; a mean's is its variable's
+# codebook unit, where the codebook's "percent" is the report's "%".
+DEFAULT_UNITS = {"proportion": "%", "index": "index"}
+UNIT_SYNONYMS = {"percent": "%"}
 DENOMINATORS = ("answered", "valid")
 DIRECTIONS = ("up", "down", "none")
 
@@ -40,14 +44,21 @@ class Indicator:
     denominator_variable: str | None = None
     scale: float = 1.0
     breakdowns: tuple[str, ...] = ()
+    unit: str = "%"
+    """A key of the report's ``units``: what the figure is counted in."""
 
-    @property
-    def unit(self) -> str:
-        if self.statistic == "proportion":
-            return "%"
-        if self.statistic == "index":
-            return "0–100"
-        return "per 1,000" if self.scale == 1000 else ("%" if self.scale == 100 else "")
+
+@dataclass(frozen=True)
+class Unit:
+    """How the report names a unit: for a value, and for a change (a change of a % is in
+    percentage points)."""
+
+    value: Label
+    change: Label
+
+    def text(self, label: Label) -> str:
+        """One cell's bilingual text, once where both languages write it alike."""
+        return label.lv if label.lv == label.en else f"{label.lv} / {label.en}"
 
 
 @dataclass(frozen=True)
@@ -62,8 +73,12 @@ class Report:
     from the codebook, so no title here names a year."""
 
     title: Label
-    region_chart: str
     tables: dict[str, ReportTable]
+    units: dict[str, Unit]
+    columns: dict[str, Label]
+    """What each kind of report column holds (templates filled from the codebook)."""
+    lineage: dict[str, Label]
+    """The columns of ``report.cell_lineage``."""
 
     def table(self, name: str) -> ReportTable:
         if name not in self.tables:
@@ -124,6 +139,11 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
             )
         if spec.get("theme") not in codebook.themes:
             raise CatalogueError(f"{where}: unknown theme {spec.get('theme')!r}")
+        unit = spec.get("unit") or DEFAULT_UNITS.get(spec["statistic"])
+        if unit is None and spec["statistic"] == "mean":
+            unit = UNIT_SYNONYMS.get(variable.unit, variable.unit)
+        if unit is None:
+            raise CatalogueError(f"{where}: a {spec['statistic']} needs its unit (unit:)")
         indicators.append(
             Indicator(
                 id=str(spec["id"]),
@@ -139,6 +159,7 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 denominator_variable=spec.get("denominator_variable"),
                 scale=float(spec.get("scale", 1.0)),
                 breakdowns=tuple(spec.get("breakdowns", raw["breakdowns"])),
+                unit=unit,
             )
         )
     ids = [i.id for i in indicators]
@@ -150,14 +171,18 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         suppress_below=int(raw["disclosure"]["suppress_below"]),
         low_reliability_below=int(raw["disclosure"]["low_reliability_below"]),
         groups=raw.get("groups", {}),
-        report=_report(raw.get("report") or {}, path.name, set(ids)),
+        report=_report(raw.get("report") or {}, path.name, indicators),
     )
 
 
-def _report(spec: dict[str, Any], where: str, ids: set[str]) -> Report:
+def _label_of(raw: Any, where: str) -> Label:
+    if not isinstance(raw, dict) or not {"lv", "en"} <= set(raw):
+        raise CatalogueError(f"{where}: needs lv and en")
+    return Label(str(raw["lv"]), str(raw["en"]))
+
+
+def _report(spec: dict[str, Any], where: str, indicators: list[Indicator]) -> Report:
     where = f"{where}: report"
-    if spec.get("region_chart") not in ids:
-        raise CatalogueError(f"{where}.region_chart must name an indicator")
     tables = {}
     for name, table in (spec.get("tables") or {}).items():
         if not {"lv", "en", "description"} <= set(table or {}):
@@ -165,7 +190,25 @@ def _report(spec: dict[str, Any], where: str, ids: set[str]) -> Report:
         tables[name] = ReportTable(Label(table["lv"], table["en"]), str(table["description"]))
     if "title" not in spec:
         raise CatalogueError(f"{where}: needs a title (lv, en)")
-    return Report(Label(**spec["title"]), spec["region_chart"], tables)
+    units = {
+        str(name): Unit(
+            _label_of(unit, f"{where}.units.{name}"),
+            _label_of((unit or {}).get("change"), f"{where}.units.{name}.change"),
+        )
+        for name, unit in (spec.get("units") or {}).items()
+    }
+    unnamed = sorted({i.unit for i in indicators} - set(units))
+    if unnamed:
+        raise CatalogueError(f"{where}.units: no entry for {unnamed}")
+    columns = {
+        str(kind): _label_of(text, f"{where}.columns.{kind}")
+        for kind, text in (spec.get("columns") or {}).items()
+    }
+    lineage = {
+        str(name): _label_of(text, f"{where}.lineage.{name}")
+        for name, text in (spec.get("lineage") or {}).items()
+    }
+    return Report(Label(**spec["title"]), tables, units, columns, lineage)
 
 
 @cache

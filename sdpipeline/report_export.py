@@ -1,7 +1,8 @@
 """Publish the report tables as files: one formatted workbook (a sheet per table), a CSV per
 table (as Latvian Excel opens them: UTF-8 with BOM, ';' and decimal comma), one HTML report
 with its charts drawn as inline SVG, so it opens offline with nothing else beside it, and the
-report schema as a DuckDB file of its own for read-only querying.
+report schema as a DuckDB file of its own for read-only querying. The HTML report itself is
+``report_html``'s.
 
 Every title, heading and note comes from the codebook (the study, its waves and comparisons)
 and the catalogue (the report's and its tables' titles).
@@ -13,15 +14,15 @@ previous report or the whole new one, whenever a run is killed, and a failed exp
 nothing. What is published with the report (the harmonised datasets, ``export(also=...)``) is
 written into the same folder and swapped in with it. The report names the run that published it
 and the SHA-256 of every file it was built from (``manifest.json``, the ``report.publication``
-and ``report.source_files`` tables, the HTML report's last section and the workbook's last
-sheet); ``manifest.json`` also lists the SHA-256 of every file published beside it. The
-previous publication is kept, for a reader still holding its files; older ones are removed.
+and ``report.source_files`` tables, the HTML report's provenance block at the top and the
+workbook's last sheet); ``manifest.json`` also lists the SHA-256 of every file published beside
+it. The previous publication is kept, for a reader still holding its files; older ones are
+removed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import io
 import json
 import os
@@ -36,15 +37,17 @@ import pandas as pd
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from sdpipeline import __version__, report_html
 from sdpipeline.codebook import Codebook, Label
 from sdpipeline.generator.writers import pin_zip
 from sdpipeline.indicators import Catalogue
 from sdpipeline.ingest import sha256_of
-from sdpipeline.report_tables import CHANGE, CI, VERDICT, header, tag
+from sdpipeline.report_tables import tag
 
 WORKBOOK = "sdpipeline_report.xlsx"
 HTML_REPORT = "report.html"
 DATABASE = "sdpipeline_report.duckdb"
+LINEAGE = "cell_lineage"
 MANIFEST = "manifest.json"
 SOURCES_SHEET = "avoti_sources"
 KEEP_PUBLICATIONS = 2
@@ -72,12 +75,13 @@ class ReportText:
     waves: tuple[Label, ...]
     comparisons: tuple[Comparison, ...]
     tables: dict[str, Label]
-    region_indicator: str
-    region_year: str
     suppress_below: int
     low_reliability_below: int
     # the files' own dates, for stable bytes: the end of the latest fieldwork, at noon
     stamp: dt.datetime
+    code_version: str
+    codebook: Codebook = field(compare=False, repr=False)
+    catalogue: Catalogue = field(compare=False, repr=False)
 
     @classmethod
     def of(cls, codebook: Codebook, catalogue: Catalogue, tables: list[str]) -> ReportText:
@@ -91,11 +95,14 @@ class ReportText:
                 for c in codebook.comparisons.values()
             ),
             tables={name: catalogue.report.table(name).title for name in tables},
-            region_indicator=catalogue.report.region_chart,
-            region_year=str(latest.year),
             suppress_below=catalogue.suppress_below,
             low_reliability_below=catalogue.low_reliability_below,
             stamp=dt.datetime.combine(latest.fieldwork_end, dt.time(12, 0)),
+            code_version=f"sdpipeline {__version__} · kodu grāmata / codebook "
+            f"{codebook.version} (SHA-256 {codebook.digest[:12]}) · katalogs / catalogue "
+            f"{catalogue.version}",
+            codebook=codebook,
+            catalogue=catalogue,
         )
 
 
@@ -160,67 +167,6 @@ def write_workbook(
     path.write_bytes(pin_zip(buffer.getvalue(), text.stamp))
 
 
-def _svg_changes(headline: pd.DataFrame, suffix: str) -> str:
-    """One comparison's change of every indicator with its 95 % CI, as a dot-and-whisker
-    plot; ``suffix``: the comparison's tag, which ends its columns' headers."""
-    change_column, ci_column = header(CHANGE, suffix), header(CI, suffix)
-    rows = headline.dropna(subset=[change_column, ci_column])
-    bounds = [tuple(float(x) for x in ci.strip("[]").split(";")) for ci in rows[ci_column]]
-    span = max([abs(v) for pair in bounds for v in pair] + [1.0])
-    width, left, line = 760, 330, 18
-    height = line * len(rows) + 40
-    scale = (width - left - 20) / (2 * span)
-    zero = left + span * scale
-    colour = {"improved": "#2e7d32", "worsened": "#c62828"}
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="Change with 95% confidence intervals">',
-        f'<line x1="{zero:.1f}" y1="10" x2="{zero:.1f}" y2="{height - 20}" stroke="#888"/>',
-    ]
-    for i, (row, (low, high)) in enumerate(zip(rows.itertuples(index=False), bounds, strict=True)):
-        y = 20 + i * line
-        change = float(row[headline.columns.get_loc(change_column)])
-        verdict = row[headline.columns.get_loc(header(VERDICT, suffix))]
-        label = html.escape(f"{row[1]} {row[3]}"[:52])
-        c = colour.get(verdict, "#555")
-        parts += [
-            f'<text x="4" y="{y + 4}" font-size="11">{label}</text>',
-            f'<line x1="{zero + low * scale:.1f}" y1="{y}" x2="{zero + high * scale:.1f}" '
-            f'y2="{y}" stroke="{c}" stroke-width="2"/>',
-            f'<circle cx="{zero + change * scale:.1f}" cy="{y}" r="4" fill="{c}"/>',
-        ]
-    parts.append(
-        f'<text x="{zero:.1f}" y="{height - 4}" font-size="10" text-anchor="middle">0</text></svg>'
-    )
-    return "".join(parts)
-
-
-def _svg_regions(by_region: pd.DataFrame, code: str, year_column: str) -> str:
-    """One indicator's latest value by region, as bars."""
-    rows = by_region[by_region["Kods / Code"] == code].dropna(subset=[year_column])
-    if rows.empty:
-        return "<p>—</p>"
-    values = rows[year_column].astype(float).tolist()
-    names = rows["Reģions"].astype(str).tolist()
-    top = max(max(values), 1.0)
-    width, left, bar = 560, 110, 24
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{bar * len(rows) + 20}" role="img">'
-    ]
-    for i, (name, value) in enumerate(zip(names, values, strict=True)):
-        length = (width - left - 60) * value / top
-        y = 10 + i * bar
-        parts += [
-            f'<text x="4" y="{y + 14}" font-size="12">{html.escape(name)}</text>',
-            f'<rect x="{left}" y="{y + 2}" width="{length:.1f}" height="{bar - 8}" '
-            'fill="#1f4e79"/>',
-            f'<text x="{left + length + 4:.1f}" y="{y + 14}" font-size="12">{value:.1f}</text>',
-        ]
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def write_database(
     tables: dict[str, pd.DataFrame], path: Path, provenance: Provenance | None = None
 ) -> None:
@@ -256,66 +202,25 @@ def write_html(
     tables: dict[str, pd.DataFrame],
     path: Path,
     text: ReportText,
-    sources: pd.DataFrame | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
-    style = (
-        "body{font-family:system-ui,Arial,sans-serif;margin:2em;max-width:1200px;color:#222}"
-        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-        "th{background:#1f4e79;color:#fff;padding:4px 6px;text-align:left}"
-        "td{border-bottom:1px solid #ddd;padding:3px 6px}h2{margin-top:2em}"
-    )
-    sections = []
-    for comparison in text.comparisons:
-        sections += [
-            f"<h2>Izmaiņas {comparison.tag} ar 95 % ticamības intervāliem / Change "
-            f"{comparison.tag} with 95 % confidence intervals</h2>",
-            _svg_changes(tables["headline_indicators"], comparison.tag),
-        ]
-    region = text.region_indicator
-    sections += [
-        f"<h2>{html.escape(region)} pa reģioniem, {text.region_year} / by region</h2>",
-        _svg_regions(tables["indicators_by_region"], region, text.region_year),
-    ]
-    for name, frame in tables.items():
-        title = text.tables[name]
-        sections.append(f"<h2>{html.escape(title.lv)} / {html.escape(title.en)}</h2>")
-        sections.append(frame.to_html(index=False, na_rep="", escape=True, border=0))
-    if sources is not None:
-        sections.append("<h2>Avoti / Files the report was built from</h2>")
-        sections.append(sources.to_html(index=False, escape=True, border=0))
-    waves = ", ".join(wave.lv for wave in text.waves)
-    compared = "".join(
-        f"<li>{html.escape(c.tag)}: {html.escape(c.label.lv)} ({html.escape(c.role.lv)}) / "
-        f"{html.escape(c.label.en)} ({html.escape(c.role.en)})</li>"
-        for c in text.comparisons
-    )
-    page = (
-        '<!DOCTYPE html><html lang="lv"><head><meta charset="utf-8">'
-        f"<title>{html.escape(text.title.lv)}: {html.escape(waves)}</title>"
-        f"<style>{style}</style></head><body>"
-        f"<h1>{html.escape(text.study.lv)}: rezultāti / results</h1>"
-        f"<p>Šūnas ar mazāk nekā {text.suppress_below} respondentiem netiek publicētas; ar mazāk "
-        f"nekā {text.low_reliability_below} – atzīmētas. Cells with fewer than "
-        f"{text.suppress_below} respondents are suppressed; fewer than "
-        f"{text.low_reliability_below} are flagged.</p>"
-        f"<p>Salīdzinājumi / Comparisons:</p><ul>{compared}</ul>"
-        + "".join(sections)
-        + "</body></html>"
-    )
-    path.write_text(page, encoding="utf-8")
+    path.write_text(report_html.page(tables, text, provenance), encoding="utf-8")
 
 
 def export(
     tables: dict[str, pd.DataFrame],
     out_dir: Path,
     text: ReportText,
+    lineage: pd.DataFrame | None = None,
     provenance: Provenance | None = None,
     also: Callable[[Path], object] | None = None,
 ) -> list[Path]:
     """Write every format into a new folder, then publish it as ``out_dir`` in one step (see
-    the module's docstring); returns the published files. ``also`` writes what is published
-    with the report (the harmonised datasets) into that folder, so that it is swapped in with
-    the rest and named by the same manifest."""
+    the module's docstring); returns the published files. ``lineage``: ``report.cell_lineage``,
+    published beside the tables as a CSV file and in the report's database (not in the
+    workbook or the HTML, which are for reading). ``also`` writes what is published with the
+    report (the harmonised datasets) into that folder, so that it is swapped in with the rest
+    and named by the same manifest."""
     store = publications_dir(out_dir)
     store.mkdir(parents=True, exist_ok=True)
     name = provenance.run_id if provenance else "unnamed"
@@ -331,8 +236,14 @@ def export(
             frame.to_csv(
                 staging / f"{table}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
-        write_html(tables, staging / HTML_REPORT, text, sources)
-        write_database(tables, staging / DATABASE, provenance)
+        write_html(tables, staging / HTML_REPORT, text, provenance)
+        if lineage is not None:
+            lineage.to_csv(
+                staging / f"{LINEAGE}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
+            )
+        write_database(
+            tables | ({} if lineage is None else {LINEAGE: lineage}), staging / DATABASE, provenance
+        )
         if also is not None:
             also(staging)
         if provenance is not None:

@@ -11,18 +11,56 @@ import numpy as np
 import pandas as pd
 
 from sdpipeline import disclosure
-from sdpipeline.codebook import Codebook, Comparison
+from sdpipeline.codebook import Codebook, Comparison, Label
 from sdpipeline.effectiveness import wave_rows
 from sdpipeline.estimation import weighted_mean
-from sdpipeline.indicators import Catalogue
+from sdpipeline.indicators import Catalogue, Indicator
 
+# Every header of the report tables, named once: report_columns says what each one holds.
+NUMBER = "Nr."
+CODE = "Kods / Code"
+NAME_LV = "Rādītājs"
+NAME_EN = "Indicator"
 INSTRUMENT_COLUMN = "Instruments / Instrument"
+UNIT = "Mērvienība / Unit"
 NOTES = "Piezīmes / Notes"
+REGION_LV = "Reģions"
+REGION_EN = "Region"
+RANK = "Vieta / Rank"
+BARRIER_LV = "Šķērslis"
+BARRIER_EN = "Barrier"
+SERVICE_LV = "Pakalpojums"
+SERVICE_EN = "Service"
+TIME_USE_LV = "Darba laiks"
+TIME_USE_EN = "Working time"
+ANALYSIS = "Analīze / Analysis"
+TERM = "Salīdzinājums / Comparison"
+PARTICIPANTS = "Dalībnieki / Participants"
+OTHERS = "Pārējie / Others"
+DIFFERENCE = "Atšķirība / Difference"
+UNITS = "Vienības / Units"
+CAVEAT = "Ierobežojumi / Caveat"
+WITHIN = "Iekšējā daļa / Within groups"
+COMPOSITION = "Sastāva daļa / Composition"
+GROUPS = "Grupas / Groups"
+P = "p"
+VERDICT_LV = "Vērtējums"
+VERDICT_BOTH = "Vērtējums / Verdict"
+COMPARABILITY = "Salīdzināmība / Comparability"
 SUPPRESSED = "Neatklāj (n < {n}) / Suppressed (n < {n})"
 WAVE_OR_COMPARISON = "Vilnis vai salīdzinājums / Wave or comparison"
 CHANGE = "Izmaiņas / Change"
 CI = "95% TI / 95% CI"
 VERDICT = "Verdict"
+TIME_CHANGE = "Izmaiņas / Change (pp)"
+# services_offered_vs_wanted: each wave's four columns, by what they hold (the instrument whose
+# answers each share is, or the gap between them)
+SERVICE_COLUMNS = {
+    "heads": "Nodrošina (vadītāji, %) / Offered (heads, %)",
+    "partners": "Jāpaplašina (partneri, %) / Should expand (partners, %)",
+    "leaders": "Jāpaplašina (pašvaldību vadītāji, %) / Should expand (leaders, %)",
+    "gap": "Atšķirība / Gap (pp)",
+}
 
 
 def tag(comparison: Comparison, codebook: Codebook) -> str:
@@ -33,6 +71,37 @@ def tag(comparison: Comparison, codebook: Codebook) -> str:
 def header(name: str, comparison_tag: str) -> str:
     """A change column's header: the column's name and the comparison it belongs to."""
     return f"{name} {comparison_tag}"
+
+
+def year_column(codebook: Codebook, wave: str, suffix: str = "") -> str:
+    """A wave's column, headed by its year (``suffix``: what the column counts, e.g. " (%)")."""
+    return f"{codebook.waves[wave].year}{suffix}"
+
+
+def count_column(codebook: Codebook, wave: str) -> str:
+    return f"n {codebook.waves[wave].year}"
+
+
+def share_column(label: Label, codebook: Codebook, wave: str) -> str:
+    """barriers_ranked: one instrument's share in one wave."""
+    return f"{label.lv} {codebook.waves[wave].year} / {label.en} (%)"
+
+
+def service_column(what: str, codebook: Codebook, wave: str) -> str:
+    return f"{SERVICE_COLUMNS[what]} {codebook.waves[wave].year}"
+
+
+def unit_text(indicator: Indicator, catalogue: Catalogue) -> str:
+    unit = catalogue.report.units[indicator.unit]
+    return unit.text(unit.value)
+
+
+def question_tail(codebook: Codebook, instrument: str, variable: str) -> Label:
+    """An item of a question block as a row names it: the text after the block's stem."""
+    question = codebook.instruments[instrument].variable(variable).question
+    return Label(
+        question.lv.split(": ")[-1].replace("… ", ""), question.en.split(": ")[-1].replace("… ", "")
+    )
 
 
 def _ci(low: float, high: float, digits: int = 1) -> str | None:
@@ -65,7 +134,7 @@ def _notes(by_wave: dict[str, pd.Series | None], catalogue: Catalogue, codebook:
 def _waves(by_wave: dict[str, pd.Series | None], codebook: Codebook) -> dict[str, object]:
     """One column per wave: its estimate, headed by its year."""
     return {
-        str(codebook.waves[wave].year): None if row is None else _round(row["estimate"])
+        year_column(codebook, wave): None if row is None else _round(row["estimate"])
         for wave, row in by_wave.items()
     }
 
@@ -101,12 +170,12 @@ def headline(
         asked = set(instrument.variable(indicator.variable).sources)
         by_wave = {w: _lookup(national, (indicator.id, w)) for w in codebook.waves}
         row: dict[str, object] = {
-            "Nr.": number,
-            "Kods / Code": indicator.id,
-            "Rādītājs": indicator.name.lv,
-            "Indicator": indicator.name.en,
+            NUMBER: number,
+            CODE: indicator.id,
+            NAME_LV: indicator.name.lv,
+            NAME_EN: indicator.name.en,
             INSTRUMENT_COLUMN: f"{instrument.label.lv} / {instrument.label.en}",
-            "Mērvienība / Unit": indicator.unit,
+            UNIT: unit_text(indicator, catalogue),
             **_waves(by_wave, codebook),
         }
         for comparison in codebook.comparisons.values():
@@ -118,12 +187,10 @@ def headline(
                 header(CI, suffix): None
                 if change is None
                 else _ci(change["ci_low"], change["ci_high"]),
-                header("p", suffix): None if change is None else _round(change["p_value"], 3),
-                header("Vērtējums", suffix): why_lv if change is None else change["verdict_lv"],
+                header(P, suffix): None if change is None else _round(change["p_value"], 3),
+                header(VERDICT_LV, suffix): why_lv if change is None else change["verdict_lv"],
                 header(VERDICT, suffix): why_en if change is None else change["verdict_en"],
-                header("Salīdzināmība / Comparability", suffix): None
-                if change is None
-                else change["comparability"],
+                header(COMPARABILITY, suffix): None if change is None else change["comparability"],
             }
         row[NOTES] = _notes(by_wave, catalogue, codebook)
         rows.append(row)
@@ -146,11 +213,11 @@ def by_region(
             indexed = group.set_index("wave")
             by_wave = {w: _lookup(indexed, w) for w in codebook.waves}
             row: dict[str, object] = {
-                "Kods / Code": indicator.id,
-                "Rādītājs": indicator.name.lv,
-                "Indicator": indicator.name.en,
-                "Reģions": group["domain_lv"].iloc[0],
-                "Region": group["domain_en"].iloc[0],
+                CODE: indicator.id,
+                NAME_LV: indicator.name.lv,
+                NAME_EN: indicator.name.en,
+                REGION_LV: group["domain_lv"].iloc[0],
+                REGION_EN: group["domain_en"].iloc[0],
                 **_waves(by_wave, codebook),
             }
             for comparison in codebook.comparisons.values():
@@ -163,14 +230,12 @@ def by_region(
                     header(CI, suffix): None
                     if change is None
                     else _ci(change["ci_low"], change["ci_high"]),
-                    header("Vērtējums / Verdict", suffix): None
+                    header(VERDICT_BOTH, suffix): None
                     if change is None
                     else f"{change['verdict_lv']} / {change['verdict_en']}",
                 }
             for wave, estimate in by_wave.items():
-                row[f"n {codebook.waves[wave].year}"] = (
-                    None if estimate is None else int(estimate["n"])
-                )
+                row[count_column(codebook, wave)] = None if estimate is None else int(estimate["n"])
             row[NOTES] = _notes(by_wave, catalogue, codebook)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -223,17 +288,17 @@ def barriers_ranked(
         label = codebook.instruments[instrument].label
         for wave in reversed(_asking(codebook, instrument, barriers)):
             shares = _shares(tables[instrument], barriers, wave, catalogue).set_index("variable")
-            column = f"{label.lv} {codebook.waves[wave].year} / {label.en} (%)"
+            column = share_column(label, codebook, wave)
             columns[column] = shares["share"].round(1)
             newest.setdefault(instrument, column)
     frame = pd.DataFrame(columns)
     frame = frame.assign(_order=frame[list(newest.values())].mean(axis=1)).sort_values(
         "_order", ascending=False
     )
-    labels = [_question(codebook, "partners", b) for b in frame.index]
-    frame.insert(0, "Šķērslis", [lv.split(": ")[-1] for lv, _ in labels])
-    frame.insert(1, "Barrier", [en.split(": ")[-1] for _, en in labels])
-    frame.insert(0, "Vieta / Rank", range(1, len(frame) + 1))
+    labels = [question_tail(codebook, "partners", b) for b in frame.index]
+    frame.insert(0, BARRIER_LV, [label.lv for label in labels])
+    frame.insert(1, BARRIER_EN, [label.en for label in labels])
+    frame.insert(0, RANK, range(1, len(frame) + 1))
     return frame.drop(columns="_order").reset_index(drop=True)
 
 
@@ -253,15 +318,9 @@ def services_offered_vs_wanted(
     ]
     rows = []
     for pair in pairs:
-        lv, en = _question(codebook, "partners", pair["wanted"])
-        rows.append(
-            {
-                "Pakalpojums": lv.split(": ")[-1].replace("… ", ""),
-                "Service": en.split(": ")[-1].replace("… ", ""),
-            }
-        )
+        label = question_tail(codebook, "partners", pair["wanted"])
+        rows.append({SERVICE_LV: label.lv, SERVICE_EN: label.en})
     for wave in waves:
-        year = codebook.waves[wave].year
         offered = _shares(tables["heads"], offered_names, wave, catalogue).set_index("variable")
         partners = _shares(tables["partners"], wanted_names, wave, catalogue).set_index("variable")
         leaders = _shares(tables["leaders"], wanted_names, wave, catalogue).set_index("variable")
@@ -270,16 +329,16 @@ def services_offered_vs_wanted(
                 [partners.loc[pair["wanted"], "share"], leaders.loc[pair["wanted"], "share"]]
             )
             row |= {
-                f"Nodrošina (vadītāji, %) / Offered (heads, %) {year}": round(
+                service_column("heads", codebook, wave): round(
                     offered.loc[pair["offered"], "share"], 1
                 ),
-                f"Jāpaplašina (partneri, %) / Should expand (partners, %) {year}": round(
+                service_column("partners", codebook, wave): round(
                     partners.loc[pair["wanted"], "share"], 1
                 ),
-                f"Jāpaplašina (pašvaldību vadītāji, %) / Should expand (leaders, %) {year}": round(
+                service_column("leaders", codebook, wave): round(
                     leaders.loc[pair["wanted"], "share"], 1
                 ),
-                f"Atšķirība / Gap (pp) {year}": round(
+                service_column("gap", codebook, wave): round(
                     wanted - offered.loc[pair["offered"], "share"], 1
                 ),
             }
@@ -301,9 +360,9 @@ def specialists_time_use(
             wave: weighted_mean(y[own.rows], weights[own.rows], None, None, design=own.design)
             for wave, own in designs.items()
         }
-        row: dict[str, object] = {"Darba laiks": lv, "Working time": en}
+        row: dict[str, object] = {TIME_USE_LV: lv, TIME_USE_EN: en}
         for wave, mean in means.items():
-            row[f"{codebook.waves[wave].year} (%)"] = round(mean.estimate, 1)
+            row[year_column(codebook, wave, " (%)")] = round(mean.estimate, 1)
             row[f"_n {wave}"] = mean.n
         for comparison in codebook.comparisons.values():
             if comparison.before not in means or comparison.after not in means:
@@ -312,7 +371,7 @@ def specialists_time_use(
             se = float(np.hypot(a.se, b.se))
             suffix = tag(comparison, codebook)
             row |= {
-                header("Izmaiņas / Change (pp)", suffix): round(b.estimate - a.estimate, 1),
+                header(TIME_CHANGE, suffix): round(b.estimate - a.estimate, 1),
                 header(CI, suffix): _ci(
                     b.estimate - a.estimate - 1.96 * se, b.estimate - a.estimate + 1.96 * se
                 ),
@@ -320,10 +379,10 @@ def specialists_time_use(
         rows.append(row)
     frame = pd.DataFrame(rows)
     for wave in waves:
-        frame = _protect(frame, [wave], [f"{codebook.waves[wave].year} (%)"], catalogue)
+        frame = _protect(frame, [wave], [year_column(codebook, wave, " (%)")], catalogue)
     for comparison in codebook.comparisons.values():
         suffix = tag(comparison, codebook)
-        change = header("Izmaiņas / Change (pp)", suffix)
+        change = header(TIME_CHANGE, suffix)
         if change in frame:
             waves_compared = [comparison.before, comparison.after]
             frame = _protect(frame, waves_compared, [change, header(CI, suffix)], catalogue)
@@ -363,18 +422,18 @@ def project_participation(
         )
         rows.append(
             {
-                "Analīze / Analysis": row.analysis,
+                ANALYSIS: row.analysis,
                 WAVE_OR_COMPARISON: where,
-                "Rādītājs": indicator.name.lv,
-                "Indicator": indicator.name.en,
-                "Salīdzinājums / Comparison": row.term,
-                "Dalībnieki / Participants": _round(row.participants),
-                "Pārējie / Others": _round(row.others),
-                "Atšķirība / Difference": _round(row.estimate),
+                NAME_LV: indicator.name.lv,
+                NAME_EN: indicator.name.en,
+                TERM: row.term,
+                PARTICIPANTS: _round(row.participants),
+                OTHERS: _round(row.others),
+                DIFFERENCE: _round(row.estimate),
                 CI: _ci(row.ci_low, row.ci_high),
-                "p": _round(row.p_value, 3),
-                "Vienības / Units": int(row.units),
-                "Ierobežojumi / Caveat": row.caveat,
+                P: _round(row.p_value, 3),
+                UNITS: int(row.units),
+                CAVEAT: row.caveat,
             }
         )
     return pd.DataFrame(rows)
@@ -391,13 +450,13 @@ def change_decomposition(
         rows.append(
             {
                 WAVE_OR_COMPARISON: tag(codebook.comparisons[row.comparison], codebook),
-                "Kods / Code": row.indicator_id,
-                "Rādītājs": indicator.name.lv,
-                "Indicator": indicator.name.en,
+                CODE: row.indicator_id,
+                NAME_LV: indicator.name.lv,
+                NAME_EN: indicator.name.en,
                 CHANGE: _round(row.change, 2),
-                "Iekšējā daļa / Within groups": _round(row.within, 2),
-                "Sastāva daļa / Composition": _round(row.composition, 2),
-                "Grupas / Groups": row.groups,
+                WITHIN: _round(row.within, 2),
+                COMPOSITION: _round(row.composition, 2),
+                GROUPS: row.groups,
             }
         )
     return pd.DataFrame(rows)

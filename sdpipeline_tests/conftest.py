@@ -4,6 +4,7 @@ no test touches the developer's own warehouse or Dagster instance."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sdpipeline import settings
+from sdpipeline import report_html, settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.definitions import build_definitions
 from sdpipeline.defs.resources import GreatExpectations, warehouse_resource
@@ -148,3 +149,11 @@ def require(available: bool, reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: .ci/run should have installed it)")
     pytest.skip(reason)
+
+
+def publication_masked(page: bytes) -> tuple[bytes, bytes]:
+    """(the HTML report with its publication element emptied, that element)."""
+    pattern = rb'<p id="%s">(.*?)</p>' % report_html.PUBLICATION_ID.encode()
+    found = re.findall(pattern, page, re.S)
+    assert len(found) == 1
+    return re.sub(pattern, b"", page, flags=re.S), found[0]

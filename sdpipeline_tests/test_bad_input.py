@@ -6,6 +6,7 @@ materialised is replaced by what a bad file would have made of it."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import openpyxl
+import pandas as pd
 import pytest
 import yaml
 
@@ -75,9 +77,11 @@ def fingerprints(
 def exported_files(reports: Path) -> dict[str, object]:
     """Checksums of the published report's content: bytes, except for the report database,
     whose file layout DuckDB does not keep stable, so its tables' content. What names the
-    publication (its run, and the checksums of the files it was built from and of those it
-    holds) is left out: a report built from a re-delivered file names that file, whatever its
-    content. Keyed by the path under ``reports`` (``tables/datasets/…``)."""
+    publication and its files is left out (its run, the checksums of the files it was built
+    from and of those it holds: the manifest, the sources sheet and tables, the HTML report's
+    provenance block, the files' checksums in the cell lineage): a report built from a
+    re-delivered file names that file, whatever its content. Keyed by the path under
+    ``reports`` (``tables/datasets/…``)."""
     published = reports / "tables"
     prints: dict[str, object] = {}
     for path in sorted(published.rglob("*")):
@@ -87,12 +91,15 @@ def exported_files(reports: Path) -> dict[str, object]:
         if path.suffix == ".duckdb":
             prints[name] = {
                 k: v
-                for k, v in fingerprints(path, schemas=("report",)).items()
+                for k, v in fingerprints(path, FILE_IDENTITY, schemas=("report",)).items()
                 if k not in ("report.publication", "report.source_files")
             }
-        elif path.suffix == ".html":
-            page = path.read_text(encoding="utf-8")
-            prints[name] = hashlib.sha256(page.split("<h2>Avoti /")[0].encode()).hexdigest()
+        elif path.name == report_export.HTML_REPORT:
+            page = re.sub(r'<section id="provenance">.*?</section>', "", path.read_text("utf-8"))
+            prints[name] = hashlib.sha256(page.encode()).hexdigest()
+        elif path.name == f"{report_export.LINEAGE}.csv":
+            frame = pd.read_csv(path, sep=";", dtype=str, encoding="utf-8-sig")
+            prints[name] = frame.drop(columns=list(FILE_IDENTITY), errors="ignore").to_csv()
         elif path.suffix == ".xlsx":
             book = openpyxl.load_workbook(path)
             prints[name] = {

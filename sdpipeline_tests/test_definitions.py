@@ -134,7 +134,9 @@ def test_lineage_runs_on_to_indicators_and_report_tables():
     )
     assert keys.indicators("estimates") in graph.get(keys.report("headline_indicators")).parent_keys
     exports = graph.get(keys.report("exports"))
-    # the report's tables, and the harmonised tables it publishes as datasets beside them
+    # the report's tables and the cell lineage, and the harmonised tables it publishes as
+    # datasets beside them
+    assert keys.report("cell_lineage") in exports.parent_keys
     assert {a.to_user_string() for a in exports.parent_keys} == (
         _keys("report") - {"report/exports"}
     ) | _keys("harmonised")

@@ -248,7 +248,7 @@ def test_report_is_published_offline_and_in_every_format(pipeline_run):
     book = openpyxl.load_workbook(out / report_export.WORKBOOK)
     titles = default_catalogue().report.tables
     assert set(book.sheetnames) == {*titles, report_export.SOURCES_SHEET}
-    assert {p.stem for p in out.glob("*.csv")} == set(titles)
+    assert {p.stem for p in out.glob("*.csv")} == {*titles, report_export.LINEAGE}
     assert book["headline_indicators"]["A1"].value == (
         "Galvenie rādītāji un to izmaiņas / Headline indicators and change"
     )

@@ -258,6 +258,11 @@ def add_indicators(data: Path) -> None:
             },
         },
     ]
+    catalogue["report"]["units"]["families"] = {
+        "lv": "ģimenes",
+        "en": "families",
+        "change": {"lv": "ģimenes", "en": "families"},
+    }
     _dump(path, catalogue)
 
 

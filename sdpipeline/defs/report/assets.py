@@ -18,8 +18,15 @@ import pandas as pd
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline import harmonised_export, report_export, report_tables, settings
-from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline import (
+    cell_lineage,
+    harmonised_export,
+    report_columns,
+    report_export,
+    report_tables,
+    settings,
+)
+from sdpipeline.codebook import Codebook, Label, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import loading_context
 from sdpipeline.defs.indicators.assets import delivered_sources, harmonised_tables
@@ -31,11 +38,47 @@ from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.warehouse import qualified, replace_table
 
 SCHEMA = keys.REPORT
+LINEAGE = report_export.LINEAGE
 DATASETS = "datasets"  # the harmonised tables for analysts' own tools, beside the report
 
 
 def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     return connection.execute(f"SELECT * FROM {qualified('indicators', name)}").df()
+
+
+def _report_tables(
+    connection: duckdb.DuckDBPyConnection, names: list[str]
+) -> dict[str, pd.DataFrame]:
+    return {t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in names}
+
+
+def _provenance(connection: duckdb.DuckDBPyConnection, codebook: Codebook) -> pd.DataFrame:
+    """Every harmonised variable's source per wave, as the harmonised step recorded it."""
+    return pd.concat(
+        [
+            connection.execute(
+                f"SELECT * FROM {qualified(keys.HARMONISED, f'{name}_provenance')}"
+            ).df()
+            for name in codebook.instruments
+        ],
+        ignore_index=True,
+    )
+
+
+def _english(labels: dict[str, Label]) -> dict[str, str]:
+    return {name: label.en for name, label in labels.items()}
+
+
+def _column_lineage(lineage: pd.DataFrame) -> dg.TableColumnLineage:
+    """Each column's harmonised columns, as Dagster records column lineage."""
+    figures = lineage.dropna(subset=["harmonised_variable"])
+    pairs = figures[["column_name", "instrument", "harmonised_variable"]].drop_duplicates()
+    deps: dict[str, list[dg.TableColumnDep]] = {}
+    for column, instrument, variable in pairs.itertuples(index=False):
+        deps.setdefault(column, []).append(
+            dg.TableColumnDep(asset_key=keys.harmonised(instrument), column_name=variable)
+        )
+    return dg.TableColumnLineage(deps_by_column=deps)
 
 
 def report_asset(
@@ -57,7 +100,9 @@ def report_asset(
         deps=deps,
         kinds={"duckdb"},
         tags={"layer": "report"},
-        description=description,
+        description=f"{description} Every cell's harmonised variables, source variables, rules "
+        "and delivered files (by SHA-256) are on this page (cell_lineage) and in "
+        f"{SCHEMA}.cell_lineage; every column is described in the column schema.",
     )
     def _asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
@@ -65,11 +110,26 @@ def report_asset(
         with warehouse.get_connection() as connection:
             tables = harmonised_tables(connection, reads, codebook, catalogue)
             frame = build(connection, tables)
+            sources = cell_lineage.Sources(_provenance(connection, codebook), codebook)
+            lineage = cell_lineage.table_lineage(table, frame, sources, codebook, catalogue)
             replace_table(connection, SCHEMA, table, frame)
             metadata = table_metadata(
-                connection, SCHEMA, table, frame, delivered_sources(connection, instruments)
+                connection,
+                SCHEMA,
+                table,
+                frame,
+                delivered_sources(connection, instruments),
+                _english(
+                    report_columns.descriptions(table, list(frame.columns), codebook, catalogue)
+                ),
             )
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "cell_lineage": dg.MetadataValue.md(cell_lineage.lineage_markdown(lineage)),
+                "dagster/column_lineage": _column_lineage(lineage),
+            }
+        )
 
     return _asset
 
@@ -190,13 +250,57 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     ]
 
     @dg.asset(
+        key=keys.report(LINEAGE),
+        group_name=keys.REPORT,
+        deps=[keys.report(t) for t in specs] + [keys.harmonised(i) for i in everyone],
+        kinds={"duckdb"},
+        tags={"layer": "report"},
+        description="Every published cell of the report tables (table, row, column) taken back "
+        "to its indicator, the harmonised variables and wave it is computed from, each with its "
+        "source variable in the wave's file, the codebook's recode rule (in words and as JSON) "
+        "and the delivered file with its SHA-256: one row per cell, variable and wave (a label "
+        "cell: one row, no file). Published with the report in its own DuckDB file.",
+    )
+    def report_cell_lineage(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+    ) -> dg.MaterializeResult:
+        with warehouse.get_connection() as connection:
+            tables = _report_tables(connection, list(specs))
+            frame = cell_lineage.cell_lineage(
+                tables, _provenance(connection, codebook), codebook, catalogue
+            )
+            replace_table(connection, SCHEMA, LINEAGE, frame)
+            metadata = table_metadata(
+                connection,
+                SCHEMA,
+                LINEAGE,
+                frame,
+                delivered_sources(connection, everyone),
+                _english(catalogue.report.lineage),
+            )
+        context.log.info(f"{SCHEMA}.{LINEAGE}: {len(frame)} rows for {len(tables)} tables")
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "cells": dg.MetadataValue.json(
+                    frame.drop_duplicates(["report_table", "row_number", "column_name"])
+                    .groupby("report_table", sort=False)
+                    .size()
+                    .to_dict()
+                ),
+            }
+        )
+
+    @dg.asset(
         key=keys.report("exports"),
         group_name=keys.REPORT,
-        deps=[keys.report(t) for t in specs] + [keys.harmonised(i) for i in codebook.instruments],
+        deps=[keys.report(t) for t in [*specs, LINEAGE]]
+        + [keys.harmonised(i) for i in codebook.instruments],
         kinds={"excel", "csv", "html"},
         tags={"layer": "report"},
         description="The report tables as one formatted workbook (a sheet per table), a CSV per "
-        "table and a self-contained HTML report with charts, in var/reports/tables/; beside "
+        "table and a self-contained HTML report with charts, in var/reports/tables/, with the "
+        f"cell lineage ({LINEAGE}.csv) and every table in the report's own DuckDB file; beside "
         f"them, in {DATASETS}/, every harmonised table as Parquet and SPSS (Latvian and English "
         "labels) with its own codebook, published with the report.",
     )
@@ -205,19 +309,19 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     ) -> dg.MaterializeResult:
         provenance = whole_report(
             context,
-            [keys.report(t) for t in specs],
+            [keys.report(t) for t in [*specs, LINEAGE]],
             codebook,
             [keys.harmonised(i) for i in codebook.instruments],
         )
         out = settings.reports_dir() / "tables"
         with warehouse.get_connection() as connection:
-            tables = {
-                t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
-            }
+            tables = _report_tables(connection, list(specs))
+            cells = _report_tables(connection, [LINEAGE])[LINEAGE]
             files = report_export.export(
                 tables,
                 out,
                 text,
+                cells,
                 provenance,
                 also=lambda staging: harmonised_export.write_datasets(
                     connection, codebook, staging / DATASETS, text.stamp
@@ -238,7 +342,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
             }
         )
 
-    return [*assets, report_exports]
+    return [*assets, report_cell_lineage, report_exports]
 
 
 @dg.definitions
