@@ -60,7 +60,7 @@ def participation_effects(
     part = in_wave & (specialists["project_participant"] == 1).to_numpy()
     rest = in_wave & (specialists["project_participant"] == 0).to_numpy()
     weights = specialists["weight"]
-    design = Design.of(specialists["design_stratum"], specialists["design_psu"])
+    design = Design.of_table(specialists)
     for indicator_id in catalogue.groups["participation_effects"]:
         indicator = catalogue.get(indicator_id)
         y, _ = values(indicator, specialists, codebook, ref)

@@ -34,6 +34,10 @@ ROLES = ("id", "geography", "design", "metadata", "substantive")
 FILE_FORMATS = {".sav": "sav", ".xlsx": "xlsx", ".csv": "csv"}
 RULE_KINDS = ("sum", "less_or_equal", "equal")
 WEIGHTING_METHODS = ("raking", "equal", "nonresponse_by_region", "per_municipality")
+# What a census's intervals are about: the units as they are (finite population, with a finite
+# population correction) or the process that generates their answers (superpopulation, none).
+CENSUS_TARGETS = ("finite_population", "superpopulation")
+CENSUS_UNITS = ("municipalities",)
 SPLIT_UNIT_RULES = ("majority_successor",)
 
 
@@ -157,6 +161,18 @@ class Weighting:
 
 
 @dataclass(frozen=True)
+class Census:
+    """An instrument that asks every unit of its population (``design.census``): which units
+    (``municipalities``: one per municipality of the wave's territorial vintage, in each
+    stratum) and what its intervals are about (one of ``CENSUS_TARGETS``), with the reason in
+    words for the report."""
+
+    units: str
+    target: str
+    reason: Label
+
+
+@dataclass(frozen=True)
 class ValidationDefaults:
     max_quarantine_share: float
     max_modal_share: float
@@ -175,6 +191,7 @@ class Instrument:
     minimum_rows: int = 1
     rules: tuple[Rule, ...] = ()
     weighting: Weighting = Weighting("equal")
+    census: Census | None = None
 
     def variable(self, name: str) -> Variable:
         for variable in self.variables:
@@ -422,7 +439,24 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
             _rule(spec, where, {v.name: v for v in variables}) for spec in raw.get("rules", [])
         ),
         weighting=_weighting(raw.get("design", {}).get("weighting", {}), where, variables),
+        census=_census(raw.get("design", {}), where),
     )
+
+
+def _census(design: dict[str, Any], where: str) -> Census | None:
+    spec = design.get("census")
+    if (design.get("type") == "census") != (spec is not None):
+        raise CodebookError(f"{where}: a design of type census needs a census entry, and only it")
+    if spec is None:
+        return None
+    if spec.get("units") not in CENSUS_UNITS or spec.get("target") not in CENSUS_TARGETS:
+        raise CodebookError(
+            f"{where}: census units must be one of {CENSUS_UNITS} and target one of "
+            f"{CENSUS_TARGETS}"
+        )
+    if design.get("strata") not in (None, "region"):
+        raise CodebookError(f"{where}: a census of municipalities is stratified by region or not")
+    return Census(spec["units"], spec["target"], _label(spec["reason"], where))
 
 
 def _weighting(spec: dict[str, Any], where: str, variables: tuple[Variable, ...]) -> Weighting:

@@ -1,8 +1,10 @@
 """Indicator estimates by wave and domain, and their change from ex-ante to ex-post.
 
 Every estimate is design-based over the whole sample of its wave (domains are never filtered
-first); a change is ex-post minus ex-ante from two independent samples, tested with Student's t
-on the smaller design's degrees of freedom, and read against the indicator's direction.
+first), with the degrees of freedom of its own wave and domain; a change is ex-post minus
+ex-ante from two independent samples, its standard error √(se²_ante + se²_post), tested with
+Student's t on the Welch–Satterthwaite degrees of freedom of the two estimates
+(``estimation.welch_df``), and read against the indicator's direction.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import Design, ratio_estimate, t_quantile, t_two_sided_p
+from sdpipeline.estimation import Design, ratio_estimate, t_quantile, t_two_sided_p, welch_df
 from sdpipeline.harmonise import comparability
 from sdpipeline.indicators import Catalogue, Indicator, values
 from sdpipeline.reference import ReferenceData
@@ -67,7 +69,7 @@ class Layout:
 
     @classmethod
     def of(cls, table: pd.DataFrame, codebook: Codebook) -> Layout:
-        design = Design.of(table["design_stratum"], table["design_psu"])
+        design = Design.of_table(table)
         return cls(table, codebook, design, np.asarray(table["weight"], dtype=float))
 
     def wave(self, wave: str) -> np.ndarray:
@@ -167,7 +169,7 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
         variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
         difference = p["estimate"] - a["estimate"]
         se = float(np.hypot(a["se"], p["se"]))
-        df = int(min(a["df"], p["df"]))
+        df = welch_df(a["se"] ** 2, a["df"], p["se"] ** 2, p["df"])
         quantile = t_quantile(1 - ALPHA / 2, df) if df > 0 else np.nan
         p_value = t_two_sided_p(difference / se, df) if se > 0 and df > 0 else np.nan
         english, latvian = verdict(difference, p_value, indicator.direction)
@@ -184,6 +186,7 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
                 "se": se,
                 "ci_low": difference - quantile * se,
                 "ci_high": difference + quantile * se,
+                "df": df,
                 "p_value": p_value,
                 "verdict_en": english,
                 "verdict_lv": latvian,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sdpipeline import geography, weighting
+from sdpipeline import geography, targets, weighting
 from sdpipeline.codebook import Codebook, Instrument, SourceVariable, Variable
 from sdpipeline.distinct import map_distinct, per_distinct
 from sdpipeline.geography import GeographyReport
@@ -227,15 +227,22 @@ def harmonise_instrument(
 ) -> Harmonised:
     """Validated tables of every wave → one long harmonised table with geography and weights.
     ``tables`` may read each wave's table only when it is wanted: each is let go once its wave
-    is harmonised, so at a register's size one wave's validated table is in memory, not all."""
+    is harmonised, so at a register's size one wave's validated table is in memory, not all.
+
+    Rows are put in a canonical order, each wave's by pseudonym, before anything is summed:
+    floating-point sums depend on their order, and the same delivery with its rows in another
+    order must give the same weights and the same published figures to the last digit."""
     parts, weights, places, files = [], {}, {}, {}
+    identifier = instrument.id_variable.name
     for wave, table in tables:
         frame = harmonise_wave(table, instrument, wave, codebook)
+        frame = frame.sort_values(identifier, kind="stable", ignore_index=True)
         frame, places[wave] = geography.attach(frame, wave, codebook, ref)
         frame["weight"], frame["design_weight"], weights[wave] = weighting.weights_for(
             frame, instrument, wave, codebook, ref
         )
         frame = pd.concat([frame, weighting.design_columns(frame, instrument, wave)], axis=1)
+        frame["design_population"] = targets.fpc_population(frame, instrument, wave, codebook, ref)
         if len(table):
             files[wave] = str(table["_source_sha256"].iloc[0])
         parts.append(frame)

@@ -8,17 +8,22 @@ import pandas as pd
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import Design, weighted_mean
+from sdpipeline.estimation import Design, t_quantile, weighted_mean, welch_df
 from sdpipeline.indicators import Catalogue
 
 INSTRUMENT_COLUMN = "Instruments / Instrument"
 SUPPRESSED = "Neatklāj (n < {n}) / Suppressed (n < {n})"
 
 
+def _round(value: float, digits: int = 1) -> float:
+    """Rounded for print, never to a negative zero: −0.04 prints as 0.0, not "-0,0"."""
+    return round(float(value), digits) + 0.0
+
+
 def _ci(low: float, high: float, digits: int = 1) -> str | None:
     if pd.isna(low) or pd.isna(high):
         return None
-    return f"[{low:.{digits}f}; {high:.{digits}f}]"
+    return f"[{_round(low, digits):.{digits}f}; {_round(high, digits):.{digits}f}]"
 
 
 def _flag(row: pd.Series, catalogue: Catalogue) -> str:
@@ -35,9 +40,9 @@ def _waves_and_change(
     """The columns every indicator table prints: both waves, the change and its CI."""
     first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
     return {
-        f"{codebook.waves[first].year}": None if ante is None else round(ante["estimate"], 1),
-        f"{codebook.waves[last].year}": None if post is None else round(post["estimate"], 1),
-        "Izmaiņas / Change": None if change is None else round(change["difference"], 1),
+        f"{codebook.waves[first].year}": None if ante is None else _round(ante["estimate"], 1),
+        f"{codebook.waves[last].year}": None if post is None else _round(post["estimate"], 1),
+        "Izmaiņas / Change": None if change is None else _round(change["difference"], 1),
         "95% TI / 95% CI": None if change is None else _ci(change["ci_low"], change["ci_high"]),
     }
 
@@ -70,7 +75,7 @@ def headline(
                 **_waves_and_change(ante, post, change, codebook),
                 "p": None
                 if change is None or pd.isna(change["p_value"])
-                else round(change["p_value"], 3),
+                else _round(change["p_value"], 3),
                 "Vērtējums": "jautāts tikai vienā vilnī"
                 if change is None
                 else change["verdict_lv"],
@@ -132,7 +137,7 @@ def _shares(
     """Weighted share answering 'yes' (code 1) to each variable in one wave, with n."""
     rows = []
     in_wave = (table["wave"] == wave).to_numpy()
-    design = Design.of(table["design_stratum"], table["design_psu"])
+    design = Design.of_table(table)
     for name in variables:
         codes = table[name].astype(float)
         y = np.where(codes >= 0, (codes == 1).astype(float), np.nan)
@@ -163,9 +168,9 @@ def barriers_ranked(
         label = codebook.instruments[instrument].label
         for wave in (last, first):
             shares = _shares(tables[instrument], barriers, wave, catalogue).set_index("variable")
-            columns[f"{label.lv} {codebook.waves[wave].year} / {label.en} (%)"] = shares[
-                "share"
-            ].round(1)
+            columns[f"{label.lv} {codebook.waves[wave].year} / {label.en} (%)"] = (
+                shares["share"].round(1) + 0.0
+            )
     frame = pd.DataFrame(columns)
     post = [c for c in frame.columns if str(codebook.waves[last].year) in c]
     frame = frame.assign(_order=frame[post].mean(axis=1)).sort_values("_order", ascending=False)
@@ -201,16 +206,16 @@ def services_offered_vs_wanted(
             {
                 "Pakalpojums": lv.split(": ")[-1].replace("… ", ""),
                 "Service": en.split(": ")[-1].replace("… ", ""),
-                "Nodrošina (vadītāji, %) / Offered (heads, %)": round(
+                "Nodrošina (vadītāji, %) / Offered (heads, %)": _round(
                     offered.loc[pair["offered"], "share"], 1
                 ),
-                "Jāpaplašina (partneri, %) / Should expand (partners, %)": round(
+                "Jāpaplašina (partneri, %) / Should expand (partners, %)": _round(
                     partners.loc[pair["wanted"], "share"], 1
                 ),
-                "Jāpaplašina (pašvaldību vadītāji, %) / Should expand (leaders, %)": round(
+                "Jāpaplašina (pašvaldību vadītāji, %) / Should expand (leaders, %)": _round(
                     leaders.loc[pair["wanted"], "share"], 1
                 ),
-                "Atšķirība / Gap (pp)": round(wanted - offered.loc[pair["offered"], "share"], 1),
+                "Atšķirība / Gap (pp)": _round(wanted - offered.loc[pair["offered"], "share"], 1),
             }
         )
     return pd.DataFrame(rows)
@@ -223,7 +228,7 @@ def specialists_time_use(
     first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
     rows = []
     weights = specialists["weight"]
-    design = Design.of(specialists["design_stratum"], specialists["design_psu"])
+    design = Design.of_table(specialists)
     before = (specialists["wave"] == first).to_numpy()
     after = (specialists["wave"] == last).to_numpy()
     for name in catalogue.groups["time_use"]:
@@ -232,15 +237,17 @@ def specialists_time_use(
         a = weighted_mean(y, weights, None, None, before, design=design)
         b = weighted_mean(y, weights, None, None, after, design=design)
         se = float(np.hypot(a.se, b.se))
+        df = welch_df(a.se**2, a.df, b.se**2, b.df)
+        quantile = t_quantile(0.975, df) if df > 0 else np.nan
         rows.append(
             {
                 "Darba laiks": lv,
                 "Working time": en,
-                f"{codebook.waves[first].year} (%)": round(a.estimate, 1),
-                f"{codebook.waves[last].year} (%)": round(b.estimate, 1),
-                "Izmaiņas / Change (pp)": round(b.estimate - a.estimate, 1),
+                f"{codebook.waves[first].year} (%)": _round(a.estimate, 1),
+                f"{codebook.waves[last].year} (%)": _round(b.estimate, 1),
+                "Izmaiņas / Change (pp)": _round(b.estimate - a.estimate, 1),
                 "95% TI / 95% CI": _ci(
-                    b.estimate - a.estimate - 1.96 * se, b.estimate - a.estimate + 1.96 * se
+                    b.estimate - a.estimate - quantile * se, b.estimate - a.estimate + quantile * se
                 ),
                 "n_ante": a.n,
                 "n_post": b.n,
@@ -273,11 +280,13 @@ def project_participation(attribution: pd.DataFrame, catalogue: Catalogue) -> pd
                 "Salīdzinājums / Comparison": row.term,
                 "Dalībnieki / Participants": None
                 if pd.isna(row.participants)
-                else round(row.participants, 1),
-                "Pārējie / Others": None if pd.isna(row.others) else round(row.others, 1),
-                "Atšķirība / Difference": None if pd.isna(row.estimate) else round(row.estimate, 1),
+                else _round(row.participants, 1),
+                "Pārējie / Others": None if pd.isna(row.others) else _round(row.others, 1),
+                "Atšķirība / Difference": None
+                if pd.isna(row.estimate)
+                else _round(row.estimate, 1),
                 "95% TI / 95% CI": _ci(row.ci_low, row.ci_high),
-                "p": None if pd.isna(row.p_value) else round(row.p_value, 3),
+                "p": None if pd.isna(row.p_value) else _round(row.p_value, 3),
                 "Vienības / Units": int(row.units),
                 "Ierobežojumi / Caveat": row.caveat,
             }
@@ -295,13 +304,13 @@ def change_decomposition(decomposition: pd.DataFrame, catalogue: Catalogue) -> p
                 "Kods / Code": row.indicator_id,
                 "Rādītājs": indicator.name.lv,
                 "Indicator": indicator.name.en,
-                "Izmaiņas / Change": None if pd.isna(row.change) else round(row.change, 2),
+                "Izmaiņas / Change": None if pd.isna(row.change) else _round(row.change, 2),
                 "Iekšējā daļa / Within groups": None
                 if pd.isna(row.within)
-                else round(row.within, 2),
+                else _round(row.within, 2),
                 "Sastāva daļa / Composition": None
                 if pd.isna(row.composition)
-                else round(row.composition, 2),
+                else _round(row.composition, 2),
                 "Grupas / Groups": row.groups,
             }
         )

@@ -49,6 +49,12 @@ def harmonised_contract(
         "design_weight": pa.Column(float, positive, nullable=False),
         "design_stratum": pa.Column(nullable=False),
         "design_psu": pa.Column(nullable=False),
+        # units in the stratum's population where a census targets the finite population
+        "design_population": pa.Column(
+            float,
+            pa.Check.gt(0, name="positive", error="population is not positive"),
+            nullable=True,
+        ),
     }
     for variable in instrument.variables:
         if variable.is_categorical:

@@ -1,0 +1,64 @@
+"""What each instrument's confidence intervals are about, from the codebook's design: the
+population a sample was drawn from, or, for a census (``design.census``), either the units as
+they are (``finite_population``: a finite population correction, so a complete census has no
+sampling variance) or the process behind their answers (``superpopulation``: none). The gap it
+fills: R ``survey`` takes an ``fpc`` column, but which one applies is a decision about the
+study that belongs in the codebook and in the report's words, not in an estimator's default.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sdpipeline.codebook import Codebook, Instrument, Label
+from sdpipeline.reference import ReferenceData
+
+DESIGNS = {
+    "stratified_cluster": Label("stratificēta klasteru izlase", "stratified cluster sample"),
+    "stratified_srs": Label("stratificēta vienkārša gadījuma izlase", "stratified random sample"),
+    "srs": Label("vienkārša gadījuma izlase", "simple random sample"),
+    "quota": Label("kvotu izlase", "quota sample"),
+    "census": Label("pilna apsekošana", "census"),
+}
+QUOTA = Label(
+    "Kvotu izlase nav varbūtiska: intervāli pieņem, ka tā atbilst gadījuma izlasei.",
+    "A quota sample is not a probability sample: the intervals assume it behaves like one.",
+)
+
+
+def fpc_population(
+    frame: pd.DataFrame, instrument: Instrument, wave: str, codebook: Codebook, ref: ReferenceData
+) -> np.ndarray:
+    """Each row of one wave's frame: the number of units in its stratum of the population (R
+    ``survey``'s ``fpc``) where the instrument is a census of the finite population; NaN (no
+    correction) otherwise."""
+    census = instrument.census
+    if census is None or census.target != "finite_population":
+        return np.full(len(frame), np.nan)
+    units = ref.municipalities[codebook.waves[wave].municipality_vintage]
+    if instrument.design.get("strata") == "region":
+        counts = units.groupby("region_code").size()
+        return frame["region"].astype(int).map(counts).to_numpy(dtype=float)
+    return np.full(len(frame), float(len(units)))
+
+
+def statement(instrument: Instrument) -> Label:
+    """One sentence per language: the design and what its intervals are about."""
+    design = DESIGNS.get(instrument.design.get("type", ""), Label("izlase", "sample"))
+    if instrument.census is not None:
+        return Label(
+            f"{design.lv.capitalize()}. {instrument.census.reason.lv}",
+            f"{design.en.capitalize()}. {instrument.census.reason.en}",
+        )
+    lv = (
+        f"{design.lv.capitalize()}; intervāli attiecas uz visu kopu, no kuras tā izlasīta: "
+        f"{instrument.respondents.lv.lower()}."
+    )
+    en = (
+        f"{design.en.capitalize()}; the intervals are about the whole population it was drawn "
+        f"from: {instrument.respondents.en.lower()}."
+    )
+    if instrument.design.get("type") == "quota":
+        lv, en = f"{lv} {QUOTA.lv}", f"{en} {QUOTA.en}"
+    return Label(lv, en)

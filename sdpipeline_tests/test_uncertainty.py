@@ -1,0 +1,126 @@
+"""Honest uncertainty: each estimate's degrees of freedom are its own design's (wave and
+domain), a change's are Welch–Satterthwaite's, a census's intervals say what they are about
+(with a finite population correction where that is the finite population), constant answers
+have no variance rather than rounding noise, and printed figures are never a negative zero."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sdpipeline import report_tables, targets
+from sdpipeline.codebook import CodebookError, default_codebook, load_codebook
+from sdpipeline.estimation import Design, ratio_estimate, weighted_mean, welch_df
+from sdpipeline.settings import REPO_ROOT
+
+
+def test_a_domain_has_the_degrees_of_freedom_of_its_own_design():
+    # stratum a: PSUs a1 a2 a3; stratum b: b1 b2. R: degf(subset(design, domain)) counts the
+    # PSUs with a row in the domain minus the strata with such a PSU.
+    strata = np.array(["a"] * 6 + ["b"] * 4)
+    psu = np.array(["a1", "a1", "a2", "a2", "a3", "a3", "b1", "b1", "b2", "b2"])
+    y = np.arange(10, dtype=float)
+    w = np.ones(10)
+    assert weighted_mean(y, w, strata, psu).df == 5 - 2
+    in_a1_a2_b1 = np.array([1, 0, 1, 0, 0, 0, 1, 1, 0, 0], dtype=bool)
+    assert weighted_mean(y, w, strata, psu, in_a1_a2_b1).df == 3 - 2
+    in_a = np.arange(10) < 6
+    assert weighted_mean(y, w, strata, psu, in_a).df == 3 - 1
+    # a missing answer is outside the estimate like a row outside the domain
+    y_missing = y.copy()
+    y_missing[[4, 5]] = np.nan
+    assert weighted_mean(y_missing, w, strata, psu, in_a).df == 2 - 1
+
+
+def test_a_wave_is_not_given_the_other_waves_psus():
+    # two waves of 20 PSUs in 2 strata each, stacked as the harmonised tables are
+    rng = np.random.default_rng(1)
+    wave = np.repeat(["ex_ante", "ex_post"], 200)
+    stratum = np.array([f"{w}:{i % 2}" for i, w in enumerate(wave)])
+    psu = np.array([f"{s}:{i // 20}" for i, s in enumerate(stratum)])
+    y, w = rng.random(400), rng.uniform(1, 2, 400)
+    design = Design.of(stratum, psu)
+    assert design.df == 40 - 4
+    first = ratio_estimate(y, np.ones(400), w, None, None, wave == "ex_ante", design=design)
+    assert first.df == 20 - 2
+    alone = weighted_mean(y[:200], w[:200], stratum[:200], psu[:200])
+    assert first.se == pytest.approx(alone.se, rel=1e-12) and first.df == alone.df
+
+
+def test_welch_satterthwaite_degrees_of_freedom():
+    assert welch_df(1.0, 10, 1.0, 10) == pytest.approx(20)
+    assert welch_df(4.0, 19, 0.0, 5) == pytest.approx(19)
+    df = welch_df(2.0, 19, 0.5, 114)
+    assert 19 < df < 19 + 114
+    assert df == pytest.approx(2.5**2 / (2.0**2 / 19 + 0.5**2 / 114))
+    assert math.isnan(welch_df(0.0, 10, 0.0, 10))
+
+
+def test_the_finite_population_correction_is_r_surveys():
+    # simple random sample of n from N: var = (1 − n/N) s² / n, as svydesign(fpc = ~N)
+    rng = np.random.default_rng(5)
+    n, population = 30, 40
+    y = rng.normal(10, 3, n)
+    strata, psu = np.zeros(n), np.arange(n)
+    corrected = weighted_mean(y, np.ones(n), strata, psu, design=Design.of(strata, psu, [40] * n))
+    assert corrected.se**2 == pytest.approx((1 - n / population) * y.var(ddof=1) / n)
+    plain = weighted_mean(y, np.ones(n), strata, psu)
+    assert plain.se**2 == pytest.approx(y.var(ddof=1) / n)
+    complete = Design.of(strata, psu, [n] * n)
+    assert weighted_mean(y, np.ones(n), strata, psu, design=complete).se == 0
+    with pytest.raises(ValueError, match="more sampled PSUs"):
+        Design.of(strata, psu, [n - 1] * n)
+
+
+def test_constant_answers_have_no_variance_and_no_effective_n():
+    w = np.array([0.1, 0.7, 1.3, 2.9, 0.3] * 4)
+    e = weighted_mean(np.ones(20), w, np.zeros(20), np.arange(20))
+    assert e.estimate == pytest.approx(1.0)
+    assert e.se == 0.0 and math.isnan(e.effective_n)
+
+
+def _codebook_copy(tmp_path, edit) -> None:
+    folder = tmp_path / "codebook"
+    shutil.copytree(REPO_ROOT / "data" / "codebook", folder)
+    path = folder / "instruments" / "heads.yaml"
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    edit(spec["design"])
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return load_codebook(folder)
+
+
+def test_a_census_is_declared_with_its_target(tmp_path):
+    codebook = default_codebook()
+    heads, leaders = codebook.instruments["heads"], codebook.instruments["leaders"]
+    assert heads.census.target == leaders.census.target == "superpopulation"
+    assert codebook.instruments["residents"].census is None
+    assert "superpopulation" in targets.statement(heads).en
+    assert "quota" in targets.statement(codebook.instruments["partners"]).en
+    with pytest.raises(CodebookError, match="census entry"):
+        _codebook_copy(tmp_path / "a", lambda d: d.pop("census"))
+    with pytest.raises(CodebookError, match="target one of"):
+        _codebook_copy(tmp_path / "b", lambda d: d["census"].update(target="sample"))
+
+
+def test_a_finite_population_census_gets_its_population_per_row(tmp_path):
+    from sdpipeline.reference import ReferenceData
+
+    codebook = _codebook_copy(tmp_path, lambda d: d["census"].update(target="finite_population"))
+    heads = codebook.instruments["heads"]
+    ref = ReferenceData.from_files(codebook)
+    frame = pd.DataFrame({"region": [1, 2, 3]})
+    assert targets.fpc_population(frame, heads, "ex_ante_2017", codebook, ref).tolist() == [119] * 3
+    assert targets.fpc_population(frame, heads, "ex_post_2023", codebook, ref).tolist() == [43] * 3
+    plain = default_codebook().instruments["heads"]
+    assert np.isnan(targets.fpc_population(frame, plain, "ex_post_2023", codebook, ref)).all()
+
+
+@pytest.mark.parametrize("value", [-0.04, -0.0, -0.049999, 0.04, -1e-17])
+def test_printed_figures_are_never_a_negative_zero(value):
+    assert math.copysign(1.0, report_tables._round(value, 1)) == 1.0
+    assert "-0.0" not in report_tables._ci(value, value)
