@@ -8,8 +8,12 @@
    2017 against 2023, with the Covid-19 delay and the share of Ukrainian clients (asked only in
    2023) and whether the service's reorganisation was driven by the ATR (heads' 2023 answer)
    as controls on the post-period change. Weighted least squares on municipality means
-   (weight: respondents), standard errors clustered by municipality (CR1). The ATR itself
-   cannot be separated this way: every municipality went through it.
+   (weight: respondents), standard errors clustered by municipality (CR1), and beside them the
+   restricted wild cluster bootstrap's p-value and interval (``wild_bootstrap``), with the
+   number of municipalities in each participation group: CR1 is unreliable when a group has
+   few, and the row says so whenever one has fewer than the catalogue's ``few_clusters``
+   minimum for the method. The ATR itself cannot be separated this way: every municipality
+   went through it.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from sdpipeline.estimation import (
     t_two_sided_p,
     weighted_mean,
 )
-from sdpipeline.indicators import Catalogue, values
+from sdpipeline.indicators import Catalogue, FewClusters, values
 from sdpipeline.reference import ReferenceData
+from sdpipeline.wild_bootstrap import wild_cluster_bootstrap
 
 # Read beside the indicators: who took part (specialists), and the heads' 2023 answers that
 # give each municipality its depth of participation and its controls.
@@ -49,6 +54,26 @@ CAVEAT_DID = (
     "Difference-in-differences between municipalities by project depth; assumes parallel trends "
     "and cannot separate the ATR, which touched every municipality."
 )
+# the participation groups of the difference-in-differences: depth code → column of counts
+GROUPS = {1: "clusters_none", 2: "clusters_some", 3: "clusters_most"}
+
+
+def few_cluster_caveat(counts: dict[int, int], rule: FewClusters) -> str:
+    """What the number of municipalities per group allows: '' when both methods have enough."""
+    small = {depth: n for depth, n in counts.items() if n < rule.minimum_cr1}
+    if not small:
+        return ""
+    named = ", ".join(f"{n} in group {depth}" for depth, n in sorted(small.items()))
+    text = (
+        f"Few municipalities ({named}; CR1 needs {rule.minimum_cr1} per group): read the wild "
+        "cluster bootstrap's p-value and interval, not CR1's."
+    )
+    if min(small.values()) < rule.minimum_bootstrap:
+        text += (
+            f" Fewer than {rule.minimum_bootstrap} in a group: the bootstrap is not reliable "
+            "either (it tends to be conservative)."
+        )
+    return text
 
 
 def participation_effects(
@@ -224,8 +249,26 @@ def difference_in_differences(
         else:  # e.g. every municipality in one participation group: no contrast to estimate
             beta, covariance, df = np.full(x.shape[1], np.nan), np.full(x.shape[:1] * 2, np.nan), 0
         quantile = t_quantile(0.975, df) if estimable else np.nan
+        units = panel.drop_duplicates("municipality_2021")["depth"].value_counts()
+        counts = {depth: int(units.get(depth, 0)) for depth in GROUPS}
+        rule = catalogue.few_clusters
+        caveat = few_cluster_caveat(counts, rule)
         for index in (4, 5, 6, 7, 8):
             se = float(np.sqrt(covariance[index, index]))
+            boot = (
+                wild_cluster_bootstrap(
+                    panel["y"].to_numpy(),
+                    x,
+                    panel["n"].to_numpy(dtype=float),
+                    panel["municipality_2021"].to_numpy(),
+                    index,
+                    rule.replications,
+                    rule.seed,
+                    rule.weights,
+                )
+                if estimable
+                else None
+            )
             rows.append(
                 {
                     "analysis": "difference_in_differences",
@@ -241,7 +284,13 @@ def difference_in_differences(
                     "n_a": int(panel.loc[panel["post"] == 0, "n"].sum()),
                     "n_b": int(panel.loc[panel["post"] == 1, "n"].sum()),
                     "units": int(panel["municipality_2021"].nunique()),
-                    "caveat": CAVEAT_DID if estimable else CAVEAT_NOT_ESTIMABLE,
+                    "wcb_p_value": np.nan if boot is None else boot.p_value,
+                    "wcb_ci_low": np.nan if boot is None else boot.ci_low,
+                    "wcb_ci_high": np.nan if boot is None else boot.ci_high,
+                    **{column: counts[depth] for depth, column in GROUPS.items()},
+                    "caveat": f"{CAVEAT_DID} {caveat}".strip()
+                    if estimable
+                    else CAVEAT_NOT_ESTIMABLE,
                 }
             )
     return pd.DataFrame(rows)
@@ -260,7 +309,18 @@ def attribution(
     return disclosure.protect(
         frame,
         ["n_a", "n_b"],
-        ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"],
+        [
+            "participants",
+            "others",
+            "estimate",
+            "se",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "wcb_p_value",
+            "wcb_ci_low",
+            "wcb_ci_high",
+        ],
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )

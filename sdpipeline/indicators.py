@@ -51,12 +51,24 @@ class Indicator:
 
 
 @dataclass(frozen=True)
+class FewClusters:
+    """How the difference-in-differences is inferred with few municipalities per group."""
+
+    replications: int
+    weights: str
+    seed: int
+    minimum_cr1: int
+    minimum_bootstrap: int
+
+
+@dataclass(frozen=True)
 class Catalogue:
     version: str
     indicators: tuple[Indicator, ...]
     suppress_below: int
     low_reliability_below: int
     groups: dict[str, Any]
+    few_clusters: FewClusters
 
     def get(self, indicator_id: str) -> Indicator:
         return next(i for i in self.indicators if i.id == indicator_id)
@@ -120,6 +132,22 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         suppress_below=int(raw["disclosure"]["suppress_below"]),
         low_reliability_below=int(raw["disclosure"]["low_reliability_below"]),
         groups=raw.get("groups", {}),
+        few_clusters=_few_clusters(raw.get("few_clusters"), path.name),
+    )
+
+
+def _few_clusters(spec: dict[str, Any] | None, where: str) -> FewClusters:
+    if spec is None:
+        raise CatalogueError(f"{where}: few_clusters (bootstrap and minimum_clusters) missing")
+    bootstrap, minimum = spec["bootstrap"], spec["minimum_clusters"]
+    if bootstrap["weights"] not in ("rademacher", "mammen", "webb", "norm"):
+        raise CatalogueError(f"{where}: unknown bootstrap weights {bootstrap['weights']!r}")
+    return FewClusters(
+        replications=int(bootstrap["replications"]),
+        weights=str(bootstrap["weights"]),
+        seed=int(bootstrap["seed"]),
+        minimum_cr1=int(minimum["cr1"]),
+        minimum_bootstrap=int(minimum["wild_bootstrap"]),
     )
 
 
