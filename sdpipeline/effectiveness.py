@@ -18,7 +18,7 @@ from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
 from sdpipeline.estimation import Design, ratio_estimate, t_quantile, t_two_sided_p, welch_df
 from sdpipeline.harmonise import comparability
-from sdpipeline.indicators import Catalogue, Indicator, values
+from sdpipeline.indicators import Catalogue, Disclosure, Indicator, values
 from sdpipeline.reference import ReferenceData
 
 ESTIMATE_COLUMNS = ["estimate", "se", "ci_low", "ci_high"]
@@ -89,10 +89,15 @@ def estimate_indicator(
     codebook: Codebook,
     ref: ReferenceData,
     layout: Layout | None = None,
+    rule: Disclosure | None = None,
 ) -> list[dict]:
-    """``layout``: the table's, when already worked out for another indicator."""
+    """``layout``: the table's, when already worked out for another indicator; ``rule``: the
+    catalogue's disclosure rules, to say which cells of a magnitude indicator a few respondents
+    dominate (``dominance``, '' where none or no rule given)."""
     y, x = values(indicator, table, codebook, ref)
     layout = layout or Layout.of(table, codebook)
+    magnitude = rule is not None and indicator.statistic in rule.magnitude
+    answered = ~np.isnan(y) & ~np.isnan(x)
     rows = []
     for wave in codebook.waves:
         in_wave = layout.wave(wave)
@@ -123,24 +128,41 @@ def estimate_indicator(
                         "n": e.n,
                         "effective_n": e.effective_n,
                         "weighted_n": e.weighted_n,
+                        "weighted_base": e.weighted_base,
                         "df": e.df,
+                        "dominance": _dominance(y, layout.weights, in_wave & mask & answered, rule)
+                        if magnitude
+                        else "",
                     }
                 )
     return rows
 
 
-def estimate_all(
+def _dominance(y: np.ndarray, weights: np.ndarray, rows: np.ndarray, rule: Disclosure) -> str:
+    return disclosure.dominance(y[rows], weights[rows], rule)
+
+
+def estimate_cube(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
-    """Every indicator, wave and domain, with disclosure control applied."""
+    """Every indicator, wave and domain, before disclosure control."""
     layouts = {name: Layout.of(table, codebook) for name, table in tables.items()}
     rows = []
     for indicator in catalogue.indicators:
         table = tables[indicator.instrument]
-        rows += estimate_indicator(indicator, table, codebook, ref, layouts[indicator.instrument])
-    frame = pd.DataFrame(rows)
-    return disclosure.protect(
-        frame, "n", ESTIMATE_COLUMNS, catalogue.suppress_below, catalogue.low_reliability_below
+        rows += estimate_indicator(
+            indicator, table, codebook, ref, layouts[indicator.instrument], catalogue.disclosure
+        )
+    return pd.DataFrame(rows)
+
+
+def estimate_all(
+    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    """Every indicator, wave and domain, with disclosure control applied (primary and
+    secondary suppression: ``disclosure.suppress_estimates``)."""
+    return disclosure.suppress_estimates(
+        estimate_cube(tables, catalogue, codebook, ref), catalogue, codebook
     )
 
 
@@ -157,7 +179,8 @@ def verdict(difference: float, p_value: float, direction: str) -> tuple[str, str
 
 
 def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -> pd.DataFrame:
-    """Ex-post minus ex-ante for every indicator and domain asked in both waves."""
+    """Ex-post minus ex-ante for every indicator and domain asked in both waves, from the
+    published estimates: a change is hidden whenever either of its waves is."""
     first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
     keys = ["indicator_id", "breakdown", "domain"]
     ante = estimates[estimates["wave"] == first].set_index(keys)
@@ -193,18 +216,29 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
                 "comparability": comparability(variable, codebook),
                 "n_ante": int(a["n"]),
                 "n_post": int(p["n"]),
+                # published only where both waves are, so that it tells nothing of a hidden one
+                "suppressed": bool(a["suppressed"] or p["suppressed"]),
+                "suppression": "; ".join(
+                    f"{codebook.waves[w].year}: {r['suppression']}"
+                    for w, r in ((first, a), (last, p))
+                    if r["suppressed"]
+                ),
             }
         )
     frame = pd.DataFrame(rows)
-    protected = disclosure.protect(
-        frame,
-        ["n_ante", "n_post"],
-        ["estimate_ante", "estimate_post", "difference", "se", "ci_low", "ci_high", "p_value"],
-        catalogue.suppress_below,
-        catalogue.low_reliability_below,
-    )
-    protected.loc[protected["suppressed"], ["verdict_en", "verdict_lv"]] = [
-        "suppressed",
-        "neatklāj",
-    ]
-    return protected
+    hidden = frame["suppressed"]
+    for column in (
+        "estimate_ante",
+        "estimate_post",
+        "difference",
+        "se",
+        "df",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    ):
+        frame[column] = frame[column].astype(float).where(~hidden)
+    smallest = frame[["n_ante", "n_post"]].min(axis=1)
+    frame["low_reliability"] = ~hidden & (smallest < catalogue.low_reliability_below)
+    frame.loc[hidden, ["verdict_en", "verdict_lv"]] = ["suppressed", "neatklāj"]
+    return frame

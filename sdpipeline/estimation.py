@@ -59,6 +59,7 @@ class Estimate:
     effective_n: float
     weighted_n: float
     df: int
+    weighted_base: float  # Σ w·x: the weighted total the estimate is a share or mean of
 
 
 def _as_array(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -182,7 +183,7 @@ def ratio_estimate(
     n = len(rows)
     if n == 0 or total_x == 0:
         nan = float("nan")
-        return Estimate(nan, nan, nan, nan, n, 0.0, float(w.sum()), 0)
+        return Estimate(nan, nan, nan, nan, n, 0.0, float(w.sum()), 0, total_x)
     ratio = float((w * y).sum() / total_x)
     residual = y - ratio * x
     if np.all(np.abs(residual) <= RESIDUAL_NOISE * max(abs(ratio), 1.0) * np.abs(x)):
@@ -206,6 +207,7 @@ def ratio_estimate(
         effective_n=float(effective),
         weighted_n=weighted_n,
         df=df,
+        weighted_base=total_x,
     )
 
 

@@ -51,6 +51,21 @@ class Indicator:
 
 
 @dataclass(frozen=True)
+class Disclosure:
+    """The catalogue's ``disclosure:``: when a cell is sensitive, and how well hidden cells
+    must be protected (see ``disclosure.py``)."""
+
+    suppress_below: int
+    low_reliability_below: int
+    magnitude: tuple[str, ...]
+    dominance_n: int
+    dominance_k: float
+    p_percent: float
+    all_same: bool
+    protection: dict[str, float]
+
+
+@dataclass(frozen=True)
 class FewClusters:
     """How the difference-in-differences is inferred with few municipalities per group."""
 
@@ -69,6 +84,7 @@ class Catalogue:
     low_reliability_below: int
     groups: dict[str, Any]
     few_clusters: FewClusters
+    disclosure: Disclosure
 
     def get(self, indicator_id: str) -> Indicator:
         return next(i for i in self.indicators if i.id == indicator_id)
@@ -99,7 +115,10 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 raise CatalogueError(f"{where}: denominator must be one of {DENOMINATORS}")
         if spec["statistic"] in ("mean", "ratio") and variable.level != "numeric":
             raise CatalogueError(f"{where}: a {spec['statistic']} needs a numeric variable")
-        unknown = set(spec.get("breakdowns", ())) - set(raw["breakdowns"])
+        unknown = (
+            set(spec.get("breakdowns", ()))
+            | set(raw.get("instrument_breakdowns", {}).get(spec["instrument"], ()))
+        ) - set(raw["breakdowns"])
         if unknown:
             raise CatalogueError(
                 f"{where}: breakdowns {sorted(unknown)} not in {raw['breakdowns']}"
@@ -120,7 +139,14 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 scores={int(k): float(v) for k, v in spec.get("scores", {}).items()},
                 denominator_variable=spec.get("denominator_variable"),
                 scale=float(spec.get("scale", 1.0)),
-                breakdowns=tuple(spec.get("breakdowns", raw["breakdowns"])),
+                breakdowns=tuple(
+                    spec.get(
+                        "breakdowns",
+                        raw.get("instrument_breakdowns", {}).get(
+                            instrument.name, raw["breakdowns"]
+                        ),
+                    )
+                ),
             )
         )
     ids = [i.id for i in indicators]
@@ -133,6 +159,28 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         low_reliability_below=int(raw["disclosure"]["low_reliability_below"]),
         groups=raw.get("groups", {}),
         few_clusters=_few_clusters(raw.get("few_clusters"), path.name),
+        disclosure=_disclosure(raw["disclosure"], path.name),
+    )
+
+
+def _disclosure(spec: dict[str, Any], where: str) -> Disclosure:
+    dominance, protection = spec.get("dominance"), spec.get("protection")
+    if dominance is None or protection is None:
+        raise CatalogueError(f"{where}: disclosure needs dominance and protection")
+    if set(protection) != set(STATISTICS):
+        raise CatalogueError(f"{where}: disclosure protection needs one width per {STATISTICS}")
+    magnitude = tuple(dominance["statistics"])
+    if not set(magnitude) <= set(STATISTICS):
+        raise CatalogueError(f"{where}: dominance statistics must be among {STATISTICS}")
+    return Disclosure(
+        suppress_below=int(spec["suppress_below"]),
+        low_reliability_below=int(spec["low_reliability_below"]),
+        magnitude=magnitude,
+        dominance_n=int(dominance["n"]),
+        dominance_k=float(dominance["k"]),
+        p_percent=float(dominance["p"]),
+        all_same=bool(dominance["all_same"]),
+        protection={k: float(v) for k, v in protection.items()},
     )
 
 

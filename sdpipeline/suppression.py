@@ -13,15 +13,16 @@ costs, and the linear relations an attacker knows to hold exactly between the ce
 
 * ``audit`` gives, for every hidden cell, the smallest and largest value consistent with
   everything published (each published figure read as an interval of ± half its rounding
-  unit), by two linear programs per cell (SciPy's HiGHS), as τ-ARGUS's audit does; a primary
-  cell is protected when that interval is at least its required width.
+  unit), by linear programming (SciPy's HiGHS), as τ-ARGUS's audit does; a hidden cell is
+  protected when that interval is at least its required width.
 * ``protect`` chooses the hidden cells: the cheapest set, primary cells included, under which
-  every primary cell is protected against an attacker who knows the published values exactly.
-  It is Fischetti & Salazar's model (2001; what τ-ARGUS's "optimal" method and R ``sdcTable``'s
-  solve): a 0/1 choice per cell solved as a MILP (``scipy.optimize.milp``), with a constraint
-  added for each primary cell the current choice leaves exposed, taken from the dual of that
-  cell's attacker problem (a Benders cut: it holds for every choice, so the loop ends with the
-  cheapest protecting pattern).
+  every hidden cell is protected against an attacker who knows the published values exactly
+  (stricter than τ-ARGUS, which protects only the primary cells: a figure the report marks as
+  hidden is never one that subtraction gives back). It is Fischetti & Salazar's model (2001;
+  what τ-ARGUS's "optimal" method and R ``sdcTable`` solve): a 0/1 choice per cell solved as a
+  MILP (``scipy.optimize.milp``), with a constraint added for each hidden cell the current
+  choice leaves exposed, taken from the dual of that cell's attacker problem (a Benders cut:
+  it holds for every choice, so the loop ends with the cheapest protecting pattern).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 # Attacker problems are solved to this tolerance; a width within it of the requirement passes.
@@ -86,7 +88,7 @@ class Problem:
         return a
 
     def required(self, cell: Cell) -> float:
-        """The width a primary cell needs, no more than its bounds allow."""
+        """The width a hidden cell needs, no more than its bounds allow."""
         return min(cell.protection, (cell.upper - cell.lower) * (1 - 1e-9))
 
 
@@ -134,67 +136,93 @@ def audit(
     if published is not None:
         printed = np.array([published.get(c.key, c.value) for c in problem.cells], dtype=float)
     low, high = _box(problem, mask, printed, rounding)
-    a = problem.matrix()
+    indices = np.flatnonzero(mask)
+    # every cell's maximum and minimum in one linear program: the copies do not interact, so
+    # the optimum of their sum is each one's optimum (one solver call, not two per cell)
+    senses = [(index, sense) for index in indices for sense in (1.0, -1.0)]
+    solution = _blocks(
+        problem.matrix(),
+        [-sense * _unit(len(problem.cells), index) for index, sense in senses],
+        np.zeros(problem.matrix().shape[0]),
+        list(zip(low, high, strict=True)),
+        "audit",
+    )
     out = []
-    for index in np.flatnonzero(mask):
+    for j, index in enumerate(indices):
         cell = problem.cells[index]
-        ends = []
-        for sense in (1.0, -1.0):
-            objective = np.zeros(len(problem.cells))
-            objective[index] = sense
-            result = linprog(
-                objective,
-                A_eq=a if len(a) else None,
-                b_eq=np.zeros(len(a)) if len(a) else None,
-                bounds=list(zip(low, high, strict=True)),
-                method="highs",
-            )
-            if result.status != 0:
-                raise SuppressionError(f"audit of {cell.key!r}: {result.message}")
-            ends.append(sense * result.fun)
         out.append(
             Exposure(
                 cell.key,
                 cell.value,
-                ends[0],
-                ends[1],
-                problem.required(cell) if cell.primary else 0.0,
+                float(solution[2 * j + 1][index]),
+                float(solution[2 * j][index]),
+                problem.required(cell),
             )
         )
     return out
 
 
-def _cut(problem: Problem, a: np.ndarray, index: int, hidden: np.ndarray):
-    """For a primary cell left exposed by ``hidden``: (coefficients, right-hand side) of a
-    constraint every protecting choice satisfies. The width of the cell's interval, written in
-    deviations d from the true values, is max d_s + max (−d_s) over A d = 0 and
+def _unit(size: int, index: int) -> np.ndarray:
+    vector = np.zeros(size)
+    vector[index] = 1.0
+    return vector
+
+
+def _blocks(
+    matrix: np.ndarray,
+    objectives: list[np.ndarray],
+    right: np.ndarray | list[np.ndarray],
+    bounds: list[tuple],
+    what: str,
+) -> list[np.ndarray]:
+    """Minimise each objective over {z : matrix z = right, bounds} (``right`` one for all or
+    one per objective), as one linear program of independent copies; the solution of each."""
+    copies = len(objectives)
+    if not copies:
+        return []
+    rows, size = matrix.shape
+    rights = right if isinstance(right, list) else [right] * copies
+    result = linprog(
+        np.concatenate(objectives),
+        A_eq=sparse.block_diag([sparse.csr_matrix(matrix)] * copies) if rows else None,
+        b_eq=np.concatenate(rights) if rows else None,
+        bounds=bounds * copies,
+        method="highs",
+    )
+    if result.status != 0:
+        raise SuppressionError(f"{what}: {result.message}")
+    return list(result.x.reshape(copies, size))
+
+
+def _cuts(problem: Problem, a: np.ndarray, indices: list[int], hidden: np.ndarray):
+    """For cells left exposed by ``hidden``: the coefficients c of a constraint every
+    protecting choice satisfies, Σ_i c_i y_i ≥ required · y_s, one per cell. The width of a
+    cell's interval, in deviations d from the true values, is max d_s + max (−d_s) over A d = 0 and
     −L·y ≤ d ≤ U·y (y = 1 for a hidden cell). Each max equals its dual, min Σ (U α + L β)·y
     over A'λ + α − β = ±e_s, α, β ≥ 0, which does not depend on y: the dual solution found for
-    this choice bounds the width under any other, so Σ_i (U_i α_i + L_i β_i) y_i ≥ required."""
+    this choice bounds the width under any other, so Σ_i (U_i α_i + L_i β_i) y_i ≥ required
+    wherever s is hidden (and c ≥ 0, so the constraint asks nothing where it is not)."""
     values = np.array([c.value for c in problem.cells])
     up = np.array([c.upper for c in problem.cells]) - values
     down = values - np.array([c.lower for c in problem.cells])
     n, m = len(problem.cells), len(a)
-    coefficients = np.zeros(n)
-    width = 0.0
-    # variables: λ (m, free), α (n, ≥ 0), β (n, ≥ 0)
+    # variables of each dual: λ (m, free), α (n, ≥ 0), β (n, ≥ 0)
     equality = np.hstack([a.T, np.eye(n), -np.eye(n)])
     cost = np.concatenate([np.zeros(m), up * hidden, down * hidden])
     bounds = [(None, None)] * m + [(0, None)] * (2 * n)
-    for sign in (1.0, -1.0):
-        target = np.zeros(n)
-        target[index] = sign
-        result = linprog(cost, A_eq=equality, b_eq=target, bounds=bounds, method="highs")
-        if result.status != 0:
-            raise SuppressionError(f"dual of {problem.cells[index].key!r}: {result.message}")
-        alpha, beta = result.x[m : m + n], result.x[m + n :]
-        coefficients += up * alpha + down * beta
-        width += result.fun
-    return coefficients, width
+    targets = [sign * _unit(n, index) for index in indices for sign in (1.0, -1.0)]
+    duals = _blocks(equality, [cost] * len(targets), targets, bounds, "dual of an attacker")
+    coefficients = []
+    for j in range(len(indices)):
+        total = np.zeros(n)
+        for z in duals[2 * j : 2 * j + 2]:
+            total += up * z[m : m + n] + down * z[m + n :]
+        coefficients.append(total)
+    return coefficients
 
 
 def protect(problem: Problem) -> set[Hashable]:
-    """The cheapest set of cells to hide, the primary ones included, under which every primary
+    """The cheapest set of cells to hide, the primary ones included, under which every hidden
     cell's interval (against an attacker who knows every published value exactly) is at least
     its required width."""
     cells = problem.cells
@@ -204,28 +232,25 @@ def protect(problem: Problem) -> set[Hashable]:
     a = problem.matrix()
     cost = np.array([c.cost for c in cells], dtype=float)
     cuts: list[np.ndarray] = []
-    needs: list[float] = []
     hidden = primary.copy()
     for _ in range(MAX_ROUNDS):
-        exposed = [
-            e
-            for e in audit(problem, [c.key for c, h in zip(cells, hidden, strict=True) if h])
-            if not e.protected
-        ]
+        keys = [c.key for c, h in zip(cells, hidden, strict=True) if h]
+        exposed = [e for e in audit(problem, keys) if not e.protected]
         if not exposed:
-            return {c.key for c, h in zip(cells, hidden, strict=True) if h}
-        for exposure in exposed:
-            index = problem.index(exposure.key)
-            coefficients, _ = _cut(problem, a, index, hidden.astype(float))
+            return set(keys)
+        indices = [problem.index(e.key) for e in exposed]
+        for index, exposure, coefficients in zip(
+            indices, exposed, _cuts(problem, a, indices, hidden.astype(float)), strict=True
+        ):
+            coefficients[index] -= exposure.required
             cuts.append(coefficients)
-            needs.append(exposure.required)
         result = milp(
             cost,
             integrality=np.ones(len(cells)),
             bounds=Bounds(primary.astype(float), np.ones(len(cells))),
-            constraints=LinearConstraint(np.array(cuts), np.array(needs), np.inf),
+            constraints=LinearConstraint(np.array(cuts), 0.0, np.inf),
         )
         if result.status != 0:
-            raise SuppressionError(f"no pattern protects every primary cell: {result.message}")
+            raise SuppressionError(f"no pattern protects every hidden cell: {result.message}")
         hidden = result.x > 0.5
     raise SuppressionError(f"no protecting pattern after {MAX_ROUNDS} rounds")
