@@ -86,18 +86,16 @@ def primary_reason(n: int, dominated: str, rule: Disclosure) -> str:
     return dominated
 
 
-def bounds(indicator: Indicator, codebook: Codebook, largest: float) -> tuple[float, float]:
+def bounds(indicator: Indicator, codebook: Codebook) -> tuple[float, float]:
     """What anyone knows of a cell's value before it is published: 0–100 for a percentage or
-    an index, the variable's range in the codebook for a mean, and for a ratio (whose range no
-    codebook states) from 0 to twice the indicator's largest cell."""
+    an index, the variable's codebook range for a mean, the catalogue's ``range`` for a ratio."""
     if indicator.statistic in ("proportion", "index"):
         return 0.0, 100.0
     if indicator.statistic == "mean":
-        low, high = (
-            codebook.instruments[indicator.instrument].variable(indicator.variable).value_range
-        )
+        instrument = codebook.instruments[indicator.instrument]
+        low, high = instrument.variable(indicator.variable).value_range
         return float(low), float(high)
-    return 0.0, 2.0 * max(largest, 1e-9)
+    return indicator.range
 
 
 def _relation(cells: list[dict], parts: str) -> Relation | None:
@@ -116,20 +114,20 @@ def _relation(cells: list[dict], parts: str) -> Relation | None:
 
 
 def cube_problem(
-    cells: list[dict], indicator: Indicator, codebook: Codebook, rule: Disclosure, largest: float
+    cells: list[dict], indicator: Indicator, codebook: Codebook, rule: Disclosure
 ) -> Problem:
     """One indicator in one wave (``cells``: its rows as records): its estimable cells and the
     relations between them."""
     cells = [c for c in cells if not np.isnan(c["estimate"])]
-    low, high = bounds(indicator, codebook, largest)
+    low, high = bounds(indicator, codebook)
     national = [c["estimate"] for c in cells if c["breakdown"] == "national"]
     width = rule.protection[indicator.statistic]
     if indicator.statistic in ("mean", "ratio"):
-        width *= abs(national[0]) if national else max(abs(largest), 1.0)
+        width *= abs(national[0]) if national else high - low
     problem_cells = tuple(
         Cell(
             key=(c["breakdown"], c["domain"]),
-            value=float(np.clip(c["estimate"], low, high)),
+            value=float(c["estimate"]),
             lower=low,
             upper=high,
             primary=bool(c["primary"]),
@@ -161,11 +159,8 @@ def suppress_estimates(
         if not cells["primary"].any():
             continue
         indicator = catalogue.get(indicator_id)
-        largest = float(out.loc[out["indicator_id"] == indicator_id, "estimate"].abs().max())
         columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary"]
-        problem = cube_problem(
-            cells[columns].to_dict("records"), indicator, codebook, rule, largest
-        )
+        problem = cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule)
         chosen = cheapest_pattern(problem)
         keys = list(zip(cells["breakdown"], cells["domain"], strict=True))
         hidden[out.index.get_indexer(cells.index)] |= [key in chosen for key in keys]

@@ -40,6 +40,8 @@ class Indicator:
     denominator_variable: str | None = None
     scale: float = 1.0
     breakdowns: tuple[str, ...] = ()
+    # a ratio's known range, for disclosure control (see ``disclosure.bounds``)
+    range: tuple[float, float] | None = None
 
     @property
     def unit(self) -> str:
@@ -115,6 +117,8 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 raise CatalogueError(f"{where}: denominator must be one of {DENOMINATORS}")
         if spec["statistic"] in ("mean", "ratio") and variable.level != "numeric":
             raise CatalogueError(f"{where}: a {spec['statistic']} needs a numeric variable")
+        if (spec["statistic"] == "ratio") != ("range" in spec):
+            raise CatalogueError(f"{where}: a ratio, and only a ratio, states its range")
         unknown = (
             set(spec.get("breakdowns", ()))
             | set(raw.get("instrument_breakdowns", {}).get(spec["instrument"], ()))
@@ -139,6 +143,7 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 scores={int(k): float(v) for k, v in spec.get("scores", {}).items()},
                 denominator_variable=spec.get("denominator_variable"),
                 scale=float(spec.get("scale", 1.0)),
+                range=tuple(float(v) for v in spec["range"]) if "range" in spec else None,
                 breakdowns=tuple(
                     spec.get(
                         "breakdowns",
