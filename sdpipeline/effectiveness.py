@@ -1,7 +1,8 @@
 """Indicator estimates by wave and domain, and their change from ex-ante to ex-post.
 
 Every estimate is design-based over the whole sample of its wave (domains are never filtered
-first), with the degrees of freedom of its own wave and domain; a change is ex-post minus
+first), with the degrees of freedom of its own wave and domain, and a proportion's interval is
+Wilson's on the effective sample size (``estimation.wilson_interval``); a change is ex-post minus
 ex-ante from two independent samples, its standard error √(se²_ante + se²_post), tested with
 Student's t on the Welch–Satterthwaite degrees of freedom of the two estimates
 (``estimation.welch_df``), and read against the indicator's direction.
@@ -16,7 +17,14 @@ import pandas as pd
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import Design, ratio_estimate, t_quantile, t_two_sided_p, welch_df
+from sdpipeline.estimation import (
+    Design,
+    ratio_estimate,
+    t_quantile,
+    t_two_sided_p,
+    welch_df,
+    wilson_interval,
+)
 from sdpipeline.harmonise import comparability
 from sdpipeline.indicators import Catalogue, Disclosure, Indicator, values
 from sdpipeline.reference import ReferenceData
@@ -111,6 +119,11 @@ def estimate_indicator(
                     y, x, layout.weights, None, None, in_wave & mask, design=layout.design
                 )
                 factor = _scale(indicator)
+                low, high = (
+                    wilson_interval(e.estimate, e.se, e.n, e.df)
+                    if indicator.statistic == "proportion"
+                    else (e.ci_low, e.ci_high)
+                )
                 rows.append(
                     {
                         "indicator_id": indicator.id,
@@ -123,8 +136,8 @@ def estimate_indicator(
                         "domain_en": label_en,
                         "estimate": e.estimate * factor,
                         "se": e.se * factor,
-                        "ci_low": e.ci_low * factor,
-                        "ci_high": e.ci_high * factor,
+                        "ci_low": low * factor,
+                        "ci_high": high * factor,
                         "n": e.n,
                         "effective_n": e.effective_n,
                         "weighted_n": e.weighted_n,

@@ -148,6 +148,24 @@ def linearised_variance(
     return variance, design.domain_df(rows)
 
 
+def wilson_interval(
+    proportion: float, se: float, n: int, df: float, level: float = 0.95
+) -> tuple[float, float]:
+    """Interval for a proportion (0–1) from a complex sample: Wilson's score interval on the
+    effective sample size p(1 − p)/se² (n where the estimate has no variance, at 0 or 1), with
+    Student's t on the design's degrees of freedom (Kott & Carr 1997). The symmetric interval
+    p ± t·se covers far less than its level near 0 or 1 in small domains (a region's 20 heads
+    of services), and can reach below 0; this one stays within 0–1 and near its level."""
+    if not df > 0 or n <= 0 or np.isnan(proportion):
+        return float("nan"), float("nan")
+    z = t_quantile(0.5 + level / 2, df)
+    spread = proportion * (1 - proportion)
+    effective = spread / se**2 if se > 0 and spread > 0 else float(n)
+    centre = (proportion + z * z / (2 * effective)) / (1 + z * z / effective)
+    half = z / (1 + z * z / effective) * np.sqrt(spread / effective + z * z / (4 * effective**2))
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
 def welch_df(variance_a: float, df_a: float, variance_b: float, df_b: float) -> float:
     """Welch–Satterthwaite degrees of freedom of a difference of two independent estimates,
     (v_a + v_b)² / (v_a²/df_a + v_b²/df_b): between the smaller df and their sum, nearer the

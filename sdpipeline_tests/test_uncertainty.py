@@ -15,7 +15,7 @@ import yaml
 
 from sdpipeline import report_tables, targets
 from sdpipeline.codebook import CodebookError, default_codebook, load_codebook
-from sdpipeline.estimation import Design, ratio_estimate, weighted_mean, welch_df
+from sdpipeline.estimation import Design, ratio_estimate, weighted_mean, welch_df, wilson_interval
 from sdpipeline.settings import REPO_ROOT
 
 
@@ -124,3 +124,18 @@ def test_a_finite_population_census_gets_its_population_per_row(tmp_path):
 def test_printed_figures_are_never_a_negative_zero(value):
     assert math.copysign(1.0, report_tables._round(value, 1)) == 1.0
     assert "-0.0" not in report_tables._ci(value, value)
+
+
+def test_a_proportions_interval_is_wilsons_on_the_effective_sample_size():
+    from statsmodels.stats.proportion import proportion_confint
+
+    se = math.sqrt(0.3 * 0.7 / 50)
+    low, high = wilson_interval(0.3, se, 50, 1e9)
+    assert (low, high) == pytest.approx(proportion_confint(15, 50, method="wilson"), abs=1e-6)
+    # a design effect of 2 is half the sample: as wide as Wilson's for 25 respondents
+    wide = wilson_interval(0.3, se * math.sqrt(2), 50, 1e9)
+    assert wide == pytest.approx(proportion_confint(7.5, 25, method="wilson"), abs=1e-6)
+    # nobody said yes: the interval still has width, and stays within 0–1
+    none_low, none_high = wilson_interval(0.0, 0.0, 20, 19)
+    assert none_low == 0.0 and 0.1 < none_high < 0.25
+    assert all(math.isnan(v) for v in wilson_interval(0.5, 0.1, 20, 0))
