@@ -56,7 +56,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _failure_messages(result) -> list[str]:
+def _failure_messages(result, graph) -> list[str]:
+    """Each failed step's own message, under its asset's key (``validated/residents_2023``)."""
+    steps = {key.to_python_identifier(): key.to_user_string() for key in graph.get_all_asset_keys()}
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
@@ -66,7 +68,7 @@ def _failure_messages(result) -> list[str]:
             while error is not None and error.cause is not None:
                 error = error.cause
             cause = error.message.strip() if error is not None else "unknown error"
-            messages.append(f"{event.step_key}: {text or cause}")
+            messages.append(f"{steps.get(event.step_key, event.step_key)}: {text or cause}")
     return messages
 
 
@@ -126,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     warehouse = settings.warehouse_path()
     if not result.success:
         print(f"sdpipeline: job {args.job} FAILED after {elapsed:.1f} s (run {result.run_id})")
-        for message in _failure_messages(result):
+        for message in _failure_messages(result, defs.resolve_asset_graph()):
             print(f"  {message}")
         print("Nothing downstream of a failed step was replaced; earlier tables are intact.")
         _report_validation(warehouse, result.run_id, rebuild_docs=True)

@@ -137,11 +137,11 @@ def test_bad_delivery(case_id, pipeline_run, tmp_path, monkeypatch):
     placed = lay_over(case_id, folder / "raw")
 
     build_definitions()  # the code location still loads with the bad files in place
-    raw_assets = [dg.AssetKey(f"{table}_raw") for table in case["tables"]]
+    raw_assets = [dg.AssetKey(["raw", table]) for table in case["tables"]]
     if case["outcome"] == "quarantines":
         (table,) = case["tables"]
         instrument = table.rsplit("_", 1)[0]
-        selection = [f"{table}_raw", f"{table}_validated", f"{instrument}_harmonised"]
+        selection = [f"raw/{table}", f"validated/{table}", f"harmonised/{instrument}"]
     else:
         selection = dg.AssetSelection.assets(*raw_assets).downstream()
     result = materialize(warehouse, selection=selection)
@@ -196,7 +196,7 @@ def test_a_rejected_file_is_recorded_for_auditors(pipeline_run, tmp_path, monkey
     warehouse = folder / "warehouse.duckdb"
     shutil.copy(baseline, warehouse)
     (path,) = lay_over("half_the_rows_invalid", folder / "raw")
-    result = materialize(warehouse, selection=["residents_2023_raw", "residents_2023_validated"])
+    result = materialize(warehouse, selection=["raw/residents_2023", "validated/residents_2023"])
     assert not result.success
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         rejected = connection.execute(

@@ -117,9 +117,9 @@ def test_a_run_s_time_is_split_by_layer_from_dagster_s_own_step_timings(tmp_path
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     selection = [
-        dg.AssetKey(name)
+        dg.AssetKey(["reference", name])
         for name in ("municipalities_2017", "municipalities_2021", "municipality_crosswalk")
-    ] + [dg.AssetKey("heads_2023_raw"), dg.AssetKey("heads_2023_validated")]
+    ] + [dg.AssetKey(["raw", "heads_2023"]), dg.AssetKey(["validated", "heads_2023"])]
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         assert materialize(folder / "warehouse.duckdb", selection, instance=instance).success

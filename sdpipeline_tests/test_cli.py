@@ -39,7 +39,7 @@ def test_run_reports_a_rejected_file_then_accepts_it_with_a_higher_threshold(tmp
     assert failed.returncode == 1
     assert "job full_refresh FAILED" in failed.stdout
     assert (
-        "residents_2023_validated: file iedzivotaji_2023.csv: rejected, 120 of 1200"
+        "validated/residents_2023: file iedzivotaji_2023.csv: rejected, 120 of 1200"
         in failed.stdout
     )
     assert "Traceback" not in failed.stdout

@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
-
 from sdpipeline import settings
 from sdpipeline.definitions import defs
+from sdpipeline.defs import keys
 
 
 def _keys(group: str) -> set[str]:
@@ -24,21 +23,29 @@ def _keys(group: str) -> set[str]:
 
 def test_every_instrument_and_wave_has_a_file_and_a_raw_asset(codebook):
     expected = {f"{i}_{w.year}" for i in codebook.instruments for w in codebook.waves.values()}
-    assert _keys("raw") == {f"{name}_raw" for name in expected}
-    assert _keys("delivery") == {f"{name}_file" for name in expected}
+    assert _keys("raw") == {f"raw/{name}" for name in expected}
+    assert _keys("delivery") == {f"delivery/{name}" for name in expected}
     graph = defs.resolve_asset_graph()
-    for name in expected:
-        parents = graph.get(dg.AssetKey(f"{name}_raw")).parent_keys
-        assert parents == {dg.AssetKey(f"{name}_file")}
+    for instrument in codebook.instruments.values():
+        for wave in instrument.files:
+            parents = graph.get(keys.raw(instrument, codebook, wave)).parent_keys
+            assert parents == {keys.delivery(instrument, codebook, wave)}
+
+
+def test_keys_name_the_layer_and_the_warehouse_table():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        layer, _ = key.path
+        assert graph.get(key).group_name == layer, key
 
 
 def test_reference_layer(codebook):
     assert _keys("reference") == {
-        "municipalities_2017",
-        "municipalities_2021",
-        "municipality_crosswalk",
-        "population_totals",
-        "population_adults",
+        "reference/municipalities_2017",
+        "reference/municipalities_2021",
+        "reference/municipality_crosswalk",
+        "reference/population_totals",
+        "reference/population_adults",
     }
 
 
@@ -59,52 +66,47 @@ def test_full_refresh_job_materialises_every_materialisable_asset():
 
 def test_lineage_runs_on_to_indicators_and_report_tables():
     graph = defs.resolve_asset_graph()
-    estimates = graph.get(dg.AssetKey("indicator_estimates"))
-    assert {dg.AssetKey(f"{n}_harmonised") for n in ("residents", "clients", "heads")} <= (
+    estimates = graph.get(keys.indicators("estimates"))
+    assert {keys.harmonised(n) for n in ("residents", "clients", "heads")} <= (
         estimates.parent_keys
     )
-    assert (
-        dg.AssetKey("indicator_estimates")
-        in graph.get(dg.AssetKey("report_headline_indicators")).parent_keys
-    )
-    exports = graph.get(dg.AssetKey("report_exports"))
+    assert keys.indicators("estimates") in graph.get(keys.report("headline_indicators")).parent_keys
+    exports = graph.get(keys.report("exports"))
     assert len(exports.parent_keys) == 7
-    assert _keys("report") == {a.to_user_string() for a in exports.parent_keys} | {"report_exports"}
+    assert _keys("report") == {a.to_user_string() for a in exports.parent_keys} | {"report/exports"}
 
 
 def test_lineage_runs_file_raw_validated_harmonised_for_every_instrument(codebook):
     graph = defs.resolve_asset_graph()
     for name, instrument in codebook.instruments.items():
-        harmonised = graph.get(dg.AssetKey(f"{name}_harmonised"))
+        harmonised = graph.get(keys.harmonised(name))
         for wave in instrument.files:
-            table = f"{name}_{codebook.waves[wave].year}"
-            assert dg.AssetKey(f"{table}_validated") in harmonised.parent_keys
-            assert graph.get(dg.AssetKey(f"{table}_validated")).parent_keys == {
-                dg.AssetKey(f"{table}_raw")
-            }
-            assert graph.get(dg.AssetKey(f"{table}_raw")).parent_keys == {
-                dg.AssetKey(f"{table}_file")
-            }
-        assert dg.AssetKey("municipality_crosswalk") in harmonised.parent_keys
+            validated = keys.validated(instrument, codebook, wave)
+            raw = keys.raw(instrument, codebook, wave)
+            assert validated in harmonised.parent_keys
+            assert graph.get(validated).parent_keys == {raw}
+            assert graph.get(raw).parent_keys == {keys.delivery(instrument, codebook, wave)}
+        assert keys.reference("municipality_crosswalk") in harmonised.parent_keys
         checks = {k.name for k in graph.get_check_keys_for_assets({harmonised.key})}
         assert checks == {"harmonised_contract", "gx_harmonised_contract"}
 
 
 def test_validated_layer_has_blocking_pandera_and_gx_checks(codebook):
     graph = defs.resolve_asset_graph()
-    validated = _keys("validated")
-    assert validated == {
-        f"{i}_{w.year}_validated" for i in codebook.instruments for w in codebook.waves.values()
+    validated = {
+        keys.validated(instrument, codebook, wave): keys.raw(instrument, codebook, wave)
+        for instrument in codebook.instruments.values()
+        for wave in instrument.files
     }
-    for name in validated:
-        key = dg.AssetKey(name)
-        assert graph.get(key).parent_keys == {dg.AssetKey(name.replace("_validated", "_raw"))}
+    assert _keys("validated") == {k.to_user_string() for k in validated}
+    for key, raw in validated.items():
+        assert graph.get(key).parent_keys == {raw}
         check_keys = graph.get_check_keys_for_assets({key})
         checks = {k.name: graph.get_check_spec(k) for k in check_keys}
         assert set(checks) == {"row_contract", "gx_dataset_contract"}
         assert all(c.blocking for c in checks.values())
-    audit = graph.get(dg.AssetKey("validation_audit_trail"))
-    assert {dg.AssetKey(n) for n in validated} <= audit.parent_keys
+    audit = graph.get(keys.audit("check_runs"))
+    assert set(validated) <= audit.parent_keys
 
 
 def test_dagster_definitions_validate(tmp_path):

@@ -156,7 +156,7 @@ def test_provenance_is_queryable_and_on_the_asset(pipeline_run):
     event = next(
         e
         for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == "clients_harmonised"
+        if e.asset_key.to_user_string() == "harmonised/clients"
     )
     lineage = event.materialization.metadata["dagster/column_lineage"].value
     deps = {d.column_name for d in lineage.deps_by_column["satisfaction"]}

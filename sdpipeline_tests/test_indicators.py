@@ -15,7 +15,7 @@ import pytest
 
 from sdpipeline import report_export
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
-from sdpipeline.defs.indicator_assets import harmonised_tables
+from sdpipeline.defs.indicators.assets import harmonised_tables
 from sdpipeline.estimation import ratio_estimate, weighted_mean
 from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue
 from sdpipeline.reference import ReferenceData

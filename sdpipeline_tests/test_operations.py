@@ -47,22 +47,22 @@ def test_unchanged_delivery_rebuilds_nothing_and_a_changed_file_only_its_lineage
             ("61", "62"),
         )
         stale = stale_sources(instance, codebook)
-        assert stale == {dg.AssetKey("leaders_2017_raw"): "file changed"}
+        assert stale == {dg.AssetKey(["raw", "leaders_2017"]): "file changed"}
         selection = refresh_selection(graph, stale)
         names = {k.to_user_string() for k in selection}
         assert {
-            "leaders_2017_raw",
-            "leaders_2017_validated",
-            "leaders_harmonised",
-            "indicator_estimates",
-            "report_exports",
+            "raw/leaders_2017",
+            "validated/leaders_2017",
+            "harmonised/leaders",
+            "indicators/estimates",
+            "report/exports",
         } <= names
         assert not names & {
-            "residents_2017_raw",
-            "residents_harmonised",
-            "clients_2023_validated",
-            "leaders_2023_raw",
-            "municipality_crosswalk",
+            "raw/residents_2017",
+            "harmonised/residents",
+            "validated/clients_2023",
+            "raw/leaders_2023",
+            "reference/municipality_crosswalk",
         }
         request = sensor(
             dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
@@ -87,8 +87,8 @@ def test_schedules_sensors_and_jobs_are_defined_and_off_by_default():
     for name in ("full_refresh", "reports_only", "wave_ex_ante_2017", "wave_ex_post_2023"):
         assert defs.resolve_job_def(name)
     wave = defs.resolve_job_def("wave_ex_ante_2017").asset_layer.executable_asset_keys
-    assert dg.AssetKey("residents_2017_raw") in wave
-    assert dg.AssetKey("residents_2023_raw") not in wave
+    assert dg.AssetKey(["raw", "residents_2017"]) in wave
+    assert dg.AssetKey(["raw", "residents_2023"]) not in wave
 
 
 def test_concurrent_runs_queue_on_the_warehouse_instead_of_failing(pipeline_run, tmp_path):

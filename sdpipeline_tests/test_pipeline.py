@@ -72,23 +72,23 @@ def test_every_table_asset_reports_rows_schema_preview_and_sources(pipeline_run)
     assert len(events) == 48
     for event in events:
         metadata = event.materialization.metadata
-        if event.asset_key == dg.AssetKey("report_exports"):
+        if event.asset_key == dg.AssetKey(["report", "exports"]):
             assert metadata["files"].value  # files, not a table
             continue
         assert metadata["dagster/row_count"].value > 0, event.asset_key
         assert metadata["dagster/column_schema"].value.columns
-        if event.asset_key != dg.AssetKey("validation_audit_trail"):
+        if event.asset_key != dg.AssetKey(["audit", "check_runs"]):
             assert "|" in metadata["preview"].value
             assert metadata["source_sha256"].value, event.asset_key
     by_key = {e.asset_key.to_user_string(): e.materialization.metadata for e in events}
-    residents = by_key["residents_2017_raw"]
+    residents = by_key["raw/residents_2017"]
     assert (
         residents["file_sha256"].value == residents["source_sha256"].value["iedzivotaji_2017.sav"]
     )
     schema = {c.name: c.description for c in residents["dagster/column_schema"].value.columns}
     assert schema["q1"].startswith("aware_service: Do you know")
     assert (
-        by_key["residents_2017_validated"]["source_sha256"].value
+        by_key["validated/residents_2017"]["source_sha256"].value
         == residents["source_sha256"].value
     )
 
@@ -98,7 +98,7 @@ def test_extra_columns_are_kept_and_reported(isolated):
     text = path.read_bytes().decode("utf-8-sig").splitlines()
     text = [text[0] + ";Piezimes"] + [line + ";x" for line in text[1:]]
     path.write_bytes(("\r\n".join(text)).encode("utf-8-sig"))
-    result = materialize(isolated / "warehouse.duckdb", selection=["leaders_2017_raw"])
+    result = materialize(isolated / "warehouse.duckdb", selection=["raw/leaders_2017"])
     assert result.success
     event = result.get_asset_materialization_events()[0]
     assert event.materialization.metadata["unknown_columns"].value == ["Piezimes"]

@@ -86,7 +86,7 @@ def test_runs_and_events_are_stored_in_postgres(postgres_url, tmp_path, monkeypa
     monkeypatch.setenv("SDPIPELINE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     defs = build_definitions()
     reference = [
-        dg.AssetKey(n)
+        dg.AssetKey(["reference", n])
         for n in ("municipalities_2017", "municipalities_2021", "municipality_crosswalk")
     ]
     with dg.DagsterInstance.get() as instance:

@@ -211,7 +211,7 @@ def test_a_killed_run_loses_nothing_and_a_rerun_matches(pipeline_run, tmp_path):
     }
     with duckdb.connect(str(baseline), read_only=True) as connection:
         good = connection.execute("SELECT * FROM report.headline_indicators").df()
-    for step in ("residents_2023_raw", "clients_harmonised", "report_indicators_by_region"):
+    for step in ("raw__residents_2023", "harmonised__clients", "report__indicators_by_region"):
         assert _run_until(step, env) == -signal.SIGKILL
         with duckdb.connect(str(warehouse), read_only=True) as connection:  # opens cleanly
             kept = connection.execute("SELECT * FROM report.headline_indicators").df()

@@ -113,8 +113,8 @@ def test_graphql_serves_the_whole_asset_graph_with_checks(ui):
         name: {c["name"] for c in node["assetChecksOrError"].get("checks", [])}
         for name, node in served.items()
     }
-    assert checks["residents_2023_validated"] == {"row_contract", "gx_dataset_contract"}
-    assert checks["clients_harmonised"] == {"harmonised_contract", "gx_harmonised_contract"}
+    assert checks["validated/residents_2023"] == {"row_contract", "gx_dataset_contract"}
+    assert checks["harmonised/clients"] == {"harmonised_contract", "gx_harmonised_contract"}
 
 
 def test_a_run_launched_through_graphql_succeeds(ui):
@@ -162,12 +162,13 @@ def test_the_lineage_page_renders_asset_nodes_in_chromium(ui):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(f"{url}/assets/residents_harmonised?view=lineage&lineageDepth=2", timeout=120_000)
+        page.goto(f"{url}/assets/harmonised/residents?view=lineage&lineageDepth=2", timeout=120_000)
         skip = page.get_by_role("button", name="Skip")  # first-visit community dialog
         page.wait_for_timeout(2000)
         if skip.count():
             skip.first.click()
-        for name in ("residents_2017_raw", "residents_2023_raw", "indicator_changes"):
+        # nodes are drawn inside their layer's box under the key's last part
+        for name in ("residents_2017", "residents_2023", "changes"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(shot))
         browser.close()

@@ -146,7 +146,7 @@ def test_data_docs_are_built_and_work_offline(pipeline_run):
             r'(?:src|href)="([^"]*static/vendor/[^"]+)"', page.read_text(encoding="utf-8")
         ):
             assert (page.parent / ref).resolve().exists(), (page, ref)
-    assert "residents_2023_validated" in index.read_text(encoding="utf-8")
+    assert "validated.residents_2023" in index.read_text(encoding="utf-8")
 
 
 def test_the_vendored_assets_cover_every_cdn_url_of_the_installed_gx():
@@ -189,9 +189,9 @@ def test_the_quarantine_threshold_is_run_configuration(pipeline_run, tmp_path, m
     warehouse = folder / "warehouse.duckdb"
     shutil.copy(baseline, warehouse)
     lay_over("a_tenth_of_the_rows_invalid", folder / "raw")
-    selection = ["residents_2023_raw", "residents_2023_validated"]
+    selection = ["raw/residents_2023", "validated/residents_2023"]
     assert not materialize(warehouse, selection).success  # 10 % > the codebook's 5 %
-    config = {"ops": {"residents_2023_validated": {"config": {"max_quarantine_share": 0.2}}}}
+    config = {"ops": {"validated__residents_2023": {"config": {"max_quarantine_share": 0.2}}}}
     assert materialize(warehouse, selection, run_config=config).success
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         count = connection.execute("SELECT count(*) FROM validated.residents_2023").fetchone()[0]
@@ -214,7 +214,7 @@ def test_too_few_respondents_keep_every_row_rule_but_fail_the_dataset_contract(
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         before = connection.execute("SELECT count(*) FROM harmonised.heads").fetchone()[0]
 
-    result = materialize(warehouse, ["heads_2023_raw", "heads_2023_validated", "heads_harmonised"])
+    result = materialize(warehouse, ["raw/heads_2023", "validated/heads_2023", "harmonised/heads"])
 
     assert not result.success
     (evaluation,) = [
@@ -222,7 +222,7 @@ def test_too_few_respondents_keep_every_row_rule_but_fail_the_dataset_contract(
     ]
     assert not evaluation.passed and evaluation.severity.value == "ERROR"
     assert "expect_table_row_count_to_be_between" in evaluation.metadata["failures"].value
-    assert "heads_harmonised" not in {
+    assert "harmonised/heads" not in {
         e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
     }
     with duckdb.connect(str(warehouse), read_only=True) as connection:

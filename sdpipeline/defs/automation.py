@@ -5,7 +5,7 @@ import hashlib
 
 import dagster as dg
 
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs.incremental import refresh_selection, stale_sources
 from sdpipeline.defs.jobs import full_refresh
 
@@ -49,3 +49,9 @@ def build_automation(
         description="Mondays 03:00 Riga time: rebuild everything from the current delivery.",
     )
     return [delivery_sensor], [weekly]
+
+
+@dg.definitions
+def automation() -> dg.Definitions:
+    sensors, schedules = build_automation(default_codebook())
+    return dg.Definitions(sensors=sensors, schedules=schedules)

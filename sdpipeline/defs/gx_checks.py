@@ -30,7 +30,7 @@ DATASET_CONTRACT = "gx_dataset_contract"
 HARMONISED_CONTRACT = "gx_harmonised_contract"
 
 
-def gx_dataset_contract_spec(asset: str) -> dg.AssetCheckSpec:
+def gx_dataset_contract_spec(asset: dg.AssetKey) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         DATASET_CONTRACT,
         asset=asset,
@@ -41,7 +41,7 @@ def gx_dataset_contract_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-def gx_harmonised_contract_spec(asset: str) -> dg.AssetCheckSpec:
+def gx_harmonised_contract_spec(asset: dg.AssetKey) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         HARMONISED_CONTRACT,
         asset=asset,
@@ -110,8 +110,10 @@ def start_dataset_contract(
     function returned waits for the outcomes and records them. Its ``seconds`` are the time
     the step itself spent on the check."""
     started = time.perf_counter()
-    asset, run_id = audit_context.asset, audit_context.run_id
-    checking = gx.start_suite(table_suite(instrument, wave_id, codebook, asset), table, run_id)
+    run_id = audit_context.run_id
+    # GX names its files after suites: the table's warehouse name, not the asset key's path
+    suite = audit_context.asset.replace("/", ".")
+    checking = gx.start_suite(table_suite(instrument, wave_id, codebook, suite), table, run_id)
     profile = distribution_profile(
         instrument, wave_id, table, codebook.validation.min_valid_for_distribution
     )
@@ -120,7 +122,7 @@ def start_dataset_contract(
     def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         started = time.perf_counter()
         outcomes = checking.result()
-        outcomes += gx.run_suite(distribution_suite(codebook, asset), profile, run_id)
+        outcomes += gx.run_suite(distribution_suite(codebook, suite), profile, run_id)
         return _result(
             DATASET_CONTRACT,
             outcomes,

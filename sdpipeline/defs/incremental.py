@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 
 from sdpipeline import __version__, settings
-from sdpipeline.codebook import Codebook
-from sdpipeline.defs.raw_assets import raw_asset_name
+from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.defs import keys
 from sdpipeline.ingest import delivery_path, sha256_of
 from sdpipeline.reference import CROSSWALK_FILE, POPULATION_FILE, TOTALS_FILE, VINTAGE_FILES
 
@@ -33,25 +33,35 @@ def code_version(codebook: Codebook) -> str:
     return digest.hexdigest()[:16]
 
 
-def _reference_sources(files_by_asset: dict[str, tuple[str, ...]]) -> dict[str, dict[str, str]]:
+def versioned(
+    assets: list[dg.AssetsDefinition | dg.AssetSpec],
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """The assets with the code version of this package, codebook and catalogue, which Dagster
+    compares with the version each materialisation recorded."""
+    version = code_version(default_codebook())
+    return dg.map_asset_specs(lambda spec: spec.replace_attributes(code_version=version), assets)
+
+
+def _reference_sources(
+    files_by_asset: dict[str, tuple[str, ...]],
+) -> dict[dg.AssetKey, dict[str, str]]:
     return {
-        key: {name: sha256_of(settings.reference_dir() / name) for name in files}
-        for key, files in files_by_asset.items()
+        keys.reference(table): {name: sha256_of(settings.reference_dir() / name) for name in files}
+        for table, files in files_by_asset.items()
     }
 
 
 def stale_sources(instance: dg.DagsterInstance, codebook: Codebook) -> dict[dg.AssetKey, str]:
     """Assets that read files and are behind them, with the reason."""
     current = code_version(codebook)
-    expected: dict[str, dict[str, str]] = _reference_sources(REFERENCE_FILES)
+    expected: dict[dg.AssetKey, dict[str, str]] = _reference_sources(REFERENCE_FILES)
     for instrument in codebook.instruments.values():
         for wave in instrument.files:
             path = delivery_path(instrument, wave)
             if path.exists():
-                expected[raw_asset_name(instrument, codebook, wave)] = {path.name: sha256_of(path)}
+                expected[keys.raw(instrument, codebook, wave)] = {path.name: sha256_of(path)}
     reasons = {}
-    for name, files in expected.items():
-        key = dg.AssetKey(name)
+    for key, files in expected.items():
         event = instance.get_latest_materialization_event(key)
         if event is None or event.asset_materialization is None:
             reasons[key] = "never materialised"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, default_codebook
 
 full_refresh = dg.define_asset_job(
     name="full_refresh",
@@ -30,3 +30,8 @@ def build_jobs(codebook: Codebook) -> list[dg.UnresolvedAssetJobDefinition]:
         for wave, spec in codebook.waves.items()
     ]
     return [full_refresh, reports_only, *waves]
+
+
+@dg.definitions
+def jobs() -> dg.Definitions:
+    return dg.Definitions(jobs=build_jobs(default_codebook()))

@@ -74,6 +74,15 @@ class Warehouse(DuckDBResource):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The run's warehouse and GX worker, and the in-process executor (see ``definitions``)."""
+    return dg.Definitions(
+        resources={"warehouse": warehouse_resource(), "great_expectations": GreatExpectations()},
+        executor=dg.in_process_executor,
+    )
+
+
 def warehouse_resource(path: Path | None = None) -> Warehouse:
     """The DuckDB warehouse file (``SDPIPELINE_WAREHOUSE``, default ``var/warehouse.duckdb``),
     with DuckDB's memory capped (``SDPIPELINE_DUCKDB_MEMORY_LIMIT``)."""

@@ -9,10 +9,11 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
+from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import sources_in, table_metadata
-from sdpipeline.defs.raw_assets import raw_table_name
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.reference import ReferenceData
@@ -21,8 +22,7 @@ from sdpipeline.validation.harmonised_contract import harmonised_contract
 from sdpipeline.validation.quarantine import apply_contract
 from sdpipeline.warehouse import read_frame, replace_tables
 
-GROUP = "harmonised"
-SCHEMA = "harmonised"
+SCHEMA = keys.HARMONISED
 CONTRACT = "harmonised_contract"
 REFERENCE_DEPS = [
     "municipalities_2017",
@@ -49,7 +49,7 @@ def _lineage(instrument: Instrument, codebook: Codebook) -> dg.TableColumnLineag
     for variable in instrument.variables:
         columns = [
             dg.TableColumnDep(
-                asset_key=dg.AssetKey(f"{raw_table_name(instrument, codebook, wave)}_validated"),
+                asset_key=keys.validated(instrument, codebook, wave),
                 column_name=source.variable,
             )
             for wave, source in variable.sources.items()
@@ -73,24 +73,25 @@ def _descriptions(result: Harmonised) -> dict[str, str]:
 
 def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDefinition:
     waves = [w for w in codebook.waves if w in instrument.files]
-    validated = {w: raw_table_name(instrument, codebook, w) for w in waves}
-    name = f"{instrument.name}_harmonised"
+    validated = {w: keys.wave_table(instrument, codebook, w) for w in waves}
+    key = keys.harmonised(instrument.name)
+    name = key.to_user_string()
 
     @dg.asset(
-        name=name,
-        group_name=GROUP,
-        deps=[dg.AssetKey(f"{t}_validated") for t in validated.values()]
-        + [dg.AssetKey(r) for r in REFERENCE_DEPS],
+        key=key,
+        group_name=keys.HARMONISED,
+        deps=[keys.validated(instrument, codebook, w) for w in waves]
+        + [keys.reference(r) for r in REFERENCE_DEPS],
         check_specs=[
             dg.AssetCheckSpec(
                 CONTRACT,
-                asset=name,
+                asset=key,
                 blocking=True,
                 description="pandera contract of the harmonised table: harmonised codes only, "
                 "every row on the 2021 map with region and type, positive weights, one row per "
                 "respondent and wave, numeric answers with a value or a missing kind.",
             ),
-            gx_harmonised_contract_spec(name),
+            gx_harmonised_contract_spec(key),
         ],
         kinds={"duckdb", "pandas"},
         tags={"layer": "harmonised", "instrument": instrument.name},
@@ -214,3 +215,8 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
 
 def build_harmonised(codebook: Codebook) -> list[dg.AssetsDefinition]:
     return [harmonised_asset(i, codebook) for i in codebook.instruments.values()]
+
+
+@dg.definitions
+def harmonised_layer() -> dg.Definitions:
+    return dg.Definitions(assets=versioned(build_harmonised(default_codebook())))

@@ -9,15 +9,16 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline import attribution, decomposition, effectiveness
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.defs import keys
+from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import table_metadata
-from sdpipeline.indicators import Catalogue
+from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.reference import ReferenceData
 from sdpipeline.warehouse import qualified, read_frame, replace_table, table_columns
 
-GROUP = "indicators"
 Tables = dict[str, pd.DataFrame]
-SCHEMA = "indicators"
+SCHEMA = keys.INDICATORS
 
 
 # Design, domain and grouping columns the analyses read beside the catalogue's variables.
@@ -87,23 +88,21 @@ def delivered_sources(
 
 
 def indicator_asset(
-    name: str,
     table: str,
     description: str,
     instruments: list[str],
     build: Callable[[dict[str, pd.DataFrame], ReferenceData, DuckDBResource], pd.DataFrame],
     codebook: Codebook,
     catalogue: Catalogue,
-    extra_deps: tuple[str, ...] = (),
+    extra_deps: tuple[dg.AssetKey, ...] = (),
     reads_rows: bool = True,
 ) -> dg.AssetsDefinition:
     """``reads_rows``: the analysis needs the harmonised rows, not only their sources."""
 
     @dg.asset(
-        name=name,
-        group_name=GROUP,
-        deps=[dg.AssetKey(f"{i}_harmonised") for i in instruments]
-        + [dg.AssetKey(d) for d in extra_deps],
+        key=keys.indicators(table),
+        group_name=keys.INDICATORS,
+        deps=[keys.harmonised(i) for i in instruments] + list(extra_deps),
         kinds={"duckdb", "pandas"},
         tags={"layer": "indicators"},
         description=description,
@@ -148,7 +147,6 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
 
     return [
         indicator_asset(
-            "indicator_estimates",
             "estimates",
             f"Every indicator of the catalogue ({len(catalogue.indicators)}) per wave, nationally, "
             "by statistical region and by municipality type: weighted estimate, Taylor-linearised "
@@ -159,10 +157,9 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             estimates,
             codebook,
             catalogue,
-            ("population_totals",),
+            (keys.reference("population_totals"),),
         ),
         indicator_asset(
-            "indicator_changes",
             "changes",
             "Ex-post minus ex-ante for every indicator and domain asked in both waves: difference, "
             "95 % CI, t-test p-value, plain-language verdict and comparability class.",
@@ -170,11 +167,10 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             changes,
             codebook,
             catalogue,
-            ("indicator_estimates",),
+            (keys.indicators("estimates"),),
             reads_rows=False,
         ),
         indicator_asset(
-            "change_decomposition",
             "decomposition",
             "Shift-share split of each national change into a composition part (mix of regions, "
             "municipality types, age groups) and a within-group part.",
@@ -182,10 +178,9 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             decomposed,
             codebook,
             catalogue,
-            ("population_totals",),
+            (keys.reference("population_totals"),),
         ),
         indicator_asset(
-            "project_attribution",
             "attribution",
             "2023 specialists taking part in the project vs the rest, and a municipality-level "
             "difference-in-differences by depth of participation with Covid-19 and Ukraine "
@@ -194,6 +189,12 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             attributed,
             codebook,
             catalogue,
-            ("population_totals",),
+            (keys.reference("population_totals"),),
         ),
     ]
+
+
+@dg.definitions
+def indicators_layer() -> dg.Definitions:
+    codebook = default_codebook()
+    return dg.Definitions(assets=versioned(build_indicator_assets(codebook, default_catalogue())))

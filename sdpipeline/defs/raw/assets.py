@@ -6,34 +6,25 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.defs import keys
+from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.ingest import load_raw
 from sdpipeline.inventory import check_delivery_folder
 from sdpipeline.readers import DeliveryError
 from sdpipeline.warehouse import archive_replaced, replace_table
 
-GROUP = "raw"
-SCHEMA = "raw"
-DELIVERY_GROUP = "delivery"
+SCHEMA = keys.RAW
 ARCHIVE_SCHEMA = "raw_archive"
-
-
-def raw_table_name(instrument: Instrument, codebook: Codebook, wave_id: str) -> str:
-    return f"{instrument.name}_{codebook.waves[wave_id].year}"
-
-
-def raw_asset_name(instrument: Instrument, codebook: Codebook, wave_id: str) -> str:
-    return f"{raw_table_name(instrument, codebook, wave_id)}_raw"
 
 
 def delivery_file_spec(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetSpec:
     """The delivered file itself, drawn in the lineage graph upstream of its raw table."""
-    name = raw_table_name(instrument, codebook, wave_id)
     spec = instrument.files[wave_id]
     return dg.AssetSpec(
-        key=f"{name}_file",
-        group_name=DELIVERY_GROUP,
+        key=keys.delivery(instrument, codebook, wave_id),
+        group_name=keys.DELIVERY,
         kinds={spec.format},
         description=f"The contractor's {instrument.label.en.lower()} file for "
         f"{codebook.waves[wave_id].label.en}: data/raw/{wave_id}/{spec.name} "
@@ -43,7 +34,7 @@ def delivery_file_spec(instrument: Instrument, codebook: Codebook, wave_id: str)
 
 
 def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetsDefinition:
-    name = raw_table_name(instrument, codebook, wave_id)
+    name = keys.wave_table(instrument, codebook, wave_id)
     spec = instrument.files[wave_id]
     descriptions = {
         v.sources[wave_id].variable: f"{v.name}: {v.question.en}"
@@ -51,9 +42,9 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
     }
 
     @dg.asset(
-        name=raw_asset_name(instrument, codebook, wave_id),
-        group_name=GROUP,
-        deps=[dg.AssetKey(f"{name}_file")],
+        key=keys.raw(instrument, codebook, wave_id),
+        group_name=keys.RAW,
+        deps=[keys.delivery(instrument, codebook, wave_id)],
         kinds={"duckdb", spec.format},
         tags={"layer": "raw", "instrument": instrument.name, "wave": wave_id},
         description=(
@@ -134,3 +125,8 @@ def build_raw_assets(codebook: Codebook) -> list[dg.AssetsDefinition | dg.AssetS
                 assets.append(delivery_file_spec(instrument, codebook, wave_id))
                 assets.append(raw_asset(instrument, codebook, wave_id))
     return assets
+
+
+@dg.definitions
+def raw_layer() -> dg.Definitions:
+    return dg.Definitions(assets=versioned(build_raw_assets(default_codebook())))

@@ -9,14 +9,15 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline import report_export, report_tables, settings
-from sdpipeline.codebook import Codebook
-from sdpipeline.defs.indicator_assets import delivered_sources, harmonised_tables
+from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.defs import keys
+from sdpipeline.defs.incremental import versioned
+from sdpipeline.defs.indicators.assets import delivered_sources, harmonised_tables
 from sdpipeline.defs.metadata import table_metadata
-from sdpipeline.indicators import Catalogue
+from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.warehouse import qualified, replace_table
 
-GROUP = "report"
-SCHEMA = "report"
+SCHEMA = keys.REPORT
 REGION_CHART_INDICATOR = "R02"
 
 
@@ -28,19 +29,19 @@ def report_asset(
     table: str,
     description: str,
     instruments: list[str],
-    deps: list[str],
+    deps: list[dg.AssetKey],
     build: Callable[[object, dict[str, pd.DataFrame]], pd.DataFrame],
     codebook: Codebook,
     catalogue: Catalogue,
 ) -> dg.AssetsDefinition:
     """A table built from ``deps``; it reads harmonised rows only when those are among them
     (the other tables are shaped from the indicators' own tables)."""
-    reads = [i for i in instruments if f"{i}_harmonised" in deps]
+    reads = [i for i in instruments if keys.harmonised(i) in deps]
 
     @dg.asset(
-        name=f"report_{table}",
-        group_name=GROUP,
-        deps=[dg.AssetKey(d) for d in deps],
+        key=keys.report(table),
+        group_name=keys.REPORT,
+        deps=deps,
         kinds={"duckdb"},
         tags={"layer": "report"},
         description=description,
@@ -62,11 +63,12 @@ def report_asset(
 
 def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.AssetsDefinition]:
     everyone = list(codebook.instruments)
+    estimated = [keys.indicators("estimates"), keys.indicators("changes")]
     specs = {
         "headline_indicators": (
             "Every indicator nationally in both waves, the change, its 95 % CI and the verdict.",
             everyone,
-            ["indicator_estimates", "indicator_changes"],
+            estimated,
             lambda c, t: report_tables.headline(
                 _indicators(c, "estimates"), _indicators(c, "changes"), catalogue, codebook
             ),
@@ -74,7 +76,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         "indicators_by_region": (
             "Every indicator by statistical region (NUTS 3, in force until 2024), both waves.",
             everyone,
-            ["indicator_estimates", "indicator_changes"],
+            estimated,
             lambda c, t: report_tables.by_region(
                 _indicators(c, "estimates"), _indicators(c, "changes"), catalogue, codebook
             ),
@@ -82,26 +84,26 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         "barriers_ranked": (
             "Barriers named by cooperation partners and municipal leaders, ranked by 2023.",
             ["partners", "leaders"],
-            ["partners_harmonised", "leaders_harmonised"],
+            [keys.harmonised("partners"), keys.harmonised("leaders")],
             lambda c, t: report_tables.barriers_ranked(t, catalogue, codebook),
         ),
         "services_offered_vs_wanted": (
             "Services heads say they offer against what partners and leaders want expanded.",
             ["heads", "partners", "leaders"],
-            ["heads_harmonised", "partners_harmonised", "leaders_harmonised"],
+            [keys.harmonised(i) for i in ("heads", "partners", "leaders")],
             lambda c, t: report_tables.services_offered_vs_wanted(t, catalogue, codebook),
         ),
         "specialists_time_use": (
             "How social work specialists divide their working time, both waves, with change.",
             ["specialists"],
-            ["specialists_harmonised"],
+            [keys.harmonised("specialists")],
             lambda c, t: report_tables.specialists_time_use(t["specialists"], catalogue, codebook),
         ),
         "project_participation": (
             "Project participants vs others (2023) and the municipality-level "
             "difference-in-differences, with what each can and cannot attribute.",
             ["specialists", "heads"],
-            ["project_attribution"],
+            [keys.indicators("attribution")],
             lambda c, t: report_tables.project_participation(
                 _indicators(c, "attribution"), catalogue
             ),
@@ -110,7 +112,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
             "How much of each national change comes from the mix of respondents (composition) "
             "and how much from change within groups.",
             everyone,
-            ["change_decomposition"],
+            [keys.indicators("decomposition")],
             lambda c, t: report_tables.change_decomposition(
                 _indicators(c, "decomposition"), catalogue
             ),
@@ -122,9 +124,9 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     ]
 
     @dg.asset(
-        name="report_exports",
-        group_name=GROUP,
-        deps=[dg.AssetKey(f"report_{t}") for t in specs],
+        key=keys.report("exports"),
+        group_name=keys.REPORT,
+        deps=[keys.report(t) for t in specs],
         kinds={"excel", "csv", "html"},
         tags={"layer": "report"},
         description="The report tables as one formatted workbook (a sheet per table), a CSV per "
@@ -153,3 +155,9 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         )
 
     return [*assets, report_exports]
+
+
+@dg.definitions
+def report_layer() -> dg.Definitions:
+    codebook = default_codebook()
+    return dg.Definitions(assets=versioned(build_report_assets(codebook, default_catalogue())))

@@ -8,18 +8,18 @@ import time
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline.codebook import Codebook, Instrument
+from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_dataset_contract_spec, start_dataset_contract
+from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import sources_in, table_metadata
-from sdpipeline.defs.raw_assets import raw_table_name
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.validation.contracts import row_contract
 from sdpipeline.validation.quarantine import ContractOutcome, apply_contract
 from sdpipeline.warehouse import qualified, replace_table_as
 
-GROUP = "validated"
-SCHEMA = "validated"
+SCHEMA = keys.VALIDATED
 ROW_CONTRACT = "row_contract"
 
 
@@ -49,8 +49,8 @@ def _failures_markdown(outcome: ContractOutcome) -> str:
 def validated_asset(
     instrument: Instrument, codebook: Codebook, wave_id: str
 ) -> dg.AssetsDefinition:
-    name = raw_table_name(instrument, codebook, wave_id)
-    key = f"{name}_validated"
+    name = keys.wave_table(instrument, codebook, wave_id)
+    key = keys.validated(instrument, codebook, wave_id)
     check = dg.AssetCheckSpec(
         ROW_CONTRACT,
         asset=key,
@@ -61,9 +61,9 @@ def validated_asset(
     )
 
     @dg.asset(
-        name=key,
-        group_name=GROUP,
-        deps=[dg.AssetKey(f"{name}_raw")],
+        key=key,
+        group_name=keys.VALIDATED,
+        deps=[keys.raw(instrument, codebook, wave_id)],
         check_specs=[check, gx_dataset_contract_spec(key)],
         kinds={"duckdb", "pandera"},
         tags={"layer": "validated", "instrument": instrument.name, "wave": wave_id},
@@ -86,7 +86,9 @@ def validated_asset(
         schema = row_contract(instrument, wave_id, codebook)
         with warehouse.get_connection() as connection:
             table = connection.execute(f"SELECT * FROM {qualified('raw', name)}").df()
-            context.log.info(f"{key}: checking {len(table)} rows against the row contract")
+            context.log.info(
+                f"{key.to_user_string()}: checking {len(table)} rows against the row contract"
+            )
             started = time.perf_counter()
             outcome = apply_contract(table, schema)
             seconds = time.perf_counter() - started
@@ -95,7 +97,7 @@ def validated_asset(
             sha256 = str(table["_source_sha256"].iloc[0]) if len(table) else None
             audit_context = audit.CheckContext(
                 run_id=context.run.run_id,
-                asset=key,
+                asset=key.to_user_string(),
                 instrument=instrument.name,
                 wave=wave_id,
                 file_name=file_name,
@@ -171,3 +173,8 @@ def build_validated_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
         for wave_id in codebook.waves
         if wave_id in instrument.files
     ]
+
+
+@dg.definitions
+def validated_layer() -> dg.Definitions:
+    return dg.Definitions(assets=versioned(build_validated_assets(default_codebook())))

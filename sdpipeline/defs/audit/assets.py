@@ -4,26 +4,25 @@ Docs site, refreshed after every validated and harmonised table has been checked
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline.codebook import Codebook
-from sdpipeline.defs.raw_assets import raw_table_name
+from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.defs import keys
+from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.warehouse import table_columns
 
-GROUP = "audit"
-
 
 def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
     checked = [
-        dg.AssetKey(f"{raw_table_name(instrument, codebook, wave)}_validated")
+        keys.validated(instrument, codebook, wave)
         for instrument in codebook.instruments.values()
         for wave in codebook.waves
         if wave in instrument.files
-    ] + [dg.AssetKey(f"{name}_harmonised") for name in codebook.instruments]
+    ] + [keys.harmonised(name) for name in codebook.instruments]
 
     @dg.asset(
-        name="validation_audit_trail",
-        group_name=GROUP,
+        key=keys.audit(audit.CHECK_RUNS),
+        group_name=keys.AUDIT,
         deps=checked,
         kinds={"duckdb", "html"},
         tags={"layer": "audit"},
@@ -79,3 +78,8 @@ def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
         )
 
     return [validation_audit_trail]
+
+
+@dg.definitions
+def audit_layer() -> dg.Definitions:
+    return dg.Definitions(assets=versioned(build_audit_assets(default_codebook())))

@@ -8,13 +8,14 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline import reference, settings
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, default_codebook
+from sdpipeline.defs import keys
+from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.ingest import file_facts
 from sdpipeline.warehouse import replace_table
 
-GROUP = "reference"
-SCHEMA = "reference"
+SCHEMA = keys.REFERENCE
 
 
 def _tables(
@@ -58,8 +59,8 @@ def reference_asset(
     name: str, load: Callable[[], pd.DataFrame], files: tuple[str, ...], description: str
 ) -> dg.AssetsDefinition:
     @dg.asset(
-        name=name,
-        group_name=GROUP,
+        key=keys.reference(name),
+        group_name=keys.REFERENCE,
         kinds={"duckdb", "csv"},
         description=description,
         tags={"layer": "reference"},
@@ -84,3 +85,8 @@ def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
         reference_asset(name, load, files, description)
         for name, (load, files, description) in _tables(codebook).items()
     ]
+
+
+@dg.definitions
+def reference_layer() -> dg.Definitions:
+    return dg.Definitions(assets=versioned(build_reference_assets(default_codebook())))

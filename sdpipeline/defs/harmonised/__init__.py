@@ -1,0 +1,1 @@
+"""The harmonised layer's assets."""

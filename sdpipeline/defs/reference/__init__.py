@@ -1,0 +1,1 @@
+"""The reference layer's assets."""

@@ -1,0 +1,1 @@
+"""The validated layer's assets."""
