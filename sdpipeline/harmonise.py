@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from sdpipeline import geography, targets, weighting
@@ -164,6 +165,27 @@ def comparability(variable: Variable, codebook: Codebook) -> str:
     return "identical" if all(r == recodes[0] for r in recodes) else "harmonised"
 
 
+def canonical_order(frame: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
+    """Rows sorted by a hash of what any sum reads of them (answers, codes, municipality): not
+    by the file's row numbers (a re-export in another order) nor by the pseudonym (another
+    installation has another key). Rows alike in all of that can come in any order: every sum
+    over them is the same sum. Free text, dates and identifiers are left out of the hash; text
+    codes enter it as their rank among the column's values, which is what keeps it fast."""
+    left_out = {v.name for v in instrument.variables if v.level in ("identifier", "text", "date")}
+    content = {}
+    for column in frame.columns:
+        if column in left_out or column in PROVENANCE:
+            continue
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values):
+            content[column] = values
+        else:
+            ranks = pd.Categorical(values, categories=sorted(values.dropna().unique()))
+            content[column] = ranks.codes
+    digest = pd.util.hash_pandas_object(pd.DataFrame(content), index=False).to_numpy()
+    return frame.iloc[np.argsort(digest, kind="stable")].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class Harmonised:
     """One instrument, both waves, in harmonised form, with what made it."""
@@ -229,14 +251,12 @@ def harmonise_instrument(
     ``tables`` may read each wave's table only when it is wanted: each is let go once its wave
     is harmonised, so at a register's size one wave's validated table is in memory, not all.
 
-    Rows are put in a canonical order, each wave's by pseudonym, before anything is summed:
-    floating-point sums depend on their order, and the same delivery with its rows in another
-    order must give the same weights and the same published figures to the last digit."""
+    Each wave's rows are put in a canonical order before anything is summed: floating-point
+    sums depend on their order, and the same delivery with its rows in another order must give
+    the same weights and the same published figures to the last digit."""
     parts, weights, places, files = [], {}, {}, {}
-    identifier = instrument.id_variable.name
     for wave, table in tables:
-        frame = harmonise_wave(table, instrument, wave, codebook)
-        frame = frame.sort_values(identifier, kind="stable", ignore_index=True)
+        frame = canonical_order(harmonise_wave(table, instrument, wave, codebook), instrument)
         frame, places[wave] = geography.attach(frame, wave, codebook, ref)
         frame["weight"], frame["design_weight"], weights[wave] = weighting.weights_for(
             frame, instrument, wave, codebook, ref

@@ -6,17 +6,25 @@ have no variance rather than rounding noise, and printed figures are never a neg
 from __future__ import annotations
 
 import math
+import re
 import shutil
+from pathlib import Path
 
+import duckdb
 import numpy as np
+import openpyxl
 import pandas as pd
+import pyreadstat
 import pytest
 import yaml
 
 from sdpipeline import report_tables, targets
 from sdpipeline.codebook import CodebookError, default_codebook, load_codebook
 from sdpipeline.estimation import Design, ratio_estimate, weighted_mean, welch_df, wilson_interval
+from sdpipeline.ingest import sha256_of
 from sdpipeline.settings import REPO_ROOT
+
+from .conftest import SHIPPED_RAW, isolate, materialize
 
 
 def test_a_domain_has_the_degrees_of_freedom_of_its_own_design():
@@ -139,3 +147,66 @@ def test_a_proportions_interval_is_wilsons_on_the_effective_sample_size():
     none_low, none_high = wilson_interval(0.0, 0.0, 20, 19)
     assert none_low == 0.0 and 0.1 < none_high < 0.25
     assert all(math.isnan(v) for v in wilson_interval(0.5, 0.1, 20, 0))
+
+
+def _shuffle_delivery(raw: Path, seed: int) -> None:
+    """Every delivered file with its data rows in another order, each in its own format:
+    CSV lines as delivered, Excel rows under the header, SPSS cases with their labels and
+    missing codes."""
+    rng = np.random.default_rng(seed)
+    for path in sorted(raw.glob("*/*")):
+        if path.suffix == ".csv":
+            header, *rows = [line for line in path.read_bytes().split(b"\r\n") if line]
+            order = rng.permutation(len(rows))
+            path.write_bytes(b"\r\n".join([header, *(rows[i] for i in order)]) + b"\r\n")
+        elif path.suffix == ".xlsx":
+            book = openpyxl.load_workbook(path)
+            sheet = book.active
+            rows = list(sheet.iter_rows(min_row=2, values_only=True))
+            sheet.delete_rows(2, len(rows))
+            for i in rng.permutation(len(rows)):
+                sheet.append(rows[i])
+            book.save(path)
+        elif path.suffix == ".sav":
+            frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
+            frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+            pyreadstat.write_sav(
+                frame,
+                str(path),
+                column_labels=meta.column_labels,
+                variable_value_labels=meta.variable_value_labels,
+                missing_ranges=meta.missing_ranges,
+                variable_measure=meta.variable_measure,
+            )
+
+
+def test_rows_in_another_order_give_byte_identical_report_exports(
+    pipeline_run, tmp_path, monkeypatch
+):
+    first_folder, first_warehouse, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    _shuffle_delivery(folder / "raw", seed=11)
+    shipped = {p.name: sha256_of(p) for p in SHIPPED_RAW.glob("*/*") if p.suffix != ".json"}
+    assert all(sha256_of(p) != shipped[p.name] for p in (folder / "raw").glob("*/*.[cxs]*"))
+    warehouse = folder / "warehouse.duckdb"
+    assert materialize(warehouse).success
+    for table in ("indicators.estimates", "indicators.changes", "indicators.attribution"):
+        with (
+            duckdb.connect(str(first_warehouse), read_only=True) as a,
+            duckdb.connect(str(warehouse), read_only=True) as b,
+        ):
+            pd.testing.assert_frame_equal(
+                a.execute(f"SELECT * FROM {table}").df(),
+                b.execute(f"SELECT * FROM {table}").df(),
+                check_exact=True,
+            )
+    exports = first_folder / "var" / "reports" / "tables"
+    names = sorted(p.name for p in exports.iterdir() if p.suffix != ".duckdb")
+    assert len(names) >= 9
+    for name in names:
+        assert sha256_of(exports / name) == sha256_of(folder / "var/reports/tables" / name), name
+    negative_zero = re.compile(r"(?<![\d.,])-0(?:[.,]0+)?(?![\d.,])")
+    for name in names:
+        if name.endswith((".csv", ".html")):
+            text = (exports / name).read_text(encoding="utf-8-sig")
+            assert not negative_zero.search(text), (name, negative_zero.search(text))

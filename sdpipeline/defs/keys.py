@@ -58,4 +58,3 @@ def report(table: str) -> dg.AssetKey:
 
 def audit(table: str) -> dg.AssetKey:
     return dg.AssetKey([AUDIT, table])
-
