@@ -24,7 +24,7 @@ import pandas as pd
 
 from sdpipeline.codebook import Codebook
 from sdpipeline.indicators import Catalogue, Disclosure, Indicator
-from sdpipeline.suppression import Cell, Problem, Relation
+from sdpipeline.suppression import Cell, Exposure, Problem, Relation, audit
 from sdpipeline.suppression import protect as cheapest_pattern
 
 SECONDARY = "secondary"
@@ -171,3 +171,39 @@ def suppress_estimates(
         if column in out:
             out[column] = out[column].astype(float).where(~out["suppressed"])
     return out.drop(columns=["primary", "dominance"])
+
+
+def audit_published(
+    published: pd.DataFrame, cube: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
+) -> list[Exposure]:
+    """The audit of what the indicator tables publish: for every hidden cell of ``published``
+    (``indicators.estimates`` as stored), the interval an intruder gets from the published
+    figures, the cells' weighted bases and the relations, with the true values and bases from
+    ``cube`` (``effectiveness.estimate_cube`` of the same harmonised tables)."""
+    rule = catalogue.disclosure
+    keys = ["indicator_id", "wave", "breakdown", "domain"]
+    shown = published.set_index(keys)
+    truth = cube.assign(primary=False)  # the audit asks every hidden cell the same
+    exposures = []
+    for (indicator_id, wave), cells in truth.groupby(["indicator_id", "wave"], sort=False):
+        index = pd.MultiIndex.from_frame(cells[keys])
+        hidden = shown["suppressed"].reindex(index).fillna(False).to_numpy(dtype=bool)
+        if not hidden.any():
+            continue
+        columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary"]
+        indicator = catalogue.get(indicator_id)
+        problem = cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule)
+        figures = shown["estimate"].reindex(index).to_numpy(dtype=float)
+        printed = {
+            (b, d): v
+            for b, d, v, h in zip(cells["breakdown"], cells["domain"], figures, hidden, strict=True)
+            if not h
+        }
+        keys_hidden = [
+            (b, d) for b, d, h in zip(cells["breakdown"], cells["domain"], hidden, strict=True) if h
+        ]
+        exposures += [
+            Exposure((indicator_id, wave, *e.key), e.value, e.low, e.high, e.required)
+            for e in audit(problem, keys_hidden, published=printed)
+        ]
+    return exposures

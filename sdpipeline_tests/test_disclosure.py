@@ -5,6 +5,7 @@ cells all pass the rules, in the warehouse, the workbook, the CSV files and the 
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import openpyxl
 import pandas as pd
@@ -180,3 +181,24 @@ def test_every_published_cell_passes_the_threshold_and_dominance_rules(pipeline_
     for cell in sorted(published):
         n, dominated = _respondents(harmonised, cell, catalogue, codebook, ref)
         assert n >= RULE.suppress_below and not dominated, cell
+
+
+def test_the_pipelines_own_audit_passes_the_run_and_fails_primary_suppression(
+    pipeline_run, cells, codebook
+):
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        published = connection.execute("SELECT * FROM indicators.estimates").df()
+    cube = cells.drop(columns="base")
+    exposures = disclosure.audit_published(published, cube, catalogue, codebook)
+    assert len(exposures) == int(published["suppressed"].sum()) and exposures
+    assert all(e.protected for e in exposures)
+    primary_only = cube.assign(suppressed=cube["n"] < RULE.suppress_below)
+    primary_only["estimate"] = primary_only["estimate"].where(~primary_only["suppressed"])
+    broken = [
+        e
+        for e in disclosure.audit_published(primary_only, cube, catalogue, codebook)
+        if not e.protected
+    ]
+    assert len(broken) >= 10
