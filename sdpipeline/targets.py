@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sdpipeline.codebook import Codebook, Instrument, Label
+from sdpipeline.estimation import Design
 from sdpipeline.reference import ReferenceData
 
 DESIGNS = {
@@ -43,6 +44,10 @@ def fpc_population(
     return np.full(len(frame), float(len(units)))
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def statement(instrument: Instrument) -> Label:
     """One sentence per language: the design and what its intervals are about."""
     design = DESIGNS.get(instrument.design.get("type", ""), Label("izlase", "sample"))
@@ -53,12 +58,39 @@ def statement(instrument: Instrument) -> Label:
         )
     lv = (
         f"{design.lv.capitalize()}; intervāli attiecas uz visu kopu, no kuras tā izlasīta: "
-        f"{instrument.respondents.lv.lower()}."
+        f"{_lower_first(instrument.respondents.lv)}."
     )
     en = (
         f"{design.en.capitalize()}; the intervals are about the whole population it was drawn "
-        f"from: {instrument.respondents.en.lower()}."
+        f"from: {_lower_first(instrument.respondents.en)}."
     )
     if instrument.design.get("type") == "quota":
         lv, en = f"{lv} {QUOTA.lv}", f"{en} {QUOTA.en}"
     return Label(lv, en)
+
+
+def notes(tables: dict[str, pd.DataFrame], codebook: Codebook) -> pd.DataFrame:
+    """The report's table of what each instrument's intervals are about: its design, its
+    respondents and the degrees of freedom of its national estimates in each wave (PSUs less
+    strata), and the target of its intervals, in both languages."""
+    rows = []
+    for name, instrument in codebook.instruments.items():
+        table = tables[name]
+        design = Design.of_table(table)
+        counts, degrees = [], []
+        for wave, spec in codebook.waves.items():
+            rows_in_wave = np.flatnonzero((table["wave"] == wave).to_numpy())
+            if len(rows_in_wave):
+                counts.append(f"{spec.year}: {len(rows_in_wave)}")
+                degrees.append(f"{spec.year}: {design.domain_df(rows_in_wave)}")
+        said = statement(instrument)
+        rows.append(
+            {
+                "Instruments / Instrument": f"{instrument.label.lv} / {instrument.label.en}",
+                "Respondenti / Respondents": "; ".join(counts),
+                "Brīvības pakāpes / Degrees of freedom": "; ".join(degrees),
+                "Intervāli attiecas uz": said.lv,
+                "The intervals are about": said.en,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -210,3 +210,19 @@ def test_rows_in_another_order_give_byte_identical_report_exports(
         if name.endswith((".csv", ".html")):
             text = (exports / name).read_text(encoding="utf-8-sig")
             assert not negative_zero.search(text), (name, negative_zero.search(text))
+
+
+def test_the_report_says_what_each_instruments_intervals_are_about(pipeline_run, codebook):
+    _, warehouse, _ = pipeline_run
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = {
+            name: connection.execute(f"SELECT * FROM harmonised.{name}").df()
+            for name in codebook.instruments
+        }
+    frame = targets.notes(tables, codebook).set_index("Instruments / Instrument")
+    assert len(frame) == len(codebook.instruments)
+    residents = frame.loc[frame.index.str.endswith("/ Residents")].iloc[0]
+    assert residents["Brīvības pakāpes / Degrees of freedom"] == "2017: 114; 2023: 114"
+    heads = frame.loc[frame.index.str.endswith("/ Heads of social services")].iloc[0]
+    assert "superpopulation" in heads["The intervals are about"]
+    assert "superpopulācija" in heads["Intervāli attiecas uz"]
