@@ -5,6 +5,8 @@ cells all pass the rules, in the warehouse, the workbook, the CSV files and the 
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import numpy as np
 import openpyxl
@@ -12,9 +14,11 @@ import pandas as pd
 import pytest
 
 from sdpipeline import disclosure, report_export
+from sdpipeline.defs import keys
 from sdpipeline.indicators import default_catalogue, values
 
 from . import attacker
+from .conftest import isolate, materialize
 
 RULE = default_catalogue().disclosure
 
@@ -246,3 +250,40 @@ def test_acro_flags_no_cell_that_the_report_publishes(pipeline_run, codebook):
                 flagged += 1
                 assert key in hidden, (check, key)
     assert flagged >= 20
+
+
+def test_the_run_audits_the_pattern_in_a_blocking_check(pipeline_run):
+    _, _, result = pipeline_run
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "disclosure_audit"
+    ]
+    assert evaluation.passed and evaluation.blocking
+    assert evaluation.metadata["hidden_cells"].value >= 40
+    assert evaluation.metadata["exposed_cells"].value == 0
+
+
+def test_a_pattern_that_gives_cells_back_stops_the_report(pipeline_run, tmp_path, monkeypatch):
+    """Were secondary suppression to regress to primary only, the audit fails, and the
+    workbook, CSV files and HTML report are not written."""
+    _, warehouse, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    copy = folder / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    monkeypatch.setattr(
+        disclosure, "cheapest_pattern", lambda problem: {c.key for c in problem.cells if c.primary}
+    )
+    selection = [
+        keys.indicators("estimates"),
+        keys.indicators("changes"),
+        keys.report("headline_indicators"),
+        keys.report("indicators_by_region"),
+        keys.report("exports"),
+    ]
+    result = materialize(copy, selection=selection)
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "disclosure_audit"
+    ]
+    assert not evaluation.passed and evaluation.metadata["exposed_cells"].value >= 10
+    materialised = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert keys.report("exports") not in materialised
+    assert not (folder / "var" / "reports" / "tables").exists()
