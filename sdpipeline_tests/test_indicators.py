@@ -214,7 +214,8 @@ def test_disclosure_control_holds_in_every_output(pipeline_run):
     small = estimates["n"] < 10
     assert small.any()  # e.g. heads by region: 42 services in 2023
     assert estimates.loc[small, ["estimate", "se", "ci_low", "ci_high"]].isna().all().all()
-    assert estimates.loc[~small & (estimates["n"] < 30), "low_reliability"].all()
+    published = ~estimates["suppressed"]
+    assert estimates.loc[published & (estimates["n"] < 30), "low_reliability"].all()
     hidden = by_region[by_region["n 2023"] < 10]
     assert (
         len(hidden) and hidden[["2023", "Izmaiņas / Change", "95% TI / 95% CI"]].isna().all().all()
