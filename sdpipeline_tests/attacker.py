@@ -12,7 +12,6 @@ wave less the earlier.
 
 from __future__ import annotations
 
-import html.parser
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from sdpipeline import effectiveness
 from sdpipeline.codebook import Codebook
 from sdpipeline.indicators import Catalogue, values
 from sdpipeline.reference import ReferenceData
+
+from .test_indicators import _Tables
 
 PARTS = ("region", "municipality_type")
 
@@ -224,33 +225,8 @@ def _number(value: object) -> float:
     return float(str(value).replace(",", "."))
 
 
-class _Tables(html.parser.HTMLParser):
-    """The <table>s of the HTML report as lists of rows of cell texts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr" and self.tables:
-            self.tables[-1].append([])
-        elif tag in ("td", "th") and self.tables:
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def html_tables(path: Path) -> list[pd.DataFrame]:
+    """The <table>s of the HTML report as frames (header row first)."""
     parser = _Tables()
     parser.feed(path.read_text(encoding="utf-8"))
     return [pd.DataFrame(rows[1:], columns=rows[0]) for rows in parser.tables if rows]

@@ -13,7 +13,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sdpipeline import report_export
+from sdpipeline import coverage, report_export
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
 from sdpipeline.defs.indicators.assets import harmonised_tables
 from sdpipeline.estimation import ratio_estimate, weighted_mean
@@ -142,24 +142,6 @@ def test_did_regression_equals_the_difference_of_differences_and_least_squares()
     assert df == units - 1 and np.all(np.diag(covariance) > 0)
 
 
-def _true_value(indicator, truth_wave, codebook):
-    """The generator's true value of an indicator, from its true code distribution."""
-    variables = truth_wave[indicator.instrument]["variables"]
-    if indicator.variable not in variables or indicator.statistic == "ratio":
-        return None
-    national = variables[indicator.variable]["national"]
-    if indicator.statistic == "mean":
-        return national
-    missing = {m.kind: str(m.code) for m in codebook.missing_categories.values()}
-    excluded = {missing["no_answer"], missing["not_asked"]}
-    if indicator.denominator == "valid" or indicator.statistic == "index":
-        excluded.add(missing["hard_to_say"])
-    base = {code: p for code, p in national.items() if code not in excluded}
-    if indicator.statistic == "proportion":
-        return 100 * sum(base.get(str(c), 0.0) for c in indicator.success) / sum(base.values())
-    return sum(indicator.scores[int(c)] * p for c, p in base.items()) / sum(base.values())
-
-
 def test_estimates_recover_the_true_values(pipeline_run, codebook):
     _, warehouse, _ = pipeline_run
     (estimates,) = _tables(warehouse, "indicators.estimates")
@@ -168,7 +150,9 @@ def test_estimates_recover_the_true_values(pipeline_run, codebook):
     hits = []
     for indicator in default_catalogue().indicators:
         for wave in codebook.waves:
-            true = _true_value(indicator, truth[wave], codebook)
+            true = coverage.true_value(
+                indicator, truth[wave][indicator.instrument]["variables"], codebook
+            )
             if true is None or (indicator.id, wave) not in national.index:
                 continue
             row = national.loc[(indicator.id, wave)]
