@@ -1,4 +1,4 @@
 """sdpipeline: raw survey deliveries of the Latvian social-work evaluation study, turned into
-harmonised, validated, auditable ex-ante/ex-post datasets, indicators and report tables."""
+harmonised, validated, auditable datasets of every survey wave, indicators and report tables."""
 
 __version__ = "0.1.0"

@@ -1,19 +1,23 @@
 """What the design can attribute to the project, and what it cannot.
 
-1. Among 2023 specialists, participants in the project's trainings or supervision against the
-   rest: a difference of domain means in one sample, with the design covariance between the
-   two domains. It shows association, not effect: who took part was not randomised.
-2. At municipality level (2021 geography), a difference-in-differences of the specialists'
-   indicators between municipalities by depth of project participation (heads' 2023 answer),
-   2017 against 2023, with the Covid-19 delay and the share of Ukrainian clients (asked only in
-   2023) and whether the service's reorganisation was driven by the ATR (heads' 2023 answer)
-   as controls on the post-period change. Weighted least squares on municipality means
-   (weight: respondents), standard errors clustered by municipality (CR1), and beside them the
-   restricted wild cluster bootstrap's p-value and interval (``wild_bootstrap``), with the
-   number of municipalities in each participation group: CR1 is unreliable when a group has
-   few, and the row says so whenever one has fewer than the catalogue's ``few_clusters``
-   minimum for the method. The ATR itself cannot be separated this way: every municipality
-   went through it.
+1. In every wave that asked the specialists whether they took part in the project's trainings
+   or supervision, participants against the rest: a difference of domain means in one sample,
+   with the design covariance between the two domains. It shows association, not effect: who
+   took part was not randomised.
+2. For every declared comparison (``study.yaml``), at municipality level (2021 geography), a
+   difference-in-differences of the specialists' indicators between municipalities by depth of
+   project participation, the comparison's earlier wave against its later one, with the
+   Covid-19 delay, the share of Ukrainian clients and whether the service's reorganisation was
+   driven by the ATR as controls on the later wave's change. Depth and controls are the heads'
+   answers in the comparison's first wave after the project. The comparison's role says what
+   the interaction means: across the project (``project_effect``) the project's effect; between
+   two waves after it (``persistence``) whether the gap it left between municipalities held.
+   Weighted least squares on municipality means (weight: respondents), standard errors
+   clustered by municipality (CR1), and beside them the restricted wild cluster bootstrap's
+   p-value and interval (``wild_bootstrap``), with the number of municipalities in each
+   participation group: CR1 is unreliable when a group has few, and the row says so whenever
+   one has fewer than the catalogue's ``few_clusters`` minimum for the method. The ATR itself
+   cannot be separated this way: every municipality went through it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from sdpipeline import disclosure
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, Comparison
+from sdpipeline.effectiveness import wave_rows
 from sdpipeline.estimation import (
-    Design,
     domain_difference,
     t_quantile,
     t_two_sided_p,
@@ -34,8 +38,8 @@ from sdpipeline.indicators import Catalogue, FewClusters, values
 from sdpipeline.reference import ReferenceData
 from sdpipeline.wild_bootstrap import wild_cluster_bootstrap
 
-# Read beside the indicators: who took part (specialists), and the heads' 2023 answers that
-# give each municipality its depth of participation and its controls.
+# Read beside the indicators: who took part (specialists), and the heads' answers that give
+# each municipality its depth of participation and its controls.
 CONTROLS = (
     "project_participant",
     "project_participation",
@@ -43,19 +47,48 @@ CONTROLS = (
     "ukrainian_clients_pct",
     "reorganisation_driver",
 )
+# The heads' answers the difference-in-differences reads in the comparison's first wave after
+# the project.
+MUNICIPALITY_ANSWERS = CONTROLS[1:]
+COLUMNS = [
+    "analysis",
+    "comparison",
+    "wave",
+    "indicator_id",
+    "term",
+    "participants",
+    "others",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_a",
+    "n_b",
+    "units",
+    "wcb_p_value",
+    "wcb_ci_low",
+    "wcb_ci_high",
+    "clusters_none",
+    "clusters_some",
+    "clusters_most",
+    "caveat",
+]
+# the participation groups of the difference-in-differences: depth code → column of counts
+GROUPS = {1: "clusters_none", 2: "clusters_some", 3: "clusters_most"}
+# what a row of participants against the rest, or a model not estimated, has in those columns
+NO_BOOTSTRAP = dict.fromkeys(["wcb_p_value", "wcb_ci_low", "wcb_ci_high", *GROUPS.values()], np.nan)
 CAVEAT_PARTICIPANTS = (
-    "Association in 2023, not a causal effect: participation was voluntary and not randomised."
+    "Association in {year}, not a causal effect: participation was voluntary and not randomised."
 )
 CAVEAT_NOT_ESTIMABLE = (
     "Not estimable: the municipalities do not vary in every term of the model (e.g. all in one "
     "participation group), so the design matrix is singular."
 )
-CAVEAT_DID = (
-    "Difference-in-differences between municipalities by project depth; assumes parallel trends "
-    "and cannot separate the ATR, which touched every municipality."
+CAVEAT_NOT_ASKED = (
+    "Not estimable: the heads of services were not asked {variables} in {wave}, the "
+    "comparison's first wave after the project."
 )
-# the participation groups of the difference-in-differences: depth code → column of counts
-GROUPS = {1: "clusters_none", 2: "clusters_some", 3: "clusters_most"}
 
 
 def few_cluster_caveat(counts: dict[int, int], rule: FewClusters) -> str:
@@ -76,31 +109,61 @@ def few_cluster_caveat(counts: dict[int, int], rule: FewClusters) -> str:
     return text
 
 
+CAVEATS_DID = {
+    "project_effect": (
+        "Difference-in-differences between municipalities by project depth; assumes parallel "
+        "trends and cannot separate the ATR, which touched every municipality."
+    ),
+    "persistence": (
+        "Change after the project in the gap between municipalities by project depth: near zero "
+        "where the project's effect persisted; assumes the gap would otherwise have held."
+    ),
+}
+
+
 def participation_effects(
     specialists: pd.DataFrame, catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
-    last = list(codebook.waves)[-1]
+    """Participants against the rest, in every wave that asked who took part."""
+    asked = codebook.instruments["specialists"].variable("project_participant").asked_in
     rows = []
-    in_wave = (specialists["wave"] == last).to_numpy()
-    part = in_wave & (specialists["project_participant"] == 1).to_numpy()
-    rest = in_wave & (specialists["project_participant"] == 0).to_numpy()
-    weights = specialists["weight"]
-    design = Design.of_table(specialists)
+    for wave in codebook.waves:
+        if asked(wave):
+            rows += _participants_vs_others(specialists, wave, catalogue, codebook, ref)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _participants_vs_others(
+    specialists: pd.DataFrame,
+    wave: str,
+    catalogue: Catalogue,
+    codebook: Codebook,
+    ref: ReferenceData,
+) -> list[dict]:
+    year = codebook.waves[wave].year
+    own = wave_rows(specialists, wave)
+    table = specialists.iloc[own.rows]
+    part = (table["project_participant"] == 1).to_numpy()
+    rest = (table["project_participant"] == 0).to_numpy()
+    weights = table["weight"].to_numpy(dtype=float)
+    rows = []
     for indicator_id in catalogue.groups["participation_effects"]:
         indicator = catalogue.get(indicator_id)
-        y, _ = values(indicator, specialists, codebook, ref)
+        y, _ = values(indicator, table, codebook, ref)
         factor = 100.0 if indicator.statistic == "proportion" else 1.0
         y = y * factor
-        a = weighted_mean(y, weights, None, None, part, design=design)
-        b = weighted_mean(y, weights, None, None, rest, design=design)
+        a = weighted_mean(y, weights, None, None, part, design=own.design)
+        b = weighted_mean(y, weights, None, None, rest, design=own.design)
         difference, se, low, high, p_value = domain_difference(
-            y, weights, None, None, part, rest, design=design
+            y, weights, None, None, part, rest, design=own.design
         )
         rows.append(
             {
                 "analysis": "participants_vs_others",
+                "comparison": None,
+                "wave": wave,
                 "indicator_id": indicator_id,
-                "term": "participants − others (2023)",
+                "term": f"participants − others ({year})",
                 "participants": a.estimate,
                 "others": b.estimate,
                 "estimate": difference,
@@ -111,10 +174,11 @@ def participation_effects(
                 "n_a": a.n,
                 "n_b": b.n,
                 "units": a.n + b.n,
-                "caveat": CAVEAT_PARTICIPANTS,
+                **NO_BOOTSTRAP,
+                "caveat": CAVEAT_PARTICIPANTS.format(year=year),
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def cluster_robust_wls(
@@ -140,27 +204,34 @@ def _most_common(values: pd.Series) -> float:
     return float(modes.iloc[0]) if len(modes) else np.nan
 
 
+def attribute_wave(comparison: Comparison) -> str:
+    """The comparison's first wave after the project: where the heads' answers give each
+    municipality its depth of participation and its controls."""
+    return comparison.before if comparison.role == "persistence" else comparison.after
+
+
 def municipality_panel(
     specialists: pd.DataFrame,
     heads: pd.DataFrame,
     indicator_id: str,
+    comparison: Comparison,
     catalogue: Catalogue,
     codebook: Codebook,
     ref: ReferenceData,
 ) -> pd.DataFrame:
-    """Per 2021 municipality and wave: the indicator's mean, respondents, project depth and
-    the 2023 controls."""
+    """Per 2021 municipality and wave of the comparison: the indicator's mean, respondents,
+    project depth and the controls."""
     indicator = catalogue.get(indicator_id)
-    y, _ = values(indicator, specialists, codebook, ref)
+    compared = specialists[specialists["wave"].isin([comparison.before, comparison.after])]
+    y, _ = values(indicator, compared, codebook, ref)
     factor = 100.0 if indicator.statistic == "proportion" else 1.0
-    frame = specialists[["wave", "municipality_2021", "weight"]].assign(y=y * factor).dropna()
+    frame = compared[["wave", "municipality_2021", "weight"]].assign(y=y * factor).dropna()
     frame["wy"] = frame["y"] * frame["weight"]
     panel = frame.groupby(["municipality_2021", "wave"]).agg(
         wy=("wy", "sum"), w=("weight", "sum"), n=("y", "size")
     )
     panel["y"] = panel["wy"] / panel["w"]
-    last = list(codebook.waves)[-1]
-    post_heads = heads[heads["wave"] == last]
+    post_heads = heads[heads["wave"] == attribute_wave(comparison)]
     driver = post_heads["reorganisation_driver"]
     # One head answers per municipality; where several did (a merged municipality's former
     # services), the municipality takes their most common answer and the mean share of
@@ -190,7 +261,7 @@ def municipality_panel(
     depth, covid = controls["depth"], controls["covid"]
     ukraine, atr = controls["ukraine"], controls["atr"]
     panel = panel.reset_index()
-    panel["post"] = (panel["wave"] == last).astype(float)
+    panel["post"] = (panel["wave"] == comparison.after).astype(float)
     panel["depth"] = panel["municipality_2021"].map(depth)
     panel["covid_delay"] = panel["municipality_2021"].map(covid)
     panel["ukrainian_clients_pct"] = panel["municipality_2021"].map(ukraine)
@@ -200,13 +271,72 @@ def municipality_panel(
     )
 
 
-def difference_in_differences(
-    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
-) -> pd.DataFrame:
+TERMS = [
+    "intercept",
+    "post",
+    "some",
+    "most",
+    "post × some activities",
+    "post × most activities",
+    "post × Covid-19 delay",
+    "post × Ukrainian clients (+10 pp)",
+    "post × ATR-driven reorganisation",
+]
+REPORTED = (4, 5, 6, 7, 8)
+
+
+def _did_row(comparison: Comparison, indicator_id: str, index: int, **figures) -> dict:
+    return {
+        "analysis": "difference_in_differences",
+        "comparison": comparison.id,
+        "wave": None,
+        "indicator_id": indicator_id,
+        "term": TERMS[index],
+        "participants": np.nan,
+        "others": np.nan,
+        **figures,
+    }
+
+
+def comparison_did(
+    tables: dict[str, pd.DataFrame],
+    comparison: Comparison,
+    catalogue: Catalogue,
+    codebook: Codebook,
+    ref: ReferenceData,
+) -> list[dict]:
+    """The difference-in-differences of every outcome between the comparison's two waves."""
+    wave = attribute_wave(comparison)
+    heads = codebook.instruments["heads"]
+    absent = [n for n in MUNICIPALITY_ANSWERS if not heads.variable(n).asked_in(wave)]
+    if absent:
+        caveat = CAVEAT_NOT_ASKED.format(variables=", ".join(absent), wave=wave)
+        blank = dict.fromkeys(["estimate", "se", "ci_low", "ci_high", "p_value"], np.nan)
+        return [
+            _did_row(
+                comparison,
+                indicator_id,
+                index,
+                **blank,
+                **NO_BOOTSTRAP,
+                n_a=0,
+                n_b=0,
+                units=0,
+                caveat=caveat,
+            )
+            for indicator_id in catalogue.groups["did_outcomes"]
+            for index in REPORTED
+        ]
     rows = []
     for indicator_id in catalogue.groups["did_outcomes"]:
         panel = municipality_panel(
-            tables["specialists"], tables["heads"], indicator_id, catalogue, codebook, ref
+            tables["specialists"],
+            tables["heads"],
+            indicator_id,
+            comparison,
+            catalogue,
+            codebook,
+            ref,
         )
         some = (panel["depth"] == 2).astype(float)
         most = (panel["depth"] == 3).astype(float)
@@ -227,17 +357,6 @@ def difference_in_differences(
                 post * atr,
             ]
         )
-        terms = [
-            "intercept",
-            "post",
-            "some",
-            "most",
-            "post × some activities",
-            "post × most activities",
-            "post × Covid-19 delay",
-            "post × Ukrainian clients (+10 pp)",
-            "post × ATR-driven reorganisation",
-        ]
         estimable = np.linalg.matrix_rank(x) == x.shape[1]
         if estimable:
             beta, covariance, df = cluster_robust_wls(
@@ -253,7 +372,7 @@ def difference_in_differences(
         counts = {depth: int(units.get(depth, 0)) for depth in GROUPS}
         rule = catalogue.few_clusters
         caveat = few_cluster_caveat(counts, rule)
-        for index in (4, 5, 6, 7, 8):
+        for index in REPORTED:
             se = float(np.sqrt(covariance[index, index]))
             boot = (
                 wild_cluster_bootstrap(
@@ -270,30 +389,42 @@ def difference_in_differences(
                 else None
             )
             rows.append(
-                {
-                    "analysis": "difference_in_differences",
-                    "indicator_id": indicator_id,
-                    "term": terms[index],
-                    "participants": np.nan,
-                    "others": np.nan,
-                    "estimate": float(beta[index]),
-                    "se": se,
-                    "ci_low": float(beta[index] - quantile * se),
-                    "ci_high": float(beta[index] + quantile * se),
-                    "p_value": t_two_sided_p(beta[index] / se, df) if estimable else np.nan,
-                    "n_a": int(panel.loc[panel["post"] == 0, "n"].sum()),
-                    "n_b": int(panel.loc[panel["post"] == 1, "n"].sum()),
-                    "units": int(panel["municipality_2021"].nunique()),
-                    "wcb_p_value": np.nan if boot is None else boot.p_value,
-                    "wcb_ci_low": np.nan if boot is None else boot.ci_low,
-                    "wcb_ci_high": np.nan if boot is None else boot.ci_high,
+                _did_row(
+                    comparison,
+                    indicator_id,
+                    index,
+                    estimate=float(beta[index]),
+                    se=se,
+                    ci_low=float(beta[index] - quantile * se),
+                    ci_high=float(beta[index] + quantile * se),
+                    p_value=t_two_sided_p(beta[index] / se, df) if estimable else np.nan,
+                    n_a=int(panel.loc[panel["post"] == 0, "n"].sum()),
+                    n_b=int(panel.loc[panel["post"] == 1, "n"].sum()),
+                    units=int(panel["municipality_2021"].nunique()),
+                    wcb_p_value=np.nan if boot is None else boot.p_value,
+                    wcb_ci_low=np.nan if boot is None else boot.ci_low,
+                    wcb_ci_high=np.nan if boot is None else boot.ci_high,
                     **{column: counts[depth] for depth, column in GROUPS.items()},
-                    "caveat": f"{CAVEAT_DID} {caveat}".strip()
+                    caveat=f"{CAVEATS_DID[comparison.role]} {caveat}".strip()
                     if estimable
                     else CAVEAT_NOT_ESTIMABLE,
-                }
+                )
             )
-    return pd.DataFrame(rows)
+    return rows
+
+
+def difference_in_differences(
+    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    """Every declared comparison's difference-in-differences, each row carrying its comparison."""
+    return pd.DataFrame(
+        [
+            row
+            for comparison in codebook.comparisons.values()
+            for row in comparison_did(tables, comparison, catalogue, codebook, ref)
+        ],
+        columns=COLUMNS,
+    )
 
 
 def attribution(

@@ -264,18 +264,20 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from sdpipeline import docs
+    from sdpipeline import docs, reference
     from sdpipeline.codebook import default_codebook
 
     codebook = default_codebook()
+    reference.check_waves(codebook)
+    path = Path(args.out).resolve() if args.out else docs.DOC_PATH
     if args.check:
-        current = docs.DOC_PATH.read_text(encoding="utf-8") if docs.DOC_PATH.exists() else ""
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != docs.render(codebook):
-            print(f"{docs.DOC_PATH} is out of date: run `sdpipeline docs`")
+            print(f"{path} is out of date: run `sdpipeline docs`")
             return 1
-        print(f"{docs.DOC_PATH} matches the codebook")
+        print(f"{path} matches the codebook")
         return 0
-    print(f"wrote {docs.write(codebook)}")
+    print(f"wrote {docs.write(codebook, path)}")
     return 0
 
 
@@ -293,7 +295,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--job",
         default="full_refresh",
-        help="full_refresh (default), reports_only, wave_ex_ante_2017, wave_ex_post_2023",
+        help="full_refresh (default), reports_only, or wave_<wave id> (one wave's files and "
+        "what follows)",
     )
     refresh = commands.add_parser(
         "refresh", help="rebuild only what changed files (by checksum) or code make stale"
@@ -344,17 +347,30 @@ def parser() -> argparse.ArgumentParser:
 
     docs = commands.add_parser("docs", help="write docs/codebook.md from the codebook")
     docs.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    docs.add_argument("--out", help="the document (default: docs/codebook.md)")
     docs.set_defaults(func=cmd_docs)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sdpipeline.codebook import DataContractError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as error:
+        # the data contract is incomplete (also when Dagster wraps it while loading the
+        # definitions): say what to add, without a traceback
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, DataContractError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        print(f"sdpipeline {args.command}: {cause}", file=sys.stderr)
+        return 2
 
 
 def entry() -> NoReturn:

@@ -39,9 +39,21 @@ WEIGHTING_METHODS = ("raking", "equal", "nonresponse_by_region", "per_municipali
 CENSUS_TARGETS = ("finite_population", "superpopulation")
 CENSUS_UNITS = ("municipalities",)
 SPLIT_UNIT_RULES = ("majority_successor",)
+# Where a comparison's two waves stand relative to the project: its effect (the earlier wave
+# before the project, the later one after it) or its persistence (both after it).
+COMPARISON_ROLES = ("project_effect", "persistence")
+# Variables every wave with a file needs, whatever it asks: without them no row can be
+# identified, placed on the map or weighted (plus the weighting margins and the design's
+# strata and sampling units).
+NEEDED_ROLES = ("id", "geography", "design")
 
 
-class CodebookError(ValueError):
+class DataContractError(ValueError):
+    """The versioned files under ``data/`` do not describe what the pipeline is asked to do
+    (the codebook, the reference data, the generator's model): a message of what to add."""
+
+
+class CodebookError(DataContractError):
     """The codebook contradicts itself or is incomplete."""
 
 
@@ -219,6 +231,25 @@ class Wave:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """A change the report shows: from the ``before`` wave to the ``after`` wave (the earlier
+    and the later one), and what that change is evidence of (``role``)."""
+
+    id: str
+    before: str
+    after: str
+    role: str
+    label: Label
+
+
+@dataclass(frozen=True)
+class Study:
+    title: Label
+    project_no: str
+    commissioner: str
+
+
+@dataclass(frozen=True)
 class Codebook:
     version: str
     digest: str
@@ -229,10 +260,22 @@ class Codebook:
     missing_categories: dict[str, MissingCategory]
     themes: dict[str, Label]
     validation: ValidationDefaults
+    study: Study
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
     split_units: str = "majority_successor"
 
     def missing_code(self, kind: str) -> int:
         return self.missing_categories[kind].code
+
+    def after_project(self, wave: str) -> bool | None:
+        """Whether the comparisons place ``wave`` after the project (``None``: no comparison
+        uses it)."""
+        for comparison in self.comparisons.values():
+            if wave == comparison.after:
+                return True
+            if wave == comparison.before:
+                return comparison.role == "persistence"
+        return None
 
 
 def _label(raw: Any, where: str) -> Label:
@@ -330,7 +373,10 @@ def _variable(
     instrument: str,
     where: str,
     book: dict[str, Any],
+    delivered: set[str] | None = None,
 ) -> Variable:
+    """``delivered``: the waves the instrument has files for, when the variable comes from a
+    shared block (whose sources for other waves belong to other instruments)."""
     name = spec.get("name")
     where = f"{where}: {name}"
     level = spec.get("level")
@@ -351,6 +397,8 @@ def _variable(
     for wave, source_spec in spec.get("waves", {}).items():
         if wave not in book["waves"]:
             raise CodebookError(f"{where}: unknown wave {wave!r}")
+        if delivered is not None and wave not in delivered:
+            continue
         source = _source_variable(
             source_spec, wave, f"{where}.{wave}", book["source"], book["missing_kinds"]
         )
@@ -372,8 +420,12 @@ def _variable(
         raise CodebookError(f"{where}: a numeric variable needs a range")
     comparability = spec.get("comparability")
     if len(sources) < len(book["waves"]) and comparability is None:
-        asked = ", ".join(sorted(sources))
-        comparability = f"Asked only in {asked}: no comparison across waves."
+        asked = ", ".join(w for w in book["waves"] if w in sources)
+        comparability = (
+            f"Asked only in {asked}: no comparison across waves."
+            if len(sources) == 1
+            else f"Asked only in {asked}: compared between these waves only."
+        )
     return Variable(
         name=str(name),
         instrument=instrument,
@@ -397,28 +449,34 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
     name = raw["instrument"]
     where = f"{path.name}"
     specs: list[dict[str, Any]] = []
+    origins: list[str] = []  # where each variable is written: the instrument or a block
     for entry in raw["variables"]:
         if "block" in entry:
             if entry["block"] not in blocks:
                 raise CodebookError(f"{where}: unknown block {entry['block']!r}")
             specs.extend(blocks[entry["block"]])
+            origins += [f"blocks.yaml: block {entry['block']}"] * len(blocks[entry["block"]])
         else:
             specs.append(entry)
-    variables = tuple(_variable(spec, name, where, book) for spec in specs)
+            origins.append(where)
+    files = {}
+    for wave, file_spec in raw["files"].items():
+        if wave not in book["waves"]:
+            raise CodebookError(f"{where}: file for unknown wave {wave!r}")
+        file_spec = FileSpec(**file_spec)
+        if Path(file_spec.name).suffix.lower() not in FILE_FORMATS:
+            raise CodebookError(f"{where}: {file_spec.name} is not one of {sorted(FILE_FORMATS)}")
+        files[wave] = file_spec
+    variables = tuple(
+        _variable(spec, name, origin, book, None if origin == where else set(files))
+        for spec, origin in zip(specs, origins, strict=True)
+    )
     names = [v.name for v in variables]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise CodebookError(f"{where}: variables defined twice: {duplicates}")
     if sum(v.role == "id" for v in variables) != 1:
         raise CodebookError(f"{where}: needs exactly one identifier variable")
-    files = {}
-    for wave, spec in raw["files"].items():
-        if wave not in book["waves"]:
-            raise CodebookError(f"{where}: file for unknown wave {wave!r}")
-        spec = FileSpec(**spec)
-        if Path(spec.name).suffix.lower() not in FILE_FORMATS:
-            raise CodebookError(f"{where}: {spec.name} is not one of {sorted(FILE_FORMATS)}")
-        files[wave] = spec
     for wave in book["waves"]:
         in_wave = [v.sources[wave].variable for v in variables if v.asked_in(wave)]
         if in_wave and wave not in files:
@@ -427,7 +485,7 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
         clashes = sorted({c for c in folded if folded.count(c) > 1})
         if clashes:
             raise CodebookError(f"{where}.{wave}: source columns used twice: {clashes}")
-    return Instrument(
+    instrument = Instrument(
         name=name,
         label=_label(raw["label"], where),
         respondents=_label(raw["respondents"], where),
@@ -441,6 +499,50 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
         weighting=_weighting(raw.get("design", {}).get("weighting", {}), where, variables),
         census=_census(raw.get("design", {}), where),
     )
+    _check_waves_complete(instrument, dict(zip(names, origins, strict=True)), where)
+    return instrument
+
+
+def _needed(instrument: Instrument) -> dict[str, str]:
+    """The variables a wave with a file cannot do without, with the reason each is needed."""
+    needed = {
+        v.name: f"its role is {v.role}" for v in instrument.variables if v.role in NEEDED_ROLES
+    }
+    for key in ("strata", "psu"):
+        if instrument.design.get(key) in {v.name for v in instrument.variables}:
+            needed.setdefault(instrument.design[key], f"it is the design's {key}")
+    for margin in instrument.weighting.margins:
+        for column in margin:
+            needed.setdefault(column, f"it is a weighting margin ({' × '.join(margin)})")
+    return needed
+
+
+def _check_waves_complete(instrument: Instrument, origins: dict[str, str], where: str) -> None:
+    """Refuse a wave the instrument delivers a file for but that misses what every wave needs
+    (identifier, geography, design and weighting variables), asks nothing substantive, or asks
+    only part of a cross-field rule. A substantive item a wave did not ask stays legitimate:
+    it is coded 'not asked' there."""
+    for wave, spec in instrument.files.items():
+        for name, reason in _needed(instrument).items():
+            if not instrument.variable(name).asked_in(wave):
+                raise CodebookError(
+                    f"{origins[name]}: {name} has no source in {wave}, but {instrument.name} "
+                    f"has a file in that wave ({spec.name}) and needs {name} in every wave: "
+                    f"{reason}. Add `{wave}: {{variable: …}}` under its waves."
+                )
+        if not any(v.role == "substantive" for v in instrument.variables_in(wave)):
+            raise CodebookError(
+                f"{where}: {instrument.name} has a file in {wave} ({spec.name}) but no "
+                f"substantive variable with a source in {wave}"
+            )
+        for rule in instrument.rules:
+            asked = [n for n in rule.variables if instrument.variable(n).asked_in(wave)]
+            if asked and len(asked) < len(rule.variables):
+                absent = [n for n in rule.variables if n not in asked]
+                raise CodebookError(
+                    f"{where}: rule {rule.name} needs {', '.join(rule.variables)} together, but "
+                    f"{', '.join(absent)} have no source in {wave}"
+                )
 
 
 def _census(design: dict[str, Any], where: str) -> Census | None:
@@ -513,6 +615,11 @@ def load_codebook(directory: Path | None = None) -> Codebook:
     years = [w.year for w in waves.values()]
     if len(set(years)) != len(years):
         raise CodebookError("study.yaml: two waves share a year; asset names use the year")
+    if years != sorted(years):
+        raise CodebookError(
+            "study.yaml: waves must be listed in the order of their years "
+            f"(got {', '.join(f'{w.id} {w.year}' for w in waves.values())})"
+        )
     missing = {
         kind: MissingCategory(kind, int(spec["code"]), _label(spec, f"study.yaml: {kind}"))
         for kind, spec in study["missing_categories"].items()
@@ -540,6 +647,12 @@ def load_codebook(directory: Path | None = None) -> Codebook:
         if instrument.name != name:
             raise CodebookError(f"{path.name}: declares instrument {instrument.name!r}")
         instruments[name] = instrument
+    for wave in waves:
+        if not any(wave in i.files for i in instruments.values()):
+            raise CodebookError(
+                f"study.yaml: wave {wave} has no file in any instrument: add "
+                f"`{wave}: {{name: …}}` under files: in instruments/<instrument>.yaml"
+            )
     return Codebook(
         version=str(study["codebook_version"]),
         digest=codebook_digest(directory),
@@ -550,8 +663,79 @@ def load_codebook(directory: Path | None = None) -> Codebook:
         missing_categories=missing,
         themes=themes,
         validation=ValidationDefaults(**study["validation"]),
+        study=_study(study.get("study")),
+        comparisons=_comparisons(study.get("comparisons") or [], waves),
         split_units=_split_rule(study.get("geography", {})),
     )
+
+
+def _study(spec: Any) -> Study:
+    where = "study.yaml: study"
+    if not isinstance(spec, dict) or "title" not in spec:
+        raise CodebookError(f"{where}: needs a title (lv, en), project_no and commissioner")
+    return Study(
+        title=_label(spec["title"], f"{where}.title"),
+        project_no=str(spec.get("project_no", "")),
+        commissioner=str(spec.get("commissioner", "")),
+    )
+
+
+def _comparisons(specs: list[Any], waves: dict[str, Wave]) -> dict[str, Comparison]:
+    """The comparisons the report makes, each checked against the waves and the others: a
+    wave cannot be before the project in one comparison and after it in another."""
+    comparisons: dict[str, Comparison] = {}
+    phase: dict[str, tuple[str, str]] = {}  # wave -> (before/after the project, said by)
+    for number, spec in enumerate(specs, start=1):
+        where = f"study.yaml: comparisons[{number}]"
+        if not isinstance(spec, dict) or not spec.get("id"):
+            raise CodebookError(f"{where}: needs an id, before, after, role and label")
+        where = f"study.yaml: comparison {spec['id']}"
+        if spec["id"] in comparisons:
+            raise CodebookError(f"{where}: the id is used twice")
+        before, after, role = spec.get("before"), spec.get("after"), spec.get("role")
+        for key, wave in (("before", before), ("after", after)):
+            if wave not in waves:
+                raise CodebookError(f"{where}: {key} names unknown wave {wave!r}")
+        if before == after:
+            raise CodebookError(f"{where}: before and after are the same wave ({before})")
+        if waves[before].year > waves[after].year:
+            raise CodebookError(
+                f"{where}: before ({before}, {waves[before].year}) must be the earlier wave "
+                f"than after ({after}, {waves[after].year})"
+            )
+        if role not in COMPARISON_ROLES:
+            raise CodebookError(f"{where}: role must be one of {COMPARISON_ROLES}, got {role!r}")
+        same = [c.id for c in comparisons.values() if (c.before, c.after) == (before, after)]
+        if same:
+            raise CodebookError(f"{where}: compares the same waves as comparison {same[0]}")
+        phases = {
+            before: "after" if role == "persistence" else "before",
+            after: "after",
+        }
+        for wave, side in phases.items():
+            known = phase.setdefault(wave, (side, spec["id"]))
+            if known[0] != side:
+                raise CodebookError(
+                    f"{where}: role {role} puts {wave} {side} the project, but comparison "
+                    f"{known[1]} puts it {known[0]} the project"
+                )
+        comparisons[spec["id"]] = Comparison(
+            id=str(spec["id"]),
+            before=before,
+            after=after,
+            role=role,
+            label=_label(spec.get("label"), f"{where}.label"),
+        )
+    before = [w for w, (side, _) in phase.items() if side == "before"]
+    after = [w for w, (side, _) in phase.items() if side == "after"]
+    late = [(b, a) for b in before for a in after if waves[b].year > waves[a].year]
+    if late:
+        b, a = late[0]
+        raise CodebookError(
+            f"study.yaml: comparisons put {b} ({waves[b].year}) before the project "
+            f"and {a} ({waves[a].year}) after it"
+        )
+    return comparisons
 
 
 def _split_rule(spec: dict[str, Any]) -> str:

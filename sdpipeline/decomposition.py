@@ -1,6 +1,7 @@
-"""Shift-share decomposition of a national change: how much comes from a different mix of
-respondents (regions, municipality types and, for people, age groups; not least through the
-ATR) and how much from change within the same kinds of respondents.
+"""Shift-share decomposition of a national change, in every declared comparison: how much
+comes from a different mix of respondents (regions, municipality types and, for people, age
+groups; not least through the ATR) and how much from change within the same kinds of
+respondents.
 
 With group shares s and group means p in the two waves, the change Σ s'p' − Σ s p splits
 exactly into a within part Σ (p' − p)(s + s')/2 and a composition part Σ (s' − s)(p + p')/2
@@ -15,47 +16,54 @@ import numpy as np
 import pandas as pd
 
 from sdpipeline import disclosure
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, Comparison
 from sdpipeline.indicators import Catalogue, Indicator, values
 from sdpipeline.reference import ReferenceData
 
 PERSON_GROUPS = ("age_group",)
 
 
-def group_columns(table: pd.DataFrame) -> list[str]:
+def group_columns(table: pd.DataFrame, waves: tuple[str, ...]) -> list[str]:
+    """The groups of a comparison: a person group only where both its waves answer it."""
     columns = ["region", "municipality_type"]
-    return columns + [c for c in PERSON_GROUPS if c in table and (table[c] >= 0).all()]
+    compared = table["wave"].isin(waves).to_numpy()
+    return columns + [
+        c for c in PERSON_GROUPS if c in table and (table[c].to_numpy()[compared] >= 0).all()
+    ]
 
 
 @dataclass(frozen=True)
 class Cells:
-    """Each row's cell (wave × groups) as an integer, worked out once per table: grouping a
-    register's text columns afresh for every indicator took most of the decomposition's time."""
+    """Each row's cell (wave × groups) as an integer, worked out once per table and set of
+    groups: grouping a register's text columns afresh for every indicator took most of the
+    decomposition's time."""
 
     keys: list[str]
     cell: np.ndarray
     labels: pd.MultiIndex
 
     @classmethod
-    def of(cls, table: pd.DataFrame) -> Cells:
-        keys = ["wave", *group_columns(table)]
-        groups = table.groupby(keys, sort=True)
-        return cls(keys, groups.ngroup().to_numpy(), groups.size().index)
+    def of(cls, table: pd.DataFrame, groups: list[str]) -> Cells:
+        keys = ["wave", *groups]
+        grouped = table.groupby(keys, sort=True)
+        return cls(keys, grouped.ngroup().to_numpy(), grouped.size().index)
 
 
 def decompose(
     indicator: Indicator,
     table: pd.DataFrame,
+    comparison: Comparison,
     codebook: Codebook,
     ref: ReferenceData,
     cells: Cells | None = None,
 ) -> dict | None:
-    """``cells``: the table's, when already worked out for another indicator."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+    """``cells``: the table's for this comparison's groups, when already worked out for
+    another indicator."""
+    first, last = comparison.before, comparison.after
     variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
     if not (variable.asked_in(first) and variable.asked_in(last)) or indicator.statistic == "ratio":
         return None
-    cells = cells or Cells.of(table)
+    cells = cells or Cells.of(table, group_columns(table, (first, last)))
     y, _ = values(indicator, table, codebook, ref)
     factor = 100.0 if indicator.statistic == "proportion" else 1.0
     y = np.asarray(y, dtype=float) * factor
@@ -84,38 +92,58 @@ def decompose(
     composition = float(((cells["s_b"] - cells["s_a"]) * (cells["p_a"] + cells["p_b"]) / 2).sum())
     total = float((cells["s_b"] * cells["p_b"]).sum() - (cells["s_a"] * cells["p_a"]).sum())
     return {
+        "comparison": comparison.id,
+        "wave_before": first,
+        "wave_after": last,
         "indicator_id": indicator.id,
         "groups": " × ".join(keys),
         "cells": len(cells),
-        "estimate_ante": float((cells["s_a"] * cells["p_a"]).sum()),
-        "estimate_post": float((cells["s_b"] * cells["p_b"]).sum()),
+        "estimate_before": float((cells["s_a"] * cells["p_a"]).sum()),
+        "estimate_after": float((cells["s_b"] * cells["p_b"]).sum()),
         "change": total,
         "within": within,
         "composition": composition,
         "composition_share": composition / total if abs(total) > 1e-12 else np.nan,
-        "n_ante": int(cells["n_a"].sum()),
-        "n_post": int(cells["n_b"].sum()),
+        "n_before": int(cells["n_a"].sum()),
+        "n_after": int(cells["n_b"].sum()),
     }
+
+
+VALUES = ["estimate_before", "estimate_after", "change", "within", "composition"]
+COLUMNS = [
+    "comparison",
+    "wave_before",
+    "wave_after",
+    "indicator_id",
+    "groups",
+    "cells",
+    *VALUES,
+    "composition_share",
+    "n_before",
+    "n_after",
+]
 
 
 def decompose_all(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
-    cells = {name: Cells.of(table) for name, table in tables.items()}
-    rows = [
-        row
-        for indicator in catalogue.indicators
-        if (
-            row := decompose(
-                indicator, tables[indicator.instrument], codebook, ref, cells[indicator.instrument]
-            )
-        )
-        is not None
-    ]
+    """Every indicator's national change split, for each declared comparison in turn."""
+    cells: dict[tuple[str, tuple[str, ...]], Cells] = {}
+    rows = []
+    for comparison in codebook.comparisons.values():
+        for indicator in catalogue.indicators:
+            table = tables[indicator.instrument]
+            groups = group_columns(table, (comparison.before, comparison.after))
+            key = (indicator.instrument, tuple(groups))
+            if key not in cells:
+                cells[key] = Cells.of(table, groups)
+            row = decompose(indicator, table, comparison, codebook, ref, cells[key])
+            if row is not None:
+                rows.append(row)
     return disclosure.protect(
-        pd.DataFrame(rows),
-        ["n_ante", "n_post"],
-        ["estimate_ante", "estimate_post", "change", "within", "composition", "composition_share"],
+        pd.DataFrame(rows, columns=COLUMNS),
+        ["n_before", "n_after"],
+        [*VALUES, "composition_share"],
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )

@@ -47,15 +47,36 @@ def render(codebook: Codebook) -> str:
         f"Generated from `data/codebook/` (version {codebook.version}, "
         f"digest `{codebook.digest[:12]}`) by `sdpipeline docs`. Do not edit by hand.",
         "",
+        f"**{codebook.study.title.en}** ({codebook.study.title.lv}), project no. "
+        f"{codebook.study.project_no}; commissioned by {codebook.study.commissioner}.",
+        "",
         "## Waves",
         "",
-        "| wave | year | fieldwork | municipality codes |",
-        "|---|---|---|---|",
+        "| wave | year | fieldwork | municipality codes | population | place in the project |",
+        "|---|---|---|---|---|---|",
     ]
+    phases = {True: "after the project", False: "before the project", None: "in no comparison"}
     for wave in codebook.waves.values():
         lines.append(
             f"| `{wave.id}` ({wave.label.en}) | {wave.year} | {wave.fieldwork_start} – "
-            f"{wave.fieldwork_end} | ISO 3166-2:LV, {wave.municipality_vintage} vintage |"
+            f"{wave.fieldwork_end} | ISO 3166-2:LV, {wave.municipality_vintage} vintage | "
+            f"{wave.population_year} | {phases[codebook.after_project(wave.id)]} |"
+        )
+    lines += [
+        "",
+        "## Comparisons",
+        "",
+        "The changes the report shows, each from the earlier wave to the later one; every "
+        "change, decomposition, difference-in-differences and change column of the report is "
+        "computed for these and no other pairs of waves.",
+        "",
+        "| comparison | before | after | role | label |",
+        "|---|---|---|---|---|",
+    ]
+    for comparison in codebook.comparisons.values():
+        lines.append(
+            f"| `{comparison.id}` | `{comparison.before}` | `{comparison.after}` | "
+            f"{comparison.role} | {_cell(comparison.label.lv)} / {_cell(comparison.label.en)} |"
         )
     lines += [
         "",

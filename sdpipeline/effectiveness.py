@@ -1,11 +1,13 @@
-"""Indicator estimates by wave and domain, and their change from ex-ante to ex-post.
+"""Indicator estimates by wave and domain, and their change in every declared comparison.
 
 Every estimate is design-based over the whole sample of its wave (domains are never filtered
-first), with the degrees of freedom of its own wave and domain, and a proportion's interval is
-Wilson's on the effective sample size (``estimation.wilson_interval``); a change is ex-post minus
-ex-ante from two independent samples, its standard error √(se²_ante + se²_post), tested with
-Student's t on the Welch–Satterthwaite degrees of freedom of the two estimates
-(``estimation.welch_df``), and read against the indicator's direction.
+first), on that wave's own design: the waves are independent samples, so adding a wave never
+moves another wave's figures. Each estimate has the degrees of freedom of its own wave and
+domain, and a proportion's interval is Wilson's on the effective sample size
+(``estimation.wilson_interval``). A change is the later wave minus the earlier one of a
+comparison (``study.yaml``), from two independent samples: its standard error
+√(se²_before + se²_after), tested with Student's t on the Welch–Satterthwaite degrees of freedom
+of the two estimates (``estimation.welch_df``), and read against the indicator's direction.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sdpipeline import disclosure
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, Comparison
 from sdpipeline.estimation import (
     Design,
     ratio_estimate,
@@ -29,7 +31,6 @@ from sdpipeline.harmonise import comparability
 from sdpipeline.indicators import Catalogue, Disclosure, Indicator, values
 from sdpipeline.reference import ReferenceData
 
-ESTIMATE_COLUMNS = ["estimate", "se", "ci_low", "ci_high"]
 NATIONAL = {"lv": "Latvija", "en": "Latvia"}
 TYPES = {
     "novads": {"lv": "Novadi", "en": "Municipalities (novadi)"},
@@ -62,27 +63,45 @@ def _scale(indicator: Indicator) -> float:
     return 100.0 if indicator.statistic == "proportion" else 1.0
 
 
+@dataclass(frozen=True)
+class WaveRows:
+    """One wave's rows of a table (positions) and the design they make on their own."""
+
+    rows: np.ndarray
+    design: Design
+
+
+def wave_rows(table: pd.DataFrame, wave: str) -> WaveRows:
+    """The wave's rows and design. Its strata and sampling units are its own (the harmonised
+    design labels carry the wave), so the variance is the one over the whole table, and the
+    degrees of freedom are the wave's."""
+    rows = np.flatnonzero((table["wave"] == wave).to_numpy())
+    strata = table["design_stratum"].to_numpy()[rows]
+    population = (
+        table["design_population"].to_numpy()[rows] if "design_population" in table else None
+    )
+    return WaveRows(rows, Design.of(strata, table["design_psu"].to_numpy()[rows], population))
+
+
 @dataclass
 class Layout:
-    """A table's design, and the rows of each wave and domain, worked out once for all the
+    """A table's waves, their designs and the rows of each domain, worked out once for all the
     indicators of the table: comparing a register's text columns afresh for each of hundreds
     of estimates took longer than the estimates did."""
 
     table: pd.DataFrame
     codebook: Codebook
-    design: Design
     weights: np.ndarray
-    _waves: dict[str, np.ndarray] = field(default_factory=dict)
+    _waves: dict[str, WaveRows] = field(default_factory=dict)
     _cells: dict[str, list[tuple[str, str, str, np.ndarray]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, table: pd.DataFrame, codebook: Codebook) -> Layout:
-        design = Design.of_table(table)
-        return cls(table, codebook, design, np.asarray(table["weight"], dtype=float))
+        return cls(table, codebook, np.asarray(table["weight"], dtype=float))
 
-    def wave(self, wave: str) -> np.ndarray:
+    def wave(self, wave: str) -> WaveRows:
         if wave not in self._waves:
-            self._waves[wave] = (self.table["wave"] == wave).to_numpy()
+            self._waves[wave] = wave_rows(self.table, wave)
         return self._waves[wave]
 
     def cells(self, breakdown: str) -> list[tuple[str, str, str, np.ndarray]]:
@@ -109,14 +128,21 @@ def estimate_indicator(
     rows = []
     for wave in codebook.waves:
         in_wave = layout.wave(wave)
-        if not in_wave.any() or not codebook.instruments[indicator.instrument].variable(
+        if not len(in_wave.rows) or not codebook.instruments[indicator.instrument].variable(
             indicator.variable
         ).asked_in(wave):
             continue
+        own = in_wave.rows
         for breakdown in indicator.breakdowns:
             for code, label_lv, label_en, mask in layout.cells(breakdown):
                 e = ratio_estimate(
-                    y, x, layout.weights, None, None, in_wave & mask, design=layout.design
+                    y[own],
+                    x[own],
+                    layout.weights[own],
+                    None,
+                    None,
+                    mask[own],
+                    design=in_wave.design,
                 )
                 factor = _scale(indicator)
                 low, high = (
@@ -143,7 +169,7 @@ def estimate_indicator(
                         "weighted_n": e.weighted_n,
                         "weighted_base": e.weighted_base,
                         "df": e.df,
-                        "dominance": _dominance(y, layout.weights, in_wave & mask & answered, rule)
+                        "dominance": _dominance(y, layout.weights, own, mask, answered, rule)
                         if magnitude
                         else "",
                     }
@@ -151,8 +177,16 @@ def estimate_indicator(
     return rows
 
 
-def _dominance(y: np.ndarray, weights: np.ndarray, rows: np.ndarray, rule: Disclosure) -> str:
-    return disclosure.dominance(y[rows], weights[rows], rule)
+def _dominance(
+    y: np.ndarray,
+    weights: np.ndarray,
+    own: np.ndarray,
+    mask: np.ndarray,
+    answered: np.ndarray,
+    rule: Disclosure,
+) -> str:
+    inside = own[mask[own] & answered[own]]
+    return disclosure.dominance(y[inside], weights[inside], rule)
 
 
 def estimate_cube(
@@ -191,13 +225,26 @@ def verdict(difference: float, p_value: float, direction: str) -> tuple[str, str
     return ("improved", "uzlabojās") if better else ("worsened", "pasliktinājās")
 
 
-def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -> pd.DataFrame:
-    """Ex-post minus ex-ante for every indicator and domain asked in both waves, from the
-    published estimates: a change is hidden whenever either of its waves is."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+CHANGE_VALUES = [
+    "estimate_before",
+    "estimate_after",
+    "difference",
+    "se",
+    "df",
+    "ci_low",
+    "ci_high",
+    "p_value",
+]
+
+
+def comparison_changes(
+    estimates: pd.DataFrame, comparison: Comparison, catalogue: Catalogue, codebook: Codebook
+) -> list[dict]:
+    """One comparison's change, later wave minus earlier, for every indicator and domain asked
+    in both of its waves."""
     keys = ["indicator_id", "breakdown", "domain"]
-    ante = estimates[estimates["wave"] == first].set_index(keys)
-    post = estimates[estimates["wave"] == last].set_index(keys)
+    ante = estimates[estimates["wave"] == comparison.before].set_index(keys)
+    post = estimates[estimates["wave"] == comparison.after].set_index(keys)
     rows = []
     for key in ante.index.intersection(post.index):
         a, p = ante.loc[key], post.loc[key]
@@ -211,47 +258,74 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
         english, latvian = verdict(difference, p_value, indicator.direction)
         rows.append(
             {
+                "comparison": comparison.id,
+                "wave_before": comparison.before,
+                "wave_after": comparison.after,
                 "indicator_id": key[0],
                 "breakdown": key[1],
                 "domain": key[2],
                 "domain_lv": a["domain_lv"],
                 "domain_en": a["domain_en"],
-                "estimate_ante": a["estimate"],
-                "estimate_post": p["estimate"],
+                "estimate_before": a["estimate"],
+                "estimate_after": p["estimate"],
                 "difference": difference,
                 "se": se,
+                "df": df,
                 "ci_low": difference - quantile * se,
                 "ci_high": difference + quantile * se,
-                "df": df,
                 "p_value": p_value,
                 "verdict_en": english,
                 "verdict_lv": latvian,
-                "comparability": comparability(variable, codebook),
-                "n_ante": int(a["n"]),
-                "n_post": int(p["n"]),
+                "comparability": comparability(
+                    variable, codebook, (comparison.before, comparison.after)
+                ),
+                "n_before": int(a["n"]),
+                "n_after": int(p["n"]),
                 # published only where both waves are, so that it tells nothing of a hidden one
                 "suppressed": bool(a["suppressed"] or p["suppressed"]),
                 "suppression": "; ".join(
                     f"{codebook.waves[w].year}: {r['suppression']}"
-                    for w, r in ((first, a), (last, p))
+                    for w, r in ((comparison.before, a), (comparison.after, p))
                     if r["suppressed"]
                 ),
             }
         )
-    frame = pd.DataFrame(rows)
-    hidden = frame["suppressed"]
-    for column in (
-        "estimate_ante",
-        "estimate_post",
-        "difference",
-        "se",
-        "df",
-        "ci_low",
-        "ci_high",
-        "p_value",
-    ):
+    return rows
+
+
+def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -> pd.DataFrame:
+    """Every declared comparison's changes (``study.yaml``), each row carrying its comparison,
+    from the published estimates: a change is hidden whenever either of its waves is."""
+    rows = [
+        row
+        for comparison in codebook.comparisons.values()
+        for row in comparison_changes(estimates, comparison, catalogue, codebook)
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "comparison",
+            "wave_before",
+            "wave_after",
+            "indicator_id",
+            "breakdown",
+            "domain",
+            "domain_lv",
+            "domain_en",
+            *CHANGE_VALUES,
+            "verdict_en",
+            "verdict_lv",
+            "comparability",
+            "n_before",
+            "n_after",
+            "suppressed",
+            "suppression",
+        ],
+    )
+    hidden = frame["suppressed"].astype(bool)
+    for column in CHANGE_VALUES:
         frame[column] = frame[column].astype(float).where(~hidden)
-    smallest = frame[["n_ante", "n_post"]].min(axis=1)
+    smallest = frame[["n_before", "n_after"]].min(axis=1)
     frame["low_reliability"] = ~hidden & (smallest < catalogue.low_reliability_below)
     frame.loc[hidden, ["verdict_en", "verdict_lv"]] = ["suppressed", "neatklāj"]
     return frame

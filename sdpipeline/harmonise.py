@@ -152,13 +152,17 @@ def recode_rule(source: SourceVariable | None, codebook: Codebook) -> str:
     return f"{text}; missing {missing}" if missing else text
 
 
-def comparability(variable: Variable, codebook: Codebook) -> str:
+def comparability(
+    variable: Variable, codebook: Codebook, waves: Iterable[str] | None = None
+) -> str:
     """identical: every wave turns the same original codes into the same harmonised codes;
     harmonised: the waves differ (a collapsed scale, an added option, binned ages) and a
-    documented rule makes them comparable; one_wave: asked in one wave only."""
-    if len(variable.sources) < len(codebook.waves):
+    documented rule makes them comparable; one_wave: asked in one wave only. ``waves``: the
+    waves compared (default: every wave that asked it)."""
+    waves = [w for w in (codebook.waves if waves is None else waves) if variable.asked_in(w)]
+    if len(waves) < 2:
         return "one_wave"
-    sources = list(variable.sources.values())
+    sources = [variable.sources[w] for w in waves]
     if any(s.bins is not None for s in sources):
         return "harmonised"
     recodes = [s.scale.recode if s.scale is not None else None for s in sources]

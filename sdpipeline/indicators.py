@@ -79,6 +79,27 @@ class FewClusters:
 
 
 @dataclass(frozen=True)
+class ReportTable:
+    title: Label
+    description: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the report calls itself and its tables; the waves and comparisons it shows come
+    from the codebook, so no title here names a year."""
+
+    title: Label
+    region_chart: str
+    tables: dict[str, ReportTable]
+
+    def table(self, name: str) -> ReportTable:
+        if name not in self.tables:
+            raise CatalogueError(f"catalogue.yaml: report.tables has no entry for {name!r}")
+        return self.tables[name]
+
+
+@dataclass(frozen=True)
 class Catalogue:
     version: str
     indicators: tuple[Indicator, ...]
@@ -87,6 +108,7 @@ class Catalogue:
     groups: dict[str, Any]
     few_clusters: FewClusters
     disclosure: Disclosure
+    report: Report
 
     def get(self, indicator_id: str) -> Indicator:
         return next(i for i in self.indicators if i.id == indicator_id)
@@ -109,6 +131,14 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         if spec["statistic"] not in STATISTICS or spec.get("direction") not in DIRECTIONS:
             raise CatalogueError(f"{where}: statistic or direction not recognised")
         variable = instrument.variable(spec["variable"])
+        denominator = spec.get("denominator_variable")
+        if denominator in names:
+            lacking = set(variable.sources) - set(instrument.variable(denominator).sources)
+            if lacking:
+                raise CatalogueError(
+                    f"{where}: {variable.name} is asked in {', '.join(sorted(lacking))} but "
+                    f"its denominator {denominator} is not"
+                )
         success = tuple(int(c) for c in spec.get("success", ()))
         if spec["statistic"] == "proportion":
             if not success or not set(success) <= set(variable.scale.codes):
@@ -163,6 +193,7 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         suppress_below=int(raw["disclosure"]["suppress_below"]),
         low_reliability_below=int(raw["disclosure"]["low_reliability_below"]),
         groups=raw.get("groups", {}),
+        report=_report(raw.get("report") or {}, path.name, set(ids)),
         few_clusters=_few_clusters(raw.get("few_clusters"), path.name),
         disclosure=_disclosure(raw["disclosure"], path.name),
     )
@@ -202,6 +233,20 @@ def _few_clusters(spec: dict[str, Any] | None, where: str) -> FewClusters:
         minimum_cr1=int(minimum["cr1"]),
         minimum_bootstrap=int(minimum["wild_bootstrap"]),
     )
+
+
+def _report(spec: dict[str, Any], where: str, ids: set[str]) -> Report:
+    where = f"{where}: report"
+    if spec.get("region_chart") not in ids:
+        raise CatalogueError(f"{where}.region_chart must name an indicator")
+    tables = {}
+    for name, table in (spec.get("tables") or {}).items():
+        if not {"lv", "en", "description"} <= set(table or {}):
+            raise CatalogueError(f"{where}.tables.{name}: needs lv, en and description")
+        tables[name] = ReportTable(Label(table["lv"], table["en"]), str(table["description"]))
+    if "title" not in spec:
+        raise CatalogueError(f"{where}: needs a title (lv, en)")
+    return Report(Label(**spec["title"]), spec["region_chart"], tables)
 
 
 @cache

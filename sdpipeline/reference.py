@@ -1,5 +1,7 @@
-"""Reference data on Latvian municipalities: the two territorial vintages, the 2017 → 2021
-crosswalk and population. Codes are read as text: ISO and ATVK codes are labels, not numbers."""
+"""Reference data on Latvian municipalities: a list per territorial vintage, the 2017 → 2021
+crosswalk and population per year. Codes are read as text: ISO and ATVK codes are labels, not
+numbers. Which vintages and population years are needed follows the codebook's waves; what
+exists follows the files under ``data/reference/``."""
 
 from __future__ import annotations
 
@@ -10,12 +12,31 @@ import duckdb
 import pandas as pd
 
 from sdpipeline import settings
-from sdpipeline.codebook import Codebook
+from sdpipeline.codebook import Codebook, DataContractError
 
-VINTAGE_FILES = {2017: "municipalities_2017.csv", 2021: "municipalities_2021.csv"}
-CROSSWALK_FILE = "crosswalk_2017_2021.csv"
+# The map every harmonised table is on (its ``municipality_2021`` column): the 43 units after
+# the 2021 administrative-territorial reform.
+MAP_VINTAGE = 2021
+# The one crosswalk there is: a wave on the 2017 vintage reaches the map through it. A wave
+# may be on either vintage; another vintage would need its own list and crosswalk.
+CROSSWALK_VINTAGE = 2017
+CROSSWALK_FILE = f"crosswalk_{CROSSWALK_VINTAGE}_{MAP_VINTAGE}.csv"
 TOTALS_FILE = "population_totals.csv"
 POPULATION_FILE = "population_adults.csv"
+ASSUMPTIONS_FILE = "population_assumptions.yaml"
+
+
+class ReferenceDataError(DataContractError):
+    """A wave needs reference data (a municipality list, a crosswalk, a population year) that
+    ``data/reference/`` does not have."""
+
+
+def vintage_file(vintage: int) -> str:
+    """The municipality list of a territorial vintage."""
+    return f"municipalities_{vintage}.csv"
+
+
+VINTAGE_FILES = {v: vintage_file(v) for v in (CROSSWALK_VINTAGE, MAP_VINTAGE)}
 
 
 def _read(name: str, directory: Path | None) -> pd.DataFrame:
@@ -30,15 +51,14 @@ def region_codes(codebook: Codebook) -> dict[str, int]:
 
 def municipalities(vintage: int, codebook: Codebook, directory: Path | None = None) -> pd.DataFrame:
     """The municipalities of one territorial vintage (2017: 119 units, 2021: 43 units)."""
-    if vintage not in VINTAGE_FILES:
-        raise ValueError(
-            f"no municipality list for vintage {vintage}; have {sorted(VINTAGE_FILES)}"
-        )
-    frame = _read(VINTAGE_FILES[vintage], directory)
+    name = vintage_file(vintage)
+    if not ((directory or settings.reference_dir()) / name).exists():
+        raise ReferenceDataError(f"no municipality list for vintage {vintage}: {name} is missing")
+    frame = _read(name, directory)
     regions = region_codes(codebook)
     unknown = set(frame["statistical_region"]) - set(regions)
     if unknown:
-        raise ValueError(f"{VINTAGE_FILES[vintage]}: unknown statistical regions {sorted(unknown)}")
+        raise ValueError(f"{name}: unknown statistical regions {sorted(unknown)}")
     return pd.DataFrame(
         {
             "vintage": vintage,
@@ -115,3 +135,53 @@ class ReferenceData:
             population_adults=table("population_adults"),
             population_totals=table("population_totals"),
         )
+
+
+def check_waves(codebook: Codebook, directory: Path | None = None) -> None:
+    """Refuse, before any step runs, a wave whose reference data is not there: the municipality
+    list of its vintage, the crosswalk to the map, and its population year on that vintage in
+    both population files. Without them the wave would fail at run time (raking against an
+    empty population does not converge) or, worse, be weighted to another year."""
+    directory = directory or settings.reference_dir()
+    problems = []
+    totals = population_totals(directory)
+    adults = population_adults(directory)
+    cells = adults[["sex", "age_group"]].drop_duplicates()
+    for wave in codebook.waves.values():
+        vintage, year = wave.municipality_vintage, wave.population_year
+        where = f"study.yaml: wave {wave.id}"
+        if vintage not in VINTAGE_FILES:
+            problems.append(
+                f"{where} is on the {vintage} territorial vintage; municipalities reach the "
+                f"{MAP_VINTAGE} map only from the {CROSSWALK_VINTAGE} vintage ({CROSSWALK_FILE}): "
+                "a wave on another vintage is not supported"
+            )
+            continue
+        units = set(_read(vintage_file(vintage), directory)["iso_code"])
+        add = (
+            f"add {year} to {directory / ASSUMPTIONS_FILE} (national_total, adult_share, "
+            f"adult_structure) and run `sdpipeline reference`, which writes {TOTALS_FILE} "
+            f"and {POPULATION_FILE}"
+        )
+        for name, frame, per_unit in (
+            (TOTALS_FILE, totals, 1),
+            (POPULATION_FILE, adults, len(cells)),
+        ):
+            rows = frame[(frame["year"] == year) & (frame["vintage"] == vintage)]
+            if rows.empty:
+                problems.append(
+                    f"{where} needs the population of {year} (population_year) on the "
+                    f"{vintage} municipalities, and {directory / name} has none: {add}"
+                )
+                break
+            counts = rows["iso_code"].value_counts()
+            short = sorted(units - set(counts[counts == per_unit].index))
+            if short:
+                problems.append(
+                    f"{where}: {directory / name} lacks the {year} population of {len(short)} "
+                    f"municipalities of the {vintage} vintage (e.g. {', '.join(short[:3])}): "
+                    f"{add}"
+                )
+                break
+    if problems:
+        raise ReferenceDataError("\n".join(problems))

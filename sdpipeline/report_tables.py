@@ -1,5 +1,9 @@
 """The tables of the ministry's report, shaped as printed: one row per line of the table,
-bilingual headers, figures rounded for print, disclosure control carried from the estimates."""
+bilingual headers, figures rounded for print, disclosure control carried from the estimates.
+
+Every indicator table has one column per wave and one block of change columns per declared
+comparison (``study.yaml``); the headers name the waves and comparisons by their years, so a
+new wave or comparison is a new column or block, never a relabelled one."""
 
 from __future__ import annotations
 
@@ -7,17 +11,31 @@ import numpy as np
 import pandas as pd
 
 from sdpipeline import disclosure
-from sdpipeline.codebook import Codebook
-from sdpipeline.estimation import Design, t_quantile, weighted_mean, welch_df
+from sdpipeline.codebook import Codebook, Comparison
+from sdpipeline.effectiveness import wave_rows
+from sdpipeline.estimation import t_quantile, weighted_mean, welch_df
 from sdpipeline.indicators import Catalogue
 
 INSTRUMENT_COLUMN = "Instruments / Instrument"
-SUPPRESSED = "Neatklāj (n < {n}) / Suppressed (n < {n})"
+NOTES = "Piezīmes / Notes"
+SUPPRESSED = "Neatklāj / Suppressed ({reason})"
+WAVE_OR_COMPARISON = "Vilnis vai salīdzinājums / Wave or comparison"
+CHANGE = "Izmaiņas / Change"
+CI = "95% TI / 95% CI"
+VERDICT = "Verdict"
+BOOTSTRAP_CI = "95% TI (savvaļas klasteru butstraps) / 95% CI (wild cluster bootstrap)"
+BOOTSTRAP_P = "p (butstraps / bootstrap)"
+CLUSTERS = "Pašvaldības: maz / dažas / lielākā daļa / Municipalities: little / some / most"
 
 
-def _round(value: float, digits: int = 1) -> float:
-    """Rounded for print, never to a negative zero: −0.04 prints as 0.0, not "-0,0"."""
-    return round(float(value), digits) + 0.0
+def tag(comparison: Comparison, codebook: Codebook) -> str:
+    """How headers and rows name a comparison: its waves' years, earlier first."""
+    return f"{codebook.waves[comparison.before].year}→{codebook.waves[comparison.after].year}"
+
+
+def header(name: str, comparison_tag: str) -> str:
+    """A change column's header: the column's name and the comparison it belongs to."""
+    return f"{name} {comparison_tag}"
 
 
 def _ci(low: float, high: float, digits: int = 1) -> str | None:
@@ -26,108 +44,139 @@ def _ci(low: float, high: float, digits: int = 1) -> str | None:
     return f"[{_round(low, digits):.{digits}f}; {_round(high, digits):.{digits}f}]"
 
 
+def _round(value: float, digits: int = 1) -> float | None:
+    """Rounded for print, never to a negative zero: −0.04 prints as 0.0, not "-0,0"."""
+    return None if pd.isna(value) else round(float(value), digits) + 0.0
+
+
 def _flag(row: pd.Series, catalogue: Catalogue) -> str:
     if row.get("suppressed"):
-        return SUPPRESSED.format(n=catalogue.suppress_below)
+        return SUPPRESSED.format(reason=row.get("suppression") or f"n < {catalogue.suppress_below}")
     if row.get("low_reliability"):
         return f"Zema ticamība (n < {catalogue.low_reliability_below}) / Low reliability"
     return ""
 
 
-def _waves_and_change(
-    ante: pd.Series | None, post: pd.Series | None, change: pd.Series | None, codebook: Codebook
-) -> dict[str, object]:
-    """The columns every indicator table prints: both waves, the change and its CI."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+def _notes(by_wave: dict[str, pd.Series | None], catalogue: Catalogue, codebook: Codebook) -> str:
+    """Each wave's disclosure flag, named by its year."""
+    return "; ".join(
+        f"{codebook.waves[wave].year}: {flag}"
+        for wave, row in by_wave.items()
+        if row is not None and (flag := _flag(row, catalogue))
+    )
+
+
+def _waves(by_wave: dict[str, pd.Series | None], codebook: Codebook) -> dict[str, object]:
+    """One column per wave: its estimate, headed by its year."""
     return {
-        f"{codebook.waves[first].year}": None if ante is None else _round(ante["estimate"], 1),
-        f"{codebook.waves[last].year}": None if post is None else _round(post["estimate"], 1),
-        "Izmaiņas / Change": None if change is None else _round(change["difference"], 1),
-        "95% TI / 95% CI": None if change is None else _ci(change["ci_low"], change["ci_high"]),
+        str(codebook.waves[wave].year): None if row is None else _round(row["estimate"])
+        for wave, row in by_wave.items()
     }
+
+
+def _not_compared(
+    variable_waves: set[str], comparison: Comparison, codebook: Codebook
+) -> tuple[str, str]:
+    """Why a comparison has no change for an indicator, from the comparison's own waves:
+    (Latvian, English)."""
+    years = [
+        str(codebook.waves[w].year)
+        for w in (comparison.before, comparison.after)
+        if w not in variable_waves
+    ]
+    if years:
+        return f"nav jautāts {'. un '.join(years)}. gadā", f"not asked in {' and '.join(years)}"
+    return "nav novērtējams", "not estimable"
+
+
+def _lookup(frame: pd.DataFrame, key: tuple) -> pd.Series | None:
+    return frame.loc[key] if key in frame.index else None
 
 
 def headline(
     estimates: pd.DataFrame, changes: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
 ) -> pd.DataFrame:
-    """Every indicator nationally: both waves, the change, its CI and the verdict."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+    """Every indicator nationally: every wave, and each comparison's change, CI and verdict."""
     national = estimates[estimates["breakdown"] == "national"].set_index(["indicator_id", "wave"])
-    moved = changes[changes["breakdown"] == "national"].set_index("indicator_id")
+    moved = changes[changes["breakdown"] == "national"].set_index(["comparison", "indicator_id"])
     rows = []
     for number, indicator in enumerate(catalogue.indicators, start=1):
         instrument = codebook.instruments[indicator.instrument]
-        ante = (
-            national.loc[(indicator.id, first)] if (indicator.id, first) in national.index else None
-        )
-        post = (
-            national.loc[(indicator.id, last)] if (indicator.id, last) in national.index else None
-        )
-        change = moved.loc[indicator.id] if indicator.id in moved.index else None
-        rows.append(
-            {
-                "Nr.": number,
-                "Kods / Code": indicator.id,
-                "Rādītājs": indicator.name.lv,
-                "Indicator": indicator.name.en,
-                INSTRUMENT_COLUMN: f"{instrument.label.lv} / {instrument.label.en}",
-                "Mērvienība / Unit": indicator.unit,
-                **_waves_and_change(ante, post, change, codebook),
-                "p": None
-                if change is None or pd.isna(change["p_value"])
-                else _round(change["p_value"], 3),
-                "Vērtējums": "jautāts tikai vienā vilnī"
+        asked = set(instrument.variable(indicator.variable).sources)
+        by_wave = {w: _lookup(national, (indicator.id, w)) for w in codebook.waves}
+        row: dict[str, object] = {
+            "Nr.": number,
+            "Kods / Code": indicator.id,
+            "Rādītājs": indicator.name.lv,
+            "Indicator": indicator.name.en,
+            INSTRUMENT_COLUMN: f"{instrument.label.lv} / {instrument.label.en}",
+            "Mērvienība / Unit": indicator.unit,
+            **_waves(by_wave, codebook),
+        }
+        for comparison in codebook.comparisons.values():
+            change = _lookup(moved, (comparison.id, indicator.id))
+            why_lv, why_en = _not_compared(asked, comparison, codebook)
+            suffix = tag(comparison, codebook)
+            row |= {
+                header(CHANGE, suffix): None if change is None else _round(change["difference"]),
+                header(CI, suffix): None
                 if change is None
-                else change["verdict_lv"],
-                "Verdict": "asked in one wave only" if change is None else change["verdict_en"],
-                "Salīdzināmība / Comparability": None
+                else _ci(change["ci_low"], change["ci_high"]),
+                header("p", suffix): None if change is None else _round(change["p_value"], 3),
+                header("Vērtējums", suffix): why_lv if change is None else change["verdict_lv"],
+                header(VERDICT, suffix): why_en if change is None else change["verdict_en"],
+                header("Salīdzināmība / Comparability", suffix): None
                 if change is None
                 else change["comparability"],
-                "Piezīmes / Notes": " ".join(
-                    flag
-                    for flag in (_flag(r, catalogue) for r in (ante, post) if r is not None)
-                    if flag
-                ),
             }
-        )
+        row[NOTES] = _notes(by_wave, catalogue, codebook)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def by_region(
     estimates: pd.DataFrame, changes: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
 ) -> pd.DataFrame:
-    """Each indicator by statistical region: both waves and the change."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+    """Each indicator by statistical region: every wave, each comparison's change, n per wave."""
     regional = estimates[estimates["breakdown"] == "region"]
-    moved = changes[changes["breakdown"] == "region"].set_index(["indicator_id", "domain"])
+    moved = changes[changes["breakdown"] == "region"].set_index(
+        ["comparison", "indicator_id", "domain"]
+    )
     rows = []
     for indicator in catalogue.indicators:
         for domain, group in regional[regional["indicator_id"] == indicator.id].groupby(
             "domain", sort=True
         ):
-            by_wave = group.set_index("wave")
-            change = (
-                moved.loc[(indicator.id, domain)] if (indicator.id, domain) in moved.index else None
-            )
-            post = by_wave.loc[last] if last in by_wave.index else None
-            ante = by_wave.loc[first] if first in by_wave.index else None
-            rows.append(
-                {
-                    "Kods / Code": indicator.id,
-                    "Rādītājs": indicator.name.lv,
-                    "Indicator": indicator.name.en,
-                    "Reģions": group["domain_lv"].iloc[0],
-                    "Region": group["domain_en"].iloc[0],
-                    **_waves_and_change(ante, post, change, codebook),
-                    "Vērtējums / Verdict": None
+            indexed = group.set_index("wave")
+            by_wave = {w: _lookup(indexed, w) for w in codebook.waves}
+            row: dict[str, object] = {
+                "Kods / Code": indicator.id,
+                "Rādītājs": indicator.name.lv,
+                "Indicator": indicator.name.en,
+                "Reģions": group["domain_lv"].iloc[0],
+                "Region": group["domain_en"].iloc[0],
+                **_waves(by_wave, codebook),
+            }
+            for comparison in codebook.comparisons.values():
+                change = _lookup(moved, (comparison.id, indicator.id, domain))
+                suffix = tag(comparison, codebook)
+                row |= {
+                    header(CHANGE, suffix): None
+                    if change is None
+                    else _round(change["difference"]),
+                    header(CI, suffix): None
+                    if change is None
+                    else _ci(change["ci_low"], change["ci_high"]),
+                    header("Vērtējums / Verdict", suffix): None
                     if change is None
                     else f"{change['verdict_lv']} / {change['verdict_en']}",
-                    f"n {codebook.waves[last].year}": None if post is None else int(post["n"]),
-                    "Piezīmes / Notes": " ".join(
-                        f for f in (_flag(r, catalogue) for r in (ante, post) if r is not None) if f
-                    ),
                 }
-            )
+            for wave, estimate in by_wave.items():
+                row[f"n {codebook.waves[wave].year}"] = (
+                    None if estimate is None else int(estimate["n"])
+                )
+            row[NOTES] = _notes(by_wave, catalogue, codebook)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -136,12 +185,12 @@ def _shares(
 ) -> pd.DataFrame:
     """Weighted share answering 'yes' (code 1) to each variable in one wave, with n."""
     rows = []
-    in_wave = (table["wave"] == wave).to_numpy()
-    design = Design.of_table(table)
+    own = wave_rows(table, wave)
+    in_wave = table.iloc[own.rows]
     for name in variables:
-        codes = table[name].astype(float)
+        codes = in_wave[name].astype(float)
         y = np.where(codes >= 0, (codes == 1).astype(float), np.nan)
-        e = weighted_mean(y, table["weight"], None, None, in_wave, design=design)
+        e = weighted_mean(y, in_wave["weight"], None, None, design=own.design)
         rows.append({"variable": name, "share": e.estimate * 100, "n": e.n})
     return disclosure.protect(
         pd.DataFrame(rows),
@@ -157,23 +206,34 @@ def _question(codebook: Codebook, instrument: str, variable: str) -> tuple[str, 
     return question.lv, question.en
 
 
+def _asking(codebook: Codebook, instrument: str, variables: list[str]) -> list[str]:
+    """The waves (in order) in which ``instrument`` asked every one of ``variables``."""
+    spec = codebook.instruments[instrument]
+    return [
+        wave
+        for wave in codebook.waves
+        if wave in spec.files and all(spec.variable(v).asked_in(wave) for v in variables)
+    ]
+
+
 def barriers_ranked(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook
 ) -> pd.DataFrame:
-    """Barriers named by cooperation partners and municipal leaders, ranked by 2023."""
+    """Barriers named by cooperation partners and municipal leaders in every wave, newest
+    first, ranked by the newest wave that asked them."""
     barriers = catalogue.groups["barriers"]
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
-    columns = {}
+    columns, newest = {}, {}
     for instrument in ("partners", "leaders"):
         label = codebook.instruments[instrument].label
-        for wave in (last, first):
+        for wave in reversed(_asking(codebook, instrument, barriers)):
             shares = _shares(tables[instrument], barriers, wave, catalogue).set_index("variable")
-            columns[f"{label.lv} {codebook.waves[wave].year} / {label.en} (%)"] = (
-                shares["share"].round(1) + 0.0
-            )
+            column = f"{label.lv} {codebook.waves[wave].year} / {label.en} (%)"
+            columns[column] = shares["share"].round(1) + 0.0
+            newest.setdefault(instrument, column)
     frame = pd.DataFrame(columns)
-    post = [c for c in frame.columns if str(codebook.waves[last].year) in c]
-    frame = frame.assign(_order=frame[post].mean(axis=1)).sort_values("_order", ascending=False)
+    frame = frame.assign(_order=frame[list(newest.values())].mean(axis=1)).sort_values(
+        "_order", ascending=False
+    )
     labels = [_question(codebook, "partners", b) for b in frame.index]
     frame.insert(0, "Šķērslis", [lv.split(": ")[-1] for lv, _ in labels])
     frame.insert(1, "Barrier", [en.split(": ")[-1] for _, en in labels])
@@ -184,133 +244,169 @@ def barriers_ranked(
 def services_offered_vs_wanted(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook
 ) -> pd.DataFrame:
-    """Services the heads say they offer against what partners and leaders want expanded (2023)."""
-    last = list(codebook.waves)[-1]
+    """Services the heads say they offer against what partners and leaders want expanded, in
+    every wave that asked all three."""
     pairs = catalogue.groups["services_offered_vs_wanted"]
-    offered = _shares(tables["heads"], [p["offered"] for p in pairs], last, catalogue).set_index(
-        "variable"
-    )
-    partners = _shares(tables["partners"], [p["wanted"] for p in pairs], last, catalogue).set_index(
-        "variable"
-    )
-    leaders = _shares(tables["leaders"], [p["wanted"] for p in pairs], last, catalogue).set_index(
-        "variable"
-    )
+    offered_names = [p["offered"] for p in pairs]
+    wanted_names = [p["wanted"] for p in pairs]
+    waves = [
+        w
+        for w in _asking(codebook, "heads", offered_names)
+        if w in _asking(codebook, "partners", wanted_names)
+        and w in _asking(codebook, "leaders", wanted_names)
+    ]
     rows = []
     for pair in pairs:
         lv, en = _question(codebook, "partners", pair["wanted"])
-        wanted = np.nanmean(
-            [partners.loc[pair["wanted"], "share"], leaders.loc[pair["wanted"], "share"]]
-        )
         rows.append(
             {
                 "Pakalpojums": lv.split(": ")[-1].replace("… ", ""),
                 "Service": en.split(": ")[-1].replace("… ", ""),
-                "Nodrošina (vadītāji, %) / Offered (heads, %)": _round(
-                    offered.loc[pair["offered"], "share"], 1
-                ),
-                "Jāpaplašina (partneri, %) / Should expand (partners, %)": _round(
-                    partners.loc[pair["wanted"], "share"], 1
-                ),
-                "Jāpaplašina (pašvaldību vadītāji, %) / Should expand (leaders, %)": _round(
-                    leaders.loc[pair["wanted"], "share"], 1
-                ),
-                "Atšķirība / Gap (pp)": _round(wanted - offered.loc[pair["offered"], "share"], 1),
             }
         )
+    for wave in waves:
+        year = codebook.waves[wave].year
+        offered = _shares(tables["heads"], offered_names, wave, catalogue).set_index("variable")
+        partners = _shares(tables["partners"], wanted_names, wave, catalogue).set_index("variable")
+        leaders = _shares(tables["leaders"], wanted_names, wave, catalogue).set_index("variable")
+        for row, pair in zip(rows, pairs, strict=True):
+            wanted = np.nanmean(
+                [partners.loc[pair["wanted"], "share"], leaders.loc[pair["wanted"], "share"]]
+            )
+            row |= {
+                f"Nodrošina (vadītāji, %) / Offered (heads, %) {year}": _round(
+                    offered.loc[pair["offered"], "share"], 1
+                ),
+                f"Jāpaplašina (partneri, %) / Should expand (partners, %) {year}": _round(
+                    partners.loc[pair["wanted"], "share"], 1
+                ),
+                f"Jāpaplašina (pašvaldību vadītāji, %) / Should expand (leaders, %) {year}": _round(
+                    leaders.loc[pair["wanted"], "share"], 1
+                ),
+                f"Atšķirība / Gap (pp) {year}": _round(
+                    wanted - offered.loc[pair["offered"], "share"], 1
+                ),
+            }
     return pd.DataFrame(rows)
 
 
 def specialists_time_use(
     specialists: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
 ) -> pd.DataFrame:
-    """How specialists divide their working time, in both waves."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+    """How specialists divide their working time in every wave, and each comparison's change."""
+    waves = _asking(codebook, "specialists", catalogue.groups["time_use"])
+    designs = {wave: wave_rows(specialists, wave) for wave in waves}
     rows = []
-    weights = specialists["weight"]
-    design = Design.of_table(specialists)
-    before = (specialists["wave"] == first).to_numpy()
-    after = (specialists["wave"] == last).to_numpy()
     for name in catalogue.groups["time_use"]:
         lv, en = _question(codebook, "specialists", name)
         y = specialists[name].to_numpy(dtype=float)
-        a = weighted_mean(y, weights, None, None, before, design=design)
-        b = weighted_mean(y, weights, None, None, after, design=design)
-        se = float(np.hypot(a.se, b.se))
-        df = welch_df(a.se**2, a.df, b.se**2, b.df)
-        quantile = t_quantile(0.975, df) if df > 0 else np.nan
-        rows.append(
-            {
-                "Darba laiks": lv,
-                "Working time": en,
-                f"{codebook.waves[first].year} (%)": _round(a.estimate, 1),
-                f"{codebook.waves[last].year} (%)": _round(b.estimate, 1),
-                "Izmaiņas / Change (pp)": _round(b.estimate - a.estimate, 1),
-                "95% TI / 95% CI": _ci(
-                    b.estimate - a.estimate - quantile * se, b.estimate - a.estimate + quantile * se
-                ),
-                "n_ante": a.n,
-                "n_post": b.n,
+        weights = specialists["weight"].to_numpy(dtype=float)
+        means = {
+            wave: weighted_mean(y[own.rows], weights[own.rows], None, None, design=own.design)
+            for wave, own in designs.items()
+        }
+        row: dict[str, object] = {"Darba laiks": lv, "Working time": en}
+        for wave, mean in means.items():
+            row[f"{codebook.waves[wave].year} (%)"] = _round(mean.estimate, 1)
+            row[f"_n {wave}"] = mean.n
+        for comparison in codebook.comparisons.values():
+            if comparison.before not in means or comparison.after not in means:
+                continue
+            a, b = means[comparison.before], means[comparison.after]
+            se = float(np.hypot(a.se, b.se))
+            df = welch_df(a.se**2, a.df, b.se**2, b.df)
+            quantile = t_quantile(0.975, df) if df > 0 else np.nan
+            difference = b.estimate - a.estimate
+            suffix = tag(comparison, codebook)
+            row |= {
+                header("Izmaiņas / Change (pp)", suffix): _round(difference, 1),
+                header(CI, suffix): _ci(difference - quantile * se, difference + quantile * se),
             }
-        )
-    frame = disclosure.protect(
-        pd.DataFrame(rows),
-        ["n_ante", "n_post"],
-        [
-            f"{codebook.waves[first].year} (%)",
-            f"{codebook.waves[last].year} (%)",
-            "Izmaiņas / Change (pp)",
-        ],
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for wave in waves:
+        frame = _protect(frame, [wave], [f"{codebook.waves[wave].year} (%)"], catalogue)
+    for comparison in codebook.comparisons.values():
+        suffix = tag(comparison, codebook)
+        change = header("Izmaiņas / Change (pp)", suffix)
+        if change in frame:
+            waves_compared = [comparison.before, comparison.after]
+            frame = _protect(frame, waves_compared, [change, header(CI, suffix)], catalogue)
+    return frame.drop(columns=[f"_n {wave}" for wave in waves])
+
+
+def _protect(
+    frame: pd.DataFrame, waves: list[str], columns: list[str], catalogue: Catalogue
+) -> pd.DataFrame:
+    """Blank ``columns`` where any of ``waves`` has too few respondents (disclosure rules)."""
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
+    protected = disclosure.protect(
+        frame,
+        [f"_n {wave}" for wave in waves],
+        numeric,
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
-    return frame.drop(columns=["suppressed", "low_reliability", "n_ante", "n_post"])
+    for column in columns:
+        if column not in numeric:
+            protected[column] = frame[column].where(~protected["suppressed"])
+    return protected.drop(columns=["suppressed", "low_reliability"])
 
 
-def project_participation(attribution: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
-    """The project's association with the specialists' indicators, and what it cannot show."""
+def project_participation(
+    attribution: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
+) -> pd.DataFrame:
+    """The project's association with the specialists' indicators, per wave and per
+    comparison, and what it cannot show."""
     rows = []
     for row in attribution.itertuples():
         indicator = catalogue.get(row.indicator_id)
+        where = (
+            tag(codebook.comparisons[row.comparison], codebook)
+            if isinstance(row.comparison, str)
+            else str(codebook.waves[row.wave].year)
+        )
         rows.append(
             {
                 "Analīze / Analysis": row.analysis,
+                WAVE_OR_COMPARISON: where,
                 "Rādītājs": indicator.name.lv,
                 "Indicator": indicator.name.en,
                 "Salīdzinājums / Comparison": row.term,
-                "Dalībnieki / Participants": None
-                if pd.isna(row.participants)
-                else _round(row.participants, 1),
-                "Pārējie / Others": None if pd.isna(row.others) else _round(row.others, 1),
-                "Atšķirība / Difference": None
-                if pd.isna(row.estimate)
-                else _round(row.estimate, 1),
-                "95% TI / 95% CI": _ci(row.ci_low, row.ci_high),
-                "p": None if pd.isna(row.p_value) else _round(row.p_value, 3),
+                "Dalībnieki / Participants": _round(row.participants),
+                "Pārējie / Others": _round(row.others),
+                "Atšķirība / Difference": _round(row.estimate),
+                CI: _ci(row.ci_low, row.ci_high),
+                "p": _round(row.p_value, 3),
+                BOOTSTRAP_CI: _ci(row.wcb_ci_low, row.wcb_ci_high),
+                BOOTSTRAP_P: _round(row.wcb_p_value, 3),
                 "Vienības / Units": int(row.units),
+                CLUSTERS: None
+                if pd.isna(row.clusters_none)
+                else f"{row.clusters_none:.0f} / {row.clusters_some:.0f} / {row.clusters_most:.0f}",
                 "Ierobežojumi / Caveat": row.caveat,
             }
         )
     return pd.DataFrame(rows)
 
 
-def change_decomposition(decomposition: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
-    """How much of each national change comes from who was surveyed rather than from practice."""
+def change_decomposition(
+    decomposition: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
+) -> pd.DataFrame:
+    """How much of each national change, in each comparison, comes from who was surveyed
+    rather than from practice."""
     rows = []
     for row in decomposition.itertuples():
         indicator = catalogue.get(row.indicator_id)
         rows.append(
             {
+                WAVE_OR_COMPARISON: tag(codebook.comparisons[row.comparison], codebook),
                 "Kods / Code": row.indicator_id,
                 "Rādītājs": indicator.name.lv,
                 "Indicator": indicator.name.en,
-                "Izmaiņas / Change": None if pd.isna(row.change) else _round(row.change, 2),
-                "Iekšējā daļa / Within groups": None
-                if pd.isna(row.within)
-                else _round(row.within, 2),
-                "Sastāva daļa / Composition": None
-                if pd.isna(row.composition)
-                else _round(row.composition, 2),
+                CHANGE: _round(row.change, 2),
+                "Iekšējā daļa / Within groups": _round(row.within, 2),
+                "Sastāva daļa / Composition": _round(row.composition, 2),
                 "Grupas / Groups": row.groups,
             }
         )

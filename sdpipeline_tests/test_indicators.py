@@ -23,6 +23,8 @@ from sdpipeline.validation.data_docs import external_references
 
 from .conftest import SHIPPED_RAW
 
+PROJECT = "ex_ante_2017_ex_post_2023"  # the shipped study's one comparison
+
 
 class _Tables(HTMLParser):
     """Cell texts of every <table> in a page, row by row (standard library only)."""
@@ -164,7 +166,8 @@ def test_estimates_recover_the_true_values(pipeline_run, codebook):
 def test_planted_effects_come_out_with_the_right_sign_and_verdict(pipeline_run):
     _, warehouse, _ = pipeline_run
     changes, attribution = _tables(warehouse, "indicators.changes", "indicators.attribution")
-    verdicts = changes[changes["breakdown"] == "national"].set_index("indicator_id")["verdict_en"]
+    national = changes[(changes["breakdown"] == "national") & (changes["comparison"] == PROJECT)]
+    verdicts = national.set_index("indicator_id")["verdict_en"]
     for improved in ("S04", "S05", "S06", "S07"):  # specialisation, training, supervision, methods
         assert verdicts[improved] == "improved", improved
     assert verdicts["H04"] == "worsened"  # the specialist shortage grew
@@ -186,10 +189,12 @@ def test_planted_effects_come_out_with_the_right_sign_and_verdict(pipeline_run):
 def test_shift_share_parts_add_up_to_the_change(pipeline_run):
     _, warehouse, _ = pipeline_run
     decomposition, changes = _tables(warehouse, "indicators.decomposition", "indicators.changes")
-    national = changes[changes["breakdown"] == "national"].set_index("indicator_id")
+    national = changes[changes["breakdown"] == "national"].set_index(["comparison", "indicator_id"])
+    assert set(decomposition["comparison"]) == {PROJECT}
     for row in decomposition.itertuples():
         assert row.within + row.composition == pytest.approx(row.change, abs=1e-9)
-        assert row.change == pytest.approx(national.loc[row.indicator_id, "difference"], abs=1e-6)
+        difference = national.loc[(row.comparison, row.indicator_id), "difference"]
+        assert row.change == pytest.approx(difference, abs=1e-6)
 
 
 def test_disclosure_control_holds_in_every_output(pipeline_run):
@@ -202,7 +207,11 @@ def test_disclosure_control_holds_in_every_output(pipeline_run):
     assert estimates.loc[published & (estimates["n"] < 30), "low_reliability"].all()
     hidden = by_region[by_region["n 2023"] < 10]
     assert (
-        len(hidden) and hidden[["2023", "Izmaiņas / Change", "95% TI / 95% CI"]].isna().all().all()
+        len(hidden)
+        and hidden[["2023", "Izmaiņas / Change 2017→2023", "95% TI / 95% CI 2017→2023"]]
+        .isna()
+        .all()
+        .all()
     )
     out = folder / "var" / "reports" / "tables"
     csv = pd.read_csv(out / "indicators_by_region.csv", sep=";", decimal=",", encoding="utf-8-sig")
@@ -222,27 +231,41 @@ def test_report_is_published_offline_and_in_every_format(pipeline_run):
     folder, warehouse, _ = pipeline_run
     out = folder / "var" / "reports" / "tables"
     book = openpyxl.load_workbook(out / report_export.WORKBOOK)
-    assert set(book.sheetnames) == set(report_export.TITLES)
-    assert {p.stem for p in out.glob("*.csv")} == set(report_export.TITLES)
+    titles = default_catalogue().report.tables
+    assert set(book.sheetnames) == set(titles)
+    assert {p.stem for p in out.glob("*.csv")} == set(titles)
+    assert book["headline_indicators"]["A1"].value == (
+        "Galvenie rādītāji un to izmaiņas / Headline indicators and change"
+    )
     page = (out / report_export.HTML_REPORT).read_text(encoding="utf-8")
     assert page.count("<svg") >= 2 and "Speciālisti" in page
     assert external_references(out) == []
     (headline,) = _tables(warehouse, "report.headline_indicators")
     assert len(headline) == len(default_catalogue().indicators)
-    assert {"Rādītājs", "Indicator", "Vērtējums", "Verdict"} <= set(headline.columns)
+    assert {
+        "Rādītājs",
+        "Indicator",
+        "2017",
+        "2023",
+        "Vērtējums 2017→2023",
+        "Verdict 2017→2023",
+    } <= set(headline.columns)
+    assert (
+        "<title>Sociālo dienestu efektivitāte: Ex-ante pētījums (2017), Ex-post pētījums (2023)"
+        in page
+    )
 
 
-def test_a_failed_export_leaves_the_previous_report_whole(pipeline_run, tmp_path, monkeypatch):
+def test_a_failed_export_leaves_the_previous_report_whole(
+    pipeline_run, tmp_path, monkeypatch, codebook
+):
     _, warehouse, _ = pipeline_run
     out = tmp_path / "tables"
-    tables = dict(
-        zip(
-            report_export.TITLES,
-            _tables(warehouse, *(f"report.{t}" for t in report_export.TITLES)),
-            strict=True,
-        )
-    )
-    report_export.export(tables, out, "R02", "2023")
+    catalogue = default_catalogue()
+    names = list(catalogue.report.tables)
+    tables = dict(zip(names, _tables(warehouse, *(f"report.{t}" for t in names)), strict=True))
+    text = report_export.ReportText.of(codebook, catalogue, names)
+    report_export.export(tables, out, text)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def broken(*args, **kwargs):
@@ -250,7 +273,7 @@ def test_a_failed_export_leaves_the_previous_report_whole(pipeline_run, tmp_path
 
     monkeypatch.setattr(report_export, "write_html", broken)
     with pytest.raises(OSError):
-        report_export.export(tables, out, "R02", "2023")
+        report_export.export(tables, out, text)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["tables"]  # no staging left behind
 

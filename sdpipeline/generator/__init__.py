@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sdpipeline import __version__
+from sdpipeline import __version__, reference
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.generator.answers import Simulated, simulate_variable
 from sdpipeline.generator.frames import build_frame, municipality_attributes
-from sdpipeline.generator.model import TruthModel, load_model
+from sdpipeline.generator.model import TruthModel, check_model, load_model
 from sdpipeline.generator.sampling import draw_sample
 from sdpipeline.generator.writers import write_delivery_file
 
@@ -41,6 +41,8 @@ def generate_delivery(
         raise ValueError("scale must be a whole number of at least 1")
     codebook = codebook or default_codebook()
     model = model or load_model()
+    check_model(model, codebook)
+    reference.check_waves(codebook)
     seed = model.seed if seed is None else seed
     truth: dict = {
         "generator": f"sdpipeline {__version__}",

@@ -13,25 +13,13 @@ import pandas as pd
 from sdpipeline.codebook import Codebook, SourceVariable, Variable, Wave
 from sdpipeline.generator.frames import for_wave
 from sdpipeline.generator.model import (
+    FRAME_GIVEN,
     TruthModel,
     categorical_probabilities,
     numeric_expectation,
     outcome_keys,
 )
 
-# Variables whose value is an attribute of the respondent's cell, not an answer to draw.
-FRAME_GIVEN = (
-    "municipality",
-    "region",
-    "stratum",
-    "sampling_point",
-    "sex",
-    "age_group",
-    "institution_type",
-    "position",
-    "project_participant",
-    "project_participation",
-)
 # Ages in an open-ended bin (65–110) are drawn from its first 25 years, as real samples are.
 OPEN_BIN_WIDTH = 24
 COMMENTS = (

@@ -28,23 +28,29 @@ def municipality_attributes(
     spec = model.raw["municipalities"]
     units = reference.municipalities(wave.municipality_vintage, codebook)
     totals = reference.population_totals()
-    totals = totals[totals["year"] == wave.population_year].set_index("iso_code")["population"]
+    totals = totals[
+        (totals["year"] == wave.population_year) & (totals["vintage"] == wave.municipality_vintage)
+    ].set_index("iso_code")["population"]
     units["population"] = units["iso_code"].map(totals)
     if units["population"].isna().any():
         missing = units.loc[units["population"].isna(), "iso_code"].tolist()
         raise ValueError(f"no {wave.population_year} population for {missing}")
     rng = np.random.default_rng([rng_seed, wave.year, 1])
-    staffing = spec["staffing_per_1000"][wave.id]
+    staffing = for_wave(spec["staffing_per_1000"], wave)
     per_1000 = np.clip(rng.normal(staffing["mean"], staffing["sd"], len(units)), 0.35, 2.5)
     units["staffing_per_1000"] = per_1000
     units["fte"] = np.maximum(units["population"] / 1000 * per_1000, 1.0)
     units["shortage"] = (per_1000 < float(spec["staffing_norm"])).astype(int)
-    depth_rng = np.random.default_rng([rng_seed, 2021, 2])
-    new_units = reference.municipalities(2021, codebook)["iso_code"].sort_values().to_numpy()
+    depth_rng = np.random.default_rng([rng_seed, reference.MAP_VINTAGE, 2])
+    new_units = (
+        reference.municipalities(reference.MAP_VINTAGE, codebook)["iso_code"]
+        .sort_values()
+        .to_numpy()
+    )
     depths = list(spec["project_depth"])
     chosen = depth_rng.choice(depths, size=len(new_units), p=list(spec["project_depth"].values()))
     depth = pd.Series(chosen, index=new_units)
-    if wave.municipality_vintage == 2021:
+    if wave.municipality_vintage == reference.MAP_VINTAGE:
         units["project_depth"] = units["iso_code"].map(depth)
     else:
         units["project_depth"] = units["iso_code"].map(reference.majority_successor()).map(depth)
@@ -75,7 +81,10 @@ def build_frame(
     kind = spec["population"]
     if kind == "adults":
         adults = reference.population_adults()
-        adults = adults[adults["year"] == wave.population_year]
+        adults = adults[
+            (adults["year"] == wave.population_year)
+            & (adults["vintage"] == wave.municipality_vintage)
+        ]
         frame = adults.rename(columns={"iso_code": "municipality", "population": "size"})[
             ["municipality", "sex", "age_group", "size"]
         ].astype({"size": float})

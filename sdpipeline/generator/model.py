@@ -4,6 +4,7 @@ the same probabilities, which is what lets the generator write exact true values
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,29 @@ import pandas as pd
 import yaml
 
 from sdpipeline import settings
-from sdpipeline.codebook import SourceVariable, Variable
+from sdpipeline.codebook import Codebook, DataContractError, SourceVariable, Variable
+
+MODEL_FILE = "model.yaml"
+# Variables whose value is an attribute of the respondent's cell, not an answer to draw.
+FRAME_GIVEN = (
+    "municipality",
+    "region",
+    "stratum",
+    "sampling_point",
+    "sex",
+    "age_group",
+    "institution_type",
+    "position",
+    "project_participant",
+    "project_participation",
+)
+# Levels the generator makes up (identifiers, fieldwork dates, comments), and the interview
+# mode, drawn from the instrument's ``modes``: none has a variable entry of its own.
+NOT_MODELLED = ("identifier", "date", "text")
+
+
+class ModelError(DataContractError):
+    """The true model does not describe a wave the codebook declares."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +68,79 @@ class TruthModel:
 
 
 def load_model(path: Path | None = None) -> TruthModel:
-    path = path or settings.data_dir() / "generator" / "model.yaml"
+    """The model, with ``wave_defaults`` applied: a wave without an entry of its own in a
+    per-wave setting takes the named wave's (a follow-up repeating the ex-post questionnaire
+    answers as ex-post did, except where the model says otherwise)."""
+    path = path or settings.data_dir() / "generator" / MODEL_FILE
     content = path.read_bytes()
-    return TruthModel(yaml.safe_load(content), hashlib.sha256(content).hexdigest())
+    raw = yaml.safe_load(content)
+    for wave, like in (raw.get("wave_defaults") or {}).items():
+        _inherit(raw, str(wave), str(like))
+    return TruthModel(raw, hashlib.sha256(content).hexdigest())
+
+
+def _inherit(node: Any, wave: str, like: str) -> None:
+    """Give every per-wave mapping that has ``like`` but not ``wave`` a copy of its entry."""
+    if isinstance(node, dict):
+        if like in node and wave not in node:
+            node[wave] = copy.deepcopy(node[like])
+        for value in list(node.values()):
+            _inherit(value, wave, like)
+    elif isinstance(node, list):
+        for value in node:
+            _inherit(value, wave, like)
+
+
+def _per_wave(value: Any, waves: dict) -> bool:
+    return isinstance(value, dict) and any(key in waves for key in value)
+
+
+def check_model(model: TruthModel, codebook: Codebook) -> None:
+    """Refuse, before anything is written, a model that leaves a declared wave out: every
+    per-wave setting of an instrument the wave has a file for, and every variable it asks."""
+    raw, problems = model.raw, []
+
+    def need(value: Any, wave: str, entry: str) -> None:
+        if _per_wave(value, codebook.waves) and wave not in value:
+            problems.append(f"{entry} has no {wave} entry")
+
+    for wave in codebook.waves:
+        need(raw.get("respondent_ids"), wave, "respondent_ids")
+        need(raw["municipalities"]["staffing_per_1000"], wave, "municipalities.staffing_per_1000")
+        for instrument in codebook.instruments.values():
+            if wave not in instrument.files:
+                continue
+            spec = raw["instruments"].get(instrument.name)
+            if spec is None:
+                problems.append(f"instruments.{instrument.name} is missing")
+                continue
+            where = f"instruments.{instrument.name}"
+            need(spec.get("modes"), wave, f"{where}.modes")
+            need(spec["sample"].get("per_municipality"), wave, f"{where}.sample.per_municipality")
+            for key, value in spec.get("frame", {}).items():
+                need(value, wave, f"{where}.frame.{key}")
+            described = raw.get("variables", {}).get(instrument.name, {})
+            for variable in instrument.variables_in(wave):
+                if (
+                    variable.level in NOT_MODELLED
+                    or variable.name in FRAME_GIVEN
+                    or variable.name == "interview_mode"
+                ):
+                    continue
+                entry = described.get(variable.name)
+                if entry is None:
+                    if variable.scale is None or variable.scale.name not in raw["defaults"]:
+                        problems.append(f"variables.{instrument.name}.{variable.name} is missing")
+                elif "remainder_of" not in entry and wave not in entry:
+                    problems.append(
+                        f"variables.{instrument.name}.{variable.name} has no {wave} entry"
+                    )
+    if problems:
+        raise ModelError(
+            f"{MODEL_FILE} does not describe every wave the codebook declares (give the wave "
+            "its entries, or name a wave it repeats under wave_defaults):\n  "
+            + "\n  ".join(dict.fromkeys(problems))
+        )
 
 
 def outcome_keys(variable: Variable, source: SourceVariable, spec: dict[str, Any]) -> list:

@@ -162,8 +162,10 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
         ),
         indicator_asset(
             "changes",
-            "Ex-post minus ex-ante for every indicator and domain asked in both waves: difference, "
-            "95 % CI, t-test p-value, plain-language verdict and comparability class.",
+            "For every comparison in study.yaml "
+            f"({', '.join(codebook.comparisons) or 'none declared'}), the later wave minus the "
+            "earlier one for every indicator and domain asked in both: difference, 95 % CI, "
+            "t-test p-value, plain-language verdict and comparability class.",
             everyone,
             changes,
             codebook,
@@ -173,8 +175,8 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
         ),
         indicator_asset(
             "decomposition",
-            "Shift-share split of each national change into a composition part (mix of regions, "
-            "municipality types, age groups) and a within-group part.",
+            "Shift-share split of each comparison's national change into a composition part "
+            "(mix of regions, municipality types, age groups) and a within-group part.",
             everyone,
             decomposed,
             codebook,
@@ -183,9 +185,10 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
         ),
         indicator_asset(
             "attribution",
-            "2023 specialists taking part in the project vs the rest, and a municipality-level "
-            "difference-in-differences by depth of participation with Covid-19 and Ukraine "
-            "controls; each row states what the design can and cannot attribute.",
+            "Specialists taking part in the project vs the rest, in every wave that asked, and "
+            "for every comparison a municipality-level difference-in-differences by depth of "
+            "participation with Covid-19, Ukraine and ATR controls; each row states what the "
+            "design can and cannot attribute.",
             ["specialists", "heads"],
             attributed,
             codebook,

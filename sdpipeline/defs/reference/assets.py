@@ -21,18 +21,23 @@ SCHEMA = keys.REFERENCE
 def _tables(
     codebook: Codebook,
 ) -> dict[str, tuple[Callable[[], pd.DataFrame], tuple[str, ...], str]]:
+    def waves_on(vintage: int) -> str:
+        on = [w.id for w in codebook.waves.values() if w.municipality_vintage == vintage]
+        return f"the codes of {', '.join(on)}" if on else "the codes of no wave"
+
+    years = ", ".join(sorted({str(w.population_year) for w in codebook.waves.values()}))
     return {
         "municipalities_2017": (
             lambda: reference.municipalities(2017, codebook),
             (reference.VINTAGE_FILES[2017],),
             "The 119 pre-reform municipalities (110 novadi, 9 republic cities) with ISO code, "
-            "type and statistical region: the codes of the ex-ante wave.",
+            f"type and statistical region: {waves_on(2017)}.",
         ),
         "municipalities_2021": (
             lambda: reference.municipalities(2021, codebook),
             (reference.VINTAGE_FILES[2021],),
-            "The 43 municipalities after the 2021 reform (36 novadi, 7 state cities): the "
-            "codes of the ex-post wave and the geography every harmonised table uses.",
+            "The 43 municipalities after the 2021 reform (36 novadi, 7 state cities): "
+            f"{waves_on(2021)}, and the geography every harmonised table uses.",
         ),
         "municipality_crosswalk": (
             reference.crosswalk,
@@ -43,13 +48,13 @@ def _tables(
         "population_totals": (
             reference.population_totals,
             (reference.TOTALS_FILE, reference.VINTAGE_FILES[2017], reference.VINTAGE_FILES[2021]),
-            "Population by municipality for 2017 and 2023; `method` says whether a figure is "
-            "published or derived (data/reference/README.md).",
+            f"Population by municipality for every wave's population year ({years}); `method` "
+            "says whether a figure is published or derived (data/reference/README.md).",
         ),
         "population_adults": (
             reference.population_adults,
             (reference.POPULATION_FILE,),
-            "Adults (18+) by municipality, sex and age group for 2017 and 2023: the raking "
+            f"Adults (18+) by municipality, sex and age group for {years}: the raking "
             "margins. The national sex × age structure is applied to every municipality.",
         ),
     }
@@ -89,4 +94,6 @@ def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
 
 @dg.definitions
 def reference_layer() -> dg.Definitions:
-    return dg.Definitions(assets=versioned(build_reference_assets(default_codebook())))
+    codebook = default_codebook()
+    reference.check_waves(codebook)  # a wave without its population stops here, not mid-run
+    return dg.Definitions(assets=versioned(build_reference_assets(codebook)))

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline import report_export, report_tables, settings
+from sdpipeline import report_export, report_tables, settings, targets
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import versioned
@@ -18,7 +18,6 @@ from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.warehouse import qualified, replace_table
 
 SCHEMA = keys.REPORT
-REGION_CHART_INDICATOR = "R02"
 
 
 def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
@@ -66,7 +65,6 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     estimated = [keys.indicators("estimates"), keys.indicators("changes")]
     specs = {
         "headline_indicators": (
-            "Every indicator nationally in both waves, the change, its 95 % CI and the verdict.",
             everyone,
             estimated,
             lambda c, t: report_tables.headline(
@@ -74,7 +72,6 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
             ),
         ),
         "indicators_by_region": (
-            "Every indicator by statistical region (NUTS 3, in force until 2024), both waves.",
             everyone,
             estimated,
             lambda c, t: report_tables.by_region(
@@ -82,45 +79,52 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
             ),
         ),
         "barriers_ranked": (
-            "Barriers named by cooperation partners and municipal leaders, ranked by 2023.",
             ["partners", "leaders"],
             [keys.harmonised("partners"), keys.harmonised("leaders")],
             lambda c, t: report_tables.barriers_ranked(t, catalogue, codebook),
         ),
         "services_offered_vs_wanted": (
-            "Services heads say they offer against what partners and leaders want expanded.",
             ["heads", "partners", "leaders"],
             [keys.harmonised(i) for i in ("heads", "partners", "leaders")],
             lambda c, t: report_tables.services_offered_vs_wanted(t, catalogue, codebook),
         ),
         "specialists_time_use": (
-            "How social work specialists divide their working time, both waves, with change.",
             ["specialists"],
             [keys.harmonised("specialists")],
             lambda c, t: report_tables.specialists_time_use(t["specialists"], catalogue, codebook),
         ),
         "project_participation": (
-            "Project participants vs others (2023) and the municipality-level "
-            "difference-in-differences, with what each can and cannot attribute.",
             ["specialists", "heads"],
             [keys.indicators("attribution")],
             lambda c, t: report_tables.project_participation(
-                _indicators(c, "attribution"), catalogue
+                _indicators(c, "attribution"), catalogue, codebook
             ),
         ),
         "change_decomposition": (
-            "How much of each national change comes from the mix of respondents (composition) "
-            "and how much from change within groups.",
             everyone,
             [keys.indicators("decomposition")],
             lambda c, t: report_tables.change_decomposition(
-                _indicators(c, "decomposition"), catalogue
+                _indicators(c, "decomposition"), catalogue, codebook
             ),
         ),
+        "instrument_notes": (
+            everyone,
+            [keys.harmonised(i) for i in everyone],
+            lambda c, t: targets.notes(t, codebook),
+        ),
     }
+    text = report_export.ReportText.of(codebook, catalogue, list(specs))
     assets = [
-        report_asset(table, description, instruments, deps, build, codebook, catalogue)
-        for table, (description, instruments, deps, build) in specs.items()
+        report_asset(
+            table,
+            catalogue.report.table(table).description,
+            instruments,
+            deps,
+            build,
+            codebook,
+            catalogue,
+        )
+        for table, (instruments, deps, build) in specs.items()
     ]
 
     @dg.asset(
@@ -139,9 +143,8 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
             tables = {
                 t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
             }
-        latest = str(codebook.waves[list(codebook.waves)[-1]].year)
         out = settings.reports_dir() / "tables"
-        files = report_export.export(tables, out, REGION_CHART_INDICATOR, latest)
+        files = report_export.export(tables, out, text)
         html = out / report_export.HTML_REPORT
         return dg.MaterializeResult(
             metadata={
