@@ -97,9 +97,9 @@ def attack(
     rounding: float,
 ) -> list[Finding]:
     """``levels``: (indicator, wave, breakdown, domain) → the published figure, NaN where hidden;
-    ``changes``: (indicator, breakdown, domain) → the published change, NaN where hidden;
-    ``cells``: ``truth_and_bases``. Every hidden level with the interval the intruder gets."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
+    ``changes``: (indicator, earlier wave, later wave, breakdown, domain) → the published
+    change, NaN where hidden; ``cells``: ``truth_and_bases``. Every hidden level with the
+    interval the intruder gets."""
     findings = []
     for indicator_id, group in cells[cells["base"] > 0].groupby("indicator_id", sort=False):
         indicator = catalogue.get(indicator_id)
@@ -129,7 +129,7 @@ def attack(
                 for k in members:
                     row[position[k]] -= base[k]
                 equalities.append(row / base[national])
-        for (change_id, breakdown, domain), value in changes.items():
+        for (change_id, first, last, breakdown, domain), value in changes.items():
             ante, post = (
                 (indicator_id, first, breakdown, domain),
                 (indicator_id, last, breakdown, domain),
@@ -187,7 +187,9 @@ def from_warehouse(warehouse: Path) -> tuple[dict, dict]:
         for r in estimates.itertuples()
     }
     moved = {
-        (r.indicator_id, r.breakdown, str(r.domain)): float(r.difference)
+        (r.indicator_id, r.wave_before, r.wave_after, r.breakdown, str(r.domain)): float(
+            r.difference
+        )
         for r in changes.itertuples()
     }
     return levels, moved
@@ -198,10 +200,17 @@ def read_csv(folder: Path, name: str) -> pd.DataFrame:
 
 
 def from_report(tables: dict[str, pd.DataFrame], codebook: Codebook) -> tuple[dict, dict]:
-    """What the report's headline and regional tables publish (as read from a file):
+    """What the report's headline and regional tables publish (as read from a file): a column
+    per wave headed by its year, a change column per comparison headed by its years;
     (levels, changes)."""
-    first, last = next(iter(codebook.waves)), list(codebook.waves)[-1]
-    years = {str(codebook.waves[w].year): w for w in (first, last)}
+    years = {str(spec.year): wave for wave, spec in codebook.waves.items()}
+    compared = {
+        f"Izmaiņas / Change {codebook.waves[c.before].year}→{codebook.waves[c.after].year}": (
+            c.before,
+            c.after,
+        )
+        for c in codebook.comparisons.values()
+    }
     regions = {
         label.lv: str(code) for code, label in codebook.harmonised_scales["region6"].codes.items()
     }
@@ -214,8 +223,11 @@ def from_report(tables: dict[str, pd.DataFrame], codebook: Codebook) -> tuple[di
             domain = "LV" if breakdown == "national" else regions[row["Reģions"]]
             code = row["Kods / Code"]
             for year, wave in years.items():
-                levels[(code, wave, breakdown, domain)] = _number(row.get(year))
-            moved[(code, breakdown, domain)] = _number(row.get("Izmaiņas / Change"))
+                if year in row:
+                    levels[(code, wave, breakdown, domain)] = _number(row[year])
+            for column, (before, after) in compared.items():
+                if column in row:
+                    moved[(code, before, after, breakdown, domain)] = _number(row[column])
     return levels, moved
 
 
