@@ -73,6 +73,7 @@ COLUMNS = [
     "clusters_some",
     "clusters_most",
     "caveat",
+    "dominated",
 ]
 # the participation groups of the difference-in-differences: depth code → column of counts
 GROUPS = {1: "clusters_none", 2: "clusters_some", 3: "clusters_most"}
@@ -154,6 +155,11 @@ def _participants_vs_others(
         y = y * factor
         a = weighted_mean(y, weights, None, None, part, design=own.design)
         b = weighted_mean(y, weights, None, None, rest, design=own.design)
+        rule, answered = catalogue.disclosure, ~np.isnan(y)
+        dominated = indicator.statistic in rule.magnitude and any(
+            disclosure.dominance(y[group & answered], weights[group & answered], rule)
+            for group in (part, rest)
+        )
         difference, se, low, high, p_value = domain_difference(
             y, weights, None, None, part, rest, design=own.design
         )
@@ -175,6 +181,7 @@ def _participants_vs_others(
                 "n_b": b.n,
                 "units": a.n + b.n,
                 **NO_BOOTSTRAP,
+                "dominated": dominated,
                 "caveat": CAVEAT_PARTICIPANTS.format(year=year),
             }
         )
@@ -437,7 +444,7 @@ def attribution(
         ],
         ignore_index=True,
     )
-    return disclosure.protect(
+    protected = disclosure.protect(
         frame,
         ["n_a", "n_b"],
         [
@@ -455,3 +462,10 @@ def attribution(
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
+    # a mean that a few specialists dominate is hidden as a cell under the threshold is
+    dominated = protected.pop("dominated").fillna(False).astype(bool)
+    figures = ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"]
+    protected.loc[dominated, figures] = np.nan
+    protected["suppressed"] |= dominated
+    protected["low_reliability"] &= ~dominated
+    return protected

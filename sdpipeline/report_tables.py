@@ -307,8 +307,12 @@ def specialists_time_use(
         }
         row: dict[str, object] = {"Darba laiks": lv, "Working time": en}
         for wave, mean in means.items():
+            own = designs[wave].rows
+            answered = own[~np.isnan(y[own])]
+            dominated = disclosure.dominance(y[answered], weights[answered], catalogue.disclosure)
             row[f"{codebook.waves[wave].year} (%)"] = _round(mean.estimate, 1)
-            row[f"_n {wave}"] = mean.n
+            # a mean a few specialists dominate is hidden as one under the threshold is
+            row[f"_n {wave}"] = 0 if dominated else mean.n
         for comparison in codebook.comparisons.values():
             if comparison.before not in means or comparison.after not in means:
                 continue

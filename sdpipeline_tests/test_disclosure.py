@@ -287,3 +287,26 @@ def test_a_pattern_that_gives_cells_back_stops_the_report(pipeline_run, tmp_path
     materialised = {e.asset_key for e in result.get_asset_materialization_events()}
     assert keys.report("exports") not in materialised
     assert not (folder / "var" / "reports" / "tables").exists()
+
+
+def test_published_time_use_means_pass_the_threshold_and_dominance_rules(pipeline_run, codebook):
+    """A magnitude table outside the indicator cube: the specialists' time use."""
+    folder, warehouse, _ = pipeline_run
+    harmonised, _ = attacker.harmonised(warehouse, codebook)
+    specialists = harmonised["specialists"]
+    table = attacker.read_csv(folder / "var" / "reports" / "tables", "specialists_time_use")
+    variables = default_catalogue().groups["time_use"]
+    assert len(table) == len(variables)
+    checked = 0
+    for name, row in zip(variables, table.to_dict("records"), strict=True):
+        for wave, spec in codebook.waves.items():
+            if pd.isna(row.get(f"{spec.year} (%)")):
+                continue
+            rows = specialists[(specialists["wave"] == wave) & specialists[name].notna()]
+            amounts = np.sort((rows[name] * rows["weight"]).to_numpy())[::-1]
+            assert len(rows) >= RULE.suppress_below
+            assert amounts[:2].sum() < RULE.dominance_k / 100 * amounts.sum()
+            assert amounts.sum() - amounts[:2].sum() >= RULE.p_percent / 100 * amounts[0]
+            assert rows[name].nunique() > 1
+            checked += 1
+    assert checked == len(variables) * len(codebook.waves)
