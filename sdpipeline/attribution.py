@@ -444,27 +444,16 @@ def attribution(
         ],
         ignore_index=True,
     )
+    figures = ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"]
     protected = disclosure.protect(
         frame,
         ["n_a", "n_b"],
-        [
-            "participants",
-            "others",
-            "estimate",
-            "se",
-            "ci_low",
-            "ci_high",
-            "p_value",
-            "wcb_p_value",
-            "wcb_ci_low",
-            "wcb_ci_high",
-        ],
+        [*figures, "wcb_p_value", "wcb_ci_low", "wcb_ci_high"],
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
     # a mean that a few specialists dominate is hidden as a cell under the threshold is
     dominated = protected.pop("dominated").fillna(False).astype(bool)
-    figures = ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"]
     protected.loc[dominated, figures] = np.nan
     protected["suppressed"] |= dominated
     protected["low_reliability"] &= ~dominated

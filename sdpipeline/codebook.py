@@ -37,7 +37,8 @@ WEIGHTING_METHODS = ("raking", "equal", "nonresponse_by_region", "per_municipali
 # What a census's intervals are about: the units as they are (finite population, with a finite
 # population correction) or the process that generates their answers (superpopulation, none).
 CENSUS_TARGETS = ("finite_population", "superpopulation")
-CENSUS_UNITS = ("municipalities",)
+# the units the reference data can count, so the only ones a finite population correction has
+CENSUS_COUNTED = ("municipalities",)
 SPLIT_UNIT_RULES = ("majority_successor",)
 # Where a comparison's two waves stand relative to the project: its effect (the earlier wave
 # before the project, the later one after it) or its persistence (both after it).
@@ -176,8 +177,8 @@ class Weighting:
 class Census:
     """An instrument that asks every unit of its population (``design.census``): which units
     (``municipalities``: one per municipality of the wave's territorial vintage, in each
-    stratum) and what its intervals are about (one of ``CENSUS_TARGETS``), with the reason in
-    words for the report."""
+    stratum; or others, in words, when the target is the superpopulation) and what its
+    intervals are about (one of ``CENSUS_TARGETS``), with the reason in words for the report."""
 
     units: str
     target: str
@@ -551,10 +552,14 @@ def _census(design: dict[str, Any], where: str) -> Census | None:
         raise CodebookError(f"{where}: a design of type census needs a census entry, and only it")
     if spec is None:
         return None
-    if spec.get("units") not in CENSUS_UNITS or spec.get("target") not in CENSUS_TARGETS:
+    if not spec.get("units") or spec.get("target") not in CENSUS_TARGETS:
         raise CodebookError(
-            f"{where}: census units must be one of {CENSUS_UNITS} and target one of "
-            f"{CENSUS_TARGETS}"
+            f"{where}: a census names its units and a target, one of {CENSUS_TARGETS}"
+        )
+    if spec["target"] == "finite_population" and spec["units"] not in CENSUS_COUNTED:
+        raise CodebookError(
+            f"{where}: a finite population correction needs units the reference data counts "
+            f"({', '.join(CENSUS_COUNTED)}), not {spec['units']!r}"
         )
     if design.get("strata") not in (None, "region"):
         raise CodebookError(f"{where}: a census of municipalities is stratified by region or not")

@@ -111,8 +111,13 @@ def test_a_census_is_declared_with_its_target(tmp_path):
     assert "quota" in targets.statement(codebook.instruments["partners"]).en
     with pytest.raises(CodebookError, match="census entry"):
         _codebook_copy(tmp_path / "a", lambda d: d.pop("census"))
-    with pytest.raises(CodebookError, match="target one of"):
+    with pytest.raises(CodebookError, match="names its units and a target"):
         _codebook_copy(tmp_path / "b", lambda d: d["census"].update(target="sample"))
+    with pytest.raises(CodebookError, match="units the reference data counts"):
+        _codebook_copy(
+            tmp_path / "c",
+            lambda d: d["census"].update(units="family assistants", target="finite_population"),
+        )
 
 
 def test_a_finite_population_census_gets_its_population_per_row(tmp_path):
