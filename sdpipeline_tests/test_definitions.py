@@ -61,7 +61,7 @@ def test_full_refresh_job_materialises_every_materialisable_asset():
     graph = defs.resolve_asset_graph()
     materialisable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert job.asset_layer.executable_asset_keys == materialisable
-    assert len(materialisable) == 5 + 12 + 12 + 6 + 1 + 4 + 8
+    assert len(materialisable) == 5 + 12 + 12 + 6 + 1 + 4 + 9
 
 
 def test_lineage_runs_on_to_indicators_and_report_tables():
@@ -72,7 +72,7 @@ def test_lineage_runs_on_to_indicators_and_report_tables():
     )
     assert keys.indicators("estimates") in graph.get(keys.report("headline_indicators")).parent_keys
     exports = graph.get(keys.report("exports"))
-    assert len(exports.parent_keys) == 7
+    assert len(exports.parent_keys) == 8
     assert _keys("report") == {a.to_user_string() for a in exports.parent_keys} | {"report/exports"}
 
 
