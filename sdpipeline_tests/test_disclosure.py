@@ -212,7 +212,8 @@ def test_acro_flags_no_cell_that_the_report_publishes(pipeline_run, codebook):
     """SACRO's output checker, run on the harmonised rows, as trusted research environments
     use it: every region × wave cell it finds disclosive (under its threshold of 10, its (n, k)
     and p % dominance rules, all values the same) is hidden in ours. acro pins pandas ≤ 2.3.3,
-    so it cannot be a dependency of this project: the test runs where it is installed beside
+    so it cannot be a dependency of this project, and the lxml it brings changes openpyxl's
+    Excel bytes: the test runs in a throwaway environment where it is installed
     (``pip install --no-deps acro lxml rdflib matplotlib``) and is skipped elsewhere."""
     acro = pytest.importorskip("acro")
     _, warehouse, _ = pipeline_run
