@@ -310,12 +310,12 @@ def layers_table(results: list[Measurement]) -> str:
 
 def projected_peak_mb(results: list[Measurement], scale: int) -> float | None:
     """The full run's peak memory at ``scale``, extrapolated linearly from the two largest
-    scales measured so far (from one, proportionally)."""
+    scales measured so far; ``None`` (no projection, the scale is run) with fewer than two.
+    One scale cannot tell a run's fixed memory (the interpreter, Dagster, DuckDB) from what
+    grows with the rows: from the sample alone, proportion projected 58 GB for ×100."""
     runs = sorted((m.scale, m.peak_rss_mb) for m in results if m.phase == "full run" and m.ok)
-    if not runs:
+    if len(runs) < 2:
         return None
-    if len(runs) == 1:
-        return runs[0][1] * scale / runs[0][0]
     (s1, p1), (s2, p2) = runs[-2], runs[-1]
     return p2 + (p2 - p1) / (s2 - s1) * (scale - s2)
 
@@ -324,8 +324,9 @@ def benchmark(
     scales: list[int], out: Path, work: Path | None = None, memory_share: float = 0.8
 ) -> list[Measurement]:
     """Run the scales in order. A scale whose full run would need more than ``memory_share``
-    of the machine's memory, extrapolated from the scales before it, is skipped and recorded
-    as skipped: swapping would measure the disk, and the kernel may kill more than the run."""
+    of the machine's memory, extrapolated from two scales measured before it, is skipped and
+    recorded as skipped: swapping would measure the disk, and the kernel may kill more than
+    the run."""
     cli = [sys.executable, "-m", "sdpipeline"]
     limit_mb = machine()["memory_gb"] * 1024 * memory_share
     results: list[Measurement] = []

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from sdpipeline import settings
+from sdpipeline import compare_warehouses, settings
 
 
 def _use_project_instance() -> Path:
@@ -72,6 +72,26 @@ def _failure_messages(result, graph) -> list[str]:
     return messages
 
 
+def _delivery_notes(result) -> list[str]:
+    """What the raw steps saw in the delivery that a person should know: rows hidden in an
+    Excel file (read like every other row, though often hidden to leave cases out)."""
+    notes = []
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        materialization = event.event_specific_data.materialization
+        hidden = materialization.metadata.get("hidden_rows")
+        if hidden is not None and hidden.value:
+            rows = list(hidden.value)
+            shown = ", ".join(map(str, rows[:20])) + (" …" if len(rows) > 20 else "")
+            name = materialization.metadata["file_file"].value.rsplit("/", 1)[-1]
+            notes.append(
+                f"  {name}: {len(rows)} rows hidden in Excel (rows {shown}) were read like "
+                "every other row"
+            )
+    return notes
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     home = _use_project_instance()
     from sdpipeline.validation import gx_worker
@@ -126,6 +146,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     elapsed = time.perf_counter() - started
     warehouse = settings.warehouse_path()
+    notes = _delivery_notes(result)
+    if notes:
+        print("sdpipeline: the delivery has rows hidden in Excel:")
+        print("\n".join(notes))
     if not result.success:
         print(f"sdpipeline: job {args.job} FAILED after {elapsed:.1f} s (run {result.run_id})")
         for message in _failure_messages(result, defs.resolve_asset_graph()):
@@ -336,6 +360,12 @@ def parser() -> argparse.ArgumentParser:
         "--out", default=str(settings.REPO_ROOT / "docs" / "coverage"), help="(docs/coverage)"
     )
     cover.set_defaults(func=cmd_coverage)
+
+    compare = commands.add_parser(
+        "compare", help="compare two warehouses table by table (identical, differing, schema)"
+    )
+    compare_warehouses.add_arguments(compare)
+    compare.set_defaults(func=compare_warehouses.run)
 
     ui = commands.add_parser("ui", help="open the Dagster UI on the project's instance")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")

@@ -2,12 +2,13 @@
 
 Each replicate draws a new delivery from the generator's true model with its own seed, reads
 and harmonises it with the pipeline's own functions (readers, pseudonyms, recodes, geography,
-weights: what the assets call, without Dagster, a warehouse or the validation contracts, which
-a generated delivery keeps by construction), estimates every indicator of the catalogue by wave
-and domain, and checks each interval against the true value in ``ground_truth.json``. A
-method whose intervals are honest covers about 95 % of the truths, nationally and in every
-region, for every instrument. Cells that disclosure control would not publish (fewer than the
-catalogue's ``suppress_below`` respondents) are counted apart: no interval of theirs is printed.
+weights: what the assets call, in a DuckDB database in memory, without Dagster or the
+validation contracts, which a generated delivery keeps by construction), estimates every
+indicator of the catalogue by wave and domain, and checks each interval against the true value
+in ``ground_truth.json``. A method whose intervals are honest covers about 95 % of the truths,
+nationally and in every region, for every instrument. Cells that disclosure control would not
+publish (fewer than the catalogue's ``suppress_below`` respondents) are counted apart: no
+interval of theirs is printed.
 
 Indicators whose truth the generator does not write as such (ratios of two answers, e.g.
 specialists per 1,000 residents) are left out and named in the summary.
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -30,7 +32,9 @@ from sdpipeline.generator import generate_delivery
 from sdpipeline.harmonise import harmonise_instrument
 from sdpipeline.indicators import Catalogue, Indicator, default_catalogue
 from sdpipeline.ingest import load_raw
+from sdpipeline.recodes import crosswalk
 from sdpipeline.reference import ReferenceData
+from sdpipeline.warehouse import qualified, replace_table
 
 LEVELS = {"national": "national", "region": "by region"}
 # What honest 95 % intervals cover, allowing for the study's own Monte Carlo error.
@@ -63,14 +67,21 @@ def true_value(
 def harmonised_delivery(
     folder: Path, codebook: Codebook, ref: ReferenceData
 ) -> dict[str, pd.DataFrame]:
-    """Every instrument's harmonised table (both waves, weights, design) from a delivery."""
+    """Every instrument's harmonised table (all waves, weights, design) from a delivery, by the
+    pipeline's own reading and harmonisation, in a DuckDB database in memory."""
     tables = {}
-    for instrument in codebook.instruments.values():
-        loads = (
-            (wave, load_raw(instrument, wave, codebook, folder / wave / spec.name).table)
-            for wave, spec in instrument.files.items()
-        )
-        tables[instrument.name] = harmonise_instrument(loads, instrument, codebook, ref).table
+    recodes = crosswalk(codebook)
+    with duckdb.connect() as connection:
+        connection.execute("CREATE SCHEMA harmonised")
+        for instrument in codebook.instruments.values():
+            sources = {}
+            for wave, spec in instrument.files.items():
+                load = load_raw(instrument, wave, codebook, folder / wave / spec.name)
+                name = f"{instrument.name}_{codebook.waves[wave].year}"
+                sources[wave] = replace_table(connection, "validated", name, load.table)
+            target = qualified("harmonised", instrument.name)
+            harmonise_instrument(connection, instrument, codebook, ref, recodes, sources, target)
+            tables[instrument.name] = connection.execute(f"SELECT * FROM {target}").df()
     return tables
 
 

@@ -4,8 +4,9 @@ geography or variance estimation.
 
 Files are read the fastest way there is (DuckDB's own CSV reader; pyreadstat and calamine
 reading only the columns the indicators need, for formats DuckDB cannot read), codes are
-recoded with the codebook's tables inside the SQL, and every indicator is an unweighted share,
-mean or ratio per wave. It is a lower bound on cost, not a second estimate: the pipeline's
+recoded inside the SQL by the same SQL the harmonised tables are built with (generated from
+the codebook's crosswalk, ``recodes``), and every indicator is an unweighted share, mean or
+ratio per wave. It is a lower bound on cost, not a second estimate: the pipeline's
 weighted, design-based figures differ from these by design.
 """
 
@@ -19,8 +20,16 @@ import pyreadstat
 import python_calamine
 
 from sdpipeline import settings
-from sdpipeline.codebook import Codebook, SourceVariable
+from sdpipeline.codebook import Codebook, Variable
 from sdpipeline.indicators import Catalogue, Indicator
+from sdpipeline.recodes import (
+    categorical_sql,
+    crosswalk,
+    numeric_sql,
+    quoted,
+    rules_for,
+    source_value,
+)
 
 
 def _needed_columns(catalogue: Catalogue, codebook: Codebook) -> dict[tuple[str, str], set[str]]:
@@ -71,33 +80,37 @@ def _load(connection: duckdb.DuckDBPyConnection, path: Path, spec, columns: set[
         rows = sheet.to_python(skip_empty_area=False)
         header = [str(c).strip() for c in rows[0]]
         frame = pd.DataFrame(rows[1:], columns=header)[listed]
-    connection.register(f"{name}_frame", frame.astype(str))
+    connection.register(f"{name}_frame", frame)
     connection.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_frame")
     connection.unregister(f"{name}_frame")
 
 
-def _recoded(source: SourceVariable, codebook: Codebook) -> str:
-    """SQL turning the delivered code into the harmonised one, missing codes included."""
-    number = f"TRY_CAST(replace(\"{source.variable}\", ',', '.') AS DOUBLE)"
-    if source.scale is None:
-        missing = ", ".join(f"{code:g}" for code in source.missing_codes) or "NULL"
-        return f"CASE WHEN {number} IN ({missing}) THEN NULL ELSE {number} END"
-    whens = [f"WHEN {code} THEN {target}" for code, target in source.scale.recode.items()]
-    whens += [
-        f"WHEN {code} THEN {codebook.missing_code(kind)}"
-        for code, kind in source.scale.missing.items()
-    ]
-    return f"CASE {number} {' '.join(whens)} END"
+def _recoded(
+    variable: Variable, wave: str, rules: dict[str, list[dict]], kinds: dict[str, str]
+) -> str:
+    """SQL turning the delivered value into the harmonised one, missing codes included: the
+    harmonised tables' own recode (``recodes``), so the floor and the pipeline share one rule."""
+    source = variable.sources[wave]
+    value = source_value(source, kinds)
+    if variable.is_categorical:
+        return categorical_sql(rules[variable.name], value, f"{quoted(source.variable)} IS NULL")
+    return numeric_sql(rules[variable.name], value)[0]
 
 
 def _indicator_sql(
-    indicator: Indicator, table: str, wave: str, codebook: Codebook, year: int
+    indicator: Indicator,
+    table: str,
+    wave: str,
+    codebook: Codebook,
+    year: int,
+    rules: dict[str, list[dict]],
+    kinds: dict[str, str],
 ) -> str | None:
     instrument = codebook.instruments[indicator.instrument]
     variable = instrument.variable(indicator.variable)
     if not variable.asked_in(wave):
         return None
-    value = _recoded(variable.sources[wave], codebook)
+    value = _recoded(variable, wave, rules, kinds)
     missing = {m.kind: m.code for m in codebook.missing_categories.values()}
     excluded = [missing["no_answer"], missing["not_asked"]]
     if indicator.denominator == "valid" or indicator.statistic == "index":
@@ -124,7 +137,8 @@ def _indicator_sql(
     else:
         other = instrument.variable(indicator.denominator_variable)
         estimate = f"{indicator.scale} * sum(v) / sum(x)"
-        source = f"SELECT {value} AS v, {_recoded(other.sources[wave], codebook)} AS x FROM {table}"
+        other_value = _recoded(other, wave, rules, kinds)
+        source = f"SELECT {value} AS v, {other_value} AS x FROM {table}"
     return (
         f"SELECT '{indicator.id}' AS indicator, '{wave}' AS wave, {estimate} AS estimate, "
         f"count(*) AS respondents FROM ({source})"
@@ -140,9 +154,15 @@ def floor_indicators(
     connection.execute(
         "CREATE TABLE population AS SELECT * FROM read_csv(?, header = true)", [str(population)]
     )
+    kinds = {}
     for (instrument_name, wave), columns in _needed_columns(catalogue, codebook).items():
         spec = codebook.instruments[instrument_name].files[wave]
-        _load(connection, raw_dir / wave / spec.name, spec, columns, f"{instrument_name}_{wave}")
+        name = f"{instrument_name}_{wave}"
+        _load(connection, raw_dir / wave / spec.name, spec, columns, name)
+        kinds[name] = {
+            str(row[0]): str(row[1]) for row in connection.execute(f"DESCRIBE {name}").fetchall()
+        }
+    recodes = crosswalk(codebook)
     parts = [
         sql
         for indicator in catalogue.indicators
@@ -155,6 +175,8 @@ def floor_indicators(
                 wave,
                 codebook,
                 info.population_year,
+                rules_for(recodes, indicator.instrument, wave),
+                kinds[f"{indicator.instrument}_{wave}"],
             )
         )
     ]

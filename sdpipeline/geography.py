@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
 from sdpipeline.codebook import Codebook
@@ -37,29 +38,41 @@ def successors(ref: ReferenceData) -> pd.DataFrame:
     ]
 
 
-def attach(
-    frame: pd.DataFrame, wave: str, codebook: Codebook, ref: ReferenceData
+def places_in(
+    connection: duckdb.DuckDBPyConnection,
+    relation: str,
+    wave: str,
+    codebook: Codebook,
+    ref: ReferenceData,
 ) -> tuple[pd.DataFrame, GeographyReport]:
-    """Add the 2021 municipality, its name and type, the region and the crosswalk rule. They are
-    worked out once per distinct municipality code and then given to its rows."""
-    rows, distinct = pd.factorize(frame["municipality"].astype("string"), use_na_sentinel=False)
-    places = _places(pd.Series(distinct, dtype="string"), wave, codebook, ref)
-    out = frame.copy(deep=False)  # copy-on-write: the caller's frame stays as it was
-    for column in places.columns.drop("municipality_code"):
-        out[column] = pd.Series(places[column].array.take(rows), index=frame.index)
-    split = out["crosswalk_rule"] == "split_majority"
-    codes = places["municipality_code"].array.take(rows)
+    """The 2021 municipality, its name and type, the region and the crosswalk rule of every
+    municipality code in ``relation`` (a table or view with a ``municipality`` column), one row
+    per distinct code, to be joined to the rows in the warehouse; and what the split rule did."""
+    counts = connection.execute(
+        f"SELECT municipality, count(*) FROM {relation} GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    codes = pd.Series([code for code, _ in counts], dtype="string")
+    table = places(codes, wave, codebook, ref)
+    table["municipality_code"] = codes.to_numpy()  # joined on the code as it stands
+    rows = pd.Series([n for _, n in counts], dtype="int64")
+    split = (table["crosswalk_rule"] == "split_majority").to_numpy()
+    stripped = codes.str.strip().to_numpy()
+    units: dict[str, int] = {}
+    for code, n in zip(stripped[split], rows.to_numpy()[split], strict=True):
+        units[code] = units.get(code, 0) + int(n)
     report = GeographyReport(
-        rows=len(out),
-        split_rows=int(split.sum()),
-        split_units=pd.Series(codes[split.to_numpy()]).value_counts().sort_index().to_dict(),
+        rows=int(rows.sum()),
+        split_rows=int(rows.to_numpy()[split].sum()),
+        split_units=dict(sorted(units.items())),
     )
-    return out, report
+    return table, report
 
 
-def _places(
+def places(
     municipality: pd.Series, wave: str, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
+    """Geography of each municipality code of ``wave`` (one row per code given); refuses a
+    code without a 2021 successor."""
     vintage = codebook.waves[wave].municipality_vintage
     new = ref.municipalities[2021].set_index("iso_code")
     own = ref.municipalities[vintage].set_index("iso_code")

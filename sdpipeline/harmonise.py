@@ -1,9 +1,21 @@
-"""Recode one wave's validated table to the harmonised variables, names and codes.
+"""Recode each wave's validated table to the harmonised variables, names and codes, inside DuckDB.
 
-Every translation comes from the codebook: a source code becomes the harmonised code its
-source scale says, a missing code becomes the harmonised code of its kind (hard to say and no
-answer kept apart), an item the wave did not ask becomes "not asked". A code the codebook does
-not know stops the recode with its variable and rows named: it never turns silently into NA.
+Every translation comes from the crosswalk (``recodes.crosswalk``, the codebook's scales as a
+table): a source code becomes the harmonised code its source scale says, a missing code
+becomes the harmonised code of its kind (hard to say and no answer kept apart), an item the
+wave did not ask becomes "not asked". The SQL that does it is generated from the crosswalk and
+runs in the warehouse; the rows never pass through Python. A code the codebook does not know
+stops the recode with its variable, codes and rows named: it never turns silently into NULL.
+
+Pandas is used where the work is not per row: the geography of each distinct municipality code
+(a few hundred), and the weights, which are computed from a few integer columns fetched as
+NumPy arrays and joined back by the row number in the file.
+
+Rows are in a canonical order before anything is summed, in the weights and the estimates
+alike: by a hash of what any sum reads of them (``canonical_order``), not by the file's row
+numbers (a re-export in another order) nor by the pseudonym (another installation has another
+key). Floating-point sums depend on their order, and the same delivery with its rows in
+another order must give the same weights and published figures to the last digit.
 """
 
 from __future__ import annotations
@@ -11,15 +23,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from sdpipeline import geography, targets, weighting
-from sdpipeline.codebook import Codebook, Instrument, SourceVariable, Variable
-from sdpipeline.distinct import map_distinct, per_distinct
+from sdpipeline.codebook import Codebook, Instrument, Variable
 from sdpipeline.geography import GeographyReport
+from sdpipeline.recodes import (
+    categorical_sql,
+    crosswalk,
+    date_formats,
+    date_value,
+    literal,
+    numeric_sql,
+    quoted,
+    rules_for,
+    source_value,
+    trimmed,
+)
 from sdpipeline.reference import ReferenceData
-from sdpipeline.validation.contracts import dates, numbers
 from sdpipeline.weighting import WeightReport
 
 PROVENANCE = ["_source_file", "_source_sha256", "_source_row"]
@@ -34,105 +57,117 @@ def missing_column(variable: Variable) -> str:
     return f"{variable.name}_missing"
 
 
-def _unknown(values: pd.Series, mapped: pd.Series, variable: Variable, wave: str, rows: pd.Series):
-    bad = mapped.isna() & values.notna()
-    if bad.any():
-        sample = sorted({str(v) for v in values[bad].head(5)})
+def text_sql(column: str, kind: str) -> str:
+    """Text as delivered without surrounding whitespace, empty as NULL; a whole number
+    delivered in a text column without its '.0'."""
+    kind = kind.upper()
+    if kind in ("DOUBLE", "FLOAT", "REAL"):
+        return (
+            f"CASE WHEN isnan({column}) THEN NULL WHEN {column} = round({column}) AND "
+            f"abs({column}) < 9.2e18 THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({column} AS VARCHAR) END"
+        )
+    if kind == "VARCHAR":
+        return f"NULLIF({trimmed(column)}, '')"
+    return f"NULLIF({trimmed(f'CAST({column} AS VARCHAR)')}, '')"
+
+
+def wave_columns(
+    instrument: Instrument,
+    wave: str,
+    codebook: Codebook,
+    recodes: pd.DataFrame,
+    kinds: dict[str, str],
+) -> dict[str, str]:
+    """Harmonised column → its SQL over one wave's validated table (columns typed ``kinds``)."""
+    rules = rules_for(recodes, instrument.name, wave)
+    spec = instrument.files[wave]
+    columns = {"wave": literal(wave), "year": f"CAST({codebook.waves[wave].year} AS BIGINT)"}
+    for variable in instrument.variables:
+        source = variable.sources.get(wave)
+        raw = quoted(source.variable) if source else "NULL"
+        kind = kinds.get(source.variable, "VARCHAR") if source else "VARCHAR"
+        if variable.is_categorical:
+            value = source_value(source, kinds) if source else "NULL"
+            case = categorical_sql(rules[variable.name], value, f"{raw} IS NULL")
+            columns[variable.name] = f"CAST({case} AS BIGINT)"
+        elif variable.level == "numeric":
+            value = source_value(source, kinds) if source else "NULL"
+            columns[variable.name], columns[missing_column(variable)] = numeric_sql(
+                rules[variable.name], value
+            )
+        elif source is None:  # not asked: empty, of the type the other waves give it
+            empty = "DATE" if variable.level == "date" else "VARCHAR"
+            columns[variable.name] = f"CAST(NULL AS {empty})"
+        elif variable.level == "date":
+            columns[variable.name] = date_value(raw, kind, date_formats(spec))
+        else:
+            columns[variable.name] = text_sql(raw, kind)
+    for column in PROVENANCE:
+        columns[column] = quoted(column)
+    return columns
+
+
+def select_sql(columns: dict[str, str], relation: str) -> str:
+    listed = ", ".join(f"{sql} AS {quoted(name)}" for name, sql in columns.items())
+    return f"SELECT {listed} FROM {relation}"
+
+
+def _check_recoded(
+    connection: duckdb.DuckDBPyConnection,
+    instrument: Instrument,
+    wave: str,
+    columns: dict[str, str],
+    relation: str,
+) -> None:
+    """Stop at a categorical value no rule covers, naming the variable, codes and rows."""
+    asked = [v for v in instrument.variables_in(wave) if v.is_categorical]
+    if not asked:
+        return
+    tests = {v.name: f"({columns[v.name]}) IS NULL" for v in asked}
+    counts = connection.execute(
+        "SELECT "
+        + ", ".join(f"count(*) FILTER ({test})" for test in tests.values())
+        + f" FROM {relation}"
+    ).fetchall()[0]
+    for variable, count in zip(asked, counts, strict=True):
+        if not count:
+            continue
+        source = quoted(variable.sources[wave].variable)
+        bad = connection.execute(
+            f"SELECT CAST({source} AS VARCHAR), _source_row FROM {relation} "
+            f"WHERE {tests[variable.name]} ORDER BY _source_row LIMIT 5"
+        ).fetchall()
+        codes = sorted({str(value) for value, _ in bad})
         raise HarmonisationError(
-            f"{variable.instrument}.{variable.name} ({wave}): codes {sample} have no recode in "
-            f"the codebook (rows {rows[bad].head(5).tolist()})"
+            f"{variable.instrument}.{variable.name} ({wave}): codes {codes} have no recode in "
+            f"the codebook (rows {[int(row) for _, row in bad]})"
         )
 
 
-def recode_categorical(
-    values: pd.Series,
-    variable: Variable,
-    source: SourceVariable,
-    codebook: Codebook,
-    rows: pd.Series,
-) -> pd.Series:
-    """Source codes → harmonised codes (missing codes to their kind's code, blanks to 'no
-    answer'); ``rows`` are the file's row numbers, named if a code has no rule."""
-    numeric = numbers(values)
-    if source.bins is not None:
-        mapped = pd.Series(pd.NA, index=values.index, dtype="Int64")
-        for code, (low, high) in source.bins.items():
-            mapped[numeric.between(low, high)] = code
-    else:
-        mapping = {float(code): to for code, to in source.scale.recode.items()}
-        mapped = numeric.map(mapping).astype("Int64")
-    for code, kind in source.missing_codes.items():
-        mapped[numeric == code] = codebook.missing_code(kind)
-    mapped[values.isna()] = codebook.missing_code("no_answer")
-    _unknown(values, mapped, variable, source.wave, rows)
-    return mapped
-
-
-def _numeric(values: pd.Series, source: SourceVariable) -> tuple[pd.Series, pd.Series]:
-    numeric = numbers(values)
-    kind = pd.Series(pd.NA, index=values.index, dtype="string")
-    for code, missing in source.missing_codes.items():
-        kind[numeric == code] = missing
-    kind[numeric.isna()] = "no_answer"
-    return numeric.where(kind.isna()), kind
-
-
-def _as_text(value: object) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip() or None
-
-
-def _text(values: pd.Series) -> pd.Series:
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        return per_distinct(values, _trimmed)
-    return map_distinct(values, _as_text).astype("string")
-
-
-def _trimmed(values: pd.Series) -> pd.Series:
-    return values.astype("string").str.strip().replace("", pd.NA)
+def _kinds(connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    described = connection.execute(f"DESCRIBE {relation}").fetchall()
+    return {str(row[0]): str(row[1]) for row in described}
 
 
 def harmonise_wave(
-    table: pd.DataFrame, instrument: Instrument, wave: str, codebook: Codebook
+    table: pd.DataFrame,
+    instrument: Instrument,
+    wave: str,
+    codebook: Codebook,
+    recodes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """A validated table of one wave (source names and codes) → harmonised columns."""
-    rows = table["_source_row"]
-    spec = instrument.files[wave]
-    out = pd.DataFrame(index=table.index)
-    out["wave"] = wave
-    out["year"] = codebook.waves[wave].year
-    not_asked = codebook.missing_code("not_asked")
-    for variable in instrument.variables:
-        source = variable.sources.get(wave)
-        if source is None:
-            if variable.is_categorical:
-                out[variable.name] = pd.Series(not_asked, index=table.index, dtype="Int64")
-            elif variable.level == "numeric":
-                out[variable.name] = pd.Series(float("nan"), index=table.index)
-                out[missing_column(variable)] = pd.Series(
-                    "not_asked", index=table.index, dtype="string"
-                )
-            else:
-                out[variable.name] = pd.Series(pd.NA, index=table.index, dtype="string")
-            continue
-        values = table[source.variable]
-        if variable.is_categorical:
-            out[variable.name] = recode_categorical(values, variable, source, codebook, rows)
-        elif variable.level == "numeric":
-            out[variable.name], out[missing_column(variable)] = _numeric(values, source)
-        elif variable.level == "date":
-            out[variable.name] = dates(values, spec.date_format).dt.date
-        else:
-            out[variable.name] = _text(values)
-    for column in PROVENANCE:
-        out[column] = table[column].to_numpy()
-    return out
+    """One wave's table in source names and codes → its harmonised columns, by the same SQL
+    as the warehouse runs, for a table held as pandas (a test, a notebook)."""
+    recodes = crosswalk(codebook) if recodes is None else recodes
+    with duckdb.connect() as connection:
+        connection.register("_wave", table)
+        columns = wave_columns(instrument, wave, codebook, recodes, _kinds(connection, "_wave"))
+        _check_recoded(connection, instrument, wave, columns, "_wave")
+        return connection.execute(select_sql(columns, "_wave")).df()
 
 
-def recode_rule(source: SourceVariable | None, codebook: Codebook) -> str:
+def recode_rule(source, codebook: Codebook) -> str:
     """The rule that produced a harmonised column in one wave, in words (for provenance)."""
     if source is None:
         return f"not asked: every row {codebook.missing_code('not_asked')} (not_asked)"
@@ -169,36 +204,17 @@ def comparability(
     return "identical" if all(r == recodes[0] for r in recodes) else "harmonised"
 
 
-def canonical_order(frame: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
-    """Rows sorted by a hash of what any sum reads of them (answers, codes, municipality): not
-    by the file's row numbers (a re-export in another order) nor by the pseudonym (another
-    installation has another key). Rows alike in all of that can come in any order: every sum
-    over them is the same sum. Free text, dates and identifiers are left out of the hash; text
-    codes enter it as their rank among the column's values, which is what keeps it fast."""
-    left_out = {v.name for v in instrument.variables if v.level in ("identifier", "text", "date")}
-    content = {}
-    for column in frame.columns:
-        if column in left_out or column in PROVENANCE:
-            continue
-        values = frame[column]
-        if pd.api.types.is_numeric_dtype(values):
-            content[column] = values
-        else:
-            ranks = pd.Categorical(values, categories=sorted(values.dropna().unique()))
-            content[column] = ranks.codes
-    digest = pd.util.hash_pandas_object(pd.DataFrame(content), index=False).to_numpy()
-    return frame.iloc[np.argsort(digest, kind="stable")].reset_index(drop=True)
-
-
 @dataclass(frozen=True)
 class Harmonised:
-    """One instrument, both waves, in harmonised form, with what made it."""
+    """One instrument, both waves, in harmonised form in the warehouse, with what made it."""
 
-    table: pd.DataFrame
+    table: str
+    rows: int
     provenance: pd.DataFrame
     labels: pd.DataFrame
     weights: dict[str, WeightReport]
     geography: dict[str, GeographyReport]
+    sources: dict[str, str]
 
 
 def provenance(instrument: Instrument, codebook: Codebook, files: dict[str, str]) -> pd.DataFrame:
@@ -245,37 +261,135 @@ def value_labels(instrument: Instrument, codebook: Codebook) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _design_label(column: str, kind: str) -> str:
+    """A design column's value as text, as the design labels have always spelt it."""
+    kind = kind.upper()
+    if kind in ("DOUBLE", "FLOAT", "REAL"):
+        return f"coalesce(CAST({column} AS VARCHAR), 'nan')"
+    if kind == "VARCHAR":
+        return f"coalesce({column}, 'None')"
+    return f"coalesce(CAST({column} AS VARCHAR), '<NA>')"
+
+
+def canonical_order(
+    connection: duckdb.DuckDBPyConnection, relation: str, instrument: Instrument
+) -> str:
+    """An ORDER BY for a wave's rows that no delivery order or key changes: DuckDB's hash of
+    every column a sum reads (answers, codes, geography; not free text, dates, identifiers or
+    provenance), then the row number. Rows alike in all of those are alike in every sum, so
+    their own order cannot change one."""
+    left_out = {v.name for v in instrument.variables if v.level in ("identifier", "text", "date")}
+    content = [c for c in _kinds(connection, relation) if c not in left_out | set(PROVENANCE)]
+    return f"hash({', '.join(quoted(c) for c in content)}), _source_row"
+
+
+def _weight_inputs(
+    connection: duckdb.DuckDBPyConnection, relation: str, instrument: Instrument, order: str
+) -> pd.DataFrame:
+    """The few columns the weights read, as NumPy arrays in canonical order (``order``):
+    integer codes, with the municipality as a dense integer code (weights only count its
+    rows)."""
+    spec = instrument.weighting
+    names = {"region"} | {c for margin in spec.margins for c in margin}
+    if spec.method == "raking":
+        names.add(instrument.design.get("strata", "region"))
+    listed = [f"CAST({quoted(n)} AS BIGINT) AS {quoted(n)}" for n in sorted(names)]
+    listed.append("dense_rank() OVER (ORDER BY municipality) AS municipality")
+    arrays = connection.execute(
+        f"SELECT {', '.join(listed)} FROM {relation} ORDER BY {order}"
+    ).fetchnumpy()
+    return pd.DataFrame({name: np.asarray(values) for name, values in arrays.items()})
+
+
 def harmonise_instrument(
-    tables: Iterable[tuple[str, pd.DataFrame]],
+    connection: duckdb.DuckDBPyConnection,
     instrument: Instrument,
     codebook: Codebook,
     ref: ReferenceData,
+    recodes: pd.DataFrame,
+    sources: dict[str, str],
+    target: str,
 ) -> Harmonised:
-    """Validated tables of every wave → one long harmonised table with geography and weights.
-    ``tables`` may read each wave's table only when it is wanted: each is let go once its wave
-    is harmonised, so at a register's size one wave's validated table is in memory, not all.
-
-    Each wave's rows are put in a canonical order before anything is summed: floating-point
-    sums depend on their order, and the same delivery with its rows in another order must give
-    the same weights and the same published figures to the last digit."""
-    parts, weights, places, files = [], {}, {}, {}
-    for wave, table in tables:
-        frame = canonical_order(harmonise_wave(table, instrument, wave, codebook), instrument)
-        frame, places[wave] = geography.attach(frame, wave, codebook, ref)
-        frame["weight"], frame["design_weight"], weights[wave] = weighting.weights_for(
-            frame, instrument, wave, codebook, ref
+    """Validated tables of every wave (``sources``: wave → qualified table) → one long
+    harmonised table ``target`` with geography, weights and design columns, built in DuckDB."""
+    parts, weights, places, files, rows = [], {}, {}, {}, 0
+    for position, (wave, relation) in enumerate(sources.items()):
+        columns = wave_columns(instrument, wave, codebook, recodes, _kinds(connection, relation))
+        _check_recoded(connection, instrument, wave, columns, relation)
+        recoded = f"_recoded_{wave}"
+        connection.execute(
+            f"CREATE OR REPLACE TEMP VIEW {recoded} AS {select_sql(columns, relation)}"
         )
-        frame = pd.concat([frame, weighting.design_columns(frame, instrument, wave)], axis=1)
-        frame["design_population"] = targets.fpc_population(frame, instrument, wave, codebook, ref)
-        if len(table):
-            files[wave] = str(table["_source_sha256"].iloc[0])
-        parts.append(frame)
-        del table
-    stacked = pd.concat(parts, ignore_index=True)
+        lookup, places[wave] = geography.places_in(connection, recoded, wave, codebook, ref)
+        connection.register(f"_places_{wave}", lookup)
+        located = f"_located_{wave}"
+        geo = [c for c in lookup.columns if c != "municipality_code"]
+        kept = ", ".join(f"p.{quoted(c)}" if c == "region" else f"h.{quoted(c)}" for c in columns)
+        added = ", ".join(f"p.{quoted(c)}" for c in geo if c not in columns)
+        connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE {located} AS SELECT {kept}, {added} FROM {recoded} h "
+            f"JOIN _places_{wave} p ON p.municipality_code = h.municipality"
+        )
+        order_by = canonical_order(connection, located, instrument)
+        inputs = _weight_inputs(connection, located, instrument, order_by)
+        weight, design_weight, weights[wave] = weighting.weights_for(
+            inputs, instrument, wave, codebook, ref
+        )
+        order = connection.execute(
+            f"SELECT _source_row FROM {located} ORDER BY {order_by}"
+        ).fetchnumpy()["_source_row"]
+        connection.register(
+            f"_weights_{wave}",
+            pd.DataFrame(
+                {
+                    "_source_row": np.asarray(order),
+                    "weight": weight.to_numpy(dtype=float),
+                    "design_weight": design_weight.to_numpy(dtype=float),
+                }
+            ),
+        )
+        kinds = _kinds(connection, located)
+        strata = instrument.design.get("strata")
+        psu = instrument.design.get("psu") or instrument.id_variable.name
+        stratum = (
+            f"{literal(wave + ':')} || {_design_label(quoted(strata), kinds[strata])}"
+            if strata
+            else literal(f"{wave}:all")
+        )
+        unit = f"{stratum} || ':' || {_design_label('l.' + quoted(psu), kinds[psu])}"
+        population = targets.population_sql(instrument, wave, codebook, ref)
+        parts.append(
+            f"SELECT l.*, w.weight, w.design_weight, {stratum} AS design_stratum, "
+            f"{unit} AS design_psu, {population} AS design_population, "
+            f"{position} AS _wave_position, row_number() OVER (ORDER BY {order_by}) AS _canonical "
+            f"FROM {located} l JOIN _weights_{wave} w USING (_source_row)"
+        )
+        count, sha = connection.execute(
+            f"SELECT count(*), any_value(_source_sha256) FROM {relation}"
+        ).fetchall()[0]
+        rows += count
+        if count:
+            files[wave] = str(sha)
+    # the rows in canonical order, wave by wave, as the weights saw them and the estimates will
+    connection.execute(
+        f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_wave_position, _canonical) FROM ("
+        + " UNION ALL ".join(f"SELECT * FROM ({part})" for part in parts)
+        + ") ORDER BY _wave_position, _canonical"
+    )
+    for wave in sources:
+        connection.execute(f"DROP TABLE IF EXISTS _located_{wave}")
+        connection.execute(f"DROP VIEW IF EXISTS _recoded_{wave}")
+        connection.unregister(f"_places_{wave}")
+        connection.unregister(f"_weights_{wave}")
+    delivered = dict(
+        connection.execute(f"SELECT DISTINCT _source_file, _source_sha256 FROM {target}").fetchall()
+    )
     return Harmonised(
-        table=stacked,
+        table=target,
+        rows=rows,
         provenance=provenance(instrument, codebook, files),
         labels=value_labels(instrument, codebook),
         weights=weights,
         geography=places,
+        sources=delivered,
     )

@@ -26,6 +26,10 @@ from sdpipeline.codebook import FileSpec
 
 DELIMITERS = (";", ",", "\t")
 HEADER_SEARCH_ROWS = 10
+# Python's csv module refuses a field over 128 KB, pandas' C parser has no such limit: with the
+# default, a long comment failed a file when it sat in the lines the header is looked for in,
+# and passed when it sat lower. The limit is the largest the module takes.
+csv.field_size_limit(2**31 - 1)
 # Bytes that Windows-1257 leaves undefined: their presence means the file is not Windows-1257.
 _CP1257_UNDEFINED = re.compile(rb"[\x81\x83\x88\x8A\x8C\x90\x98\x9A\x9C\x9F\xA1\xA5]")
 _SPACES = ("\u00a0", "\u202f", " ")
@@ -64,6 +68,7 @@ class RawFile:
     delimiter: str | None = None
     decimal: str | None = None
     header_row: int = 1
+    hidden_rows: tuple[int, ...] = ()
 
 
 def normalise_name(name: object) -> str:
@@ -187,7 +192,12 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
     if not lines or not lines[0].strip():
         raise DeliveryError(path, "file has no header line")
     delimiter = spec.delimiter or sniff_delimiter(lines[0])
-    head = [next(csv.reader([line], delimiter=delimiter), []) for line in lines]
+    head = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            head.append(next(csv.reader([line], delimiter=delimiter), []))
+        except csv.Error as error:
+            raise DeliveryError(path, f"line cannot be read as CSV: {error}", row=number) from error
     header = find_header(head, expected, spec.header_row)
     fields = head[header] if header < len(head) else []
     if len(fields) <= 1:
@@ -371,7 +381,65 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
         frame.reset_index(drop=True),
         rows,
         header_row=header + 1,
+        hidden_rows=tuple(sorted(set(hidden_rows(path)) & set(frame.index))),
     )
+
+
+def hidden_rows(path: Path) -> list[int]:
+    """Row numbers of the first sheet that Excel hides (how spreadsheet users often set cases
+    aside). Calamine reads every row and does not say which are hidden, so the sheet's own XML
+    is searched for rows marked ``hidden``."""
+    found = []
+    with zipfile.ZipFile(path) as archive:
+        sheet = _first_sheet_part(archive, set(archive.namelist()))
+        if sheet is None:
+            return []
+        with archive.open(sheet) as xml:  # in blocks: a register's sheet is hundreds of MB
+            pending = b""
+            for block in iter(lambda: xml.read(1 << 20), b""):
+                text = pending + block
+                cut = text.rfind(b"<")  # a tag may run on into the next block
+                pending, text = text[cut:], text[:cut]
+                found += _hidden_in(text)
+            found += _hidden_in(pending)
+    return found
+
+
+def _hidden_in(xml: bytes) -> list[int]:
+    """Numbers of the rows marked hidden among the ``<row>`` tags of a piece of sheet XML."""
+    found = []
+    for tag in _ROW_TAG.finditer(xml):
+        attributes = tag.group(1)
+        number = _ROW_NUMBER.search(attributes)
+        if number and _HIDDEN.search(attributes):
+            found.append(int(number.group(1)))
+    return found
+
+
+_ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
+_HIDDEN = re.compile(rb'\bhidden="(?:1|true)"')
+_ROW_NUMBER = re.compile(rb'\br="(\d+)"')
+
+
+def _first_sheet_part(archive: zipfile.ZipFile, names: set[str]) -> str | None:
+    """The part holding the workbook's first sheet, as ``workbook.xml`` orders the sheets."""
+    if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
+        return None
+    workbook = archive.read("xl/workbook.xml")
+    first = re.search(rb'<(?:\w+:)?sheet\b[^>]*\br:id="([^"]+)"', workbook)
+    if first is None:
+        return None
+    relations = archive.read("xl/_rels/workbook.xml.rels")
+    for relation in re.finditer(rb"<Relationship\b([^>]*)/?>", relations):
+        attributes = relation.group(1)
+        if re.search(rb'\bId="' + re.escape(first.group(1)) + rb'"', attributes):
+            target = re.search(rb'\bTarget="([^"]+)"', attributes)
+            if target is None:
+                return None
+            part = target.group(1).decode()
+            part = part.lstrip("/") if part.startswith("/") else f"xl/{part}"
+            return part if part in names else None
+    return None
 
 
 def _column(values: np.ndarray, text: bool) -> np.ndarray | list:

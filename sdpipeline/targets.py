@@ -28,20 +28,33 @@ QUOTA = Label(
 )
 
 
-def fpc_population(
-    frame: pd.DataFrame, instrument: Instrument, wave: str, codebook: Codebook, ref: ReferenceData
-) -> np.ndarray:
-    """Each row of one wave's frame: the number of units in its stratum of the population (R
-    ``survey``'s ``fpc``) where the instrument is a census of the finite population; NaN (no
-    correction) otherwise."""
+def population_counts(
+    instrument: Instrument, wave: str, codebook: Codebook, ref: ReferenceData
+) -> dict[int | None, int] | None:
+    """The number of units in each stratum of the population (R ``survey``'s ``fpc``) where
+    the instrument is a census of the finite population: {region: units} when it is stratified
+    by region, {None: units} when not; None where there is no correction."""
     census = instrument.census
     if census is None or census.target != "finite_population":
-        return np.full(len(frame), np.nan)
+        return None
     units = ref.municipalities[codebook.waves[wave].municipality_vintage]
     if instrument.design.get("strata") == "region":
-        counts = units.groupby("region_code").size()
-        return frame["region"].astype(int).map(counts).to_numpy(dtype=float)
-    return np.full(len(frame), float(len(units)))
+        return {int(r): int(n) for r, n in units.groupby("region_code").size().items()}
+    return {None: len(units)}
+
+
+def population_sql(
+    instrument: Instrument, wave: str, codebook: Codebook, ref: ReferenceData
+) -> str:
+    """``population_counts`` as the SQL expression of a harmonised row's ``design_population``
+    (NULL: no finite population correction)."""
+    counts = population_counts(instrument, wave, codebook, ref)
+    if counts is None:
+        return "CAST(NULL AS DOUBLE)"
+    if None in counts:
+        return f"CAST({counts[None]} AS DOUBLE)"
+    cases = " ".join(f"WHEN {region} THEN {n}" for region, n in sorted(counts.items()))
+    return f"CAST(CASE CAST(region AS BIGINT) {cases} END AS DOUBLE)"
 
 
 def _lower_first(text: str) -> str:

@@ -11,11 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
-ENUM_LIMIT = 4096  # distinct values up to which a text column is read as codes
 
 
 def qualified(schema: str, table: str) -> str:
@@ -72,63 +70,18 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _enum(values: list[str]) -> str:
-    return "ENUM(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
-
-
 def read_frame(
     connection: duckdb.DuckDBPyConnection,
     schema: str,
     table: str,
     columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """A table's rows as pandas, with each text that repeats down a column made once and
-    shared by its rows. DuckDB hands pandas a new string per cell, and a register's provenance,
-    codes and design labels repeat a handful of values over millions of rows.
-
-    A text column with up to ``ENUM_LIMIT`` distinct values is read as a DuckDB ENUM, which
-    reaches pandas as codes and the distinct values once; a column with more, but still
-    repeating, is shared after reading; one of distinct values (identifiers) is left as read."""
-    name = qualified(schema, table)
-    kinds = dict(table_columns(connection, schema, table))
-    columns = list(kinds) if columns is None else columns
-    text = [c for c in columns if kinds[c] == "VARCHAR"]
-    distinct, repeating = {}, []
-    if text:
-        counts = connection.execute(
-            "SELECT count(*), "
-            + ", ".join(f"count(DISTINCT {_quoted(c)})" for c in text)
-            + f" FROM {name}"
-        ).fetchone()
-        rows, counts = counts[0], dict(zip(text, counts[1:], strict=True))
-        repeating = [c for c in text if 2 * counts[c] <= rows]
-        few = [c for c in repeating if 0 < counts[c] <= ENUM_LIMIT]
-        if few:
-            lists = connection.execute(
-                "SELECT " + ", ".join(f"list(DISTINCT {_quoted(c)})" for c in few) + f" FROM {name}"
-            ).fetchone()
-            distinct = {
-                c: [v for v in values if v is not None]
-                for c, values in zip(few, lists, strict=True)
-            }
-    select = ", ".join(
-        f"CAST({_quoted(c)} AS {_enum(distinct[c])}) AS {_quoted(c)}"
-        if c in distinct
-        else _quoted(c)
-        for c in columns
-    )
-    frame = connection.execute(f"SELECT {select} FROM {name}").df()
-    for column in columns:
-        values = frame[column]
-        if column in distinct:
-            codes = values.cat.codes.to_numpy()
-            shared = np.asarray(values.cat.categories, dtype=object).take(codes)
-            shared[codes < 0] = None
-            frame[column] = pd.Series(shared, index=frame.index, dtype="str")
-        elif column in repeating:
-            codes, repeated = pd.factorize(values, use_na_sentinel=False)
-            frame[column] = pd.Series(repeated.take(codes), index=frame.index, dtype=values.dtype)
-    return frame
+    """A table's columns as pandas, through Arrow: text arrives as Arrow-backed strings (one
+    buffer per column, not a Python object per cell), numbers as NumPy arrays. For the work
+    that is not per row (weighting, estimation) over the columns it reads."""
+    listed = "*" if columns is None else ", ".join(_quoted(c) for c in columns)
+    relation = connection.sql(f"SELECT {listed} FROM {qualified(schema, table)}")
+    return relation.to_arrow_table().to_pandas()
 
 
 def table_columns(

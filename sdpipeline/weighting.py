@@ -188,9 +188,15 @@ def weights_for(
 
 
 def expected_total(
-    frame: pd.DataFrame, instrument: Instrument, wave: str, codebook: Codebook, ref: ReferenceData
+    instrument: Instrument,
+    wave: str,
+    codebook: Codebook,
+    ref: ReferenceData,
+    respondents: int,
+    municipalities: int,
 ) -> float:
-    """What one wave's weights must add up to under the instrument's method."""
+    """What one wave's weights must add up to under the instrument's method, given the wave's
+    respondents and the distinct municipalities they are in."""
     method = instrument.weighting.method
     if method == "raking":
         return float(population_margins(codebook, wave, [("region",)], ref)[0].sum())
@@ -198,38 +204,5 @@ def expected_total(
         vintage = codebook.waves[wave].municipality_vintage
         return float(len(ref.municipalities[vintage]))
     if method == "per_municipality":
-        return float(frame["municipality"].nunique())
-    return float(len(frame))
-
-
-def design_columns(frame: pd.DataFrame, instrument: Instrument, wave: str) -> pd.DataFrame:
-    """Stratum and primary sampling unit of every row, for design-based variances: the
-    codebook's ``design.strata`` and ``design.psu`` where the design has them, else one stratum
-    per wave and every respondent its own unit (named by the pseudonym, not the position in
-    the file, so a re-export in another row order is the same design). Waves are independent
-    samples."""
-    strata = instrument.design.get("strata")
-    psu = instrument.design.get("psu")
-    level = frame[strata] if strata else pd.Series("all", index=frame.index)
-    unit = frame[psu if psu else instrument.id_variable.name]
-    return pd.DataFrame(
-        {
-            "design_stratum": _joined(frame.index, wave, level),
-            "design_psu": _joined(frame.index, wave, level, unit),
-        }
-    )
-
-
-def _joined(index: pd.Index, prefix: str, *columns: pd.Series) -> pd.Series:
-    """``prefix:value:value…`` of each row, each distinct text made once and shared by its
-    rows: a register's rows share a few hundred strata and sampling points, and a string per
-    row of each was a tenth of the harmonised table's memory."""
-    codes, texts = None, pd.Series([prefix], dtype="str")
-    for column in columns:
-        column_codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        size = max(len(uniques), 1)
-        combined, first = pd.factorize((0 if codes is None else codes) * size + column_codes)
-        own = pd.Series(uniques.astype(str), dtype="str").to_numpy()[first % size]
-        texts = pd.Series(texts.to_numpy()[first // size], dtype="str") + ":" + own
-        codes = combined
-    return pd.Series(texts.to_numpy()[codes], index=index, dtype="str")
+        return float(municipalities)
+    return float(respondents)

@@ -46,6 +46,7 @@ def test_reference_layer(codebook):
         "reference/municipality_crosswalk",
         "reference/population_totals",
         "reference/population_adults",
+        "reference/recodes",
     }
 
 
@@ -61,7 +62,7 @@ def test_full_refresh_job_materialises_every_materialisable_asset():
     graph = defs.resolve_asset_graph()
     materialisable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
     assert job.asset_layer.executable_asset_keys == materialisable
-    assert len(materialisable) == 5 + 12 + 12 + 6 + 1 + 4 + 9
+    assert len(materialisable) == 6 + 12 + 12 + 6 + 1 + 4 + 9
 
 
 def test_lineage_runs_on_to_indicators_and_report_tables():
@@ -87,6 +88,7 @@ def test_lineage_runs_file_raw_validated_harmonised_for_every_instrument(codeboo
             assert graph.get(validated).parent_keys == {raw}
             assert graph.get(raw).parent_keys == {keys.delivery(instrument, codebook, wave)}
         assert keys.reference("municipality_crosswalk") in harmonised.parent_keys
+        assert keys.reference("recodes") in harmonised.parent_keys
         checks = {k.name for k in graph.get_check_keys_for_assets({harmonised.key})}
         assert checks == {"harmonised_contract", "gx_harmonised_contract"}
 

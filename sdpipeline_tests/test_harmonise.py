@@ -16,7 +16,7 @@ from sdpipeline.harmonise import HarmonisationError, harmonise_wave
 from sdpipeline.ingest import load_raw
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation.harmonised_contract import harmonised_contract
-from sdpipeline.validation.quarantine import apply_contract
+from sdpipeline.validation.quarantine import check_frame
 from sdpipeline.weighting import population_margins, raking_cells
 
 from .conftest import SHIPPED_RAW
@@ -81,14 +81,16 @@ def test_a_code_without_a_rule_stops_the_recode(codebook):
 
 def test_every_2017_municipality_reaches_2021(codebook, ref):
     old = ref.municipalities[2017]["iso_code"]
-    frame = pd.DataFrame({"municipality": old})
-    placed, report = geography.attach(frame, "ex_ante_2017", codebook, ref)
-    assert len(placed) == 119
+    with duckdb.connect() as connection:
+        connection.register("answers", pd.DataFrame({"municipality": [*old, "LV-001"]}))
+        placed, report = geography.places_in(connection, "answers", "ex_ante_2017", codebook, ref)
+    assert len(placed) == 119  # one row per distinct code
     assert placed["municipality_2021"].notna().all()
     assert set(placed["municipality_2021"]) == set(ref.municipalities[2021]["iso_code"])
     assert placed["region"].notna().all() and placed["municipality_type"].notna().all()
-    assert report.split_rows == 2 and report.split_units == {"LV-001": 1, "LV-037": 1}
-    split = placed.set_index("municipality").loc[["LV-001", "LV-037"]]
+    assert report.rows == 120
+    assert report.split_rows == 3 and report.split_units == {"LV-001": 2, "LV-037": 1}
+    split = placed.set_index("municipality_code").loc[["LV-001", "LV-037"]]
     assert split["municipality_2021"].tolist() == ["LV-073", "LV-091"]  # Preiļu, Siguldas
     assert split["successor_share"].round(4).tolist() == [0.5172, 0.5361]
 
@@ -172,10 +174,10 @@ def test_the_harmonised_contract_catches_a_broken_recode(pipeline_run, codebook,
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         table = connection.execute("SELECT * FROM harmonised.clients").df()
     schema = harmonised_contract(codebook.instruments["clients"], codebook, ref)
-    assert apply_contract(table, schema).quarantined.empty
+    assert check_frame(table, schema).quarantined.empty
     table.loc[3, "satisfaction"] = 5
     table.loc[4, "weight"] = 0.0
-    broken = apply_contract(table, schema)
+    broken = check_frame(table, schema)
     assert set(broken.checks.loc[broken.checks["failing_rows"] > 0, "check"]) == {
         "harmonised_code",
         "positive",

@@ -126,11 +126,27 @@ def test_a_finite_population_census_gets_its_population_per_row(tmp_path):
     codebook = _codebook_copy(tmp_path, lambda d: d["census"].update(target="finite_population"))
     heads = codebook.instruments["heads"]
     ref = ReferenceData.from_files(codebook)
-    frame = pd.DataFrame({"region": [1, 2, 3]})
-    assert targets.fpc_population(frame, heads, "ex_ante_2017", codebook, ref).tolist() == [119] * 3
-    assert targets.fpc_population(frame, heads, "ex_post_2023", codebook, ref).tolist() == [43] * 3
+    assert targets.population_counts(heads, "ex_ante_2017", codebook, ref) == {None: 119}
+    assert targets.population_counts(heads, "ex_post_2023", codebook, ref) == {None: 43}
     plain = default_codebook().instruments["heads"]
-    assert np.isnan(targets.fpc_population(frame, plain, "ex_post_2023", codebook, ref)).all()
+    assert targets.population_counts(plain, "ex_post_2023", codebook, ref) is None
+    with duckdb.connect() as connection:
+        row = connection.execute(
+            f"SELECT {targets.population_sql(heads, 'ex_post_2023', codebook, ref)}, "
+            f"{targets.population_sql(plain, 'ex_post_2023', codebook, ref)}"
+        ).fetchone()
+    assert row == (43.0, None)
+    by_region = _codebook_copy(
+        tmp_path / "regions",
+        lambda d: d.update(strata="region") or d["census"].update(target="finite_population"),
+    ).instruments["heads"]
+    counts = targets.population_counts(by_region, "ex_post_2023", codebook, ref)
+    assert sum(counts.values()) == 43 and counts[1] == 1  # Rīga is one municipality
+    expression = targets.population_sql(by_region, "ex_post_2023", codebook, ref)
+    with duckdb.connect() as connection:
+        assert connection.execute(f"SELECT {expression} FROM (SELECT 1 AS region)").fetchone() == (
+            1.0,
+        )
 
 
 @pytest.mark.parametrize("value", [-0.04, -0.0, -0.049999, 0.04, -1e-17])

@@ -25,7 +25,7 @@ from sdpipeline.validation.expectations import (
     distribution_suite,
     table_suite,
 )
-from sdpipeline.validation.quarantine import apply_contract
+from sdpipeline.validation.quarantine import check_frame
 
 from .conftest import SHIPPED_FILES, SHIPPED_RAW, isolate, materialize
 from .test_bad_input import lay_over
@@ -39,7 +39,7 @@ def test_schema_covers_every_variable_and_the_sample_keeps_it(codebook, instrume
     identifier = spec.id_variable.sources[wave].variable
     assert schema.columns[identifier].unique
     load = load_raw(spec, wave, codebook, SHIPPED_RAW / wave / spec.files[wave].name)
-    outcome = apply_contract(load.table, schema)
+    outcome = check_frame(load.table, schema)
     assert outcome.quarantined.empty, outcome.summary()
     assert not outcome.file_errors
     assert (outcome.checks["failing_rows"] == 0).all()
@@ -70,7 +70,7 @@ def test_rules_skip_missing_codes_and_catch_real_breaks(codebook):
     table.loc[0, "TIME_DIRECT"] = 999  # no answer: the sum rule cannot be judged, not broken
     table.loc[1, "TIME_DIRECT"] = table.loc[1, "TIME_DIRECT"] + 20  # breaks the sum
     table.loc[2, "region"] = 6 if table.loc[2, "region"] != 6 else 5  # wrong region
-    outcome = apply_contract(table, row_contract(spec, "ex_post_2023", codebook))
+    outcome = check_frame(table, row_contract(spec, "ex_post_2023", codebook))
     assert outcome.quarantined["source_row"].tolist() == [2, 3]
     reasons = " ".join(outcome.quarantined["reasons"])
     assert "time_use_sums_to_100" in reasons and "region_matches_municipality" in reasons
@@ -79,7 +79,7 @@ def test_rules_skip_missing_codes_and_catch_real_breaks(codebook):
 def test_every_check_is_reported_even_when_it_passes(codebook):
     spec, table = _specialists(codebook)
     table.loc[4, "JOB_SAT"] = 7
-    outcome = apply_contract(table, row_contract(spec, "ex_post_2023", codebook))
+    outcome = check_frame(table, row_contract(spec, "ex_post_2023", codebook))
     failing = outcome.checks[outcome.checks["failing_rows"] > 0]
     assert failing[["column", "check", "failing_rows"]].values.tolist() == [
         ["JOB_SAT", "valid_code", 1]
@@ -169,7 +169,9 @@ def test_gx_distribution_rule_names_the_degenerate_question(codebook, isolated):
     )
     table = load.table.copy()
     table["k10"] = 1.0  # everyone would recommend
-    profile = distribution_profile(spec, "ex_ante_2017", table, 50)
+    with duckdb.connect() as connection:
+        connection.register("clients", table)
+        profile = distribution_profile(connection, "clients", spec, "ex_ante_2017", 50)
     outcomes = gx_runner.run_suite(
         distribution_suite(codebook, "clients_2017_validated"), profile, "test-run"
     )

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
 from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.defs.resources import GreatExpectations
@@ -21,9 +20,11 @@ from sdpipeline.validation.expectations import (
     ERROR,
     distribution_profile,
     distribution_suite,
+    harmonised_profile,
     harmonised_suites,
     table_suite,
 )
+from sdpipeline.warehouse import qualified
 from sdpipeline.weighting import expected_total
 
 DATASET_CONTRACT = "gx_dataset_contract"
@@ -98,24 +99,35 @@ def _result(
 
 
 def start_dataset_contract(
-    table: pd.DataFrame,
+    connection: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
     instrument: Instrument,
     wave_id: str,
     codebook: Codebook,
     gx: GreatExpectations,
     audit_context: audit.CheckContext,
 ) -> Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]:
-    """The validated table's suites: the table itself and its distribution profile. The table
-    goes to the GX worker at once, and the step writes the table while GX checks it; the
-    function returned waits for the outcomes and records them. Its ``seconds`` are the time
-    the step itself spent on the check."""
+    """The validated table's suites: the table itself and its distribution profile. Only the
+    columns the table suite reads leave the warehouse, for the GX worker, which checks them
+    while the step goes on (the profile is counted in DuckDB meanwhile); the function returned
+    waits for the outcomes and records them. Its ``seconds`` are the time the step itself
+    spent on the check."""
     started = time.perf_counter()
     run_id = audit_context.run_id
     # GX names its files after suites: the table's warehouse name, not the asset key's path
     suite = audit_context.asset.replace("/", ".")
-    checking = gx.start_suite(table_suite(instrument, wave_id, codebook, suite), table, run_id)
+    table_checks = table_suite(instrument, wave_id, codebook, suite)
+    listed = ", ".join(f'"{c}"' for c in table_checks.columns())
+    # DuckDB's own conversion, nullable integers kept integers, as GX has always been given them
+    columns = connection.execute(f"SELECT {listed} FROM {qualified(schema, table)}").df()
+    checking = gx.start_suite(table_checks, columns, run_id)
     profile = distribution_profile(
-        instrument, wave_id, table, codebook.validation.min_valid_for_distribution
+        connection,
+        qualified(schema, table),
+        instrument,
+        wave_id,
+        codebook.validation.min_valid_for_distribution,
     )
     spent = time.perf_counter() - started
 
@@ -136,7 +148,7 @@ def start_dataset_contract(
 
 
 def gx_harmonised_contract(
-    table: pd.DataFrame,
+    relation: str,
     instrument: Instrument,
     codebook: Codebook,
     ref: ReferenceData,
@@ -144,14 +156,24 @@ def gx_harmonised_contract(
     connection: duckdb.DuckDBPyConnection,
     audit_context: audit.CheckContext,
 ) -> dg.AssetCheckResult:
-    """The harmonised table's suites: waves present, weight totals, item coverage."""
+    """The harmonised table's suites: waves present, weight totals, item coverage, over the
+    counts DuckDB makes of the table (``harmonised_profile``)."""
     started = time.perf_counter()
+    waves, coverage = harmonised_profile(connection, relation, instrument, codebook)
+    found = waves.set_index("wave")
     totals = {
-        wave: expected_total(table[table["wave"] == wave], instrument, wave, codebook, ref)
+        wave: expected_total(
+            instrument,
+            wave,
+            codebook,
+            ref,
+            int(found["respondents"].get(wave, 0)),
+            int(found["municipalities"].get(wave, 0)),
+        )
         for wave in instrument.files
     }
     outcomes = []
-    for suite, frame in harmonised_suites(instrument, codebook, table, totals):
+    for suite, frame in harmonised_suites(instrument, waves, coverage, totals):
         outcomes += gx.run_suite(suite, frame, audit_context.run_id)
     return _result(
         HARMONISED_CONTRACT,

@@ -8,17 +8,20 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from sdpipeline.warehouse import table_columns
+from sdpipeline.warehouse import qualified, table_columns
 
 PREVIEW_ROWS = 10
 
 
-def sources_in(frame: pd.DataFrame) -> dict[str, str]:
-    """The delivered files a table's rows descend from, by their provenance columns."""
-    if not {"_source_file", "_source_sha256"} <= set(frame.columns):
+def sources_of(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
+    """The delivered files a warehouse table's rows descend from, by their provenance columns."""
+    named = {name for name, _ in table_columns(connection, schema, table)}
+    if not {"_source_file", "_source_sha256"} <= named:
         return {}
     return dict(
-        zip(frame["_source_file"].to_numpy(), frame["_source_sha256"].to_numpy(), strict=True)
+        connection.execute(
+            f"SELECT DISTINCT _source_file, _source_sha256 FROM {qualified(schema, table)}"
+        ).fetchall()
     )
 
 
@@ -32,21 +35,30 @@ def table_metadata(
     connection: duckdb.DuckDBPyConnection,
     schema: str,
     table: str,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | None,
     sources: Mapping[str, str],
     descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """``sources``: file name → SHA-256 of every delivered or reference file the table is from."""
+    """``sources``: file name → SHA-256 of every delivered or reference file the table is from.
+    ``frame``: the table as written, if it was written from pandas; ``None`` for a table built
+    inside the warehouse, whose row count and preview are then read from it."""
     descriptions = descriptions or {}
+    if frame is None:
+        name = qualified(schema, table)
+        rows = int(connection.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+        head = connection.sql(f"SELECT * FROM {name} LIMIT {PREVIEW_ROWS}").to_arrow_table()
+        preview = head.to_pandas()
+    else:
+        rows, preview = len(frame), frame.head(PREVIEW_ROWS)
     columns = [
         dg.TableColumn(name=name, type=kind, description=descriptions.get(name))
         for name, kind in table_columns(connection, schema, table)
     ]
     return {
-        "dagster/row_count": len(frame),
+        "dagster/row_count": rows,
         "dagster/table_name": f"{schema}.{table}",
         "dagster/column_schema": dg.TableSchema(columns=columns),
-        "preview": dg.MetadataValue.md(frame.head(PREVIEW_ROWS).to_markdown(index=False)),
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
         "source_files": dg.MetadataValue.md(source_files_markdown(sources)),
         "source_sha256": dg.MetadataValue.json(dict(sorted(sources.items()))),
     }

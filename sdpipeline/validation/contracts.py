@@ -1,60 +1,32 @@
 """The row-level contract of a raw table, as a pandera schema derived from the codebook.
 
-Checks are vectorised and tolerant of type: a text cell in a numeric column fails one named
-check ("is a number") on its own row instead of breaking every other check of the column, so
-that lazy validation can report each bad cell with its row. Missing codes (8/9, 98/99, 999 …)
-are valid answers, never range violations, and cross-field rules skip rows where a value is one.
+Each check is SQL (``sql_checks``): the contract runs inside DuckDB on the raw table, and only
+failing rows come back. Checks are tolerant of type: a text cell in a numeric column fails one
+named check ("is a number") on its own row instead of breaking every other check of the column,
+so that each bad cell is reported with its row. Missing codes (8/9, 98/99, 999 …) are valid
+answers, never range violations, and cross-field rules skip rows where a value is one.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
-
-import pandas as pd
 import pandera.pandas as pa
 
 from sdpipeline import reference
 from sdpipeline.codebook import Codebook, Instrument, Rule, SourceVariable, Variable
+from sdpipeline.recodes import WHITESPACE, date_formats, literal
+from sdpipeline.validation.sql_checks import sql_check
 
 
-def numbers(values: pd.Series) -> pd.Series:
-    """Numeric view of a column as delivered: decimal commas and text tolerated (→ NaN)."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype(float)
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    text = values.astype("string").str.strip().str.replace(",", ".", regex=False)
-    return pd.to_numeric(text, errors="coerce").astype(float)
+def _numbers(values) -> str:
+    return ", ".join(repr(float(v)) for v in values)
 
 
-def dates(values: pd.Series, date_format: str | None) -> pd.Series:
-    """Dates as delivered: native SPSS/Excel dates, or text in the file's declared format."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values
-    if (
-        not pd.api.types.is_string_dtype(values)
-        and values.map(lambda v: isinstance(v, dt.date)).all()
-    ):
-        return pd.to_datetime(values, errors="coerce")
-    return pd.to_datetime(values.astype("string"), format=date_format, errors="coerce")
-
-
-def _in_codes(values: pd.Series, codes: set[str]) -> pd.Series:
-    """Missing, or one of ``codes`` once surrounding spaces are dropped; only the cells that
-    do not match as they are pay for the stripping."""
-    found = values.isna() | values.isin(codes)
-    if not found.all():
-        found |= values.astype("string").str.strip().isin(codes)
-    return found
-
-
-def _check(function: Callable[[pd.Series], pd.Series], name: str, error: str) -> pa.Check:
-    return pa.Check(function, name=name, error=error)
+def _texts(values) -> str:
+    return ", ".join(literal(str(v)) for v in sorted(values))
 
 
 def _is_number() -> pa.Check:
-    return _check(lambda s: s.isna() | numbers(s).notna(), "is_number", "not a number")
+    return sql_check("is_number", "not a number", "{col} IS NOT NULL AND {num} IS NULL")
 
 
 def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave: str) -> pa.Column:
@@ -64,22 +36,23 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
     unique = variable.level == "identifier"
     if variable.level == "municipality":
         vintage = codebook.waves[wave].municipality_vintage
-        codes = set(reference.municipalities(vintage, codebook)["iso_code"])
+        codes = _texts(set(reference.municipalities(vintage, codebook)["iso_code"]))
         checks.append(
-            _check(
-                lambda s, c=codes: _in_codes(s, c),
+            sql_check(
                 "municipality_code",
                 f"not a municipality code of the {vintage} vintage",
+                f"{{col}} IS NOT NULL AND CAST({{col}} AS VARCHAR) NOT IN ({codes}) AND "
+                f"trim(CAST({{col}} AS VARCHAR), {literal(WHITESPACE)}) NOT IN ({codes})",
             )
         )
     elif source.scale is not None:
         codes = sorted(source.scale.labels)
         checks += [
             _is_number(),
-            _check(
-                lambda s, c=codes: numbers(s).isna() | numbers(s).isin(c),
+            sql_check(
                 "valid_code",
                 f"not a code of {source.scale.name} {codes}",
+                f"{{num}} IS NOT NULL AND {{num}} NOT IN ({_numbers(codes)})",
             ),
         ]
     elif source.bins is not None or variable.level == "numeric":
@@ -88,40 +61,39 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
             high = max(hi for _, hi in source.bins.values())
         else:
             low, high = variable.value_range
+        in_missing = f" OR {{num}} IN ({_numbers(missing)})" if missing else ""
         checks += [
             _is_number(),
-            _check(
-                lambda s, lo=low, hi=high, m=missing: (
-                    numbers(s).isna() | numbers(s).between(lo, hi) | numbers(s).isin(m)
-                ),
+            sql_check(
                 "in_range",
                 f"outside {low:g}–{high:g} and not a missing code {missing}",
+                f"{{num}} IS NOT NULL AND NOT ({{num}} BETWEEN {low!r} AND {high!r}{in_missing})",
             ),
         ]
         if variable.integer or source.bins is not None:
             checks.append(
-                _check(
-                    lambda s: numbers(s).isna() | (numbers(s) % 1 == 0),
+                sql_check(
                     "whole_number",
                     "not a whole number",
+                    "{num} IS NOT NULL AND NOT isinf({num}) AND {num} <> floor({num})",
                 )
             )
     elif variable.level == "date":
         spec = codebook.instruments[variable.instrument].files[wave]
         wave_def = codebook.waves[wave]
-        start, end = pd.Timestamp(wave_def.fieldwork_start), pd.Timestamp(wave_def.fieldwork_end)
+        start, end = wave_def.fieldwork_start.isoformat(), wave_def.fieldwork_end.isoformat()
         checks += [
-            _check(
-                lambda s, f=spec.date_format: s.isna() | dates(s, f).notna(),
+            sql_check(
                 "is_date",
                 f"not a date{f' in the format {spec.date_format}' if spec.date_format else ''}",
+                "{col} IS NOT NULL AND {date} IS NULL",
+                date_formats=date_formats(spec),
             ),
-            _check(
-                lambda s, f=spec.date_format, a=start, b=end: _unknown_or_between(
-                    dates(s, f), a, b
-                ),
+            sql_check(
                 "in_fieldwork",
                 f"outside the fieldwork {wave_def.fieldwork_start} – {wave_def.fieldwork_end}",
+                f"{{date}} IS NOT NULL AND NOT ({{date}} BETWEEN DATE '{start}' AND DATE '{end}')",
+                date_formats=date_formats(spec),
             ),
         ]
     return pa.Column(
@@ -134,40 +106,32 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
     )
 
 
-def _unknown_or_between(values: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-    return values.isna() | values.between(start, end)
-
-
-def _evaluable(frame: pd.DataFrame, columns: list[str], missing: list[list[float]]) -> pd.Series:
-    mask = pd.Series(True, index=frame.index)
-    for column, codes in zip(columns, missing, strict=True):
-        values = numbers(frame[column])
-        mask &= values.notna() & ~values.isin(codes)
-    return mask
-
-
 def _rule_check(rule: Rule, instrument: Instrument, wave: str) -> pa.Check | None:
     variables = [instrument.variable(name) for name in rule.variables]
     if not all(v.asked_in(wave) for v in variables):
         return None
     columns = [v.sources[wave].variable for v in variables]
-    missing = [sorted(v.sources[wave].missing_codes) for v in variables]
-
-    def holds(frame: pd.DataFrame) -> pd.Series:
-        ok = ~_evaluable(frame, columns, missing)
-        values = [numbers(frame[c]) for c in columns]
-        if rule.kind == "sum":
-            total = sum(values[1:], values[0])
-            return ok | ((total - rule.total).abs() <= rule.tolerance)
-        if rule.kind == "less_or_equal":
-            return ok | (values[0] <= values[1])
-        return ok | (values[0] == values[1])
-
+    values = [f"{{nums[{c}]}}" for c in columns]
+    evaluable = " AND ".join(
+        f"{value} IS NOT NULL"
+        + (
+            f" AND {value} NOT IN ({_numbers(sorted(v.sources[wave].missing_codes))})"
+            if v.sources[wave].missing_codes
+            else ""
+        )
+        for value, v in zip(values, variables, strict=True)
+    )
+    if rule.kind == "sum":
+        holds = f"abs(({' + '.join(values)}) - {rule.total!r}) <= {rule.tolerance!r}"
+    elif rule.kind == "less_or_equal":
+        holds = f"{values[0]} <= {values[1]}"
+    else:
+        holds = f"{values[0]} = {values[1]}"
     # The description names the columns the rule reads, so a quarantine entry can name them.
-    return pa.Check(
-        holds,
-        name=rule.name,
-        error=f"{rule.message} ({', '.join(columns)})",
+    return sql_check(
+        rule.name,
+        f"{rule.message} ({', '.join(columns)})",
+        f"{evaluable} AND NOT ({holds})",
         description=", ".join(columns),
     )
 
@@ -181,20 +145,16 @@ def _region_check(instrument: Instrument, codebook: Codebook, wave: str) -> pa.C
     region = instrument.variable("region").sources[wave].variable
     vintage = codebook.waves[wave].municipality_vintage
     regions = reference.municipalities(vintage, codebook).set_index("iso_code")["region_code"]
-
-    def agrees(frame: pd.DataFrame) -> pd.Series:
-        codes = frame[municipality]
-        expected = codes.map(regions)
-        unmatched = expected.isna() & codes.notna()
-        if unmatched.any():
-            expected[unmatched] = codes[unmatched].astype("string").str.strip().map(regions)
-        given = numbers(frame[region])
-        return expected.isna() | given.isna() | (given == expected)
-
-    return pa.Check(
-        agrees,
-        name="region_matches_municipality",
-        error=f"region is not the municipality's statistical region ({region}, {municipality})",
+    code = f"CAST({{cols[{municipality}]}} AS VARCHAR)"
+    whens = " ".join(f"WHEN {literal(c)} THEN {int(r)}" for c, r in sorted(regions.items()))
+    expected = (
+        f"coalesce(CASE {code} {whens} END, CASE trim({code}, {literal(WHITESPACE)}) {whens} END)"
+    )
+    given = f"{{nums[{region}]}}"
+    return sql_check(
+        "region_matches_municipality",
+        f"region is not the municipality's statistical region ({region}, {municipality})",
+        f"{expected} IS NOT NULL AND {given} IS NOT NULL AND {given} <> {expected}",
     )
 
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from sdpipeline.codebook import Codebook, Instrument
-from sdpipeline.validation.contracts import numbers
+from sdpipeline.recodes import literal, number, quoted
 
 ERROR = "ERROR"
 WARN = "WARN"
@@ -81,32 +82,42 @@ def table_suite(instrument: Instrument, wave: str, codebook: Codebook, table: st
 
 
 def distribution_profile(
-    instrument: Instrument, wave: str, table: pd.DataFrame, min_valid: int
+    connection: duckdb.DuckDBPyConnection,
+    relation: str,
+    instrument: Instrument,
+    wave: str,
+    min_valid: int,
 ) -> pd.DataFrame:
     """One row per substantive categorical question with at least ``min_valid`` valid answers:
-    its most common valid code and that code's share."""
-    rows = []
+    its most common valid code and that code's share. The codes are counted in DuckDB; only
+    the counts (a few per question) come back."""
+    kinds = {str(r[0]): str(r[1]) for r in connection.execute(f"DESCRIBE {relation}").fetchall()}
+    counted = []
     for variable in instrument.variables_in(wave):
         source = variable.sources[wave]
-        if variable.role != "substantive" or source.scale is None or source.variable not in table:
+        if variable.role != "substantive" or source.scale is None or source.variable not in kinds:
             continue
-        values = numbers(table[source.variable])
-        valid = values[values.isin(list(source.scale.recode))]
-        if len(valid) < min_valid:
-            continue
-        counts = valid.value_counts()
-        rows.append(
-            {
-                "variable": variable.name,
-                "column": source.variable,
-                "modal_code": float(counts.index[0]),
-                "modal_share": float(counts.iloc[0] / len(valid)),
-                "valid_n": len(valid),
-            }
+        value = number(quoted(source.variable), kinds[source.variable])
+        codes = ", ".join(repr(float(c)) for c in source.scale.recode)
+        counted.append(
+            f"SELECT {literal(variable.name)} AS variable, {literal(source.variable)} AS "
+            f'"column", v AS code, count(*) AS n FROM (SELECT {value} AS v FROM {relation}) '
+            f"WHERE v IN ({codes}) GROUP BY v"
         )
-    return pd.DataFrame(
-        rows, columns=["variable", "column", "modal_code", "modal_share", "valid_n"]
-    )
+    if not counted:
+        return pd.DataFrame(columns=["variable", "column", "modal_code", "modal_share", "valid_n"])
+    # the most common code of each question (the smaller code of two as common), with its share
+    profile = connection.execute(
+        'SELECT variable, "column", code AS modal_code, n / valid AS modal_share, valid AS valid_n '
+        "FROM (SELECT *, sum(n) OVER (PARTITION BY variable) AS valid, row_number() OVER "
+        "(PARTITION BY variable ORDER BY n DESC, code) AS rank FROM ("
+        + " UNION ALL ".join(counted)
+        + f")) WHERE rank = 1 AND valid >= {int(min_valid)}"
+    ).df()
+    order = {v.name: i for i, v in enumerate(instrument.variables_in(wave))}
+    profile = profile.sort_values("variable", key=lambda names: names.map(order))
+    profile["valid_n"] = profile["valid_n"].astype(int)
+    return profile.reset_index(drop=True)
 
 
 def distribution_suite(codebook: Codebook, table: str) -> Suite:
@@ -126,24 +137,56 @@ def distribution_suite(codebook: Codebook, table: str) -> Suite:
     )
 
 
-def harmonised_suites(
+def harmonised_profile(
+    connection: duckdb.DuckDBPyConnection,
+    relation: str,
     instrument: Instrument,
     codebook: Codebook,
-    table: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the harmonised suites read, counted in DuckDB: per wave the respondents, the sum of
+    the weights and the distinct municipalities; per categorical item and wave whether any
+    row carries an answer other than 'not asked'."""
+    not_asked = codebook.missing_code("not_asked")
+    items = [v for v in instrument.variables if v.is_categorical]
+    present = "".join(
+        f", bool_or({quoted(v.name)} <> {not_asked}) AS {quoted(v.name)}" for v in items
+    )
+    waves = connection.execute(
+        f"SELECT wave, count(*) AS respondents, sum(weight) AS weight_sum, "
+        f"count(DISTINCT municipality) AS municipalities{present} FROM {relation} GROUP BY wave"
+    ).df()
+    answered = {row["wave"]: row for row in waves.to_dict("records")}
+    return waves, pd.DataFrame(
+        [
+            {
+                "item": f"{variable.name} @ {wave}",
+                "asked": int(variable.asked_in(wave)),
+                "present": int(bool(answered.get(wave, {}).get(variable.name, False))),
+            }
+            for variable in items
+            for wave in instrument.files
+        ]
+    )
+
+
+def harmonised_suites(
+    instrument: Instrument,
+    waves: pd.DataFrame,
+    coverage: pd.DataFrame,
     expected_totals: dict[str, float],
 ) -> list[tuple[Suite, pd.DataFrame]]:
-    """Suites for a harmonised table and the frame each one validates: respondents and weight
-    totals per wave (every wave present, weights adding up to its population), and which items
-    each wave carries (an item asked must be answered somewhere, one not asked must be 'not
-    asked' everywhere)."""
+    """Suites for a harmonised table and the frame each one validates (``harmonised_profile``'s
+    counts): respondents and weight totals per wave (every wave present, weights adding up to
+    its population), and which items each wave carries (an item asked must be answered
+    somewhere, one not asked must be 'not asked' everywhere)."""
     name = f"{instrument.name}_harmonised"
-    in_wave = {wave: (table["wave"] == wave).to_numpy() for wave in expected_totals}
+    found = waves.set_index("wave")
     totals = pd.DataFrame(
         [
             {
                 "wave": wave,
-                "respondents": int(in_wave[wave].sum()),
-                "weight_sum": float(table["weight"].to_numpy()[in_wave[wave]].sum()),
+                "respondents": int(found["respondents"].get(wave, 0)),
+                "weight_sum": float(found["weight_sum"].get(wave, 0.0)),
                 "expected": expected,
             }
             for wave, expected in expected_totals.items()
@@ -169,21 +212,7 @@ def harmonised_suites(
         ],
         index_columns=["wave"],
     )
-    not_asked = codebook.missing_code("not_asked")
-    coverage_rows = []
-    for variable in instrument.variables:
-        if not variable.is_categorical:
-            continue
-        answered = (table[variable.name] != not_asked).to_numpy()
-        for wave in instrument.files:
-            coverage_rows.append(
-                {
-                    "item": f"{variable.name} @ {wave}",
-                    "asked": int(variable.asked_in(wave)),
-                    "present": int(bool(answered[in_wave[wave]].any())),
-                }
-            )
-    coverage = Suite(
+    coverage_suite = Suite(
         name=f"{name}_coverage",
         expectations=[
             Expectation(
@@ -195,4 +224,4 @@ def harmonised_suites(
         ],
         index_columns=["item"],
     )
-    return [(weights, totals), (coverage, pd.DataFrame(coverage_rows))]
+    return [(weights, totals), (coverage_suite, coverage)]

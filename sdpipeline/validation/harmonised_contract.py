@@ -1,19 +1,26 @@
 """The contract of a harmonised table: what harmonisation promises downstream layers.
 
 A failure here is not a bad delivery (those were stopped earlier) but a recode, crosswalk or
-weighting that did not do what the codebook says, so every failure is an error.
+weighting that did not do what the codebook says, so every failure is an error. Like the row
+contract, its checks are SQL (``sql_checks``) and it runs on the table in the warehouse.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 import pandera.pandas as pa
 
 from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.harmonise import missing_column
+from sdpipeline.recodes import literal, quoted
 from sdpipeline.reference import ReferenceData
+from sdpipeline.validation.sql_checks import sql_check
 
 MUNICIPALITY_TYPES = ["novads", "state_city"]
+
+
+def _one_of(values: list, name: str, error: str) -> pa.Check:
+    listed = ", ".join(literal(v) if isinstance(v, str) else repr(v) for v in values)
+    return sql_check(name, error, f"{{col}} IS NOT NULL AND {{col}} NOT IN ({listed})")
 
 
 def harmonised_contract(
@@ -22,27 +29,23 @@ def harmonised_contract(
     missing = [m.code for m in codebook.missing_categories.values()]
     kinds = list(codebook.missing_categories)
     regions = list(codebook.harmonised_scales["region6"].codes)
-    positive = pa.Check.gt(0, name="positive", error="weight is not positive")
+    positive = sql_check(
+        "positive", "weight is not positive", "{col} IS NOT NULL AND NOT ({col} > 0)"
+    )
     columns: dict[str, pa.Column] = {
-        "wave": pa.Column(
-            str, pa.Check.isin(list(codebook.waves), name="known_wave", error="unknown wave")
-        ),
+        "wave": pa.Column(str, _one_of(list(codebook.waves), "known_wave", "unknown wave")),
         "respondent_id": pa.Column(nullable=False),
         "municipality_2021": pa.Column(
-            checks=pa.Check.isin(
+            checks=_one_of(
                 list(ref.municipalities[2021]["iso_code"]),
-                name="mapped_to_2021",
-                error="not mapped to a 2021 municipality",
+                "mapped_to_2021",
+                "not mapped to a 2021 municipality",
             ),
             nullable=False,
         ),
-        "region": pa.Column(
-            checks=pa.Check.isin(regions, name="region", error="not a region"), nullable=False
-        ),
+        "region": pa.Column(checks=_one_of(regions, "region", "not a region"), nullable=False),
         "municipality_type": pa.Column(
-            checks=pa.Check.isin(
-                MUNICIPALITY_TYPES, name="type", error="unknown municipality type"
-            ),
+            checks=_one_of(MUNICIPALITY_TYPES, "type", "unknown municipality type"),
             nullable=False,
         ),
         "weight": pa.Column(float, positive, nullable=False),
@@ -60,10 +63,8 @@ def harmonised_contract(
         if variable.is_categorical:
             codes = sorted(set(variable.scale.codes) | set(missing))
             columns[variable.name] = pa.Column(
-                checks=pa.Check.isin(
-                    codes,
-                    name="harmonised_code",
-                    error=f"not a code of {variable.scale.name} {codes}",
+                checks=_one_of(
+                    codes, "harmonised_code", f"not a code of {variable.scale.name} {codes}"
                 ),
                 nullable=False,
             )
@@ -71,36 +72,36 @@ def harmonised_contract(
             low, high = variable.value_range
             columns[variable.name] = pa.Column(
                 float,
-                pa.Check.in_range(low, high, name="in_range", error=f"outside {low:g}–{high:g}"),
+                sql_check(
+                    "in_range",
+                    f"outside {low:g}–{high:g}",
+                    f"{{col}} IS NOT NULL AND NOT isnan({{col}}) "
+                    f"AND NOT ({{col}} BETWEEN {low!r} AND {high!r})",
+                ),
                 nullable=True,
             )
             columns[missing_column(variable)] = pa.Column(
-                checks=pa.Check.isin(kinds, name="missing_kind", error="unknown missing kind"),
-                nullable=True,
+                checks=_one_of(kinds, "missing_kind", "unknown missing kind"), nullable=True
             )
     numeric = [v for v in instrument.variables if v.level == "numeric"]
-
-    def value_xor_missing(frame: pd.DataFrame) -> pd.Series:
-        ok = pd.Series(True, index=frame.index)
-        for variable in numeric:
-            ok &= frame[variable.name].isna() != frame[missing_column(variable)].isna()
-        return ok
-
-    def one_row_per_respondent(frame: pd.DataFrame) -> pd.Series:
-        return ~frame.duplicated(["wave", "respondent_id"], keep=False)
-
+    both_or_neither = " OR ".join(
+        f"(({{cols[{v.name}]}} IS NULL OR isnan({{cols[{v.name}]}})) "
+        f"= ({{cols[{missing_column(v)}]}} IS NULL))"
+        for v in numeric
+    )
     return pa.DataFrameSchema(
         columns=columns,
         checks=[
-            pa.Check(
-                value_xor_missing,
-                name="value_or_missing_kind",
-                error="a numeric answer has both or neither a value and a missing kind",
+            sql_check(
+                "value_or_missing_kind",
+                "a numeric answer has both or neither a value and a missing kind",
+                both_or_neither or "false",
             ),
-            pa.Check(
-                one_row_per_respondent,
-                name="one_row_per_respondent",
-                error="a respondent appears twice in a wave",
+            sql_check(
+                "one_row_per_respondent",
+                "a respondent appears twice in a wave",
+                f"{quoted('_n_wave_respondent')} > 1",
+                windows={"_n_wave_respondent": "count(*) OVER (PARTITION BY wave, respondent_id)"},
             ),
         ],
         strict=False,

@@ -1,26 +1,26 @@
 """One harmonised asset per instrument: both waves stacked in harmonised names and codes, on the
 2021 map, with weights; provenance and value labels as tables beside it. Checked by a pandera
-contract (inside the step, before anything is written), then as a whole by Great Expectations."""
+contract (inside the step, before the table replaces the previous one), then as a whole by
+Great Expectations. The rows are recoded, placed and weighted inside DuckDB (``harmonise``)."""
 
 import time
-from collections.abc import Iterator
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
 from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import sources_in, table_metadata
+from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
+from sdpipeline.recodes import crosswalk
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit
 from sdpipeline.validation.harmonised_contract import harmonised_contract
 from sdpipeline.validation.quarantine import apply_contract
-from sdpipeline.warehouse import read_frame, replace_tables
+from sdpipeline.warehouse import qualified
 
 SCHEMA = keys.HARMONISED
 CONTRACT = "harmonised_contract"
@@ -29,6 +29,7 @@ REFERENCE_DEPS = [
     "municipalities_2021",
     "municipality_crosswalk",
     "population_adults",
+    "recodes",
 ]
 
 
@@ -61,13 +62,14 @@ def _lineage(instrument: Instrument, codebook: Codebook) -> dg.TableColumnLineag
 
 
 def _descriptions(result: Harmonised) -> dict[str, str]:
+    by_variable: dict[str, list[dict]] = {}
+    for row in result.provenance.to_dict("records"):
+        by_variable.setdefault(row["variable"], []).append(row)
     descriptions = {}
-    for variable, rows in result.provenance.groupby("variable", sort=False):
-        rules = "; ".join(
-            f"{r.wave}: {r.source_variable or '—'} ({r.rule})" for r in rows.itertuples()
-        )
-        first = rows.iloc[0]
-        descriptions[variable] = f"{first.question_en} [{first.comparability}] {rules}"
+    for variable, rows in by_variable.items():
+        rules = "; ".join(f"{r['wave']}: {r['source_variable'] or '—'} ({r['rule']})" for r in rows)
+        first = rows[0]
+        descriptions[variable] = f"{first['question_en']} [{first['comparability']}] {rules}"
     return descriptions
 
 
@@ -93,7 +95,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
             ),
             gx_harmonised_contract_spec(key),
         ],
-        kinds={"duckdb", "pandas"},
+        kinds={"duckdb", "sql"},
         tags={"layer": "harmonised", "instrument": instrument.name},
         description=(
             f"{instrument.label.en} ({instrument.label.lv}), every wave in one long table: "
@@ -108,55 +110,65 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         warehouse: DuckDBResource,
         great_expectations: GreatExpectations,
     ):
+        table = qualified(SCHEMA, instrument.name)
+        staging = qualified(SCHEMA, f"{instrument.name}__next")
+        sources = {w: qualified(keys.VALIDATED, t) for w, t in validated.items()}
         with warehouse.get_connection() as connection:
             ref = ReferenceData.from_warehouse(connection)
-
-        def validated_tables() -> Iterator[tuple[str, pd.DataFrame]]:
-            # One wave's table at a time, held by nobody but the harmonisation: at a
-            # register's size the validated frames were a third of what the step held.
-            with warehouse.get_connection() as connection:
-                for wave, table in validated.items():
-                    context.log.info(f"{name}: harmonising {wave}")
-                    yield (
-                        wave,
-                        read_frame(connection, "validated", table),
-                    )
-
-        result = harmonise_instrument(validated_tables(), instrument, codebook, ref)
-        sources = sources_in(result.table)
-        for wave, report in result.weights.items():
-            context.log.info(
-                f"{name} {wave}: weights {report.method}, deff {report.design_effect:.2f}, "
-                f"effective n {report.effective_n:.0f}"
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')
+            context.log.info(f"{name}: harmonising {', '.join(validated)} in the warehouse")
+            result = harmonise_instrument(
+                connection, instrument, codebook, ref, crosswalk(codebook), sources, staging
             )
-        started = time.perf_counter()
-        outcome = apply_contract(result.table, harmonised_contract(instrument, codebook, ref))
-        seconds = time.perf_counter() - started
-        failed = not outcome.quarantined.empty or bool(outcome.file_errors)
-        audit_context = audit.CheckContext(
-            context.run.run_id, name, instrument.name, None, None, None
-        )
-        with warehouse.get_connection() as connection:
+            for wave, report in result.weights.items():
+                context.log.info(
+                    f"{name} {wave}: weights {report.method}, deff {report.design_effect:.2f}, "
+                    f"effective n {report.effective_n:.0f}"
+                )
+            started = time.perf_counter()
+            outcome = apply_contract(
+                connection, staging, harmonised_contract(instrument, codebook, ref)
+            )
+            seconds = time.perf_counter() - started
+            failed = not outcome.quarantined.empty or bool(outcome.file_errors)
+            audit_context = audit.CheckContext(
+                context.run.run_id, name, instrument.name, None, None, None
+            )
             audit.record_checks(
                 connection, audit_context, "pandera", outcome.audit_results("ERROR")
             )
-            if not failed:
-                replace_tables(
-                    connection,
-                    SCHEMA,
-                    {
-                        instrument.name: result.table,
-                        f"{instrument.name}_provenance": result.provenance,
-                        f"{instrument.name}_labels": result.labels,
-                    },
-                )
+            if failed:
+                connection.execute(f"DROP TABLE IF EXISTS {staging}")
+            else:
+                # The new table takes the old one's name, with provenance and labels, in one
+                # transaction: a reader sees all three old or all three new.
+                connection.execute("BEGIN TRANSACTION")
+                connection.execute(f"DROP TABLE IF EXISTS {table}")
+                connection.execute(f'ALTER TABLE {staging} RENAME TO "{instrument.name}"')
+                for suffix, frame in (
+                    ("provenance", result.provenance),
+                    ("labels", result.labels),
+                ):
+                    connection.register("_incoming", frame)
+                    connection.execute(
+                        f"CREATE OR REPLACE TABLE "
+                        f"{qualified(SCHEMA, f'{instrument.name}_{suffix}')} "
+                        "AS SELECT * FROM _incoming"
+                    )
+                    connection.unregister("_incoming")
+                connection.execute("COMMIT")
                 metadata = table_metadata(
                     connection,
                     SCHEMA,
                     instrument.name,
-                    result.table,
-                    sources,
+                    None,
+                    result.sources,
                     _descriptions(result),
+                )
+                by_wave = dict(
+                    connection.execute(
+                        f"SELECT wave, count(*) FROM {table} GROUP BY wave ORDER BY wave"
+                    ).fetchall()
                 )
         contract_metadata = {
             "seconds": round(seconds, 3),
@@ -181,9 +193,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                 **metadata,
                 "dagster/column_lineage": _lineage(instrument, codebook),
                 "weights": dg.MetadataValue.md(_weights_markdown(result)),
-                "rows_by_wave": dg.MetadataValue.json(
-                    result.table["wave"].value_counts().sort_index().to_dict()
-                ),
+                "rows_by_wave": dg.MetadataValue.json(by_wave),
                 "split_unit_rows": dg.MetadataValue.json(
                     {
                         "rule": codebook.split_units,
@@ -201,7 +211,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         yield dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata=contract_metadata)
         with warehouse.get_connection() as connection:
             yield gx_harmonised_contract(
-                result.table,
+                table,
                 instrument,
                 codebook,
                 ref,

@@ -89,6 +89,14 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
                 {load.facts.path.name: load.facts.sha256},
                 descriptions,
             )
+        hidden = list(load.raw.hidden_rows)
+        if hidden:
+            shown = ", ".join(map(str, hidden[:20])) + (" …" if len(hidden) > 20 else "")
+            context.log.warning(
+                f"{load.facts.path.name}: {len(hidden)} rows are hidden in Excel (rows {shown}); "
+                "they are read like every other row. If they were hidden to leave cases out, "
+                "delete them from the file and deliver it again"
+            )
         if load.unknown_columns:
             context.log.warning(
                 f"{load.facts.path.name}: columns not in the codebook: {load.unknown_columns}"
@@ -101,6 +109,7 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
                 "delimiter": load.raw.delimiter or "",
                 "columns_delivered": load.raw.frame.shape[1],
                 "unknown_columns": dg.MetadataValue.json(list(load.unknown_columns)),
+                "hidden_rows": dg.MetadataValue.json(hidden),
                 "missing_optional_columns": dg.MetadataValue.json(list(load.missing_optional)),
                 "value_labels_table": f"{SCHEMA}.{name}_value_labels ({len(labels)} labels)",
                 "header_row": load.raw.header_row,

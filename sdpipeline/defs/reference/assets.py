@@ -2,12 +2,13 @@
 warehouse's ``reference`` schema, so every later layer joins against the same figures."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline import reference, settings
+from sdpipeline import recodes, reference, settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import versioned
@@ -21,6 +22,8 @@ SCHEMA = keys.REFERENCE
 def _tables(
     codebook: Codebook,
 ) -> dict[str, tuple[Callable[[], pd.DataFrame], tuple[str, ...], str]]:
+    """Table → (how to make it, the reference files it is made from, what it holds)."""
+
     def waves_on(vintage: int) -> str:
         on = [w.id for w in codebook.waves.values() if w.municipality_vintage == vintage]
         return f"the codes of {', '.join(on)}" if on else "the codes of no wave"
@@ -60,8 +63,21 @@ def _tables(
     }
 
 
+def _codebook_files(codebook: Codebook) -> tuple[str, ...]:
+    return (
+        "study.yaml",
+        "scales.yaml",
+        "blocks.yaml",
+        *(f"instruments/{name}.yaml" for name in codebook.instruments),
+    )
+
+
 def reference_asset(
-    name: str, load: Callable[[], pd.DataFrame], files: tuple[str, ...], description: str
+    name: str,
+    load: Callable[[], pd.DataFrame],
+    files: tuple[str, ...],
+    description: str,
+    directory: Callable[[], Path] = settings.reference_dir,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.reference(name),
@@ -74,8 +90,7 @@ def reference_asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         frame = load()
-        facts = [file_facts(settings.reference_dir() / f) for f in files]
-        sources = {f.path.name: f.sha256 for f in facts}
+        sources = {f: file_facts(directory() / f).sha256 for f in files}
         with warehouse.get_connection() as connection:
             replace_table(connection, SCHEMA, name, frame)
             metadata = table_metadata(connection, SCHEMA, name, frame, sources)
@@ -89,6 +104,17 @@ def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
     return [
         reference_asset(name, load, files, description)
         for name, (load, files, description) in _tables(codebook).items()
+    ] + [
+        reference_asset(
+            "recodes",
+            lambda: recodes.crosswalk(codebook),
+            _codebook_files(codebook),
+            "The codebook's recodes as one crosswalk: per instrument, wave, variable and "
+            "source code (or range of codes) the harmonised code, missing kind and rule "
+            "(recode, bin, missing, blank, not_asked). The harmonised tables are built by SQL "
+            "generated from these rows, and so is `sdpipeline floor`.",
+            settings.codebook_dir,
+        )
     ]
 
 

@@ -12,7 +12,7 @@ from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_dataset_contract_spec, start_dataset_contract
 from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import sources_in, table_metadata
+from sdpipeline.defs.metadata import sources_of, table_metadata
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.validation.contracts import row_contract
@@ -84,17 +84,16 @@ def validated_asset(
             else codebook.validation.max_quarantine_share
         )
         schema = row_contract(instrument, wave_id, codebook)
+        raw = qualified(keys.RAW, name)
         with warehouse.get_connection() as connection:
-            table = connection.execute(f"SELECT * FROM {qualified('raw', name)}").df()
-            context.log.info(
-                f"{key.to_user_string()}: checking {len(table)} rows against the row contract"
-            )
+            context.log.info(f"{key.to_user_string()}: checking {raw} against the row contract")
             started = time.perf_counter()
-            outcome = apply_contract(table, schema)
+            outcome = apply_contract(connection, raw, schema)
             seconds = time.perf_counter() - started
             rejected = outcome.rejected(threshold)
-            file_name = str(table["_source_file"].iloc[0]) if len(table) else None
-            sha256 = str(table["_source_sha256"].iloc[0]) if len(table) else None
+            file_name, sha256 = connection.execute(
+                f"SELECT any_value(_source_file), any_value(_source_sha256) FROM {raw}"
+            ).fetchall()[0]
             audit_context = audit.CheckContext(
                 run_id=context.run.run_id,
                 asset=key.to_user_string(),
@@ -103,25 +102,30 @@ def validated_asset(
                 file_name=file_name,
                 file_sha256=sha256,
             )
-            if not rejected:
-                gx_checked = start_dataset_contract(
-                    outcome.valid, instrument, wave_id, codebook, great_expectations, audit_context
-                )
             connection.execute("BEGIN TRANSACTION")
             audit.record_checks(connection, audit_context, "pandera", outcome.audit_results("WARN"))
             audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
             connection.execute("COMMIT")
             if not rejected:
-                # The kept rows are copied inside DuckDB: they are the raw table's rows less the
-                # quarantined ones, and need not pass through pandas again.
-                kept = f"SELECT * FROM {qualified('raw', name)}"
+                # The kept rows: the raw table's rows less the quarantined source rows.
+                kept = f"SELECT * FROM {raw}"
                 connection.register("_quarantined", outcome.quarantined[["source_row"]])
                 if len(outcome.quarantined):
                     kept += " WHERE _source_row NOT IN (SELECT source_row FROM _quarantined)"
                 replace_table_as(connection, SCHEMA, name, kept)
                 connection.unregister("_quarantined")
+                gx_checked = start_dataset_contract(
+                    connection,
+                    SCHEMA,
+                    name,
+                    instrument,
+                    wave_id,
+                    codebook,
+                    great_expectations,
+                    audit_context,
+                )
                 metadata = table_metadata(
-                    connection, SCHEMA, name, outcome.valid, sources_in(table)
+                    connection, SCHEMA, name, None, sources_of(connection, SCHEMA, name)
                 )
         check_metadata = {
             "seconds": round(seconds, 3),
