@@ -70,7 +70,7 @@ def test_raw_layer_keeps_the_delivery_with_provenance(pipeline_run):
 def test_every_table_asset_reports_rows_schema_preview_and_sources(pipeline_run):
     _, _, result = pipeline_run
     events = result.get_asset_materialization_events()
-    assert len(events) == 49
+    assert len(events) == 50
     for event in events:
         metadata = event.materialization.metadata
         if event.asset_key == dg.AssetKey(["report", "exports"]):

@@ -55,7 +55,9 @@ def harmonised_contract(
         # units in the stratum's population where a census targets the finite population
         "design_population": pa.Column(
             float,
-            pa.Check.gt(0, name="positive", error="population is not positive"),
+            sql_check(
+                "positive", "population is not positive", "{col} IS NOT NULL AND NOT ({col} > 0)"
+            ),
             nullable=True,
         ),
     }
