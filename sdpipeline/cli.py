@@ -84,7 +84,7 @@ def _delivery_notes(result) -> list[str]:
         if hidden is not None and hidden.value:
             rows = list(hidden.value)
             shown = ", ".join(map(str, rows[:20])) + (" …" if len(rows) > 20 else "")
-            name = materialization.metadata["file_file"].value.rsplit("/", 1)[-1]
+            name = materialization.metadata["delivered_file"].value.rsplit("/", 1)[-1]
             notes.append(
                 f"  {name}: {len(rows)} rows hidden in Excel (rows {shown}) were read like "
                 "every other row"
@@ -193,17 +193,19 @@ def _report_validation(warehouse: Path, run_id: str, rebuild_docs: bool) -> None
         ).fetchone()[0]
         if not known:
             return
-        checks, failed = connection.execute(
-            f"SELECT count(*), count(*) FILTER (NOT passed) FROM {audit.SCHEMA}.{audit.CHECK_RUNS} "
-            "WHERE run_id = ?",
+        checks, failed, tolerated = connection.execute(
+            f"SELECT count(*), count(*) FILTER (outcome = '{audit.FAILED}'), "
+            f"count(*) FILTER (outcome = '{audit.TOLERATED}') "
+            f"FROM {audit.SCHEMA}.{audit.CHECK_RESULTS} WHERE run_id = ?",
             [run_id],
         ).fetchone()
         quarantined = connection.execute(
             f"SELECT count(*) FROM {audit.SCHEMA}.{audit.QUARANTINE} WHERE run_id = ?", [run_id]
         ).fetchone()[0]
     print(
-        f"\nValidation: {checks} checks this run, {failed} failed, {quarantined} rows quarantined "
-        f"(audit.check_runs, audit.quarantine)"
+        f"\nValidation: {checks} checks this run, {failed} failed, {quarantined} rows quarantined, "
+        f"{tolerated} tolerated (within what the check allows; audit.check_runs, "
+        "audit.quarantine)"
     )
     index = gx_runner.data_docs_dir() / "index.html"
     if rebuild_docs and gx_runner.gx_root().exists():  # the audit step that publishes never ran

@@ -232,6 +232,21 @@ class Wave:
 
 
 @dataclass(frozen=True)
+class DerivedColumns:
+    """The columns the pipeline adds beside the delivered variables (``derived.yaml``)."""
+
+    provenance: dict[str, Label]
+    harmonised: dict[str, Label]
+    missing_kind: Label
+
+    def missing_label(self, name: str) -> Label:
+        """What the column beside numeric answer ``name`` says."""
+        return Label(
+            lv=self.missing_kind.lv.format(name=name), en=self.missing_kind.en.format(name=name)
+        )
+
+
+@dataclass(frozen=True)
 class Comparison:
     """A change the report shows: from the ``before`` wave to the ``after`` wave (the earlier
     and the later one), and what that change is evidence of (``role``)."""
@@ -261,6 +276,7 @@ class Codebook:
     missing_categories: dict[str, MissingCategory]
     themes: dict[str, Label]
     validation: ValidationDefaults
+    derived: DerivedColumns
     study: Study
     comparisons: dict[str, Comparison] = field(default_factory=dict)
     split_units: str = "majority_successor"
@@ -668,10 +684,33 @@ def load_codebook(directory: Path | None = None) -> Codebook:
         missing_categories=missing,
         themes=themes,
         validation=ValidationDefaults(**study["validation"]),
+        derived=_derived(directory / "derived.yaml", instruments),
         study=_study(study.get("study")),
         comparisons=_comparisons(study.get("comparisons") or [], waves),
         split_units=_split_rule(study.get("geography", {})),
     )
+
+
+def _derived(path: Path, instruments: dict[str, Instrument]) -> DerivedColumns:
+    spec = _read_yaml(path)
+    groups = {
+        group: {
+            name: _label(label, f"{path.name}: {group}.{name}")
+            for name, label in (spec.get(group) or {}).items()
+        }
+        for group in ("provenance", "harmonised")
+    }
+    for name in groups["provenance"]:
+        if not name.startswith("_"):
+            raise CodebookError(f"{path.name}: provenance column {name!r} must start with '_'")
+    taken = {v.name for i in instruments.values() for v in i.variables}
+    clash = sorted(taken & {*groups["provenance"], *groups["harmonised"]})
+    if clash:
+        raise CodebookError(f"{path.name}: {clash} are also codebook variables")
+    template = _label(spec.get("missing_kind"), f"{path.name}: missing_kind")
+    if "{name}" not in template.lv or "{name}" not in template.en:
+        raise CodebookError(f"{path.name}: missing_kind must name the answer as {{name}}")
+    return DerivedColumns(groups["provenance"], groups["harmonised"], template)
 
 
 def _study(spec: Any) -> Study:

@@ -124,6 +124,27 @@ def render(codebook: Codebook) -> str:
         lines.append(
             f"| {missing.kind} | {missing.code} | {missing.label.lv} / {missing.label.en} |"
         )
+    derived = codebook.derived
+    lines += [
+        "",
+        "## Columns the pipeline adds",
+        "",
+        "Beside the delivered variables. Every raw, validated and harmonised table has the "
+        "provenance columns; the harmonised tables have the others, and beside each numeric "
+        f"answer `<name>` a column `<name>_missing`: {_cell(derived.missing_kind.en)} / "
+        f"{_cell(derived.missing_kind.lv)}.",
+        "",
+        "| column | tables | description (en / lv) |",
+        "|---|---|---|",
+    ]
+    for tables, columns in (
+        ("raw, validated, harmonised", derived.provenance),
+        ("harmonised", derived.harmonised),
+    ):
+        lines += [
+            f"| `{name}` | {tables} | {_cell(label.en)} / {_cell(label.lv)} |"
+            for name, label in columns.items()
+        ]
     v = codebook.validation
     lines += [
         "",

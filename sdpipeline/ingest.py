@@ -33,10 +33,10 @@ class FileFacts:
 
     def as_metadata(self) -> dict[str, object]:
         return {
-            "file": str(self.path),
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "modified_utc": self.modified.isoformat(timespec="seconds"),
+            "delivered_file": str(self.path),
+            "file_size_bytes": self.size_bytes,
+            "file_sha256": self.sha256,
+            "file_modified_utc": self.modified.isoformat(timespec="seconds"),
         }
 
 

@@ -15,6 +15,7 @@ import html
 import io
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,8 +235,15 @@ def write_html(tables: dict[str, pd.DataFrame], path: Path, text: ReportText) ->
     path.write_text(page, encoding="utf-8")
 
 
-def export(tables: dict[str, pd.DataFrame], out_dir: Path, text: ReportText) -> list[Path]:
-    """Write every format into a staging folder, then swap it in for ``out_dir`` at once."""
+def export(
+    tables: dict[str, pd.DataFrame],
+    out_dir: Path,
+    text: ReportText,
+    also: Callable[[Path], object] | None = None,
+) -> list[Path]:
+    """Write every format into a staging folder, then swap it in for ``out_dir`` at once.
+    ``also`` writes what is published with the report (the harmonised datasets) into the
+    staging folder, so that it is swapped in with the rest."""
     staging = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
@@ -248,6 +256,8 @@ def export(tables: dict[str, pd.DataFrame], out_dir: Path, text: ReportText) -> 
             )
         write_html(tables, staging / HTML_REPORT, text)
         write_database(tables, staging / DATABASE)
+        if also is not None:
+            also(staging)
     except Exception:
         shutil.rmtree(staging)
         raise

@@ -6,11 +6,13 @@ import re
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
 from sdpipeline import docs, settings
 from sdpipeline.codebook import CodebookError, load_codebook
+from sdpipeline.columns import harmonised_columns
 
 WAVES = ("ex_ante_2017", "ex_post_2023")
 
@@ -133,6 +135,46 @@ def test_a_variable_with_the_wrong_scale_is_refused(tmp_path):
 
     with pytest.raises(CodebookError, match=re.escape("clients.yaml: satisfaction.ex_ante_2017")):
         load_codebook(_broken_copy(tmp_path, edit))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["harmonised"].update(sex=d["harmonised"]["weight"]), "are also codebook"),
+        (lambda d: d["harmonised"]["weight"].pop("lv"), "harmonised.weight: a label needs"),
+        (lambda d: d["provenance"].update(source_file={"lv": "x", "en": "x"}), "start with '_'"),
+        (lambda d: d["missing_kind"].update(en="Why no number"), "as {name}"),
+    ],
+    ids=["a variable's name", "one language", "provenance without _", "no {name}"],
+)
+def test_a_derived_column_the_codebook_cannot_describe_is_refused(tmp_path, edit, message):
+    def broken(folder: Path):
+        path = folder / "derived.yaml"
+        derived = yaml.safe_load(path.read_text(encoding="utf-8"))
+        edit(derived)
+        path.write_text(yaml.safe_dump(derived, allow_unicode=True), encoding="utf-8")
+
+    with pytest.raises(CodebookError, match=re.escape(message)):
+        load_codebook(_broken_copy(tmp_path, broken))
+
+
+def test_every_harmonised_column_is_described_in_both_languages(pipeline_run, codebook):
+    """The harmonised tables as built: not one column without a Latvian and an English
+    description from the codebook."""
+    _, warehouse, _ = pipeline_run
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        for instrument in codebook.instruments.values():
+            columns = [
+                name
+                for (name,) in connection.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'harmonised' "
+                    "AND table_name = ?",
+                    [instrument.name],
+                ).fetchall()
+            ]
+            described = harmonised_columns(instrument, codebook)
+            assert set(columns) == set(described), instrument.name
+            assert all(label.lv and label.en for label in described.values())
 
 
 def test_docs_are_generated_from_the_codebook(codebook):

@@ -16,6 +16,8 @@ from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import gx_runner, gx_worker
 from sdpipeline.validation.expectations import Expectation, Suite, table_suite
 
+from .test_validation import checked
+
 
 def _suite(name: str = "worker_probe") -> Suite:
     return Suite(
@@ -70,8 +72,8 @@ def test_a_suite_names_every_column_it_reads(codebook):
 def test_the_worker_gives_what_gx_gives_in_the_run_s_own_process(worker):
     """The worker sees only the columns the suite reads; the outcomes, down to the failing
     rows GX names, are the same as GX's on the whole table."""
-    through_worker = worker.run_suite(_suite(), _frame(), "run-w")
-    in_process = gx_runner.run_suite(_suite(), _frame(), "run-p")
+    through_worker = worker.run_suite(_suite(), _frame(), checked("run-w"))
+    in_process = gx_runner.run_suite(_suite(), _frame(), checked("run-p"))
     assert through_worker == in_process
     failing = [o for o in through_worker if not o.passed]
     assert [(o.check_name, o.failing_count) for o in failing] == [
@@ -85,41 +87,41 @@ def test_the_worker_gives_what_gx_gives_in_the_run_s_own_process(worker):
 def test_a_gx_failure_names_the_suite_and_the_worker_carries_on(worker):
     broken = Suite("broken_probe", [Expectation("ExpectNoSuchThing", {}, "ERROR", "typo")])
     with pytest.raises(gx_worker.GXWorkerError, match="run_suite of broken_probe") as raised:
-        worker.run_suite(broken, _frame(), "run")
+        worker.run_suite(broken, _frame(), checked("run"))
     assert "ExpectNoSuchThing" in str(raised.value)
-    assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), "run"))
+    assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), checked("run")))
 
 
 def test_a_started_suite_keeps_its_own_answer_when_the_next_is_sent(worker):
     # The step goes on while GX checks; a second request first takes the first one's answer.
-    failing = worker.start_suite(_suite(), _frame(), "run")
-    passing = worker.start_suite(_suite("second_probe"), _frame().head(2), "run")
+    failing = worker.start_suite(_suite(), _frame(), checked("run"))
+    passing = worker.start_suite(_suite("second_probe"), _frame().head(2), checked("run"))
     assert all(o.passed for o in passing.result())
     assert not all(o.passed for o in failing.result())
-    assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), "run"))
+    assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), checked("run")))
 
 
 def test_a_worker_that_died_is_reported_with_its_exit_code(worker):
-    worker.run_suite(_suite(), _frame(), "run")
+    worker.run_suite(_suite(), _frame(), checked("run"))
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(gx_worker.GXWorkerError, match="stopped with exit code -9"):
-        worker.run_suite(_suite(), _frame(), "run")
+        worker.run_suite(_suite(), _frame(), checked("run"))
 
 
 def test_a_run_takes_the_process_s_worker_and_a_dead_one_is_replaced(isolated):
     resource = GreatExpectations()
     with pytest.raises(RuntimeError, match="inside a Dagster run"):
-        resource.run_suite(_suite(), _frame(), "run")
+        resource.run_suite(_suite(), _frame(), checked("run"))
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
         first = running._running()
-        assert not all(o.passed for o in running.run_suite(_suite(), _frame(), "run"))
+        assert not all(o.passed for o in running.run_suite(_suite(), _frame(), checked("run")))
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
         assert running._running() is first and first.alive()  # kept for the next run
     os.kill(first.pid, signal.SIGKILL)
     assert _ended(first.pid, within_seconds=5)
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
         assert running._running() is not first
-        assert all(o.passed for o in running.run_suite(_suite(), _frame().head(2), "run"))
+        assert all(o.passed for o in running.run_suite(_suite(), _frame().head(2), checked("run")))
 
 
 def test_a_worker_no_run_needs_is_stopped_at_once(isolated):
@@ -132,10 +134,10 @@ def test_a_worker_no_run_needs_is_stopped_at_once(isolated):
 
 
 def test_the_worker_writes_where_the_caller_s_settings_say(worker, isolated, monkeypatch):
-    worker.run_suite(_suite("first_place"), _frame(), "run-1")
+    worker.run_suite(_suite("first_place"), _frame(), checked("run-1"))
     first = gx_runner.gx_root()
     monkeypatch.setenv("SDPIPELINE_VAR_DIR", str(isolated / "elsewhere"))
-    worker.run_suite(_suite("second_place"), _frame(), "run-2")
+    worker.run_suite(_suite("second_place"), _frame(), checked("run-2"))
     second = gx_runner.gx_root()
     assert first != second
     stored = {root: {p.stem for p in root.rglob("*.json")} for root in (first, second)}

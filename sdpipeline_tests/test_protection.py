@@ -8,16 +8,19 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 
 import duckdb
 import pandas as pd
+import pyreadstat
 import pytest
 
 from sdpipeline import pseudonymise, report_export, settings
 from sdpipeline.codebook import default_codebook
+from sdpipeline.defs.report.assets import DATASETS
 from sdpipeline.generator.answers import COMMENTS
 from sdpipeline.ingest import sha256_of
 from sdpipeline.readers import read_raw_file
@@ -55,25 +58,41 @@ def _string_cells(warehouse, schemas) -> set[str]:
     return cells
 
 
+def _exported_cells(folder) -> set[str]:
+    """Every text cell of the exported datasets (SPSS and Parquet), as read back."""
+    cells = set()
+    for path in (folder / "var" / "reports" / "tables" / DATASETS).iterdir():
+        if path.suffix == ".sav":
+            frame, _ = pyreadstat.read_sav(str(path))
+        elif path.suffix == ".parquet":
+            frame = duckdb.sql(f"SELECT * FROM '{path}'").df()
+        else:
+            continue
+        for column in frame.columns:
+            cells |= {str(v) for v in frame[column].dropna().unique()}
+    return cells
+
+
 def test_delivered_identifiers_never_reach_a_result(pipeline_run):
     folder, warehouse, _ = pipeline_run
     identifiers = _delivered_identifiers()
     assert len(identifiers) > 4000  # the 2017 contractor numbered each instrument from 1
     assert not identifiers & _string_cells(warehouse, ("raw", *RESULT_SCHEMAS))
+    assert not identifiers & _exported_cells(folder)
     exported = " ".join(
         p.read_bytes().decode("utf-8", "ignore")
-        for p in (folder / "var" / "reports" / "tables").glob("*")
-        if p.suffix in (".csv", ".html")
+        for p in (folder / "var" / "reports" / "tables").rglob("*")
+        if p.suffix in (".csv", ".html", ".md")
     )
     assert not any(re.search(rf"\b{re.escape(i)}\b", exported) for i in list(identifiers)[:2000])
 
 
 def test_free_text_never_reaches_indicators_or_the_report(pipeline_run):
     folder, warehouse, _ = pipeline_run
-    cells = _string_cells(warehouse, ("indicators", "report"))
+    cells = _string_cells(warehouse, ("indicators", "report")) | _exported_cells(folder)
     assert not any(comment in cell for comment in COMMENTS for cell in cells)
-    for path in (folder / "var" / "reports" / "tables").glob("*"):
-        if path.suffix in (".csv", ".html"):
+    for path in (folder / "var" / "reports" / "tables").rglob("*"):
+        if path.suffix in (".csv", ".html", ".md"):
             text = path.read_text(encoding="utf-8-sig")
             assert not any(comment in text for comment in COMMENTS), path.name
 
@@ -157,6 +176,8 @@ def test_the_report_opens_read_only_for_analysts(pipeline_run):
 def test_two_runs_on_the_same_delivery_give_identical_results(pipeline_run, tmp_path, monkeypatch):
     first_folder, first_warehouse, _ = pipeline_run
     folder = isolate(tmp_path, monkeypatch)
+    # the same pseudonym key: the exported datasets carry pseudonyms
+    shutil.copytree(first_folder / "var" / "secrets", folder / "var" / "secrets")
     warehouse = folder / "warehouse.duckdb"
     assert materialize(warehouse).success
     for schema_table in (
@@ -172,13 +193,17 @@ def test_two_runs_on_the_same_delivery_give_identical_results(pipeline_run, tmp_
                 a.execute(f"SELECT * FROM {schema_table}").df(),
                 b.execute(f"SELECT * FROM {schema_table}").df(),
             )
+    first_exports = first_folder / "var/reports/tables"
     exports = sorted(
-        p.name for p in (first_folder / "var/reports/tables").iterdir() if p.suffix != ".duckdb"
+        p.relative_to(first_exports)
+        for p in first_exports.rglob("*")
+        if p.is_file() and p.suffix != ".duckdb"
     )
+    assert any(p.suffix == ".sav" for p in exports) and any(p.suffix == ".parquet" for p in exports)
     for name in exports:
-        assert sha256_of(first_folder / "var/reports/tables" / name) == sha256_of(
-            folder / "var/reports/tables" / name
-        ), name
+        assert sha256_of(first_exports / name) == sha256_of(folder / "var/reports/tables" / name), (
+            name
+        )
 
 
 def _run_until(step: str, env: dict) -> int:

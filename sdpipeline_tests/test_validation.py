@@ -15,7 +15,7 @@ import great_expectations
 import pandas as pd
 import pytest
 
-from sdpipeline.ingest import load_raw, sha256_of
+from sdpipeline.ingest import FileFacts, load_raw, sha256_of
 from sdpipeline.validation import audit, data_docs, gx_runner
 from sdpipeline.validation.contracts import row_contract
 from sdpipeline.validation.expectations import (
@@ -29,6 +29,14 @@ from sdpipeline.validation.quarantine import check_frame
 
 from .conftest import SHIPPED_FILES, SHIPPED_RAW, isolate, materialize
 from .test_bad_input import lay_over
+
+
+def checked(
+    run: str, asset: str = "probe_validated", facts: FileFacts | None = None
+) -> audit.CheckContext:
+    """What a probe's checks judge: one delivered file, by name and checksum."""
+    files = {facts.path.name: facts.sha256} if facts else {"probe.sav": "ab" * 32}
+    return audit.CheckContext(run, asset, "clients", ("ex_ante_2017",), files)
 
 
 @pytest.mark.parametrize(("instrument", "wave"), SHIPPED_FILES)
@@ -91,17 +99,116 @@ def test_every_check_is_reported_even_when_it_passes(codebook):
 def test_audit_trail_is_append_only(tmp_path):
     connection = duckdb.connect(str(tmp_path / "w.duckdb"))
     context = audit.CheckContext(
-        "run-1", "a_validated", "specialists", "ex_post_2023", "f.sav", "abc"
+        "run-1", "a_validated", "specialists", ("ex_post_2023",), {"f.sav": "abc"}
     )
-    audit.record_checks(connection, context, "pandera", [{"check_name": "x", "passed": True}])
+    check = {"check_name": "x", "passed": True, "severity": "WARN"}
+    audit.record_checks(connection, context, "pandera", [check])
     first = connection.execute("SELECT * FROM audit.check_runs").df()
     later = audit.CheckContext(
-        "run-2", "a_validated", "specialists", "ex_post_2023", "f.sav", "def"
+        "run-2", "a_validated", "specialists", ("ex_post_2023",), {"f.sav": "def"}
     )
-    audit.record_checks(connection, later, "pandera", [{"check_name": "x", "passed": False}])
+    audit.record_checks(connection, later, "pandera", [{**check, "passed": False}])
     both = connection.execute("SELECT * FROM audit.check_runs ORDER BY checked_at").df()
     assert len(both) == 2
     pd.testing.assert_frame_equal(both.iloc[:1], first)
+
+
+def test_every_audit_row_names_its_files_severity_and_outcome(tmp_path):
+    """A row read on its own says what was judged and how it came out: a check over several
+    files names them all, a passing check keeps its severity, and a failure the check
+    tolerates (GX's ``mostly``) reads as tolerated, not as passed."""
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    files = {"iedzivotaji_2017.sav": "1" * 64, "iedzivotaji_2023.csv": "2" * 64}
+    context = audit.CheckContext(
+        "run-1", "residents_harmonised", "residents", ("ex_ante_2017", "ex_post_2023"), files
+    )
+    audit.record_checks(
+        connection,
+        context,
+        "great_expectations",
+        [
+            {"check_name": "clean", "passed": True, "failing_count": 0, "severity": "ERROR"},
+            {"check_name": "mostly", "passed": True, "failing_count": 10, "severity": "WARN"},
+            {"check_name": "broken", "passed": False, "failing_count": 3, "severity": "WARN"},
+            {"check_name": "no_count", "passed": False, "severity": "ERROR"},
+        ],
+    )
+    rows = connection.execute(
+        "SELECT check_name, outcome, severity, wave, file_name, file_sha256, file_names, "
+        "file_sha256s FROM audit.check_runs ORDER BY check_name"
+    ).fetchall()
+    names, shas = list(files), list(files.values())
+    common = ("ex_ante_2017; ex_post_2023", "; ".join(names), "; ".join(shas), names, shas)
+    assert rows == [
+        ("broken", "failed", "WARN", *common),
+        ("clean", "passed", "ERROR", *common),
+        ("mostly", "tolerated", "WARN", *common),
+        ("no_count", "failed", "ERROR", *common),
+    ]
+    with pytest.raises(KeyError, match="severity"):
+        audit.record_checks(connection, context, "pandera", [{"check_name": "x", "passed": True}])
+
+
+# audit.check_runs as the first version created it, before rows named their outcome and files
+_FIRST_VERSION = """
+CREATE SCHEMA audit;
+CREATE TABLE audit.check_runs (
+    run_id VARCHAR NOT NULL, checked_at TIMESTAMPTZ NOT NULL, asset VARCHAR NOT NULL,
+    instrument VARCHAR, wave VARCHAR, file_name VARCHAR, file_sha256 VARCHAR,
+    check_name VARCHAR NOT NULL, tool VARCHAR NOT NULL, passed BOOLEAN NOT NULL,
+    failing_count BIGINT, rows_checked BIGINT, severity VARCHAR, details VARCHAR
+);
+CREATE VIEW audit.latest_check_results AS SELECT * FROM audit.check_runs
+QUALIFY checked_at = max(checked_at) OVER (PARTITION BY asset, tool);
+INSERT INTO audit.check_runs VALUES
+    ('old', TIMESTAMPTZ '2026-01-05 10:00:00+00', 'specialists_2023_validated', 'specialists',
+     'ex_post_2023', 'specialisti_2023.sav', 'aaa', 'expect_column_values_to_not_be_in_set(X)',
+     'great_expectations', true, 10, 481, NULL, '{}'),
+    ('old', TIMESTAMPTZ '2026-01-05 10:00:00+00', 'specialists_2023_validated', 'specialists',
+     'ex_post_2023', 'specialisti_2023.sav', 'aaa', 'unique(resp_id)', 'pandera', false, 2, 481,
+     'WARN', '{}'),
+    ('old', TIMESTAMPTZ '2026-01-05 10:00:00+00', 'specialists_harmonised', 'specialists', NULL,
+     NULL, NULL, 'valid_code(sex)', 'pandera', true, 0, 961, NULL, '{}');
+"""
+
+
+def test_an_audit_trail_of_an_earlier_version_is_extended_in_place(tmp_path):
+    """Users' warehouses hold the first version's table: new columns are added, the rows
+    already there are left exactly as written, and the views read them in the new terms."""
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    connection.execute(_FIRST_VERSION)
+    before = connection.execute("SELECT * FROM audit.check_runs ORDER BY check_name").df()
+
+    context = audit.CheckContext(
+        "new", "specialists_2023_validated", "specialists", ("ex_post_2023",), {"s.sav": "bbb"}
+    )
+    audit.record_checks(
+        connection, context, "pandera", [{"check_name": "c", "passed": True, "severity": "WARN"}]
+    )
+
+    after = connection.execute(
+        "SELECT * FROM audit.check_runs WHERE run_id = 'old' ORDER BY check_name"
+    ).df()
+    pd.testing.assert_frame_equal(after[before.columns], before)
+    assert after[["outcome", "file_names", "file_sha256s"]].isna().all().all()
+    read = connection.execute(
+        "SELECT check_name, outcome, file_names, file_sha256s FROM audit.check_results "
+        "WHERE run_id = 'old' ORDER BY check_name"
+    ).fetchall()
+    delivered = (["specialisti_2023.sav"], ["aaa"])
+    assert read == [
+        ("expect_column_values_to_not_be_in_set(X)", "tolerated", *delivered),
+        ("unique(resp_id)", "failed", *delivered),
+        ("valid_code(sex)", "passed", None, None),
+    ]
+    latest = connection.execute(
+        "SELECT asset, tool, run_id, outcome FROM audit.latest_check_results ORDER BY ALL"
+    ).fetchall()
+    assert latest == [
+        ("specialists_2023_validated", "great_expectations", "old", "tolerated"),
+        ("specialists_2023_validated", "pandera", "new", "passed"),
+        ("specialists_harmonised", "pandera", "old", "passed"),
+    ]
 
 
 def test_no_code_rewrites_the_audit_tables():
@@ -120,17 +227,44 @@ def test_an_auditor_can_answer_which_checks_a_file_passed_on_a_date(pipeline_run
     today = dt.datetime.now(dt.UTC).date()
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         rows = connection.execute(
-            "SELECT tool, check_name, passed, severity FROM audit.check_runs "
-            "WHERE instrument = 'specialists' AND wave = 'ex_post_2023' AND file_sha256 = ? "
+            "SELECT asset, tool, check_name, outcome, severity FROM audit.check_results "
+            "WHERE list_contains(file_sha256s, ?) "
             "AND CAST(checked_at AT TIME ZONE 'UTC' AS DATE) = ?",
             [sha, today],
         ).df()
+    assert set(rows["asset"]) == {"validated/specialists_2023", "harmonised/specialists"}
     assert set(rows["tool"]) == {"pandera", "great_expectations"}
-    assert rows["passed"].all()
+    assert set(rows["outcome"]) <= {"passed", "tolerated"}
+    assert set(rows["severity"]) == {"ERROR", "WARN"}
     assert "time_use_sums_to_100(TIME_DIRECT, TIME_DOCS, TIME_INDIRECT, TIME_OTHER)" in set(
         rows["check_name"]
     )
     assert {"unique(resp_id)", "expect_table_row_count_to_be_between"} <= set(rows["check_name"])
+
+
+def test_every_check_of_a_run_names_its_files_severity_and_outcome(pipeline_run):
+    """Read on its own, each row of a run says which delivered files it judged (both waves'
+    for a harmonised table), how it came out and what a failure would have meant."""
+    folder, warehouse, result = pipeline_run
+    delivered = {p.name: sha256_of(p) for p in (folder / "raw").rglob("*") if p.is_file()}
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT asset, instrument, wave, file_name, file_sha256, file_names, file_sha256s, "
+            "passed, failing_count, outcome, severity FROM audit.check_runs WHERE run_id = ?",
+            [result.run_id],
+        ).df()
+    assert len(rows) > 1000
+    assert rows["severity"].isin(["ERROR", "WARN"]).all()
+    assert rows["outcome"].isin(["passed", "tolerated"]).all()
+    assert (rows["outcome"] == "tolerated").any()  # GX's `mostly`: some 'no answer' allowed
+    tolerated = rows[rows["outcome"] == "tolerated"]
+    assert tolerated["passed"].all() and (tolerated["failing_count"] > 0).all()
+    for row in rows.itertuples():
+        files = dict(zip(row.file_names, row.file_sha256s, strict=True))
+        assert files and all(delivered[name] == sha for name, sha in files.items()), row
+        assert row.file_name == "; ".join(files) and row.file_sha256 == "; ".join(files.values())
+        waves = 2 if row.asset.startswith("harmonised/") else 1
+        assert len(files) == waves and len(row.wave.split("; ")) == waves, row
 
 
 def test_data_docs_are_built_and_work_offline(pipeline_run):
@@ -172,15 +306,16 @@ def test_gx_distribution_rule_names_the_degenerate_question(codebook, isolated):
     with duckdb.connect() as connection:
         connection.register("clients", table)
         profile = distribution_profile(connection, "clients", spec, "ex_ante_2017", 50)
+    delivery = checked("test-run", "clients_2017_validated", load.facts)
     outcomes = gx_runner.run_suite(
-        distribution_suite(codebook, "clients_2017_validated"), profile, "test-run"
+        distribution_suite(codebook, "clients_2017_validated"), profile, delivery
     )
     assert not outcomes[0].passed and outcomes[0].severity == "WARN"
     assert outcomes[0].details["partial_unexpected_index_list"][0]["variable"] == "would_recommend"
     table_outcomes = gx_runner.run_suite(
         table_suite(spec, "ex_ante_2017", codebook, "clients_2017_validated"),
         load.table,
-        "test-run",
+        delivery,
     )
     assert all(o.passed for o in table_outcomes)
 
@@ -257,13 +392,13 @@ def test_a_changed_suite_is_written_again_and_an_unchanged_one_reused(isolated):
     every run); a codebook change must still reach the suite that validates the data."""
     frame = pd.DataFrame({"code": [1, 2, 3]})
     first = _codes_suite("cache_probe", [1, 2, 3])
-    assert all(o.passed for o in gx_runner.run_suite(first, frame, "test-run"))
+    assert all(o.passed for o in gx_runner.run_suite(first, frame, checked("test-run")))
     stored = gx_runner.context().suites.get("cache_probe")
-    gx_runner.run_suite(first, frame, "test-run")
+    gx_runner.run_suite(first, frame, checked("test-run"))
     assert gx_runner.context().suites.get("cache_probe").id == stored.id
 
     narrowed = _codes_suite("cache_probe", [1, 2])
-    outcomes = gx_runner.run_suite(narrowed, frame, "test-run")
+    outcomes = gx_runner.run_suite(narrowed, frame, checked("test-run"))
     assert [o.failing_count for o in outcomes] == [1]
     kwargs = gx_runner.context().suites.get("cache_probe").expectations[0].value_set
     assert sorted(kwargs) == [1, 2]
@@ -274,7 +409,7 @@ def test_gx_lets_go_of_each_validated_frame(isolated):
     would hold the whole delivery in memory. Nothing of GX's may keep a frame alive."""
     frame = pd.DataFrame({"code": [1, 2, 3]})
     held = weakref.ref(frame)
-    outcomes = gx_runner.run_suite(_codes_suite("release", [1, 2, 3]), frame, "run")
+    outcomes = gx_runner.run_suite(_codes_suite("release", [1, 2, 3]), frame, checked("run"))
     assert all(o.passed for o in outcomes)
     del frame
     gc.collect()
@@ -291,13 +426,13 @@ def test_data_docs_render_only_the_runs_own_pages(isolated):
     def pages(run: str) -> list[Path]:
         return [p for p in (site / "validations").rglob("*.html") if run in p.parts]
 
-    gx_runner.run_suite(suite, frame, "run-a")
+    gx_runner.run_suite(suite, frame, checked("run-a"))
     data_docs.publish("run-a")
     (first,) = pages("run-a")
     suite_page = site / "expectations" / "docs_probe.html"
     stamps = {first: first.stat().st_mtime_ns, suite_page: suite_page.stat().st_mtime_ns}
 
-    gx_runner.run_suite(suite, frame, "run-b")
+    gx_runner.run_suite(suite, frame, checked("run-b"))
     data_docs.publish("run-b")
 
     assert len(pages("run-b")) == 1

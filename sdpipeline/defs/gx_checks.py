@@ -114,14 +114,13 @@ def start_dataset_contract(
     waits for the outcomes and records them. Its ``seconds`` are the time the step itself
     spent on the check."""
     started = time.perf_counter()
-    run_id = audit_context.run_id
     # GX names its files after suites: the table's warehouse name, not the asset key's path
     suite = audit_context.asset.replace("/", ".")
     table_checks = table_suite(instrument, wave_id, codebook, suite)
     listed = ", ".join(f'"{c}"' for c in table_checks.columns())
     # DuckDB's own conversion, nullable integers kept integers, as GX has always been given them
     columns = connection.execute(f"SELECT {listed} FROM {qualified(schema, table)}").df()
-    checking = gx.start_suite(table_checks, columns, run_id)
+    checking = gx.start_suite(table_checks, columns, audit_context)
     profile = distribution_profile(
         connection,
         qualified(schema, table),
@@ -134,7 +133,7 @@ def start_dataset_contract(
     def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         started = time.perf_counter()
         outcomes = checking.result()
-        outcomes += gx.run_suite(distribution_suite(codebook, suite), profile, run_id)
+        outcomes += gx.run_suite(distribution_suite(codebook, suite), profile, audit_context)
         return _result(
             DATASET_CONTRACT,
             outcomes,
@@ -174,7 +173,7 @@ def gx_harmonised_contract(
     }
     outcomes = []
     for suite, frame in harmonised_suites(instrument, waves, coverage, totals):
-        outcomes += gx.run_suite(suite, frame, audit_context.run_id)
+        outcomes += gx.run_suite(suite, frame, audit_context)
     return _result(
         HARMONISED_CONTRACT,
         outcomes,

@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from sdpipeline.codebook import Label
 from sdpipeline.warehouse import qualified, table_columns
 
 PREVIEW_ROWS = 10
@@ -23,6 +24,11 @@ def sources_of(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -
             f"SELECT DISTINCT _source_file, _source_sha256 FROM {qualified(schema, table)}"
         ).fetchall()
     )
+
+
+def in_english(labels: Mapping[str, Label]) -> dict[str, str]:
+    """Column descriptions as the UI shows them: the codebook's English text."""
+    return {column: label.en for column, label in labels.items()}
 
 
 def source_files_markdown(sources: Mapping[str, str]) -> str:

@@ -16,6 +16,7 @@ from pydantic import PrivateAttr
 
 from sdpipeline import settings
 from sdpipeline.validation import gx_worker
+from sdpipeline.validation.audit import CheckContext
 from sdpipeline.validation.expectations import Suite
 from sdpipeline.validation.gx_runner import ExpectationOutcome
 
@@ -114,14 +115,16 @@ class GreatExpectations(dg.ConfigurableResource):
         return self._worker
 
     def run_suite(
-        self, suite: Suite, frame: pd.DataFrame, run_name: str
+        self, suite: Suite, frame: pd.DataFrame, checked: CheckContext
     ) -> list[ExpectationOutcome]:
-        return self._running().run_suite(suite, frame, run_name)
+        return self._running().run_suite(suite, frame, checked)
 
-    def start_suite(self, suite: Suite, frame: pd.DataFrame, run_name: str) -> gx_worker.Pending:
+    def start_suite(
+        self, suite: Suite, frame: pd.DataFrame, checked: CheckContext
+    ) -> gx_worker.Pending:
         """The suite sent to the worker; the step goes on while GX checks the frame on the
         other core, and takes the outcomes with ``result()``."""
-        return self._running().start_suite(suite, frame, run_name)
+        return self._running().start_suite(suite, frame, checked)
 
     def publish_data_docs(self, run_name: str) -> Path:
         return self._running().publish_data_docs(run_name)

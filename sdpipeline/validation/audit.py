@@ -1,14 +1,18 @@
 """The audit trail: every check run and every row set aside, in append-only DuckDB tables.
 
 Rows are only ever inserted; no statement in the project updates or deletes them, so a later
-run can never rewrite what an earlier one found. An auditor answers "which checks did the 2023
-specialists file with checksum X pass on date Y" from ``audit.check_runs`` alone.
+run can never rewrite what an earlier one found; a newer version only adds columns. Every row
+stands on its own: the files it judged by name and SHA-256, its outcome (passed, tolerated,
+failed) and its severity. An auditor answers "which checks did the 2023 specialists file with
+checksum X pass on date Y" from ``audit.check_results``, a view of ``audit.check_runs`` that
+reads rows recorded before those columns existed in the same terms.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -16,7 +20,17 @@ import pandas as pd
 
 SCHEMA = "audit"
 CHECK_RUNS = "check_runs"
+CHECK_RESULTS = "check_results"  # the view that reads every row of check_runs in today's terms
 QUARANTINE = "quarantine"
+# How a check came out: nothing failing; failures within the tolerance the check itself
+# allows (a Great Expectations `mostly`); or failed, with the severity saying what followed.
+PASSED, TOLERATED, FAILED = "passed", "tolerated", "failed"
+# A separator for several waves or files in one text column.
+JOIN = "; "
+_OUTCOME = (
+    f"CASE WHEN NOT passed THEN '{FAILED}' "
+    f"WHEN coalesce(failing_count, 0) > 0 THEN '{TOLERATED}' ELSE '{PASSED}' END"
+)
 
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -36,6 +50,9 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.{CHECK_RUNS} (
     severity VARCHAR,
     details VARCHAR
 );
+ALTER TABLE {SCHEMA}.{CHECK_RUNS} ADD COLUMN IF NOT EXISTS outcome VARCHAR;
+ALTER TABLE {SCHEMA}.{CHECK_RUNS} ADD COLUMN IF NOT EXISTS file_names VARCHAR[];
+ALTER TABLE {SCHEMA}.{CHECK_RUNS} ADD COLUMN IF NOT EXISTS file_sha256s VARCHAR[];
 CREATE TABLE IF NOT EXISTS {SCHEMA}.{QUARANTINE} (
     run_id VARCHAR NOT NULL,
     quarantined_at TIMESTAMPTZ NOT NULL,
@@ -50,37 +67,68 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.{QUARANTINE} (
     file_rejected BOOLEAN NOT NULL,
     record VARCHAR
 );
+CREATE OR REPLACE VIEW {SCHEMA}.{CHECK_RESULTS} AS
+SELECT * REPLACE (
+    coalesce(outcome, {_OUTCOME}) AS outcome,
+    coalesce(file_names, CASE WHEN file_name IS NOT NULL THEN [file_name] END) AS file_names,
+    coalesce(file_sha256s, CASE WHEN file_sha256 IS NOT NULL THEN [file_sha256] END)
+        AS file_sha256s
+)
+FROM {SCHEMA}.{CHECK_RUNS};
 CREATE OR REPLACE VIEW {SCHEMA}.latest_check_results AS
-SELECT * FROM {SCHEMA}.{CHECK_RUNS}
+SELECT * FROM {SCHEMA}.{CHECK_RESULTS}
 QUALIFY checked_at = max(checked_at) OVER (PARTITION BY asset, tool);
 """
 
 
 @dataclass(frozen=True)
 class CheckContext:
-    """Who ran the checks, on what: the columns every audit row shares."""
+    """Who ran the checks, on what: the columns every audit row shares. ``files`` maps each
+    delivered file the checked table descends from to its SHA-256: one file for a wave's
+    table, every wave's file for a harmonised one; ``waves`` are the waves those files are."""
 
     run_id: str
     asset: str
     instrument: str | None
-    wave: str | None
-    file_name: str | None
-    file_sha256: str | None
+    waves: tuple[str, ...]
+    files: Mapping[str, str]
     checked_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def wave(self) -> str | None:
+        return JOIN.join(self.waves) or None
+
+    @property
+    def file_name(self) -> str | None:
+        return JOIN.join(self.files) or None
+
+    @property
+    def file_sha256(self) -> str | None:
+        return JOIN.join(self.files.values()) or None
 
 
 def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create the audit tables, or bring those of an earlier version up to date: columns are
+    only ever added, so the rows already recorded stay exactly as they were written."""
     connection.execute(_DDL)
 
 
-def _insert(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+def _insert(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    computed: Mapping[str, str] | None = None,
+) -> None:
+    """Append ``frame``, with ``computed`` columns (name → SQL over the frame's columns)."""
     if frame.empty:
         return
+    computed = computed or {}
     connection.register("_audit_rows", frame)
     try:
-        columns = ", ".join(frame.columns)
+        columns = ", ".join([*frame.columns, *computed])
+        values = ", ".join([*frame.columns, *computed.values()])
         connection.execute(
-            f"INSERT INTO {SCHEMA}.{table} ({columns}) SELECT {columns} FROM _audit_rows"
+            f"INSERT INTO {SCHEMA}.{table} ({columns}) SELECT {values} FROM _audit_rows"
         )
     finally:
         connection.unregister("_audit_rows")
@@ -92,8 +140,10 @@ def record_checks(
     tool: str,
     results: list[dict],
 ) -> int:
-    """Append one row per check result: {check_name, passed, failing_count, rows_checked,
-    severity, details}."""
+    """Append one row per check result: {check_name, passed, severity, and optionally
+    failing_count, rows_checked, details}. ``severity`` is what a failure of the check means
+    (ERROR: the table is not built; WARN: it is, with what failed set aside or noted), given
+    whether or not it failed; the outcome follows from passed and failing_count."""
     ensure_tables(connection)
     frame = pd.DataFrame(
         [
@@ -105,18 +155,20 @@ def record_checks(
                 "wave": context.wave,
                 "file_name": context.file_name,
                 "file_sha256": context.file_sha256,
+                "file_names": list(context.files),
+                "file_sha256s": list(context.files.values()),
                 "check_name": result["check_name"],
                 "tool": tool,
                 "passed": bool(result["passed"]),
                 "failing_count": result.get("failing_count"),
                 "rows_checked": result.get("rows_checked"),
-                "severity": result.get("severity") or None,
+                "severity": result["severity"],
                 "details": json.dumps(result.get("details", {}), ensure_ascii=False, default=str),
             }
             for result in results
         ]
     )
-    _insert(connection, CHECK_RUNS, frame)
+    _insert(connection, CHECK_RUNS, frame, {"outcome": _OUTCOME})
     return len(frame)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from sdpipeline import settings
+from sdpipeline.validation.audit import CheckContext
 from sdpipeline.validation.expectations import ERROR, Suite
 
 DATASOURCE = "sdpipeline"
@@ -30,6 +31,12 @@ FINGERPRINT = "sdpipeline_fingerprint"
 # last. Older pages stay in the site; every check of every run is in audit.check_runs.
 INDEX_RESULTS = 200
 _SEVERITY = {ERROR: "critical"}
+# The key of a result's meta that holds what it judged; gx_pages shows it on the result's page.
+DELIVERY = "sdpipeline_delivery"
+RESULT_PAGES = {
+    "module_name": "sdpipeline.validation.gx_pages",
+    "class_name": "DeliveryValidationResultsPageRenderer",
+}
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,41 @@ def audit_results(outcomes: list[ExpectationOutcome]) -> list[dict]:
             "passed": o.passed,
             "failing_count": o.failing_count,
             "rows_checked": o.rows_checked,
-            "severity": "" if o.passed else o.severity,
+            "severity": o.severity,
             "details": o.details,
         }
         for o in outcomes
     ]
+
+
+def delivery_meta(checked: CheckContext) -> dict[str, Any]:
+    """What a suite checks and a result judged: the table, instrument, waves and delivered
+    files with their SHA-256."""
+    return {
+        "asset": checked.asset,
+        "instrument": checked.instrument,
+        "waves": list(checked.waves),
+        "files": [{"name": name, "sha256": sha} for name, sha in checked.files.items()],
+    }
+
+
+def delivery_lines(delivery: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, value) lines naming a delivery, as the result and the suite pages show them."""
+    lines = [
+        ("Table:", delivery["asset"]),
+        ("Instrument:", delivery["instrument"] or "—"),
+        ("Wave:" if len(delivery["waves"]) == 1 else "Waves:", ", ".join(delivery["waves"])),
+    ]
+    for file in delivery["files"]:
+        lines += [("File:", file["name"]), ("SHA-256:", file["sha256"])]
+    return lines
+
+
+def _suite_notes(delivery: dict[str, Any]) -> str:
+    """The suite page's notes: what the suite checks, and the delivery last checked with it
+    (each result page names the delivery it judged)."""
+    lines = "  \n".join(f"**{title}** {value}" for title, value in delivery_lines(delivery))
+    return f"Last checked against this suite:  \n{lines}"
 
 
 def gx_root() -> Path:
@@ -80,7 +117,10 @@ def _context(root: str, docs: str):
             "class_name": "DefaultSiteIndexBuilder",
             "validation_results_limit": INDEX_RESULTS,
         },
-        "site_section_builders": {"profiling": "None"},  # GX profiling is not used here
+        "site_section_builders": {
+            "validations": {"renderer": RESULT_PAGES},
+            "profiling": "None",  # GX profiling is not used here
+        },
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs},
     }
     if SITE in context.get_site_names():
@@ -116,8 +156,8 @@ def _check_name(config) -> str:
     return f"{config.type}({column})" if column else config.type
 
 
-def _fingerprint(suite: Suite) -> str:
-    content = [(e.type, e.kwargs, e.why, e.severity) for e in suite.expectations]
+def _fingerprint(suite: Suite, notes: str) -> str:
+    content = [notes, *[(e.type, e.kwargs, e.why, e.severity) for e in suite.expectations]]
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -139,15 +179,22 @@ def _release_batches(gx_context) -> None:
     manager.batch_data_cache.clear()
 
 
-def run_suite(suite: Suite, frame: pd.DataFrame, run_name: str) -> list[ExpectationOutcome]:
-    """Validate ``frame`` against ``suite`` and keep the result in the GX project, under
-    ``run_name`` (the Dagster run's id, so Data Docs and the audit trail name the same run)."""
+def run_suite(suite: Suite, frame: pd.DataFrame, checked: CheckContext) -> list[ExpectationOutcome]:
+    """Validate ``frame`` against ``suite`` and keep the result in the GX project, under the
+    run's id (the Dagster run's, so Data Docs and the audit trail name the same run) and with
+    the delivery it judged (``checked``: table, instrument, waves, files and checksums)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     gx_context = context()
-    fingerprint = _fingerprint(suite)
+    delivery = delivery_meta(checked)
+    notes = _suite_notes(delivery)
+    fingerprint = _fingerprint(suite, notes)
     stored = _stored(gx_context.suites, suite.name)
     definition = _stored(gx_context.validation_definitions, suite.name)
     if stored is None or stored.meta.get(FINGERPRINT) != fingerprint or definition is None:
@@ -164,7 +211,10 @@ def run_suite(suite: Suite, frame: pd.DataFrame, run_name: str) -> list[Expectat
         ]
         gx_suite = gx_context.suites.add_or_update(
             gx.ExpectationSuite(
-                name=suite.name, expectations=expectations, meta={FINGERPRINT: fingerprint}
+                name=suite.name,
+                expectations=expectations,
+                notes=notes,
+                meta={FINGERPRINT: fingerprint, DELIVERY: delivery},
             )
         )
         definition = gx_context.validation_definitions.add_or_update(
@@ -172,9 +222,10 @@ def run_suite(suite: Suite, frame: pd.DataFrame, run_name: str) -> list[Expectat
                 name=suite.name, data=_batch_definition(gx_context, suite.name), suite=gx_suite
             )
         )
+    run_id = RunIdentifier(run_name=checked.run_id)
     try:
         result = definition.run(
-            run_id=RunIdentifier(run_name=run_name),
+            run_id=run_id,
             batch_parameters={"dataframe": frame},
             result_format={
                 "result_format": "SUMMARY",
@@ -184,6 +235,17 @@ def run_suite(suite: Suite, frame: pd.DataFrame, run_name: str) -> list[Expectat
         )
     finally:
         _release_batches(gx_context)
+    # GX stores the result as it runs, and leaves its meta to the user: stored again with the
+    # delivery it judged, for the result's page and for anyone reading the GX project.
+    result.meta[DELIVERY] = delivery
+    gx_context.validation_results_store.set(
+        ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+            run_id=run_id,
+            batch_identifier=result.batch_id,
+        ),
+        result,
+    )
     outcomes = []
     for item in result.results:
         config = item.expectation_config

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from sdpipeline.validation import data_docs, gx_runner
+from sdpipeline.validation.audit import CheckContext
 from sdpipeline.validation.expectations import Suite
 
 SETTINGS_PREFIX = "SDPIPELINE_"
@@ -127,17 +128,17 @@ class GXWorker:
             self._in_flight = Pending(self, request, subject)
             return self._in_flight
 
-    def start_suite(self, suite: Suite, frame: pd.DataFrame, run_name: str) -> Pending:
+    def start_suite(self, suite: Suite, frame: pd.DataFrame, checked: CheckContext) -> Pending:
         """``gx_runner.run_suite`` in the worker, on the columns the suite reads; returns as
         soon as the table is sent."""
         columns = [c for c in suite.columns() if c in frame.columns]
-        return self._send("run_suite", suite.name, suite, frame.loc[:, columns], run_name)
+        return self._send("run_suite", suite.name, suite, frame.loc[:, columns], checked)
 
     def run_suite(
-        self, suite: Suite, frame: pd.DataFrame, run_name: str
+        self, suite: Suite, frame: pd.DataFrame, checked: CheckContext
     ) -> list[gx_runner.ExpectationOutcome]:
         """``start_suite``, waiting for the outcomes."""
-        return self.start_suite(suite, frame, run_name).result()
+        return self.start_suite(suite, frame, checked).result()
 
     def publish_data_docs(self, run_name: str) -> Path:
         """``data_docs.publish`` in the worker."""

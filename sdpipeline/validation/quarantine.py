@@ -47,15 +47,16 @@ class ContractOutcome:
     def rejected(self, max_share: float) -> bool:
         return bool(self.file_errors) or self.quarantined_share > max_share
 
-    def audit_results(self, failure_severity: str) -> list[dict]:
-        """One audit row per check of the contract (passing ones too), plus file-level errors."""
+    def audit_results(self, severity: str) -> list[dict]:
+        """One audit row per check of the contract (passing ones too), plus file-level errors;
+        ``severity`` is what a failure means for the table the contract guards."""
         results = [
             {
                 "check_name": f"{row.check}({row.column})",
                 "passed": row.failing_rows == 0,
                 "failing_count": row.failing_rows,
                 "rows_checked": self.rows,
-                "severity": "" if row.failing_rows == 0 else failure_severity,
+                "severity": severity,
                 "details": {
                     "message": row.message,
                     "sample_rows": row.sample_rows,

@@ -43,15 +43,17 @@ def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
                 f"SELECT count(*) FROM {audit.SCHEMA}.{audit.CHECK_RUNS}"
             ).fetchone()[0]
             this_run = connection.execute(
-                f"SELECT tool, count(*) AS checks, count(*) FILTER (NOT passed) AS failed "
-                f"FROM {audit.SCHEMA}.{audit.CHECK_RUNS} WHERE run_id = ? "
+                f"SELECT tool, count(*) AS checks, count(*) FILTER (outcome = '{audit.FAILED}') "
+                f"AS failed, count(*) FILTER (outcome = '{audit.TOLERATED}') AS tolerated "
+                f"FROM {audit.SCHEMA}.{audit.CHECK_RESULTS} WHERE run_id = ? "
                 "GROUP BY tool ORDER BY tool",
                 [context.run.run_id],
             ).df()
             failing = connection.execute(
-                f"SELECT asset, check_name, tool, failing_count, severity "
-                f"FROM {audit.SCHEMA}.{audit.CHECK_RUNS} WHERE run_id = ? AND NOT passed "
-                f"ORDER BY asset, check_name LIMIT 50",
+                f"SELECT asset, check_name, tool, outcome, failing_count, severity "
+                f"FROM {audit.SCHEMA}.{audit.CHECK_RESULTS} "
+                f"WHERE run_id = ? AND outcome != '{audit.PASSED}' "
+                "ORDER BY asset, check_name LIMIT 50",
                 [context.run.run_id],
             ).df()
             quarantined = connection.execute(
@@ -69,7 +71,7 @@ def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
                     columns=[dg.TableColumn(name=n, type=t) for n, t in columns]
                 ),
                 "checks_this_run": dg.MetadataValue.md(this_run.to_markdown(index=False)),
-                "failed_this_run": dg.MetadataValue.md(
+                "not_passed_this_run": dg.MetadataValue.md(
                     failing.to_markdown(index=False) if len(failing) else "none"
                 ),
                 "rows_quarantined_this_run": int(quarantined),

@@ -6,13 +6,15 @@ Great Expectations. The rows are recoded, placed and weighted inside DuckDB (``h
 import time
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
 from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.defs.metadata import in_english, table_metadata
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.recodes import crosswalk
@@ -61,15 +63,18 @@ def _lineage(instrument: Instrument, codebook: Codebook) -> dg.TableColumnLineag
     return dg.TableColumnLineage(deps_by_column=deps)
 
 
-def _descriptions(result: Harmonised) -> dict[str, str]:
-    by_variable: dict[str, list[dict]] = {}
-    for row in result.provenance.to_dict("records"):
-        by_variable.setdefault(row["variable"], []).append(row)
-    descriptions = {}
-    for variable, rows in by_variable.items():
-        rules = "; ".join(f"{r['wave']}: {r['source_variable'] or '—'} ({r['rule']})" for r in rows)
-        first = rows[0]
-        descriptions[variable] = f"{first['question_en']} [{first['comparability']}] {rules}"
+def _descriptions(result: Harmonised, instrument: Instrument, codebook: Codebook) -> dict[str, str]:
+    """Every column described from the codebook; a variable also says where it came from in
+    each wave and by which rule, or that the wave did not ask it."""
+    descriptions = in_english(harmonised_columns(instrument, codebook))
+    for variable, rows in result.provenance.groupby("variable", sort=False):
+        rules = "; ".join(
+            f"{r.wave}: not asked"
+            if pd.isna(r.source_variable)
+            else f"{r.wave}: {r.source_variable} ({r.rule})"
+            for r in rows.itertuples()
+        )
+        descriptions[variable] += f" [{rows.iloc[0].comparability}] {rules}"
     return descriptions
 
 
@@ -131,8 +136,11 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
             )
             seconds = time.perf_counter() - started
             failed = not outcome.quarantined.empty or bool(outcome.file_errors)
+            # the files in wave order, as every audit row and result page names them
+            order = {instrument.files[w].name: i for i, w in enumerate(validated)}
+            files = dict(sorted(result.sources.items(), key=lambda f: order.get(f[0], len(order))))
             audit_context = audit.CheckContext(
-                context.run.run_id, name, instrument.name, None, None, None
+                context.run.run_id, name, instrument.name, tuple(validated), files
             )
             audit.record_checks(
                 connection, audit_context, "pandera", outcome.audit_results("ERROR")
@@ -163,7 +171,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                     instrument.name,
                     None,
                     result.sources,
-                    _descriptions(result),
+                    _descriptions(result, instrument, codebook),
                 )
                 by_wave = dict(
                     connection.execute(

@@ -7,9 +7,10 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.defs.metadata import in_english, table_metadata
 from sdpipeline.ingest import load_raw
 from sdpipeline.inventory import check_delivery_folder
 from sdpipeline.readers import DeliveryError
@@ -36,10 +37,7 @@ def delivery_file_spec(instrument: Instrument, codebook: Codebook, wave_id: str)
 def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.AssetsDefinition:
     name = keys.wave_table(instrument, codebook, wave_id)
     spec = instrument.files[wave_id]
-    descriptions = {
-        v.sources[wave_id].variable: f"{v.name}: {v.question.en}"
-        for v in instrument.variables_in(wave_id)
-    }
+    descriptions = in_english(source_columns(instrument, wave_id, codebook))
 
     @dg.asset(
         key=keys.raw(instrument, codebook, wave_id),
@@ -103,7 +101,7 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
             )
         metadata.update(
             {
-                **{f"file_{k}": v for k, v in load.facts.as_metadata().items()},
+                **load.facts.as_metadata(),
                 "format": load.raw.format,
                 "encoding": load.raw.encoding or "",
                 "delimiter": load.raw.delimiter or "",

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sdpipeline import report_export, report_tables, settings, targets
+from sdpipeline import harmonised_export, report_export, report_tables, settings, targets
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import versioned
@@ -18,6 +18,7 @@ from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.warehouse import qualified, replace_table
 
 SCHEMA = keys.REPORT
+DATASETS = "datasets"  # the harmonised tables for analysts' own tools, beside the report
 
 
 def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
@@ -130,25 +131,35 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     @dg.asset(
         key=keys.report("exports"),
         group_name=keys.REPORT,
-        deps=[keys.report(t) for t in specs],
+        deps=[keys.report(t) for t in specs] + [keys.harmonised(i) for i in codebook.instruments],
         kinds={"excel", "csv", "html"},
         tags={"layer": "report"},
         description="The report tables as one formatted workbook (a sheet per table), a CSV per "
-        "table and a self-contained HTML report with charts, in var/reports/tables/.",
+        "table and a self-contained HTML report with charts, in var/reports/tables/; beside "
+        f"them, in {DATASETS}/, every harmonised table as Parquet and SPSS (Latvian and English "
+        "labels) with its own codebook, published with the report.",
     )
     def report_exports(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
+        out = settings.reports_dir() / "tables"
         with warehouse.get_connection() as connection:
             tables = {
                 t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in specs
             }
-        out = settings.reports_dir() / "tables"
-        files = report_export.export(tables, out, text)
+            files = report_export.export(
+                tables,
+                out,
+                text,
+                also=lambda staging: harmonised_export.write_datasets(
+                    connection, codebook, staging / DATASETS, text.stamp
+                ),
+            )
         html = out / report_export.HTML_REPORT
         return dg.MaterializeResult(
             metadata={
                 "files": dg.MetadataValue.json([f.name for f in files]),
+                "datasets": dg.MetadataValue.path(str(out / DATASETS)),
                 "workbook": dg.MetadataValue.path(str(out / report_export.WORKBOOK)),
                 "html_report": dg.MetadataValue.path(str(html)),
                 "headline": dg.MetadataValue.md(

@@ -9,10 +9,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
+from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_dataset_contract_spec, start_dataset_contract
 from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import sources_of, table_metadata
+from sdpipeline.defs.metadata import in_english, sources_of, table_metadata
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.validation.contracts import row_contract
@@ -51,6 +52,7 @@ def validated_asset(
 ) -> dg.AssetsDefinition:
     name = keys.wave_table(instrument, codebook, wave_id)
     key = keys.validated(instrument, codebook, wave_id)
+    descriptions = in_english(source_columns(instrument, wave_id, codebook))
     check = dg.AssetCheckSpec(
         ROW_CONTRACT,
         asset=key,
@@ -91,6 +93,7 @@ def validated_asset(
             outcome = apply_contract(connection, raw, schema)
             seconds = time.perf_counter() - started
             rejected = outcome.rejected(threshold)
+            sources = sources_of(connection, keys.RAW, name)
             file_name, sha256 = connection.execute(
                 f"SELECT any_value(_source_file), any_value(_source_sha256) FROM {raw}"
             ).fetchall()[0]
@@ -98,12 +101,14 @@ def validated_asset(
                 run_id=context.run.run_id,
                 asset=key.to_user_string(),
                 instrument=instrument.name,
-                wave=wave_id,
-                file_name=file_name,
-                file_sha256=sha256,
+                waves=(wave_id,),
+                files=sources,
             )
             connection.execute("BEGIN TRANSACTION")
-            audit.record_checks(connection, audit_context, "pandera", outcome.audit_results("WARN"))
+            severity = "ERROR" if rejected else "WARN"
+            audit.record_checks(
+                connection, audit_context, "pandera", outcome.audit_results(severity)
+            )
             audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
             connection.execute("COMMIT")
             if not rejected:
@@ -125,7 +130,12 @@ def validated_asset(
                     audit_context,
                 )
                 metadata = table_metadata(
-                    connection, SCHEMA, name, None, sources_of(connection, SCHEMA, name)
+                    connection,
+                    SCHEMA,
+                    name,
+                    None,
+                    sources_of(connection, SCHEMA, name),
+                    descriptions,
                 )
         check_metadata = {
             "seconds": round(seconds, 3),

@@ -1,0 +1,252 @@
+"""The harmonised tables as analysts take them away: each SPSS file read back with pyreadstat
+holds the warehouse's values, its labels in the file's language and the missing codes declared
+as missing; the Parquet file is the warehouse table, value for value and type for type; free
+text is in neither."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from sdpipeline import harmonised_export, sav_writer
+from sdpipeline.codebook import Codebook
+from sdpipeline.columns import harmonised_columns
+from sdpipeline.defs.report.assets import DATASETS
+from sdpipeline.generator.answers import COMMENTS
+from sdpipeline.harmonise import missing_column
+
+STAMP = dt.datetime(2023, 5, 31, 12, 0)
+INSTRUMENTS = ["residents", "clients", "heads", "specialists", "partners", "leaders"]
+MISSING = [-1.0, -2.0, -3.0]
+
+
+def _datasets(pipeline_run) -> Path:
+    folder, _, _ = pipeline_run
+    return folder / "var" / "reports" / "tables" / DATASETS
+
+
+def _table(warehouse: Path, instrument: str) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(f"SELECT * FROM harmonised.{instrument}").df()
+
+
+def _labels(warehouse: Path, instrument: str) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(f"SELECT * FROM harmonised.{instrument}_labels").df()
+
+
+def test_the_datasets_are_published_with_the_report(pipeline_run):
+    names = sorted(p.name for p in _datasets(pipeline_run).iterdir())
+    assert names == sorted(
+        f"{i}{suffix}"
+        for i in INSTRUMENTS
+        for suffix in (".parquet", "_lv.sav", "_en.sav", "_codebook.md")
+    )
+
+
+@pytest.mark.parametrize("instrument", INSTRUMENTS)
+def test_the_parquet_file_is_the_warehouse_table_less_free_text(
+    pipeline_run, codebook: Codebook, instrument
+):
+    _, warehouse, _ = pipeline_run
+    path = _datasets(pipeline_run) / f"{instrument}.parquet"
+    free_text = [v.name for v in codebook.instruments[instrument].variables if v.level == "text"]
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        stored = connection.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE "
+            "table_schema = 'harmonised' AND table_name = ? ORDER BY ordinal_position",
+            [instrument],
+        ).fetchall()
+        exported = connection.execute(f"DESCRIBE SELECT * FROM '{path}'").fetchall()
+        kept = [(n, t) for n, t in stored if n not in free_text]
+        assert [(n, t) for n, t, *_ in exported] == kept
+        columns = ", ".join(f'"{n}"' for n, _ in kept)
+        table = connection.execute(f"SELECT {columns} FROM harmonised.{instrument}").df()
+        parquet = connection.execute(f"SELECT * FROM '{path}'").df()
+    pd.testing.assert_frame_equal(parquet, table, check_exact=True)
+    assert len(table) > 40
+
+
+@pytest.mark.parametrize("language", ["lv", "en"])
+@pytest.mark.parametrize("instrument", INSTRUMENTS)
+def test_the_spss_file_holds_the_values_labels_and_missing_codes(
+    pipeline_run, codebook: Codebook, instrument, language
+):
+    _, warehouse, _ = pipeline_run
+    spec = codebook.instruments[instrument]
+    table = _table(warehouse, instrument)
+    labels = _labels(warehouse, instrument)
+    path = _datasets(pipeline_run) / f"{instrument}_{language}.sav"
+    data, meta = pyreadstat.read_sav(str(path), user_missing=True)
+    described = harmonised_columns(spec, codebook)
+    assert len(data) == len(table)
+    expected_columns, folded = [], 0
+    for variable in spec.variables:
+        name = variable.name
+        if variable.level == "text":
+            assert name not in data.columns
+            continue
+        expected_columns.append(name)
+        assert meta.column_names_to_labels[name] == getattr(variable.question, language)
+        if variable.scale is not None:
+            np.testing.assert_array_equal(data[name], table[name].astype(float))
+            assert sorted(meta.missing_ranges[name], key=lambda r: r["lo"]) == [
+                {"lo": c, "hi": c} for c in sorted(MISSING)
+            ]
+            own = labels[labels["variable"] == name]
+            assert meta.variable_value_labels[name] == dict(
+                zip(own["code"].astype(float), own[f"label_{language}"], strict=True)
+            )
+        elif variable.level == "numeric":
+            # the number where there is one, else the code of the missing kind
+            kinds = table[missing_column(variable)]
+            codes = kinds.map({m.kind: m.code for m in codebook.missing_categories.values()})
+            expected = table[name].where(table[name].notna(), codes).astype(float)
+            np.testing.assert_array_equal(data[name], expected)
+            folded += int(kinds.notna().sum())
+            assert missing_column(variable) not in data.columns
+            assert {r["lo"] for r in meta.missing_ranges[name]} == set(MISSING)
+            assert meta.variable_value_labels[name] == {
+                float(m.code): getattr(m.label, language)
+                for m in codebook.missing_categories.values()
+            }
+            assert meta.readstat_variable_types[name] == "double"
+        elif variable.level == "date":
+            assert (
+                pd.to_datetime(data[name]).dt.date.tolist()
+                == pd.to_datetime(table[name]).dt.date.tolist()
+            )
+            assert meta.original_variable_types[name] == "DATE11"
+        else:
+            assert data[name].tolist() == table[name].fillna("").tolist()
+    for column in ("_source_file", "_source_sha256", "_source_row", "weight", "design_psu"):
+        name = column.lstrip("_")
+        expected_columns.append(name)
+        assert meta.column_names_to_labels[name] == getattr(described[column], language)
+        assert data[name].tolist() == table[column].tolist()
+    assert set(expected_columns) <= set(data.columns)
+    if instrument == "specialists":  # the sample has unanswered caseloads (999 → no answer)
+        assert folded > 0
+    # SPSS itself sees the missing codes as missing
+    plain, _ = pyreadstat.read_sav(str(path), user_missing=False)
+    categorical = [v.name for v in spec.variables if v.scale is not None]
+    assert not plain[categorical].isin(MISSING).any().any()
+    assert plain[categorical].isna().sum().sum() == table[categorical].isin(MISSING).sum().sum()
+
+
+def test_free_text_reaches_no_exported_file(pipeline_run):
+    for path in _datasets(pipeline_run).iterdir():
+        if path.suffix == ".sav":
+            frame, _ = pyreadstat.read_sav(str(path))
+        elif path.suffix == ".parquet":
+            frame = duckdb.sql(f"SELECT * FROM '{path}'").df()
+        else:
+            text = path.read_text(encoding="utf-8")
+            assert not any(comment in text for comment in COMMENTS), path.name
+            continue
+        cells = {str(v) for c in frame.columns for v in frame[c].dropna().unique()}
+        assert not any(comment in cell for comment in COMMENTS for cell in cells), path.name
+
+
+def test_each_dataset_codebook_names_its_files_and_every_column(pipeline_run, codebook):
+    _, warehouse, _ = pipeline_run
+    for instrument in INSTRUMENTS:
+        table = _table(warehouse, instrument)
+        text = (_datasets(pipeline_run) / f"{instrument}_codebook.md").read_text(encoding="utf-8")
+        for name, sha in table.groupby(["_source_file", "_source_sha256"]).size().index:
+            assert f"| {name} | `{sha}` |" in text
+        exported = [c for c in table.columns if c != "comment"]
+        assert all(f"| `{c}` |" in text for c in exported), instrument
+        assert "| `comment` |" not in text
+
+
+def test_an_answer_whose_range_holds_the_codes_keeps_its_kind_beside_it(pipeline_run, codebook):
+    """Should a numeric answer's range include a missing code, the code cannot stand in for
+    the number: the number stays system-missing and the kind stays a labelled column."""
+    _, warehouse, _ = pipeline_run
+    spec = codebook.instruments["specialists"]
+    widened = dataclasses.replace(
+        spec,
+        variables=tuple(
+            dataclasses.replace(v, value_range=(-10.0, 500.0)) if v.name == "caseload" else v
+            for v in spec.variables
+        ),
+    )
+    table = _table(warehouse, "specialists")
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        types = harmonised_export.exported_columns(connection, widened)
+    layout = harmonised_export.SavLayout(types, widened, codebook)
+    frame = layout.frame(table)
+    np.testing.assert_array_equal(frame["caseload"], table["caseload"].astype(float))
+    kinds = table["caseload_missing"].map(
+        {m.kind: m.code for m in codebook.missing_categories.values()}
+    )
+    assert kinds.notna().any()
+    np.testing.assert_array_equal(frame["caseload_missing"], kinds.astype(float))
+    assert layout.columns["caseload_missing"].values[-2.0].en == "No answer"
+    assert not layout.columns["caseload"].variable.missing
+    assert not layout.columns["caseload_missing"].variable.missing
+    assert layout.columns["experience_years"].variable.missing == MISSING  # still folded
+
+
+def test_the_sav_writer_writes_every_kind_of_cell_pyreadstat_reads_back(tmp_path):
+    """Cases written in chunks, behind the dictionary pyreadstat writes: numbers and missing
+    numbers, dates and missing dates, UTF-8 text, repeated text, empty text."""
+    variables = [
+        sav_writer.Variable("n", sav_writer.NUMBER, [-1.0], "scale"),
+        sav_writer.Variable("d", sav_writer.DATE, display="DATE11"),
+        sav_writer.Variable("t", sav_writer.TEXT),
+        sav_writer.Variable("c", sav_writer.TEXT),
+    ]
+    chunks = [
+        pd.DataFrame(
+            {
+                "n": [1.5, np.nan, -1.0],
+                "d": pd.to_datetime(["2017-03-01", None, "2023-05-31"]),
+                "t": ["Ķekava", None, "Rīgas valstspilsēta"],
+                "c": ["a", "bb", None],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "n": [7.0],
+                "d": pd.to_datetime(["1999-12-31"]),
+                "t": ["x"],
+                "c": ["bb"],
+            }
+        ),
+    ]
+    widths = {"t": len("Rīgas valstspilsēta".encode()), "c": 2}
+    files = {
+        tmp_path / f"{language}.sav": sav_writer.Dictionary(
+            language, {"n": f"number {language}"}, {"n": {-1.0: f"no {language}"}}, ["note"]
+        )
+        for language in ("lv", "en")
+    }
+    sav_writer.write(files, variables, widths, 4, iter(chunks), STAMP)
+    for language, path in zip(("lv", "en"), files, strict=True):
+        data, meta = pyreadstat.read_sav(str(path), user_missing=True)
+        assert meta.number_rows == 4 and meta.file_label == language
+        assert meta.column_names_to_labels["n"] == f"number {language}"
+        np.testing.assert_array_equal(data["n"], [1.5, np.nan, -1.0, 7.0])
+        assert data["t"].tolist() == ["Ķekava", "", "Rīgas valstspilsēta", "x"]
+        assert data["c"].tolist() == ["a", "bb", "", "bb"]
+        assert [None if pd.isna(d) else str(d) for d in data["d"]] == [
+            "2017-03-01",
+            None,
+            "2023-05-31",
+            "1999-12-31",
+        ]
+        plain, _ = pyreadstat.read_sav(str(path))
+        assert plain["n"].isna().tolist() == [False, True, True, False]
+    with pytest.raises(sav_writer.SavError, match="longer than its width"):
+        sav_writer.write(files, variables, {**widths, "c": 1}, 4, iter(chunks), STAMP)
+    with pytest.raises(sav_writer.SavError, match="3 cases written where the table has 4"):
+        sav_writer.write(files, variables, widths, 4, iter(chunks[:1]), STAMP)
