@@ -13,7 +13,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sdpipeline import coverage, report_export
+from sdpipeline import coverage, report_export, report_tables
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
 from sdpipeline.defs.indicators.assets import harmonised_tables
 from sdpipeline.estimation import ratio_estimate, weighted_mean
@@ -184,6 +184,43 @@ def test_planted_effects_come_out_with_the_right_sign_and_verdict(pipeline_run):
         & (attribution["term"] == "post × most activities")
     ].set_index("indicator_id")
     assert did.loc["S06", "estimate"] > 0
+
+
+def test_the_did_has_the_wild_bootstrap_and_the_municipalities_per_group(pipeline_run):
+    """CR1 with 4 municipalities in a group is unreliable: every difference-in-differences
+    term has the wild cluster bootstrap's p-value and interval beside it, the municipalities
+    per participation group, and a caveat naming the group that is too small, in the warehouse
+    and in the report's files."""
+    folder, warehouse, _ = pipeline_run
+    rule = default_catalogue().few_clusters
+    (attribution,) = _tables(warehouse, "indicators.attribution")
+    did = attribution[attribution["analysis"] == "difference_in_differences"]
+    assert set(did["comparison"]) == {PROJECT} and len(did) >= 10
+    for row in did.itertuples():
+        counts = [int(row.clusters_none), int(row.clusters_some), int(row.clusters_most)]
+        assert sum(counts) == row.units
+        assert 0 <= row.wcb_p_value <= 1
+        assert row.wcb_ci_low <= row.estimate <= row.wcb_ci_high  # the interval inverts p
+        small = [n for n in counts if n < rule.minimum_cr1]
+        assert (f"CR1 needs {rule.minimum_cr1}" in row.caveat) == bool(small)
+        assert ("bootstrap is not reliable" in row.caveat) == any(
+            n < rule.minimum_bootstrap for n in small
+        )
+    # the shipped delivery's reference group is the issue's: 4 municipalities
+    assert did["clusters_none"].min() < rule.minimum_bootstrap
+    tables = folder / "var" / "reports" / "tables"
+    printed = pd.read_csv(
+        tables / "project_participation.csv", sep=";", encoding="utf-8-sig", dtype=str
+    )
+    printed = printed[printed["Analīze / Analysis"] == "difference_in_differences"]
+    assert len(printed) == len(did)
+    interval = r"\[-?(\d+\.\d|inf); -?(\d+\.\d|inf)\]"
+    assert printed[report_tables.BOOTSTRAP_CI].str.fullmatch(interval).all()
+    assert printed[report_tables.BOOTSTRAP_P].notna().all()
+    assert printed[report_tables.CLUSTERS].str.fullmatch(r"\d+ / \d+ / \d+").all()
+    assert printed["Ierobežojumi / Caveat"].str.contains("bootstrap is not reliable").all()
+    page = (tables / report_export.HTML_REPORT).read_text(encoding="utf-8")
+    assert report_tables.BOOTSTRAP_CI in page and "bootstrap is not reliable" in page
 
 
 def test_shift_share_parts_add_up_to_the_change(pipeline_run):

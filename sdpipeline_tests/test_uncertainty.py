@@ -18,7 +18,7 @@ import pyreadstat
 import pytest
 import yaml
 
-from sdpipeline import report_tables, targets
+from sdpipeline import report_export, report_tables, targets
 from sdpipeline.codebook import CodebookError, default_codebook, load_codebook
 from sdpipeline.estimation import Design, ratio_estimate, weighted_mean, welch_df, wilson_interval
 from sdpipeline.ingest import sha256_of
@@ -206,6 +206,8 @@ def test_rows_in_another_order_give_byte_identical_report_exports(
 ):
     first_folder, first_warehouse, _ = pipeline_run
     folder = isolate(tmp_path, monkeypatch)
+    # the same pseudonym key: the datasets published with the report carry pseudonyms
+    shutil.copytree(first_folder / "var" / "secrets", folder / "var" / "secrets")
     _shuffle_delivery(folder / "raw", seed=11)
     shipped = {p.name: sha256_of(p) for p in SHIPPED_RAW.glob("*/*") if p.suffix != ".json"}
     assert all(sha256_of(p) != shipped[p.name] for p in (folder / "raw").glob("*/*.[cxs]*"))
@@ -222,15 +224,35 @@ def test_rows_in_another_order_give_byte_identical_report_exports(
                 check_exact=True,
             )
     exports = first_folder / "var" / "reports" / "tables"
-    names = sorted(p.name for p in exports.iterdir() if p.suffix != ".duckdb")
+    names = sorted(p.name for p in exports.iterdir() if p.is_file() and p.suffix != ".duckdb")
     assert len(names) >= 9
     for name in names:
         assert sha256_of(exports / name) == sha256_of(folder / "var/reports/tables" / name), name
+    # the datasets published beside it hold the same rows in the same order; only where each
+    # row was delivered (file checksum, row number) differs
+    datasets = sorted((exports / "datasets").glob("*.parquet"))
+    assert datasets
+    for path in datasets:
+        before, after = (
+            pd.read_parquet(p).filter(regex=r"^(?!_?source_)")
+            for p in (path, folder / "var/reports/tables/datasets" / path.name)
+        )
+        assert len(before.columns) > 10
+        pd.testing.assert_frame_equal(before, after, check_exact=True, obj=path.name)
     negative_zero = re.compile(r"(?<![\d.,])-0(?:[.,]0+)?(?![\d.,])")
     for name in names:
         if name.endswith((".csv", ".html")):
             text = (exports / name).read_text(encoding="utf-8-sig")
             assert not negative_zero.search(text), (name, negative_zero.search(text))
+    book = openpyxl.load_workbook(exports / report_export.WORKBOOK, read_only=True)
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows(values_only=True):
+            for value in row:
+                if isinstance(value, float):
+                    assert math.copysign(1.0, value) == 1.0 or value != 0, (sheet.title, row)
+                elif isinstance(value, str):
+                    assert not negative_zero.search(value), (sheet.title, value)
+    book.close()
 
 
 def test_the_report_says_what_each_instruments_intervals_are_about(pipeline_run, codebook):
