@@ -116,7 +116,7 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> tuple[float, fl
 
 
 def _recomputed(output: str) -> int | None:
-    if "no asset recomputed" in output:
+    if "nothing changed since the last run" in output:
         return 0
     found = re.search(r"rebuilding (\d+) assets", output)
     return int(found.group(1)) if found else None

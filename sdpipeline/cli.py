@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -13,6 +14,17 @@ from typing import NoReturn
 
 from sdpipeline import compare_warehouses, settings
 
+INSTANCE_CONFIG = """\
+# Local default storage (SQLite under this folder).
+telemetry:
+  enabled: false
+# Fails a run launched from the UI or by automation that never started; a run whose process
+# was killed is marked failed by its code server, or by sdpipeline's next command.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+"""
+
 
 def _use_project_instance() -> Path:
     """Point Dagster at the project's instance folder unless DAGSTER_HOME says otherwise, so
@@ -21,9 +33,7 @@ def _use_project_instance() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(
-            "# Local default storage (SQLite under this folder).\ntelemetry:\n  enabled: false\n"
-        )
+        config.write_text(INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -56,20 +66,49 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _failure_messages(result, graph) -> list[str]:
-    """Each failed step's own message, under its asset's key (``validated/residents_2023``)."""
-    steps = {key.to_python_identifier(): key.to_user_string() for key in graph.get_all_asset_keys()}
-    messages = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            text = data.user_failure_data.description if data.user_failure_data else None
-            error = data.error
-            while error is not None and error.cause is not None:
-                error = error.cause
-            cause = error.message.strip() if error is not None else "unknown error"
-            messages.append(f"{steps.get(event.step_key, event.step_key)}: {text or cause}")
-    return messages
+def _start(home: Path, out=None):
+    """The project's instance, after marking failed the runs whose process is gone (said on
+    ``out``, standard output by default)."""
+    from sdpipeline.defs.runs import mark_killed_runs
+
+    instance = _open_instance(home)
+    for run in mark_killed_runs(instance):
+        print(
+            f"sdpipeline: run {run.run_id} ({run.job_name}) was left unfinished by a process "
+            "that is gone (killed, or the machine stopped): marked failed.",
+            file=out or sys.stdout,
+        )
+    return instance
+
+
+def _strays(codebook) -> list:
+    from sdpipeline.inventory import stray_files
+
+    return [s for wave in codebook.waves for s in stray_files(codebook, wave)]
+
+
+def _print_strays(strays: list) -> None:
+    # checksums of the known files cannot see these: say so instead of "unchanged"
+    print("sdpipeline: the delivery holds files the codebook does not name:")
+    for stray in strays:
+        print(f"  {stray.path}: {stray.reason}")
+
+
+def _refresh_plan(instance, defs, codebook) -> tuple[list, str]:
+    """What is behind (after recording changed files), and why, in words."""
+    from sdpipeline.defs.incremental import behind, resolve
+    from sdpipeline.defs.observation import record_changes
+
+    files = record_changes(instance, codebook)
+    graph = defs.resolve_asset_graph()
+    states = resolve(instance, graph, files, with_failures=False)
+    selection = behind(states, graph)
+    reasons = [
+        f"{key.to_user_string()}: {'; '.join(states[key].reasons())}"
+        for key in selection
+        if states[key].own_behind
+    ]
+    return selection, "\n".join(reasons)
 
 
 def _delivery_notes(result) -> list[str]:
@@ -97,37 +136,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sdpipeline.validation import gx_worker
 
     gx_worker.worker()  # imports GX on the other core while Dagster loads
+    from sdpipeline.codebook import default_codebook
     from sdpipeline.definitions import defs
     from sdpipeline.defs.resources import warehouse_resource
+    from sdpipeline.defs.runs import (
+        REASON_TAG,
+        TRIGGER_TAG,
+        process_tags,
+        run_failure_messages,
+        run_warnings,
+    )
 
     started = time.perf_counter()
-    with _open_instance(home) as instance:
+    codebook = default_codebook()
+    with _start(home) as instance:
         job = defs.resolve_job_def(args.job)
         selection = None
+        tags = {TRIGGER_TAG: "sdpipeline run", REASON_TAG: f"sdpipeline run --job {args.job}"}
         if args.command == "refresh":
-            from sdpipeline.codebook import default_codebook
-            from sdpipeline.defs.incremental import refresh_selection, stale_sources
-            from sdpipeline.inventory import stray_files
-
-            codebook = default_codebook()
-            strays = [s for wave in codebook.waves for s in stray_files(codebook, wave)]
+            strays = _strays(codebook)
             if strays:
-                # checksums of the known files cannot see these: say so instead of "unchanged"
-                print("sdpipeline: the delivery holds files the codebook does not name:")
-                for stray in strays:
-                    print(f"  {stray.path}: {stray.reason}")
+                _print_strays(strays)
                 gx_worker.stop()
                 return 1
-            stale = stale_sources(instance, codebook)
-            if not stale:
-                print("sdpipeline: nothing changed since the last run; no asset recomputed.")
+            selection, reasons = _refresh_plan(instance, defs, codebook)
+            if not selection:
+                print("sdpipeline: nothing changed since the last run; every asset is current.")
                 gx_worker.stop()
                 return 0
-            selection = sorted(refresh_selection(defs.resolve_asset_graph(), stale))
-            for key, reason in sorted(stale.items()):
-                print(f"  {key.to_user_string()}: {reason}")
+            print(reasons)
             print(f"sdpipeline: rebuilding {len(selection)} assets")
-        level = "DEBUG" if args.verbose else "WARNING"
+            job = defs.resolve_implicit_global_asset_job_def()
+            tags = {TRIGGER_TAG: "sdpipeline refresh", REASON_TAG: reasons[:2000]}
+        # failures and warnings are printed from the run's log once it ends, without traces
+        level = "DEBUG" if args.verbose else "CRITICAL"
         run_config: dict = {"loggers": {"console": {"config": {"log_level": level}}}}
         if args.max_quarantine_share is not None:
             graph = defs.resolve_asset_graph()
@@ -135,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 key.to_python_identifier(): {
                     "config": {"max_quarantine_share": args.max_quarantine_share}
                 }
-                for key in job.asset_layer.executable_asset_keys
+                for key in selection or job.asset_layer.executable_asset_keys
                 if graph.get(key).group_name == "validated"
             }
         result = job.execute_in_process(
@@ -143,21 +185,34 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise_on_error=False,
             run_config=run_config,
             asset_selection=selection,
+            tags={**tags, **process_tags()},
+        )
+        warnings = run_warnings(instance, result.run_id)
+        failures = (
+            []
+            if result.success
+            else run_failure_messages(instance, result.run_id, defs.resolve_asset_graph())
         )
     elapsed = time.perf_counter() - started
     warehouse = settings.warehouse_path()
+    name = "refresh" if args.command == "refresh" else f"job {args.job}"
+    if warnings and not args.verbose:
+        print("Warnings:")
+        for warning in warnings:
+            print(f"  {warning}")
     notes = _delivery_notes(result)
     if notes:
         print("sdpipeline: the delivery has rows hidden in Excel:")
         print("\n".join(notes))
     if not result.success:
-        print(f"sdpipeline: job {args.job} FAILED after {elapsed:.1f} s (run {result.run_id})")
-        for message in _failure_messages(result, defs.resolve_asset_graph()):
+        print(f"sdpipeline: {name} FAILED after {elapsed:.1f} s (run {result.run_id})")
+        for message in failures:
             print(f"  {message}")
         print("Nothing downstream of a failed step was replaced; earlier tables are intact.")
-        _report_validation(warehouse, result.run_id, rebuild_docs=True)
+        print("The full errors, with their traces, are in the run's log (sdpipeline ui, Runs).")
+        _report_validation(warehouse, result.run_id)
         return 1
-    print(f"sdpipeline: job {args.job} succeeded in {elapsed:.1f} s (run {result.run_id})")
+    print(f"sdpipeline: {name} succeeded in {elapsed:.1f} s (run {result.run_id})")
     print(f"\nWarehouse (DuckDB): {warehouse}")
     with warehouse_resource().get_connection() as connection:
         rows = connection.execute(
@@ -167,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ).fetchall()
     for schema, table, count in rows:
         print(f"  {schema + '.' + table:<40} {count:>8} rows")
-    _report_validation(warehouse, result.run_id, rebuild_docs=False)
+    _report_validation(warehouse, result.run_id)
     print(f"\nDagster instance (run history): {home}")
     print("Open the UI:     .venv/bin/sdpipeline ui    then http://127.0.0.1:3000")
     print(
@@ -177,10 +232,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_validation(warehouse: Path, run_id: str, rebuild_docs: bool) -> None:
-    """What this run's checks found, and where an auditor looks."""
+def _report_validation(warehouse: Path, run_id: str) -> None:
+    """What this run's checks found, and where an auditor looks; nothing when the run stopped
+    before any check ran."""
     from sdpipeline.defs.resources import warehouse_resource
-    from sdpipeline.validation import audit, gx_runner, gx_worker
+    from sdpipeline.validation import audit, gx_runner
 
     if not warehouse.exists():
         return
@@ -202,16 +258,77 @@ def _report_validation(warehouse: Path, run_id: str, rebuild_docs: bool) -> None
         quarantined = connection.execute(
             f"SELECT count(*) FROM {audit.SCHEMA}.{audit.QUARANTINE} WHERE run_id = ?", [run_id]
         ).fetchone()[0]
+    if not checks:
+        return
     print(
         f"\nValidation: {checks} checks this run, {failed} failed, {quarantined} rows quarantined, "
         f"{tolerated} tolerated (within what the check allows; audit.check_runs, "
         "audit.quarantine)"
     )
     index = gx_runner.data_docs_dir() / "index.html"
-    if rebuild_docs and gx_runner.gx_root().exists():  # the audit step that publishes never ran
-        index = gx_worker.worker().publish_data_docs(run_id)
     if index.exists():
         print(f"Data Docs (offline): {index}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per layer, what is current with the delivery on disk, what is behind and why, and what
+    last failed: Dagster's own staleness, as the UI shows it, after checksumming the files."""
+    home = _use_project_instance()
+    import dagster as dg
+
+    from sdpipeline.codebook import default_codebook
+    from sdpipeline.definitions import defs
+    from sdpipeline.defs.incremental import layers, resolve
+    from sdpipeline.defs.observation import record_changes
+    from sdpipeline.defs.runs import UNFINISHED
+
+    codebook = default_codebook()
+    graph = defs.resolve_asset_graph()
+    with _start(home, sys.stderr if args.json else sys.stdout) as instance:
+        states = resolve(instance, graph, record_changes(instance, codebook))
+        running = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
+    strays = _strays(codebook)
+    behind = [s for s in states.values() if s.behind]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "current": not behind and not strays,
+                    "stray_files": [f"{s.path}: {s.reason}" for s in strays],
+                    "unfinished_runs": [r.dagster_run.run_id for r in running],
+                    "assets": [s.as_json() for s in states.values()],
+                },
+                indent=1,
+            )
+        )
+        return 0 if not behind and not strays else 1
+    by_layer: dict[str, list] = {}
+    for state in states.values():
+        by_layer.setdefault(state.layer, []).append(state)
+    for layer in [*layers(), *sorted(set(by_layer) - set(layers()))]:
+        members = by_layer.get(layer, [])
+        if not members:
+            continue
+        late = [s for s in members if s.behind]
+        print(f"{layer}: {len(members) - len(late)} of {len(members)} current")
+        for state in late if not args.all else members:
+            why = "; ".join(state.reasons()) or "current"
+            print(f"  {state.key.to_user_string():<40} {state.status:<8} {why}")
+            if state.last_failure:
+                print(f"  {'':<40} {'':<8} last attempt failed: {state.last_failure}")
+    if strays:
+        _print_strays(strays)
+    for record in running:
+        run = record.dagster_run
+        print(f"run {run.run_id} ({run.job_name}) is {run.status.value.lower()}")
+    if behind or strays:
+        print(
+            f"sdpipeline: {len(behind)} assets are behind the delivery on disk; "
+            "`sdpipeline refresh` rebuilds them."
+        )
+        return 1
+    print("sdpipeline: every asset is current with the delivery on disk.")
+    return 0
 
 
 def cmd_floor(args: argparse.Namespace) -> int:
@@ -266,7 +383,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    _use_project_instance()
+    home = _use_project_instance()
+    _start(home).dispose()
     dagster = Path(sys.executable).with_name("dagster")
     command = [
         str(dagster),
@@ -325,8 +443,18 @@ def parser() -> argparse.ArgumentParser:
         "what follows)",
     )
     refresh = commands.add_parser(
-        "refresh", help="rebuild only what changed files (by checksum) or code make stale"
+        "refresh",
+        help="rebuild exactly what is behind the delivery on disk (by checksum), the code or a "
+        "failed or killed run",
     )
+    status = commands.add_parser(
+        "status",
+        help="per layer, what is current, what is behind and why, and what last failed "
+        "(exit 1 when anything is behind)",
+    )
+    status.add_argument("--all", action="store_true", help="list current assets too")
+    status.add_argument("--json", action="store_true", help="every asset's state as JSON")
+    status.set_defaults(func=cmd_status)
     for command in (run, refresh):
         command.add_argument("--verbose", action="store_true", help="print every run event")
         command.add_argument(

@@ -139,14 +139,15 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
         utf8 = _UTF8_IN_CP1257.search(data)
         if utf8 is not None:
             line = data[: utf8.start()].count(b"\n") + 1
-            start = max(data.rfind(b"\n", 0, utf8.start()) + 1, utf8.start() - 30)
-            end = data.find(b"\n", utf8.end())
-            end = min(end if end >= 0 else len(data), utf8.end() + 40)
-            text = data[start:end].decode("utf-8", "replace").strip()
+            offset = utf8.start() - (data.rfind(b"\n", 0, utf8.start()) + 1) + 1
+            found = utf8.group().decode("utf-8")
+            # the bytes and where they are, not the line around them: a free-text answer's
+            # words would reach every place this message is kept (the run's log in Dagster)
             raise DeliveryError(
                 path,
                 "this line is UTF-8 inside a Windows-1257 file (mixed encodings; re-export the "
-                f"whole file in one encoding): …{text}…",
+                f"whole file in one encoding): at byte {offset} of the line, "
+                f"{utf8.group().hex(' ').upper()} (UTF-8 for {found!r})",
                 row=line,
             )
         undefined = _CP1257_UNDEFINED.search(data)

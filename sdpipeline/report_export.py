@@ -3,9 +3,19 @@ table (as Latvian Excel opens them: UTF-8 with BOM, ';' and decimal comma), one 
 with its charts drawn as inline SVG, so it opens offline with nothing else beside it, and the
 report schema as a DuckDB file of its own for read-only querying.
 
-Files are written to a staging folder and swapped in whole: a failed export never leaves a
-mixture of old and new files. Every title, heading and note comes from the codebook (the
-study, its waves and comparisons) and the catalogue (the report's and its tables' titles).
+Every title, heading and note comes from the codebook (the study, its waves and comparisons)
+and the catalogue (the report's and its tables' titles).
+
+A report is published as one unit. Every file is written into a new folder of its own, beside
+the published one, and the published path (``var/reports/tables``) is a symbolic link that is
+then pointed at the new folder in one rename, which POSIX makes atomic: a reader sees the whole
+previous report or the whole new one, whenever a run is killed, and a failed export changes
+nothing. What is published with the report (the harmonised datasets, ``export(also=...)``) is
+written into the same folder and swapped in with it. The report names the run that published it
+and the SHA-256 of every file it was built from (``manifest.json``, the ``report.publication``
+and ``report.source_files`` tables, the HTML report's last section and the workbook's last
+sheet); ``manifest.json`` also lists the SHA-256 of every file published beside it. The
+previous publication is kept, for a reader still holding its files; older ones are removed.
 """
 
 from __future__ import annotations
@@ -13,10 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
+import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -28,11 +39,15 @@ from openpyxl.utils import get_column_letter
 from sdpipeline.codebook import Codebook, Label
 from sdpipeline.generator.writers import pin_zip
 from sdpipeline.indicators import Catalogue
+from sdpipeline.ingest import sha256_of
 from sdpipeline.report_tables import CHANGE, CI, VERDICT, header, tag
 
 WORKBOOK = "sdpipeline_report.xlsx"
 HTML_REPORT = "report.html"
 DATABASE = "sdpipeline_report.duckdb"
+MANIFEST = "manifest.json"
+SOURCES_SHEET = "avoti_sources"
+KEEP_PUBLICATIONS = 2
 ROLES = {
     "project_effect": Label("pārmaiņas projekta laikā", "change over the project"),
     "persistence": Label("noturība pēc projekta", "persistence after the project"),
@@ -84,7 +99,28 @@ class ReportText:
         )
 
 
-def write_workbook(tables: dict[str, pd.DataFrame], path: Path, text: ReportText) -> None:
+@dataclass(frozen=True)
+class Provenance:
+    """What a publication names: the run that published it, when, the run that built each
+    table, and every file (delivered or reference) it descends from, by checksum."""
+
+    run_id: str
+    published_utc: str
+    files: dict[str, str]
+    """file name → SHA-256"""
+    table_runs: dict[str, str] = field(default_factory=dict)
+    """report table → the run that built it"""
+
+    def sources(self) -> pd.DataFrame:
+        return pd.DataFrame(sorted(self.files.items()), columns=["Fails / File", "SHA-256"])
+
+
+def write_workbook(
+    tables: dict[str, pd.DataFrame],
+    path: Path,
+    text: ReportText,
+    sources: pd.DataFrame | None = None,
+) -> None:
     book = openpyxl.Workbook()
     book.remove(book.active)
     header_font = Font(bold=True, color="FFFFFF")
@@ -109,6 +145,14 @@ def write_workbook(tables: dict[str, pd.DataFrame], path: Path, text: ReportText
                 for cell in sheet.iter_rows(min_row=3, min_col=index, max_col=index):
                     cell[0].number_format = "0.0"
         sheet.freeze_panes = "A3"
+    if sources is not None:
+        sheet = book.create_sheet(title=SOURCES_SHEET)
+        sheet.append(["Avoti: faili, no kuriem ziņojums veidots / Files the report was built from"])
+        sheet["A1"].font = Font(bold=True, size=13)
+        sheet.append(list(sources.columns))
+        for row in sources.itertuples(index=False):
+            sheet.append(list(row))
+        sheet.column_dimensions["A"].width, sheet.column_dimensions["B"].width = 40, 70
     book.properties.creator = "sdpipeline"
     book.properties.created = book.properties.modified = text.stamp
     buffer = io.BytesIO()
@@ -177,18 +221,43 @@ def _svg_regions(by_region: pd.DataFrame, code: str, year_column: str) -> str:
     return "".join(parts)
 
 
-def write_database(tables: dict[str, pd.DataFrame], path: Path) -> None:
+def write_database(
+    tables: dict[str, pd.DataFrame], path: Path, provenance: Provenance | None = None
+) -> None:
     """The report schema alone, in its own DuckDB file: analysts and auditors open it read-only
-    at any time, even while a run holds the warehouse."""
+    at any time, even while a run holds the warehouse. With ``provenance``, also
+    ``report.publication`` (run, time, the run behind each table) and ``report.source_files``."""
+    extra = {}
+    if provenance is not None:
+        extra = {
+            "publication": pd.DataFrame(
+                [
+                    {
+                        "table_name": table,
+                        "built_in_run": run,
+                        "published_in_run": provenance.run_id,
+                        "published_utc": provenance.published_utc,
+                    }
+                    for table, run in sorted(provenance.table_runs.items())
+                ],
+                columns=["table_name", "built_in_run", "published_in_run", "published_utc"],
+            ),
+            "source_files": provenance.sources().set_axis(["file", "sha256"], axis=1),
+        }
     with duckdb.connect(str(path)) as connection:
         connection.execute("CREATE SCHEMA report")
-        for name, frame in tables.items():
+        for name, frame in {**tables, **extra}.items():
             connection.register("_frame", frame)
             connection.execute(f'CREATE TABLE report."{name}" AS SELECT * FROM _frame')
             connection.unregister("_frame")
 
 
-def write_html(tables: dict[str, pd.DataFrame], path: Path, text: ReportText) -> None:
+def write_html(
+    tables: dict[str, pd.DataFrame],
+    path: Path,
+    text: ReportText,
+    sources: pd.DataFrame | None = None,
+) -> None:
     style = (
         "body{font-family:system-ui,Arial,sans-serif;margin:2em;max-width:1200px;color:#222}"
         "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
@@ -211,6 +280,9 @@ def write_html(tables: dict[str, pd.DataFrame], path: Path, text: ReportText) ->
         title = text.tables[name]
         sections.append(f"<h2>{html.escape(title.lv)} / {html.escape(title.en)}</h2>")
         sections.append(frame.to_html(index=False, na_rep="", escape=True, border=0))
+    if sources is not None:
+        sections.append("<h2>Avoti / Files the report was built from</h2>")
+        sections.append(sources.to_html(index=False, escape=True, border=0))
     waves = ", ".join(wave.lv for wave in text.waves)
     compared = "".join(
         f"<li>{html.escape(c.tag)}: {html.escape(c.label.lv)} ({html.escape(c.role.lv)}) / "
@@ -239,34 +311,89 @@ def export(
     tables: dict[str, pd.DataFrame],
     out_dir: Path,
     text: ReportText,
+    provenance: Provenance | None = None,
     also: Callable[[Path], object] | None = None,
 ) -> list[Path]:
-    """Write every format into a staging folder, then swap it in for ``out_dir`` at once.
-    ``also`` writes what is published with the report (the harmonised datasets) into the
-    staging folder, so that it is swapped in with the rest."""
-    staging = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    """Write every format into a new folder, then publish it as ``out_dir`` in one step (see
+    the module's docstring); returns the published files. ``also`` writes what is published
+    with the report (the harmonised datasets) into that folder, so that it is swapped in with
+    the rest and named by the same manifest."""
+    store = publications_dir(out_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    name = provenance.run_id if provenance else "unnamed"
+    folder, again = store / name, 1
+    while folder.exists():  # the same run publishing again: never touch what readers may hold
+        folder, again = store / f"{name}.{again}", again + 1
+    staging = store / f".{folder.name}.partial-{os.getpid()}"
+    staging.mkdir()
+    sources = provenance.sources() if provenance else None
     try:
-        write_workbook(tables, staging / WORKBOOK, text)
-        for name, frame in tables.items():
+        write_workbook(tables, staging / WORKBOOK, text, sources)
+        for table, frame in tables.items():
             frame.to_csv(
-                staging / f"{name}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
+                staging / f"{table}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
-        write_html(tables, staging / HTML_REPORT, text)
-        write_database(tables, staging / DATABASE)
+        write_html(tables, staging / HTML_REPORT, text, sources)
+        write_database(tables, staging / DATABASE, provenance)
         if also is not None:
             also(staging)
-    except Exception:
+        if provenance is not None:
+            manifest = {
+                "run_id": provenance.run_id,
+                "published_utc": provenance.published_utc,
+                "tables": provenance.table_runs,
+                "files": dict(sorted(provenance.files.items())),
+                "contents": _contents(staging),
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    except BaseException:
         shutil.rmtree(staging)
         raise
-    previous = out_dir.with_name(f"{out_dir.name}.previous")
-    if previous.exists():
-        shutil.rmtree(previous)
-    if out_dir.exists():
-        out_dir.rename(previous)
-    staging.rename(out_dir)
-    if previous.exists():
-        shutil.rmtree(previous)
+    staging.rename(folder)
+    _point(out_dir, folder)
+    _prune(store, keep=folder)
     return sorted(out_dir.iterdir())
+
+
+def _contents(folder: Path) -> dict[str, str]:
+    """Every file published in ``folder`` (path inside it → SHA-256)."""
+    return {
+        path.relative_to(folder).as_posix(): sha256_of(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def publications_dir(out_dir: Path) -> Path:
+    """Where the publications behind ``out_dir`` are kept."""
+    return out_dir.with_name(f"{out_dir.name}.published")
+
+
+def _point(link: Path, folder: Path) -> None:
+    """Make ``link`` point at ``folder`` in one rename. A folder left at ``link`` by an earlier
+    version (a real directory, not a link) is moved aside first, once."""
+    if link.is_dir() and not link.is_symlink():
+        link.rename(publications_dir(link) / f"before-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
+    temporary = link.with_name(f".{link.name}.link-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(os.path.relpath(folder, link.parent), target_is_directory=True)
+    os.replace(temporary, link)
+
+
+def _prune(store: Path, keep: Path) -> None:
+    """Remove all but the latest ``KEEP_PUBLICATIONS`` publications, and what killed runs left
+    half-written."""
+    finished = sorted(
+        (p for p in store.iterdir() if not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    old = [p for p in finished[KEEP_PUBLICATIONS:] if p != keep]
+    partial = [p for p in store.iterdir() if p.name.startswith(".") and ".partial-" in p.name]
+    for path in old + [p for p in partial if not _writer_alive(p)]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _writer_alive(staging: Path) -> bool:
+    pid = int(staging.name.rsplit("-", 1)[1])
+    return pid != os.getpid() and Path(f"/proc/{pid}").exists()

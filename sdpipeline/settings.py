@@ -53,6 +53,18 @@ def reports_dir() -> Path:
     return _path("SDPIPELINE_REPORTS_DIR", var_dir() / "reports")
 
 
+def automation_on() -> bool:
+    """Whether the automation sensors start switched on (``SDPIPELINE_AUTOMATION=on``, for a
+    deployment that wants them on from the first start); otherwise they wait for a data
+    engineer to turn them on in the UI."""
+    return os.environ.get("SDPIPELINE_AUTOMATION", "off").lower() == "on"
+
+
+def automation_interval_seconds() -> int:
+    """How often the sensors look for changed files and evaluate automation (seconds)."""
+    return int(os.environ.get("SDPIPELINE_AUTOMATION_INTERVAL_SECONDS", "60"))
+
+
 def duckdb_memory_limit() -> str:
     """What DuckDB may hold in memory for a run (its default is 80 % of the machine). DuckDB
     keeps the blocks it wrote cached up to its limit, which at a register's size made the

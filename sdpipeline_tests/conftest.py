@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -58,6 +61,53 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory):
         yield folder, warehouse, result
 
 
+def cli_env(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of a command run on ``folder``'s delivery, warehouse and instance."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("SDPIPELINE_") and key != "DAGSTER_HOME"
+    }
+    return {
+        **env,
+        "SDPIPELINE_RAW_DIR": str(folder / "raw"),
+        "SDPIPELINE_VAR_DIR": str(folder / "var"),
+        "DAGSTER_HOME": str(folder / "var" / "dagster_home"),
+        **extra,
+    }
+
+
+def sdpipeline(folder: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``sdpipeline ARGS`` as a user runs it, on ``folder``."""
+    return subprocess.run(
+        [sys.executable, "-m", "sdpipeline", *args],
+        env=cli_env(folder),
+        cwd=settings.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def cli_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a copy of the shipped delivery (``raw/``) and everything one
+    ``sdpipeline run`` made of it (``var/``: warehouse, Dagster instance, report). Tests take
+    a copy (``clone``) and go on from there."""
+    folder = tmp_path_factory.mktemp("cli_pipeline")
+    shutil.copytree(SHIPPED_RAW, folder / "raw")
+    result = sdpipeline(folder, "run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+def clone(source: Path, folder: Path) -> Path:
+    """A copy of a ``cli_pipeline`` folder to work on (the report's link stays relative)."""
+    for part in ("raw", "var"):
+        shutil.copytree(source / part, folder / part, symlinks=True)
+    return folder
+
+
 def materialize(
     warehouse: Path,
     selection: list | None = None,
@@ -78,6 +128,16 @@ def materialize(
         instance=instance,
         raise_on_error=False,
     )
+
+
+def stop_session(process: subprocess.Popen, seconds: int = 30) -> None:
+    """End a server started with ``start_new_session`` and everything it started (code
+    servers, run workers): SIGTERM, then SIGKILL after ``seconds``."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def require(available: bool, reason: str) -> None:

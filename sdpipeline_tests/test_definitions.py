@@ -1,15 +1,26 @@
-"""The code location loads, lists every asset in its layer, and passes Dagster's own validation."""
+"""The code location loads, lists every asset in its layer, matches the snapshot of its asset
+specs, and passes Dagster's own tools (``dg check defs``, ``dg list defs``, ``dagster definitions
+validate``).
+
+When assets change on purpose, write the snapshot again and review its diff:
+``SDPIPELINE_UPDATE_SNAPSHOT=1 .venv/bin/pytest sdpipeline_tests/test_definitions.py -k snapshot``
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sdpipeline import settings
 from sdpipeline.definitions import defs
-from sdpipeline.defs import keys
+from sdpipeline.defs import keys, policy
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
 
 
 def _keys(group: str) -> set[str]:
@@ -57,12 +68,62 @@ def test_assets_describe_themselves():
         assert node.description and len(node.description) > 40, key
 
 
-def test_full_refresh_job_materialises_every_materialisable_asset():
+def asset_specs() -> dict[str, dict]:
+    """What the code location says of every asset, as plain data: the snapshot's content."""
+    graph = defs.resolve_asset_graph()
+    specs = {}
+    for key in sorted(graph.get_all_asset_keys()):
+        node = graph.get(key)
+        condition = node.automation_condition
+        specs[key.to_user_string()] = {
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "owners": list(node.owners),
+            "tags": {
+                k: v for k, v in sorted(node.tags.items()) if not k.startswith("dagster/kind/")
+            },
+            "deps": sorted(p.to_user_string() for p in node.parent_keys),
+            "checks": {
+                k.name: {"blocking": graph.get_check_spec(k).blocking}
+                for k in sorted(graph.get_check_keys_for_assets({key}), key=lambda k: k.name)
+            },
+            "execution": "materialise" if node.is_materializable else "observe",
+            "automation_condition": condition.get_label() if condition else None,
+            "code_version_of": list(policy.code_basis(key, node.tags)),
+            "has_code_version": node.code_version is not None,
+        }
+    return specs
+
+
+def test_asset_specs_match_the_snapshot():
+    current = asset_specs()
+    if os.environ.get("SDPIPELINE_UPDATE_SNAPSHOT") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    recorded = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    changed = sorted(
+        k for k in current.keys() | recorded.keys() if current.get(k) != recorded.get(k)
+    )
+    assert not changed, (
+        f"asset specs differ from {SNAPSHOT.name} for {changed[:10]}; if on purpose: "
+        "SDPIPELINE_UPDATE_SNAPSHOT=1 .venv/bin/pytest sdpipeline_tests/test_definitions.py "
+        "-k snapshot"
+    )
+
+
+def test_every_group_has_owners_and_every_built_asset_automation_and_a_code_version():
+    for name, spec in asset_specs().items():
+        assert spec["owners"] == policy.OWNERS[spec["group"]], name
+        if spec["execution"] == "materialise":
+            assert spec["automation_condition"] and spec["has_code_version"], name
+
+
+def test_full_refresh_job_observes_every_file_and_materialises_every_asset():
     job = defs.resolve_job_def("full_refresh")
     graph = defs.resolve_asset_graph()
-    materialisable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
-    assert job.asset_layer.executable_asset_keys == materialisable
-    assert len(materialisable) == 6 + 12 + 12 + 6 + 1 + 4 + 9
+    assert job.asset_layer.executable_asset_keys == {
+        k for k in graph.get_all_asset_keys() if graph.get(k).is_executable
+    }
 
 
 def test_lineage_runs_on_to_indicators_and_report_tables():
@@ -113,18 +174,58 @@ def test_validated_layer_has_blocking_pandera_and_gx_checks(codebook):
     assert set(validated) <= audit.parent_keys
 
 
-def test_dagster_definitions_validate(tmp_path):
+def _dagster_tool(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """A Dagster command-line tool of the project's environment, run in the repository as a
+    data engineer runs it, on an instance of its own."""
     home = tmp_path / "dagster_home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    dagster = Path(sys.executable).with_name("dagster")
+    tool = Path(sys.executable).with_name(command[0])
     result = subprocess.run(
-        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        [str(tool), *command[1:]],
         cwd=settings.REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "All code locations passed validation" in result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["dg", "check", "defs"], "All definitions loaded successfully"),
+        (
+            ["dagster", "definitions", "validate", "-w", "workspace.yaml"],
+            "All code locations passed validation",
+        ),
+    ],
+    ids=["dg check defs", "dagster definitions validate"],
+)
+def test_dagster_tools_load_the_definitions(command, said, tmp_path):
+    result = _dagster_tool(command, tmp_path)
+    assert said in result.stdout + result.stderr
+
+
+def test_dg_list_defs_lists_every_asset_as_the_snapshot_has_it(tmp_path):
+    listed = json.loads(_dagster_tool(["dg", "list", "defs", "--json"], tmp_path).stdout)
+    specs = asset_specs()
+    assert {
+        a["asset_key"]: {
+            "group": a["group_name"],
+            "owners": [f"team:{o['team']}" for o in a["owners"]],
+            "deps": sorted(a["dependency_keys"]),
+        }
+        for a in listed["assets"]
+    } == {
+        name: {"group": s["group"], "owners": s["owners"], "deps": s["deps"]}
+        for name, s in specs.items()
+    }
+    assert {c["key"] for c in listed["asset_checks"]} == {
+        f"{name}:{check}" for name, s in specs.items() for check in s["checks"]
+    }
+    assert {s["name"] for s in listed["sensors"]} == {"delivery_automation", "delivery_files"}
+    assert {j["name"] for j in listed["jobs"]} >= {"full_refresh"}

@@ -269,7 +269,7 @@ def test_report_is_published_offline_and_in_every_format(pipeline_run):
     out = folder / "var" / "reports" / "tables"
     book = openpyxl.load_workbook(out / report_export.WORKBOOK)
     titles = default_catalogue().report.tables
-    assert set(book.sheetnames) == set(titles)
+    assert set(book.sheetnames) == {*titles, report_export.SOURCES_SHEET}
     assert {p.stem for p in out.glob("*.csv")} == set(titles)
     assert book["headline_indicators"]["A1"].value == (
         "Galvenie rādītāji un to izmaiņas / Headline indicators and change"
@@ -312,7 +312,9 @@ def test_a_failed_export_leaves_the_previous_report_whole(
     with pytest.raises(OSError):
         report_export.export(tables, out, text)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir()] == ["tables"]  # no staging left behind
+    store = report_export.publications_dir(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tables", store.name]
+    assert [p.name for p in store.iterdir()] == [out.resolve().name]  # no staging left behind
 
 
 def test_did_with_several_heads_per_municipality_or_no_contrast(pipeline_run, codebook):

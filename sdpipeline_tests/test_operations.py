@@ -1,5 +1,6 @@
-"""Leaving it running: nothing is rebuilt when nothing changed, a changed file rebuilds only
-what depends on it, the sensor asks for exactly that, and concurrent runs queue."""
+"""Leaving it running: the automation is defined and off by default, jobs run by name, and
+concurrent runs queue. (What is behind, and what automation and refresh rebuild, is tried in
+test_state.py.)"""
 
 from __future__ import annotations
 
@@ -12,76 +13,14 @@ import dagster as dg
 import pytest
 
 from sdpipeline import settings
-from sdpipeline.benchmark import change_one_answer
-from sdpipeline.codebook import default_codebook
 from sdpipeline.definitions import build_definitions
-from sdpipeline.defs.incremental import refresh_selection, stale_sources
-
-from .conftest import isolate, materialize
-
-
-def test_unchanged_delivery_rebuilds_nothing_and_a_changed_file_only_its_lineage(
-    tmp_path, monkeypatch
-):
-    folder = isolate(tmp_path, monkeypatch)
-    warehouse = folder / "warehouse.duckdb"
-    codebook = default_codebook()
-    defs = build_definitions()
-    graph = defs.resolve_asset_graph()
-    (tmp_path / "instance").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "instance")) as instance:
-        assert len(stale_sources(instance, codebook)) == 17  # nothing materialised yet
-        assert materialize(warehouse, instance=instance).success
-        assert stale_sources(instance, codebook) == {}
-        assert refresh_selection(graph, {}) == set()
-
-        sensor = defs.resolve_sensor_def("delivery_sensor")
-        context = dg.build_sensor_context(
-            instance=instance, repository_def=defs.get_repository_def()
-        )
-        assert isinstance(sensor(context), dg.SkipReason)
-
-        change_one_answer(
-            folder / "raw" / "ex_ante_2017" / "pasvaldibu_vaditaji_2017.csv",
-            "q_pabalsti_pct",
-            ("61", "62"),
-        )
-        stale = stale_sources(instance, codebook)
-        assert stale == {dg.AssetKey(["raw", "leaders_2017"]): "file changed"}
-        selection = refresh_selection(graph, stale)
-        names = {k.to_user_string() for k in selection}
-        assert {
-            "raw/leaders_2017",
-            "validated/leaders_2017",
-            "harmonised/leaders",
-            "indicators/estimates",
-            "report/exports",
-        } <= names
-        assert not names & {
-            "raw/residents_2017",
-            "harmonised/residents",
-            "validated/clients_2023",
-            "raw/leaders_2023",
-            "reference/municipality_crosswalk",
-        }
-        request = sensor(
-            dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-        )
-        assert isinstance(request, dg.RunRequest)
-        assert set(request.asset_selection) == selection
-
-        result = materialize(warehouse, selection=sorted(selection), instance=instance)
-        assert result.success
-        rebuilt = {e.asset_key for e in result.get_asset_materialization_events()}
-        assert rebuilt == selection
-        assert stale_sources(instance, codebook) == {}
 
 
 def test_schedules_sensors_and_jobs_are_defined_and_off_by_default():
     defs = build_definitions()
-    sensor = defs.resolve_sensor_def("delivery_sensor")
+    for name in ("delivery_files", "delivery_automation"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     schedule = defs.resolve_schedule_def("weekly_full_refresh")
-    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert schedule.execution_timezone == "Europe/Riga"
     for name in ("full_refresh", "reports_only", "wave_ex_ante_2017", "wave_ex_post_2023"):

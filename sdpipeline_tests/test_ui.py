@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,7 +20,7 @@ import pytest
 from sdpipeline import settings
 from sdpipeline.definitions import build_definitions
 
-from .conftest import require
+from .conftest import require, stop_session
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_ARGS = [
@@ -86,11 +87,7 @@ def ui(pipeline_run, tmp_path_factory):
             pytest.fail("the webserver did not come up in 180 s")
         yield url, folder
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_session(process)
         log.close()
 
 
@@ -173,3 +170,105 @@ def test_the_lineage_page_renders_asset_nodes_in_chromium(ui):
         page.screenshot(path=str(shot))
         browser.close()
     assert shot.stat().st_size > 30_000
+
+
+def _launch(url: str, job: str, asset_keys: list[str] | None = None) -> str:
+    selector = {
+        "repositoryLocationName": "sdpipeline",
+        "repositoryName": "__repository__",
+        "jobName": job,
+    }
+    if asset_keys:
+        selector["assetSelection"] = [{"path": k.split("/")} for k in asset_keys]
+    launched = _graphql(
+        url,
+        """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+             ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+        {"p": {"selector": selector, "runConfigData": {}}},
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def _run(url: str, run_id: str) -> dict:
+    return _graphql(
+        url,
+        "query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value } } } }",
+        {"id": run_id},
+    )["runOrError"]
+
+
+def _wait(url: str, run_id: str, until, seconds: int = 240) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run = _run(url, run_id)
+        if until(run):
+            return run
+        time.sleep(1)
+    pytest.fail(f"run {run_id}: still {run['status']} after {seconds} s")
+
+
+def _status(folder) -> dict:
+    env = {
+        **os.environ,
+        "SDPIPELINE_WAREHOUSE": str(folder / "warehouse.duckdb"),
+        "SDPIPELINE_VAR_DIR": str(folder / "var"),
+        "DAGSTER_HOME": str(folder / "dagster_home"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "sdpipeline", "status", "--json"],
+        env=env,
+        cwd=settings.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_status_agrees_with_the_ui_on_every_asset(ui):
+    url, folder = ui
+    report = _status(folder)
+    served = _graphql(url, "{ assetNodes { assetKey { path } staleStatus } }")["assetNodes"]
+    ui_status = {"/".join(n["assetKey"]["path"]): n["staleStatus"] for n in served}
+    assert {a["asset"]: a["dagster_status"] for a in report["assets"]} == ui_status
+    assert report["current"], [a for a in report["assets"] if a["behind"]]
+
+
+def test_a_ui_run_of_one_validated_table_has_its_gx_worker_early_and_writes_data_docs(ui):
+    url, folder = ui
+    run_id = _launch(url, "__ASSET_JOB", ["validated/heads_2023"])
+    run = _wait(url, run_id, lambda r: r["status"] in ("SUCCESS", "FAILURE", "CANCELED"))
+    assert run["status"] == "SUCCESS", (folder / "ui.log").read_text()[-3000:]
+    pages = list((folder / "var" / "reports" / "data_docs" / "validations").rglob(f"*{run_id}*"))
+    assert pages, "no Data Docs page for the run"
+    logs = _graphql(
+        url,
+        "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { "
+        "... on MessageEvent { message } } } } }",
+        {"id": run_id},
+    )["logsForRun"]["events"]
+    (started,) = [
+        float(m.group(1))
+        for e in logs
+        if (
+            m := re.search(
+                r"Great Expectations worker: pid \d+, started ([\d.]+) s ago",
+                e.get("message") or "",
+            )
+        )
+    ]
+    # started as the run's process loaded the code location, not when the run needed it
+    assert started >= 0.3
+
+
+def test_a_killed_ui_run_is_marked_failed(ui):
+    url, folder = ui
+    run_id = _launch(url, "reports_only")
+    run = _wait(url, run_id, lambda r: any(t["key"] == "sdpipeline/pid" for t in r["tags"]))
+    pid = int(next(t["value"] for t in run["tags"] if t["key"] == "sdpipeline/pid"))
+    os.kill(pid, signal.SIGKILL)
+    run = _wait(url, run_id, lambda r: r["status"] not in ("STARTING", "STARTED"), seconds=120)
+    assert run["status"] == "FAILURE"
+    assert run_id not in _status(folder)["unfinished_runs"]

@@ -1,44 +1,75 @@
-"""Leaving it running: a sensor that notices changed deliveries by checksum and a weekly full
-refresh. Both are off until a data engineer turns them on (UI: Automation, or the daemon)."""
+"""Leaving it running: Dagster's declarative automation rebuilds what a changed file makes
+stale, and a weekly full refresh. Everything here is off until a data engineer turns it on (UI:
+Automation; or ``SDPIPELINE_AUTOMATION=on`` for the two sensors) and needs the daemon
+(``sdpipeline ui`` runs one; in production ``dagster-daemon``).
 
-import hashlib
+- ``delivery_files`` checksums every delivered and reference file each minute and records a
+  new checksum in Dagster as an observation of the file (``defs/observation.py``), only when it
+  changed.
+- ``delivery_automation`` is Dagster's own automation sensor over every asset: each asset's
+  condition (``defs/policy.py``: eager, once upstream blocking checks passed) turns the new
+  observation into one run of the file's raw table and everything after it. The run is tagged
+  with its trigger; Dagster's evaluation, linked from the run, says which condition fired.
+"""
+
+from __future__ import annotations
 
 import dagster as dg
 
+from sdpipeline import settings
 from sdpipeline.codebook import Codebook, default_codebook
-from sdpipeline.defs.incremental import refresh_selection, stale_sources
 from sdpipeline.defs.jobs import full_refresh
-
-SENSOR_INTERVAL_SECONDS = 60
+from sdpipeline.defs.observation import changed_observations, current_versions
+from sdpipeline.defs.runs import REASON_TAG, TRIGGER_TAG
+from sdpipeline.inventory import stray_files
 
 
 def build_automation(
     codebook: Codebook,
 ) -> tuple[list[dg.SensorDefinition], list[dg.ScheduleDefinition]]:
-    @dg.sensor(
-        name="delivery_sensor",
-        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-        default_status=dg.DefaultSensorStatus.STOPPED,
-        target=dg.AssetSelection.all(),
-        description="Every minute: checksums every delivered and reference file; if one changed "
-        "(or the code, codebook or catalogue did), requests a run of just the assets that read "
-        "it and everything downstream.",
+    interval = settings.automation_interval_seconds()
+    status = (
+        dg.DefaultSensorStatus.RUNNING
+        if settings.automation_on()
+        else dg.DefaultSensorStatus.STOPPED
     )
-    def delivery_sensor(context: dg.SensorEvaluationContext):
-        stale = stale_sources(context.instance, codebook)
-        if not stale:
+
+    @dg.sensor(
+        name="delivery_files",
+        minimum_interval_seconds=interval,
+        default_status=status,
+        description="Checksums every delivered and reference file; records a changed checksum "
+        "as a new observation of the file, which delivery_automation turns into a rebuild. "
+        "Waits while a wave folder holds a file the codebook does not name.",
+    )
+    def delivery_files(context: dg.SensorEvaluationContext):
+        strays = [s for wave in codebook.waves for s in stray_files(codebook, wave)]
+        if strays:
+            return dg.SkipReason(
+                "the delivery holds files the codebook does not name: "
+                + "; ".join(f"{s.path}: {s.reason}" for s in strays)
+            )
+        observations = changed_observations(context.instance, current_versions(codebook))
+        if not observations:
             return dg.SkipReason("no delivered or reference file changed")
-        selection = refresh_selection(context.repository_def.asset_graph, stale)
-        fingerprint = hashlib.sha256(
-            repr(sorted((k.to_user_string(), r) for k, r in stale.items())).encode()
-        ).hexdigest()[:16]
-        reasons = ", ".join(f"{k.to_user_string()}: {r}" for k, r in sorted(stale.items()))
-        context.log.info(f"rebuilding {len(selection)} assets because {reasons}")
-        return dg.RunRequest(
-            run_key=fingerprint,
-            asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
-            tags={"sdpipeline/trigger": "delivery_sensor", "sdpipeline/stale": reasons[:1000]},
+        context.log.info(
+            "new content: " + ", ".join(o.asset_key.to_user_string() for o in observations)
         )
+        return dg.SensorResult(asset_events=observations)
+
+    automation = dg.AutomationConditionSensorDefinition(
+        "delivery_automation",
+        target=dg.AssetSelection.all(),
+        minimum_interval_seconds=interval,
+        default_status=status,
+        run_tags={
+            TRIGGER_TAG: "automation",
+            REASON_TAG: "new data upstream (a file's new checksum, or a rebuilt input): the "
+            "automation evaluation linked from this run says which",
+        },
+        description="Dagster's automation: rebuilds each asset whose input got new data (eager), "
+        "once every blocking check upstream passed.",
+    )
 
     weekly = dg.ScheduleDefinition(
         name="weekly_full_refresh",
@@ -46,9 +77,10 @@ def build_automation(
         cron_schedule="0 3 * * 1",
         execution_timezone="Europe/Riga",
         default_status=dg.DefaultScheduleStatus.STOPPED,
+        tags={TRIGGER_TAG: "weekly_full_refresh", REASON_TAG: "the weekly full rebuild"},
         description="Mondays 03:00 Riga time: rebuild everything from the current delivery.",
     )
-    return [delivery_sensor], [weekly]
+    return [delivery_files, automation], [weekly]
 
 
 @dg.definitions

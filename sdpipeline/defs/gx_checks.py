@@ -68,6 +68,24 @@ def _failures_markdown(outcomes: list[gx_runner.ExpectationOutcome]) -> str:
     return "\n".join(lines)
 
 
+def _failure_description(
+    outcomes: list[gx_runner.ExpectationOutcome], file_name: str | None
+) -> str | None:
+    """What failed, in words: each failed expectation's reason and what GX found."""
+    failed = [o for o in outcomes if not o.passed]
+    failed.sort(key=lambda o: o.severity != ERROR)
+    if not failed:
+        return None
+    parts = []
+    for o in failed:
+        found = o.details.get("observed_value")
+        if found is None and o.failing_count is not None:
+            found = f"{o.failing_count} of {o.rows_checked} rows"
+        parts.append(f"{o.details.get('why') or o.check_name}; observed: {found}")
+    prefix = f"file {file_name}: " if file_name else ""
+    return prefix + "; ".join(parts)
+
+
 def _result(
     check_name: str,
     outcomes: list[gx_runner.ExpectationOutcome],
@@ -87,6 +105,7 @@ def _result(
         check_name=check_name,
         passed=not failed,
         severity=dg.AssetCheckSeverity.ERROR if critical else dg.AssetCheckSeverity.WARN,
+        description=_failure_description(outcomes, audit_context.file_name),
         metadata={
             "expectations": len(outcomes),
             "failed": len(failed),

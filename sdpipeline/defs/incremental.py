@@ -1,83 +1,215 @@
-"""What needs rebuilding: delivered and reference files compared by checksum (never by
-modification time) with what their assets last read, and each asset's code version (package,
-codebook and indicator catalogue) with the one it was built with. Only the assets that are
-behind, and everything downstream of them, are rebuilt; an unchanged delivery rebuilds nothing.
+"""What is behind the delivery on disk, and why: Dagster's own staleness, as the UI shows it,
+and the two things it leaves out.
+
+Dagster calls an asset STALE when an input has a newer data version than the one it was built
+from (a file's checksum, ``defs/observation.py``) or its code version changed
+(``defs/policy.py``), and MISSING when it was never built. That is the answer the UI gives,
+read here with Dagster's own resolver. It is not yet the answer to "is the warehouse up to date
+with the delivery?", for two reasons this module adds:
+
+- staleness does not travel: when a rejected file leaves ``validated/residents_2023`` stale,
+  ``harmonised/residents`` is still FRESH in Dagster's terms (it matches the validated table it
+  read), though it is behind the delivery. Everything downstream of an asset that is behind is
+  behind too;
+- a table whose blocking check failed (too few respondents, say) was written and is FRESH, but
+  nothing after it was built from it, and it must not be: it is behind until a run passes it.
+
+A delivered or reference file that is not on disk is behind as well.
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
+import datetime as dt
+from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContext
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from sdpipeline import __version__, settings
-from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.ingest import delivery_path, sha256_of
-from sdpipeline.reference import CROSSWALK_FILE, POPULATION_FILE, TOTALS_FILE, VINTAGE_FILES
-
-REFERENCE_FILES = {
-    "municipalities_2017": (VINTAGE_FILES[2017],),
-    "municipalities_2021": (VINTAGE_FILES[2021],),
-    "municipality_crosswalk": (CROSSWALK_FILE,),
-    "population_totals": (TOTALS_FILE, VINTAGE_FILES[2017], VINTAGE_FILES[2021]),
-    "population_adults": (POPULATION_FILE,),
-}
+from sdpipeline.defs.observation import FileVersion
+from sdpipeline.defs.runs import run_failure_messages
 
 
-def code_version(codebook: Codebook) -> str:
-    """Changes when the package, the codebook or the indicator catalogue changes."""
-    catalogue = (settings.data_dir() / "indicators" / "catalogue.yaml").read_bytes()
-    digest = hashlib.sha256(f"{__version__}:{codebook.digest}:".encode() + catalogue)
-    return digest.hexdigest()[:16]
+class _Loading(LoadingContext):
+    """The loading context Dagster's resolver asks for (the webserver passes its request's)."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._instance = instance
+        self._loaders: dict = {}
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        return self._instance
+
+    @property
+    def loaders(self) -> dict:
+        return self._loaders
 
 
-def versioned(
-    assets: list[dg.AssetsDefinition | dg.AssetSpec],
-) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """The assets with the code version of this package, codebook and catalogue, which Dagster
-    compares with the version each materialisation recorded."""
-    version = code_version(default_codebook())
-    return dg.map_asset_specs(lambda spec: spec.replace_attributes(code_version=version), assets)
+@dataclass
+class AssetState:
+    key: dg.AssetKey
+    status: str
+    """Dagster's own: FRESH, STALE or MISSING, as the UI shows it."""
+    causes: list[str] = field(default_factory=list)
+    """Dagster's stale causes (and a file missing on disk)."""
+    failed_checks: list[str] = field(default_factory=list)
+    """Blocking checks that failed on the asset's current table."""
+    waits_on: list[dg.AssetKey] = field(default_factory=list)
+    """Assets upstream that are behind, nearest first."""
+    last_failure: str | None = None
+    """The last attempt to build it, if it failed after its current table was built."""
+
+    @property
+    def layer(self) -> str:
+        return self.key.path[0]
+
+    @property
+    def own_behind(self) -> bool:
+        return self.status != StaleStatus.FRESH.value or bool(self.failed_checks)
+
+    @property
+    def behind(self) -> bool:
+        return self.own_behind or bool(self.waits_on)
+
+    def reasons(self) -> list[str]:
+        reasons = list(self.causes) + self.failed_checks
+        if self.waits_on:
+            names = ", ".join(k.to_user_string() for k in self.waits_on[:3])
+            more = f" and {len(self.waits_on) - 3} more" if len(self.waits_on) > 3 else ""
+            reasons.append(f"upstream is behind: {names}{more}")
+        return reasons
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "asset": self.key.to_user_string(),
+            "layer": self.layer,
+            "dagster_status": self.status,
+            "behind": self.behind,
+            "reasons": self.reasons(),
+            "last_failure": self.last_failure,
+        }
 
 
-def _reference_sources(
-    files_by_asset: dict[str, tuple[str, ...]],
-) -> dict[dg.AssetKey, dict[str, str]]:
-    return {
-        keys.reference(table): {name: sha256_of(settings.reference_dir() / name) for name in files}
-        for table, files in files_by_asset.items()
-    }
+def loading_context(instance: dg.DagsterInstance) -> LoadingContext:
+    return _Loading(instance)
 
 
-def stale_sources(instance: dg.DagsterInstance, codebook: Codebook) -> dict[dg.AssetKey, str]:
-    """Assets that read files and are behind them, with the reason."""
-    current = code_version(codebook)
-    expected: dict[dg.AssetKey, dict[str, str]] = _reference_sources(REFERENCE_FILES)
-    for instrument in codebook.instruments.values():
-        for wave in instrument.files:
-            path = delivery_path(instrument, wave)
-            if path.exists():
-                expected[keys.raw(instrument, codebook, wave)] = {path.name: sha256_of(path)}
-    reasons = {}
-    for key, files in expected.items():
-        event = instance.get_latest_materialization_event(key)
-        if event is None or event.asset_materialization is None:
-            reasons[key] = "never materialised"
+def _cause(cause) -> str:
+    if cause.dependency is not None:
+        return f"{cause.reason} ({cause.dependency.asset_key.to_user_string()})"
+    return cause.reason
+
+
+def _latest_blocking_checks(instance: dg.DagsterInstance, graph) -> dict:
+    """The latest execution of every blocking check, by check key (one query)."""
+    check_keys = [k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking]
+    if not check_keys:
+        return {}
+    return instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+
+
+def _failed_blocking_checks(
+    latest: dict, key: dg.AssetKey, materialised_in: str | None
+) -> list[str]:
+    """Blocking checks of ``key`` whose latest execution failed with ERROR on the table built in
+    run ``materialised_in`` (the asset's current one)."""
+    if materialised_in is None:
+        return []
+    failed = []
+    mine = {k: r for k, r in latest.items() if k.asset_key == key}
+    for check_key, record in sorted(mine.items(), key=lambda item: item[0].name):
+        if record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
             continue
-        materialization = event.asset_materialization
-        recorded = materialization.metadata.get("source_sha256")
-        if recorded is None or dict(recorded.value) != files:
-            reasons[key] = "file changed"
-        elif materialization.tags.get("dagster/code_version") != current:
-            reasons[key] = "code, codebook or catalogue changed"
-    return reasons
+        evaluation = record.event.dagster_event.asset_check_evaluation_data
+        if evaluation.severity == dg.AssetCheckSeverity.ERROR and record.run_id == materialised_in:
+            failed.append(
+                f"blocking check {check_key.name} failed in run {record.run_id[:8]}: "
+                f"{evaluation.description or 'see the check in the UI'}"
+            )
+    return failed
 
 
-def refresh_selection(graph: Any, stale: dict[dg.AssetKey, str]) -> set[dg.AssetKey]:
-    """The stale assets and everything downstream of them in ``graph`` (the code location's
-    asset graph)."""
-    if not stale:
-        return set()
-    return dg.AssetSelection.assets(*stale).downstream().resolve(graph)
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def resolve(
+    instance: dg.DagsterInstance,
+    graph,
+    files: list[FileVersion],
+    with_failures: bool = True,
+) -> dict[dg.AssetKey, AssetState]:
+    """Every asset's state, upstream first; ``files``: the files as found now
+    (``observation.record_changes``); ``with_failures``: look up each asset's last failed
+    attempt too."""
+    resolver = CachingStaleStatusResolver(instance, graph, loading_context(instance))
+    resolver.instance_queryer.prefetch_asset_records(list(graph.toposorted_asset_keys))
+    checks = _latest_blocking_checks(instance, graph)
+    missing_files = {v.key: f"the file {v.path} is not there" for v in files if not v.sha256}
+    all_keys = list(graph.toposorted_asset_keys)
+    records = {r.asset_entry.asset_key: r.asset_entry for r in instance.get_asset_records(all_keys)}
+    failures_by_run: dict[str, list[str]] = {}
+    states: dict[dg.AssetKey, AssetState] = {}
+    for key in all_keys:
+        status = resolver.get_status(key)
+        causes = [_cause(c) for c in resolver.get_stale_causes(key)]
+        if key in missing_files:
+            causes.append(missing_files[key])
+            status = StaleStatus.MISSING
+        entry = records.get(key)
+        latest = entry.last_materialization if entry else None
+        state = AssetState(
+            key,
+            status.value,
+            causes,
+            _failed_blocking_checks(checks, key, latest.run_id if latest else None),
+        )
+        # the last run that planned to build it (SQLite storage keeps only ``last_run_id``)
+        attempt = (
+            (entry.last_planned_materialization_run_id or entry.last_run_id) if entry else None
+        )
+        if with_failures and attempt and (latest is None or latest.run_id != attempt):
+            run = instance.get_run_record_by_id(attempt)
+            if run is not None and run.dagster_run.status in (
+                dg.DagsterRunStatus.FAILURE,
+                dg.DagsterRunStatus.CANCELED,
+            ):
+                if attempt not in failures_by_run:
+                    failures_by_run[attempt] = run_failure_messages(instance, attempt, graph)
+                own = [
+                    m for m in failures_by_run[attempt] if m.startswith(f"{key.to_user_string()}:")
+                ]
+                what = own[0].split(": ", 1)[1] if own else "not built (the run stopped earlier)"
+                ended = run.end_time or run.create_timestamp.timestamp()
+                state.last_failure = f"run {attempt[:8]} ({_when(ended)}): {what}"
+        for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()):
+            upstream = states.get(parent)
+            if upstream is None:
+                continue
+            nearest = [parent] if upstream.own_behind else []
+            state.waits_on += [k for k in nearest + upstream.waits_on if k not in state.waits_on]
+        states[key] = state
+    return states
+
+
+def behind(states: dict[dg.AssetKey, AssetState], graph) -> list[dg.AssetKey]:
+    """The assets a refresh rebuilds: every materialisable asset that is behind."""
+    return [k for k, s in states.items() if s.behind and graph.get(k).is_materializable]
+
+
+def layers() -> list[str]:
+    """Layers in the order data flows through them."""
+    return [
+        keys.DELIVERY,
+        keys.REFERENCE_FILES,
+        keys.REFERENCE,
+        keys.RAW,
+        keys.VALIDATED,
+        keys.HARMONISED,
+        keys.INDICATORS,
+        keys.REPORT,
+        keys.AUDIT,
+    ]

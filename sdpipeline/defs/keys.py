@@ -2,17 +2,21 @@
 
 A key is ``<layer>/<table>``: the layer is the asset group and the warehouse schema, the table
 the DuckDB table the asset writes, so ``harmonised/residents`` is ``harmonised.residents`` in
-the warehouse and in the UI's lineage graph alike. The delivered files stand in the graph as
-``delivery/<instrument>_<year>``, upstream of their raw tables.
+the warehouse and in the UI's lineage graph alike. The files stand in the graph upstream of
+the tables that read them: the contractor's as ``delivery/<instrument>_<year>``, the reference
+files under ``data/reference/`` as ``reference_files/<file name without .csv>``.
 """
 
 from __future__ import annotations
+
+from pathlib import PurePath
 
 import dagster as dg
 
 from sdpipeline.codebook import Codebook, Instrument
 
 DELIVERY = "delivery"
+REFERENCE_FILES = "reference_files"
 RAW = "raw"
 VALIDATED = "validated"
 HARMONISED = "harmonised"
@@ -42,6 +46,10 @@ def validated(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
 
 def harmonised(instrument: str) -> dg.AssetKey:
     return dg.AssetKey([HARMONISED, instrument])
+
+
+def reference_file(file_name: str) -> dg.AssetKey:
+    return dg.AssetKey([REFERENCE_FILES, PurePath(file_name).stem])
 
 
 def reference(table: str) -> dg.AssetKey:

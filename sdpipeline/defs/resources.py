@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from sdpipeline import settings
+from sdpipeline.defs.runs import record_process
 from sdpipeline.validation import gx_worker
 from sdpipeline.validation.audit import CheckContext
 from sdpipeline.validation.expectations import Suite
@@ -31,6 +32,9 @@ class Warehouse(DuckDBResource):
     The run opens the database once and each step works on its own cursor of it: opening the
     file and checkpointing it on close, some fifty times a run, cost more than many steps did.
     Outside a run (tests, the command line's report) each use opens the file as usual.
+
+    Holding the warehouse, the run also records which process it is (``defs/runs.py``), so that
+    a run whose process was killed can be told from one still running.
     """
 
     lock_timeout_seconds: int = 6 * 3600
@@ -50,6 +54,8 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[Warehouse]:
+        if context.run is not None and context.instance is not None:
+            record_process(context.instance, context.run)
         lock = Path(self.database).with_suffix(".lock")
         lock.parent.mkdir(parents=True, exist_ok=True)
         with lock.open("w") as handle:
@@ -97,16 +103,32 @@ def warehouse_resource(path: Path | None = None) -> Warehouse:
 class GreatExpectations(dg.ConfigurableResource):
     """Great Expectations, in a process of its own (``validation/gx_worker.py``) that the run
     starts as it begins, so that GX's three-second import overlaps the run's first steps
-    instead of delaying the first validated table."""
+    instead of delaying the first validated table.
+
+    A run that checked anything publishes its Data Docs pages as it ends, unless the audit step
+    did: a run from the UI of one validated table, or a run that failed before the audit step,
+    leaves its pages like any other."""
 
     _worker: gx_worker.GXWorker | None = PrivateAttr(default=None)
+    _checked: bool = PrivateAttr(default=False)
+    _published: bool = PrivateAttr(default=False)
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[GreatExpectations]:
         self._worker = gx_worker.worker()
+        self._checked = self._published = False
+        age = time.monotonic() - self._worker.started
+        context.log.info(
+            f"Great Expectations worker: pid {self._worker.pid}, started {age:.1f} s ago"
+        )
         try:
             yield self
         finally:
+            if self._checked and not self._published and context.run_id:
+                try:
+                    self._worker.publish_data_docs(context.run_id)
+                except gx_worker.GXWorkerError as error:
+                    context.log.error(f"Data Docs were not published: {error}")
             self._worker = None
 
     def _running(self) -> gx_worker.GXWorker:
@@ -117,6 +139,7 @@ class GreatExpectations(dg.ConfigurableResource):
     def run_suite(
         self, suite: Suite, frame: pd.DataFrame, checked: CheckContext
     ) -> list[ExpectationOutcome]:
+        self._checked = True
         return self._running().run_suite(suite, frame, checked)
 
     def start_suite(
@@ -124,7 +147,9 @@ class GreatExpectations(dg.ConfigurableResource):
     ) -> gx_worker.Pending:
         """The suite sent to the worker; the step goes on while GX checks the frame on the
         other core, and takes the outcomes with ``result()``."""
+        self._checked = True
         return self._running().start_suite(suite, frame, checked)
 
     def publish_data_docs(self, run_name: str) -> Path:
+        self._published = True
         return self._running().publish_data_docs(run_name)

@@ -59,7 +59,7 @@ def table_suite(instrument: Instrument, wave: str, codebook: Codebook, table: st
             "ExpectTableRowCountToBeBetween",
             {"min_value": instrument.minimum_rows},
             ERROR,
-            f"at least {instrument.minimum_rows} respondents, the design's minimum",
+            f"the design's minimum is {instrument.minimum_rows} respondents",
         )
     ]
     for variable in instrument.variables_in(wave):

@@ -7,8 +7,11 @@ run's own process never loads GX at all. Each table crosses the pipe cut down to
 suite reads, so the worker holds small frames, not copies of the delivery.
 
 A process keeps one worker for every run it executes (the command line runs one; the tests run
-many). Each request carries the caller's ``SDPIPELINE_*`` settings, so the worker writes to
-the GX project and Data Docs site the caller would. The worker ends with its process: when the
+many). The command line starts it before it loads Dagster; a run launched from the UI, by a
+sensor or a schedule starts it as its process loads the code location
+(``start_if_run_worker``), so that GX's import overlaps Dagster's start-up there too. Each
+request carries the caller's ``SDPIPELINE_*`` settings, so the worker writes to the GX project
+and Data Docs site the caller would. The worker ends with its process: when the
 process exits, or is killed, the pipe closes and the worker stops by itself.
 """
 
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import multiprocessing
 import os
 import pickle
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -86,6 +91,7 @@ class GXWorker:
         )
         self._lock = threading.Lock()
         self._in_flight: Pending | None = None
+        self.started = time.monotonic()
 
     @property
     def pid(self) -> int:
@@ -169,6 +175,22 @@ def worker() -> GXWorker:
         _worker = GXWorker()
         atexit.register(_worker.close)
     return _worker
+
+
+def _is_run_worker() -> bool:
+    """This process executes a run launched by a run launcher: a process the code server
+    spawned to run it (it imports Dagster's gRPC run entry point before the code location), or
+    ``dagster api execute_run``. The webserver, the daemon and the code server are neither."""
+    spawned_for_run = (
+        multiprocessing.parent_process() is not None and "dagster._grpc.impl" in sys.modules
+    )
+    return spawned_for_run or "execute_run" in sys.argv
+
+
+def start_if_run_worker() -> None:
+    """Start this process's worker now if the process is about to execute a run."""
+    if _is_run_worker():
+        worker()
 
 
 def stop() -> None:

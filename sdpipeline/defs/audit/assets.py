@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.defs.incremental import versioned
+from sdpipeline.defs.policy import with_policy
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.warehouse import table_columns
@@ -84,4 +84,4 @@ def build_audit_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
 
 @dg.definitions
 def audit_layer() -> dg.Definitions:
-    return dg.Definitions(assets=versioned(build_audit_assets(default_codebook())))
+    return dg.Definitions(assets=with_policy(build_audit_assets(default_codebook())))

@@ -13,8 +13,8 @@ from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
-from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import in_english, table_metadata
+from sdpipeline.defs.policy import with_policy
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.recodes import crosswalk
@@ -237,4 +237,4 @@ def build_harmonised(codebook: Codebook) -> list[dg.AssetsDefinition]:
 
 @dg.definitions
 def harmonised_layer() -> dg.Definitions:
-    return dg.Definitions(assets=versioned(build_harmonised(default_codebook())))
+    return dg.Definitions(assets=with_policy(build_harmonised(default_codebook())))

@@ -11,8 +11,8 @@ from dagster_duckdb import DuckDBResource
 from sdpipeline import attribution, decomposition, effectiveness
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.defs.policy import with_policy
 from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.reference import ReferenceData
 from sdpipeline.warehouse import qualified, read_frame, replace_table, table_columns
@@ -201,4 +201,4 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
 @dg.definitions
 def indicators_layer() -> dg.Definitions:
     codebook = default_codebook()
-    return dg.Definitions(assets=versioned(build_indicator_assets(codebook, default_catalogue())))
+    return dg.Definitions(assets=with_policy(build_indicator_assets(codebook, default_catalogue())))

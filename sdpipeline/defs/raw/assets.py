@@ -1,6 +1,8 @@
 """One raw asset per instrument and wave, built from the codebook: a new wave is a codebook
-entry and its files, not new code. Each raw asset hangs under an external asset standing for
-its delivered file, so the lineage graph starts at the files a contractor sent."""
+entry and its files, not new code. Each raw asset hangs under an observable source asset
+standing for its delivered file, whose data version is the file's SHA-256
+(``defs/observation.py``), so the lineage graph starts at the files a contractor sent and
+Dagster knows which raw table is behind its file."""
 
 import dagster as dg
 import pandas as pd
@@ -9,8 +11,9 @@ from dagster_duckdb import DuckDBResource
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
-from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import in_english, table_metadata
+from sdpipeline.defs.observation import observable_files
+from sdpipeline.defs.policy import with_policy
 from sdpipeline.ingest import load_raw
 from sdpipeline.inventory import check_delivery_folder
 from sdpipeline.readers import DeliveryError
@@ -124,16 +127,17 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
     return _asset
 
 
-def build_raw_assets(codebook: Codebook) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
+def build_raw_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
+    """The delivered files (observed in one step) and a raw table per file."""
+    files, tables = [], []
     for instrument in codebook.instruments.values():
         for wave_id in codebook.waves:
             if wave_id in instrument.files:
-                assets.append(delivery_file_spec(instrument, codebook, wave_id))
-                assets.append(raw_asset(instrument, codebook, wave_id))
-    return assets
+                files.append(delivery_file_spec(instrument, codebook, wave_id))
+                tables.append(raw_asset(instrument, codebook, wave_id))
+    return [observable_files(files, codebook, "observe_delivery"), *tables]
 
 
 @dg.definitions
 def raw_layer() -> dg.Definitions:
-    return dg.Definitions(assets=versioned(build_raw_assets(default_codebook())))
+    return dg.Definitions(assets=with_policy(build_raw_assets(default_codebook())))

@@ -1,5 +1,6 @@
 """Reference tables (municipalities of both vintages, the ATR crosswalk, population) in the
-warehouse's ``reference`` schema, so every later layer joins against the same figures."""
+warehouse's ``reference`` schema, so every later layer joins against the same figures. Each
+hangs under the files it reads, observable source assets versioned by SHA-256."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,9 @@ from dagster_duckdb import DuckDBResource
 from sdpipeline import recodes, reference, settings
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.defs.incremental import versioned
 from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.defs.observation import REFERENCE_FILES, observable_files
+from sdpipeline.defs.policy import CODEBOOK_TAG, with_policy
 from sdpipeline.ingest import file_facts
 from sdpipeline.warehouse import replace_table
 
@@ -82,9 +84,11 @@ def reference_asset(
     @dg.asset(
         key=keys.reference(name),
         group_name=keys.REFERENCE,
+        # a table of the codebook hangs under no file: the codebook is its code version
+        deps=[keys.reference_file(f) for f in files if f in REFERENCE_FILES],
         kinds={"duckdb", "csv"},
         description=description,
-        tags={"layer": "reference"},
+        tags={"layer": "reference", **({} if files[0] in REFERENCE_FILES else CODEBOOK_TAG)},
     )
     def _asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
@@ -100,11 +104,25 @@ def reference_asset(
     return _asset
 
 
+def reference_file_spec(name: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=keys.reference_file(name),
+        group_name=keys.REFERENCE_FILES,
+        kinds={"csv"},
+        description=f"The reference file data/reference/{name} (sources and derivations in "
+        "data/reference/README.md).",
+    )
+
+
 def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
+    """The reference files (observed in one step) and the tables built from them."""
+    sources = [reference_file_spec(name) for name in REFERENCE_FILES]
     return [
-        reference_asset(name, load, files, description)
-        for name, (load, files, description) in _tables(codebook).items()
-    ] + [
+        observable_files(sources, codebook, "observe_reference_files"),
+        *(
+            reference_asset(name, load, files, description)
+            for name, (load, files, description) in _tables(codebook).items()
+        ),
         reference_asset(
             "recodes",
             lambda: recodes.crosswalk(codebook),
@@ -114,7 +132,7 @@ def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
             "(recode, bin, missing, blank, not_asked). The harmonised tables are built by SQL "
             "generated from these rows, and so is `sdpipeline floor`.",
             settings.codebook_dir,
-        )
+        ),
     ]
 
 
@@ -122,4 +140,4 @@ def build_reference_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
 def reference_layer() -> dg.Definitions:
     codebook = default_codebook()
     reference.check_waves(codebook)  # a wave without its population stops here, not mid-run
-    return dg.Definitions(assets=versioned(build_reference_assets(codebook)))
+    return dg.Definitions(assets=with_policy(build_reference_assets(codebook)))

@@ -1,19 +1,32 @@
 """The report: one asset per table in the warehouse's ``report`` schema, shaped as the ministry
-prints it, and one asset that publishes them all as a workbook, CSV files and an HTML report."""
+prints it, and one asset that publishes them all, as one unit, as a workbook, CSV files, an
+HTML report and a DuckDB file, with the harmonised tables beside them as Parquet and SPSS
+datasets (``report_export``, ``harmonised_export``).
 
+The publishing step publishes only a report that is whole: every report table current with its
+own inputs and no harmonised table it exports stale (Dagster's staleness), and all of them
+descending from one version of each file (``defs/lineage.py``). A run killed between two
+report steps, then a publishing step launched on its own, would otherwise publish tables of two
+deliveries side by side."""
+
+import datetime as dt
 from collections.abc import Callable
 
 import dagster as dg
 import duckdb
 import pandas as pd
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster_duckdb import DuckDBResource
 
 from sdpipeline import harmonised_export, report_export, report_tables, settings, targets
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.defs.incremental import versioned
+from sdpipeline.defs.incremental import loading_context
 from sdpipeline.defs.indicators.assets import delivered_sources, harmonised_tables
+from sdpipeline.defs.lineage import lineage
 from sdpipeline.defs.metadata import table_metadata
+from sdpipeline.defs.observation import file_paths
+from sdpipeline.defs.policy import with_policy
 from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.warehouse import qualified, replace_table
 
@@ -59,6 +72,59 @@ def report_asset(
         return dg.MaterializeResult(metadata=metadata)
 
     return _asset
+
+
+def whole_report(
+    context: dg.AssetExecutionContext,
+    tables: list[dg.AssetKey],
+    codebook: Codebook,
+    exported: list[dg.AssetKey],
+) -> report_export.Provenance:
+    """What the report to publish is built from; fails, publishing nothing, if it is not whole
+    (see the module's docstring). ``exported``: the harmonised tables published beside it,
+    refused when Dagster calls them STALE; one Dagster has no record of (``reports_only`` on a
+    new instance) is published as it is in the warehouse, as that job promises."""
+    # the whole graph: a run of a few assets sees only those in its own job
+    from sdpipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    resolver = CachingStaleStatusResolver(
+        context.instance, graph, loading_context(context.instance)
+    )
+    behind = [
+        f"{key.to_user_string()} ({resolver.get_status(key).value.lower()})"
+        for key in tables
+        if resolver.get_status(key) != StaleStatus.FRESH
+    ] + [
+        f"{key.to_user_string()} (stale)"
+        for key in exported
+        if resolver.get_status(key) == StaleStatus.STALE
+    ]
+    if behind:
+        raise dg.Failure(
+            f"not published: {', '.join(behind)} not current with their inputs; the report "
+            "stays as last published. `sdpipeline refresh` rebuilds them and publishes."
+        )
+    found = lineage(context.instance, tables + exported)
+    names = {key: path.name for key, path in file_paths(codebook).items()}
+    mixed = found.mixed()
+    if mixed:
+        listing = "; ".join(
+            f"{names.get(k, k.to_user_string())}: {', '.join(sorted(v))}" for k, v in mixed.items()
+        )
+        raise dg.Failure(
+            f"not published: the report tables descend from two versions of a file ({listing}); "
+            "the report stays as last published. `sdpipeline refresh` rebuilds them."
+        )
+    return report_export.Provenance(
+        run_id=context.run.run_id,
+        published_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        files={names.get(k, k.to_user_string()): next(iter(v)) for k, v in found.files.items()},
+        table_runs={
+            k.path[-1] if k.path[0] == keys.REPORT else k.to_user_string(): run
+            for k, run in sorted(found.runs.items())
+        },
+    )
 
 
 def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.AssetsDefinition]:
@@ -142,6 +208,12 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
     def report_exports(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
+        provenance = whole_report(
+            context,
+            [keys.report(t) for t in specs],
+            codebook,
+            [keys.harmonised(i) for i in codebook.instruments],
+        )
         out = settings.reports_dir() / "tables"
         with warehouse.get_connection() as connection:
             tables = {
@@ -151,13 +223,16 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
                 tables,
                 out,
                 text,
+                provenance,
                 also=lambda staging: harmonised_export.write_datasets(
                     connection, codebook, staging / DATASETS, text.stamp
                 ),
             )
         html = out / report_export.HTML_REPORT
+        context.log.info(f"published {len(files)} files in {out} (run {context.run.run_id})")
         return dg.MaterializeResult(
             metadata={
+                "source_sha256": dg.MetadataValue.json(dict(sorted(provenance.files.items()))),
                 "files": dg.MetadataValue.json([f.name for f in files]),
                 "datasets": dg.MetadataValue.path(str(out / DATASETS)),
                 "workbook": dg.MetadataValue.path(str(out / report_export.WORKBOOK)),
@@ -174,4 +249,4 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
 @dg.definitions
 def report_layer() -> dg.Definitions:
     codebook = default_codebook()
-    return dg.Definitions(assets=versioned(build_report_assets(codebook, default_catalogue())))
+    return dg.Definitions(assets=with_policy(build_report_assets(codebook, default_catalogue())))

@@ -12,8 +12,14 @@ from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_dataset_contract_spec, start_dataset_contract
-from sdpipeline.defs.incremental import versioned
-from sdpipeline.defs.metadata import in_english, sources_of, table_metadata
+from sdpipeline.defs.metadata import (
+    NOT_SHOWN,
+    in_english,
+    preview_columns,
+    sources_of,
+    table_metadata,
+)
+from sdpipeline.defs.policy import with_policy
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
 from sdpipeline.validation.contracts import row_contract
@@ -38,9 +44,10 @@ def _failures_markdown(outcome: ContractOutcome) -> str:
         "| column | check | failing rows | rows (sample) | values (sample) |",
         "|---|---|---|---|---|",
     ]
+    shown = set(preview_columns(failing["column"].astype(str), SCHEMA))
     lines += [
         f"| {r.column} | {r.message} | {r.failing_rows} | {', '.join(map(str, r.sample_rows))} "
-        f"| {', '.join(r.sample_values)} |"
+        f"| {', '.join(r.sample_values) if r.column in shown else NOT_SHOWN} |"
         for r in failing.itertuples()
     ]
     lines += [f"| (file) | {e} | | | |" for e in outcome.file_errors]
@@ -191,4 +198,4 @@ def build_validated_assets(codebook: Codebook) -> list[dg.AssetsDefinition]:
 
 @dg.definitions
 def validated_layer() -> dg.Definitions:
-    return dg.Definitions(assets=versioned(build_validated_assets(default_codebook())))
+    return dg.Definitions(assets=with_policy(build_validated_assets(default_codebook())))
