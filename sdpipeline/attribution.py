@@ -13,8 +13,11 @@
    the interaction means: across the project (``project_effect``) the project's effect; between
    two waves after it (``persistence``) whether the gap it left between municipalities held.
    Weighted least squares on municipality means (weight: respondents), standard errors
-   clustered by municipality (CR1). The ATR itself cannot be separated this way: every
-   municipality went through it.
+   clustered by municipality (CR1), and beside them the restricted wild cluster bootstrap's
+   p-value and interval (``wild_bootstrap``), with the number of municipalities in each
+   participation group: CR1 is unreliable when a group has few, and the row says so whenever
+   one has fewer than the catalogue's ``few_clusters`` minimum for the method. The ATR itself
+   cannot be separated this way: every municipality went through it.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from sdpipeline.estimation import (
     t_two_sided_p,
     weighted_mean,
 )
-from sdpipeline.indicators import Catalogue, values
+from sdpipeline.indicators import Catalogue, FewClusters, values
 from sdpipeline.reference import ReferenceData
+from sdpipeline.wild_bootstrap import wild_cluster_bootstrap
 
 # Read beside the indicators: who took part (specialists), and the heads' answers that give
 # each municipality its depth of participation and its controls.
@@ -62,8 +66,19 @@ COLUMNS = [
     "n_a",
     "n_b",
     "units",
+    "wcb_p_value",
+    "wcb_ci_low",
+    "wcb_ci_high",
+    "clusters_none",
+    "clusters_some",
+    "clusters_most",
     "caveat",
+    "dominated",
 ]
+# the participation groups of the difference-in-differences: depth code → column of counts
+GROUPS = {1: "clusters_none", 2: "clusters_some", 3: "clusters_most"}
+# what a row of participants against the rest, or a model not estimated, has in those columns
+NO_BOOTSTRAP = dict.fromkeys(["wcb_p_value", "wcb_ci_low", "wcb_ci_high", *GROUPS.values()], np.nan)
 CAVEAT_PARTICIPANTS = (
     "Association in {year}, not a causal effect: participation was voluntary and not randomised."
 )
@@ -75,6 +90,26 @@ CAVEAT_NOT_ASKED = (
     "Not estimable: the heads of services were not asked {variables} in {wave}, the "
     "comparison's first wave after the project."
 )
+
+
+def few_cluster_caveat(counts: dict[int, int], rule: FewClusters) -> str:
+    """What the number of municipalities per group allows: '' when both methods have enough."""
+    small = {depth: n for depth, n in counts.items() if n < rule.minimum_cr1}
+    if not small:
+        return ""
+    named = ", ".join(f"{n} in group {depth}" for depth, n in sorted(small.items()))
+    text = (
+        f"Few municipalities ({named}; CR1 needs {rule.minimum_cr1} per group): read the wild "
+        "cluster bootstrap's p-value and interval, not CR1's."
+    )
+    if min(small.values()) < rule.minimum_bootstrap:
+        text += (
+            f" Fewer than {rule.minimum_bootstrap} in a group: the bootstrap is not reliable "
+            "either (it tends to be conservative)."
+        )
+    return text
+
+
 CAVEATS_DID = {
     "project_effect": (
         "Difference-in-differences between municipalities by project depth; assumes parallel "
@@ -120,6 +155,11 @@ def _participants_vs_others(
         y = y * factor
         a = weighted_mean(y, weights, None, None, part, design=own.design)
         b = weighted_mean(y, weights, None, None, rest, design=own.design)
+        rule, answered = catalogue.disclosure, ~np.isnan(y)
+        dominated = indicator.statistic in rule.magnitude and any(
+            disclosure.dominance(y[group & answered], weights[group & answered], rule)
+            for group in (part, rest)
+        )
         difference, se, low, high, p_value = domain_difference(
             y, weights, None, None, part, rest, design=own.design
         )
@@ -140,6 +180,8 @@ def _participants_vs_others(
                 "n_a": a.n,
                 "n_b": b.n,
                 "units": a.n + b.n,
+                **NO_BOOTSTRAP,
+                "dominated": dominated,
                 "caveat": CAVEAT_PARTICIPANTS.format(year=year),
             }
         )
@@ -278,7 +320,17 @@ def comparison_did(
         caveat = CAVEAT_NOT_ASKED.format(variables=", ".join(absent), wave=wave)
         blank = dict.fromkeys(["estimate", "se", "ci_low", "ci_high", "p_value"], np.nan)
         return [
-            _did_row(comparison, indicator_id, index, **blank, n_a=0, n_b=0, units=0, caveat=caveat)
+            _did_row(
+                comparison,
+                indicator_id,
+                index,
+                **blank,
+                **NO_BOOTSTRAP,
+                n_a=0,
+                n_b=0,
+                units=0,
+                caveat=caveat,
+            )
             for indicator_id in catalogue.groups["did_outcomes"]
             for index in REPORTED
         ]
@@ -323,8 +375,26 @@ def comparison_did(
         else:  # e.g. every municipality in one participation group: no contrast to estimate
             beta, covariance, df = np.full(x.shape[1], np.nan), np.full(x.shape[:1] * 2, np.nan), 0
         quantile = t_quantile(0.975, df) if estimable else np.nan
+        units = panel.drop_duplicates("municipality_2021")["depth"].value_counts()
+        counts = {depth: int(units.get(depth, 0)) for depth in GROUPS}
+        rule = catalogue.few_clusters
+        caveat = few_cluster_caveat(counts, rule)
         for index in REPORTED:
             se = float(np.sqrt(covariance[index, index]))
+            boot = (
+                wild_cluster_bootstrap(
+                    panel["y"].to_numpy(),
+                    x,
+                    panel["n"].to_numpy(dtype=float),
+                    panel["municipality_2021"].to_numpy(),
+                    index,
+                    rule.replications,
+                    rule.seed,
+                    rule.weights,
+                )
+                if estimable
+                else None
+            )
             rows.append(
                 _did_row(
                     comparison,
@@ -338,7 +408,13 @@ def comparison_did(
                     n_a=int(panel.loc[panel["post"] == 0, "n"].sum()),
                     n_b=int(panel.loc[panel["post"] == 1, "n"].sum()),
                     units=int(panel["municipality_2021"].nunique()),
-                    caveat=CAVEATS_DID[comparison.role] if estimable else CAVEAT_NOT_ESTIMABLE,
+                    wcb_p_value=np.nan if boot is None else boot.p_value,
+                    wcb_ci_low=np.nan if boot is None else boot.ci_low,
+                    wcb_ci_high=np.nan if boot is None else boot.ci_high,
+                    **{column: counts[depth] for depth, column in GROUPS.items()},
+                    caveat=f"{CAVEATS_DID[comparison.role]} {caveat}".strip()
+                    if estimable
+                    else CAVEAT_NOT_ESTIMABLE,
                 )
             )
     return rows
@@ -368,10 +444,17 @@ def attribution(
         ],
         ignore_index=True,
     )
-    return disclosure.protect(
+    figures = ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"]
+    protected = disclosure.protect(
         frame,
         ["n_a", "n_b"],
-        ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"],
+        [*figures, "wcb_p_value", "wcb_ci_low", "wcb_ci_high"],
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
+    # a mean that a few specialists dominate is hidden as a cell under the threshold is
+    dominated = protected.pop("dominated").fillna(False).astype(bool)
+    protected.loc[dominated, figures] = np.nan
+    protected["suppressed"] |= dominated
+    protected["low_reliability"] &= ~dominated
+    return protected

@@ -296,6 +296,28 @@ class _Resolver:
             waves=(comparison.before, comparison.after),
         )
 
+    def instrument_notes(self, row: pd.Series) -> Row:
+        name = next(
+            (
+                name
+                for name, spec in self.codebook.instruments.items()
+                if row[rt.INSTRUMENT_COLUMN] == f"{spec.label.lv} / {spec.label.en}"
+            ),
+            None,
+        )
+        if name is None:
+            raise LineageError(f"no instrument {row[rt.INSTRUMENT_COLUMN]!r} in the codebook")
+        instrument = self.codebook.instruments[name]
+        design = [instrument.design.get("strata"), instrument.design.get("psu")]
+        uses = [Use(name, instrument.id_variable.name, "respondent")]
+        uses += [Use(name, v, "design") for v in dict.fromkeys(design) if v]
+        return Row(
+            instrument.label.en,
+            tuple(uses),
+            computed_as="respondents: rows of the wave; degrees of freedom: sampling units "
+            "(the design's psu, else each respondent) with a respondent, less the strata",
+        )
+
 
 RESOLVERS: dict[str, Callable[[_Resolver], Callable[[pd.Series], Row]]] = {
     "headline_indicators": lambda r: r.headline,
@@ -305,6 +327,7 @@ RESOLVERS: dict[str, Callable[[_Resolver], Callable[[pd.Series], Row]]] = {
     "specialists_time_use": lambda r: r.time_use,
     "project_participation": lambda r: r.participation,
     "change_decomposition": lambda r: r.decomposition,
+    "instrument_notes": lambda r: r.instrument_notes,
 }
 
 

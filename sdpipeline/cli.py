@@ -354,6 +354,35 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0 if all(m.ok for m in results) else 1
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from sdpipeline import coverage
+    from sdpipeline.indicators import default_catalogue
+
+    started = time.perf_counter()
+    frames = []
+    for index, cells in enumerate(
+        coverage.study(args.replicates, args.first_seed, args.scale, args.jobs), start=1
+    ):
+        frames.append(cells)
+        if index % 10 == 0 or index == args.replicates:
+            print(f"{index}/{args.replicates} replicates ({time.perf_counter() - started:.0f} s)")
+    cells = pd.concat(frames, ignore_index=True)
+    catalogue = default_catalogue()
+    facts = {
+        "replicates": args.replicates,
+        "seeds": f"{args.first_seed}–{args.first_seed + args.replicates - 1}",
+        "scale": f"×{args.scale}",
+        "minutes": f"{(time.perf_counter() - started) / 60:.1f} on {args.jobs} process(es)",
+    }
+    paths = coverage.write(cells, catalogue, Path(args.out), facts)
+    summary = coverage.summary(cells, catalogue.suppress_below)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0 if summary["within_target"].all() else 1
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _use_project_instance()
     _start(home).dispose()
@@ -449,6 +478,19 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="where benchmark.json and .csv go (default: var/benchmark)")
     bench.add_argument("--work", help="scratch folder for the generated deliveries (default: /tmp)")
     bench.set_defaults(func=cmd_benchmark)
+
+    cover = commands.add_parser(
+        "coverage",
+        help="draw deliveries with known truth and measure how often the 95 %% intervals cover it",
+    )
+    cover.add_argument("--replicates", type=int, default=200, help="deliveries to draw (200)")
+    cover.add_argument("--first-seed", type=int, default=1, help="seed of the first (1)")
+    cover.add_argument("--scale", type=int, default=1, help="multiply sample sizes (×1)")
+    cover.add_argument("--jobs", type=int, default=2, help="processes (2)")
+    cover.add_argument(
+        "--out", default=str(settings.REPO_ROOT / "docs" / "coverage"), help="(docs/coverage)"
+    )
+    cover.set_defaults(func=cmd_coverage)
 
     compare = commands.add_parser(
         "compare", help="compare two warehouses table by table (identical, differing, schema)"

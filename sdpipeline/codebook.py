@@ -34,6 +34,11 @@ ROLES = ("id", "geography", "design", "metadata", "substantive")
 FILE_FORMATS = {".sav": "sav", ".xlsx": "xlsx", ".csv": "csv"}
 RULE_KINDS = ("sum", "less_or_equal", "equal")
 WEIGHTING_METHODS = ("raking", "equal", "nonresponse_by_region", "per_municipality")
+# What a census's intervals are about: the units as they are (finite population, with a finite
+# population correction) or the process that generates their answers (superpopulation, none).
+CENSUS_TARGETS = ("finite_population", "superpopulation")
+# the units the reference data can count, so the only ones a finite population correction has
+CENSUS_COUNTED = ("municipalities",)
 SPLIT_UNIT_RULES = ("majority_successor",)
 # Where a comparison's two waves stand relative to the project: its effect (the earlier wave
 # before the project, the later one after it) or its persistence (both after it).
@@ -169,6 +174,18 @@ class Weighting:
 
 
 @dataclass(frozen=True)
+class Census:
+    """An instrument that asks every unit of its population (``design.census``): which units
+    (``municipalities``: one per municipality of the wave's territorial vintage, in each
+    stratum; or others, in words, when the target is the superpopulation) and what its
+    intervals are about (one of ``CENSUS_TARGETS``), with the reason in words for the report."""
+
+    units: str
+    target: str
+    reason: Label
+
+
+@dataclass(frozen=True)
 class ValidationDefaults:
     max_quarantine_share: float
     max_modal_share: float
@@ -187,6 +204,7 @@ class Instrument:
     minimum_rows: int = 1
     rules: tuple[Rule, ...] = ()
     weighting: Weighting = Weighting("equal")
+    census: Census | None = None
 
     def variable(self, name: str) -> Variable:
         for variable in self.variables:
@@ -496,6 +514,7 @@ def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any])
             _rule(spec, where, {v.name: v for v in variables}) for spec in raw.get("rules", [])
         ),
         weighting=_weighting(raw.get("design", {}).get("weighting", {}), where, variables),
+        census=_census(raw.get("design", {}), where),
     )
     _check_waves_complete(instrument, dict(zip(names, origins, strict=True)), where)
     return instrument
@@ -541,6 +560,26 @@ def _check_waves_complete(instrument: Instrument, origins: dict[str, str], where
                     f"{where}: rule {rule.name} needs {', '.join(rule.variables)} together, but "
                     f"{', '.join(absent)} have no source in {wave}"
                 )
+
+
+def _census(design: dict[str, Any], where: str) -> Census | None:
+    spec = design.get("census")
+    if (design.get("type") == "census") != (spec is not None):
+        raise CodebookError(f"{where}: a design of type census needs a census entry, and only it")
+    if spec is None:
+        return None
+    if not spec.get("units") or spec.get("target") not in CENSUS_TARGETS:
+        raise CodebookError(
+            f"{where}: a census names its units and a target, one of {CENSUS_TARGETS}"
+        )
+    if spec["target"] == "finite_population" and spec["units"] not in CENSUS_COUNTED:
+        raise CodebookError(
+            f"{where}: a finite population correction needs units the reference data counts "
+            f"({', '.join(CENSUS_COUNTED)}), not {spec['units']!r}"
+        )
+    if design.get("strata") not in (None, "region"):
+        raise CodebookError(f"{where}: a census of municipalities is stratified by region or not")
+    return Census(spec["units"], spec["target"], _label(spec["reason"], where))
 
 
 def _weighting(spec: dict[str, Any], where: str, variables: tuple[Variable, ...]) -> Weighting:

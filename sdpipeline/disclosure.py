@@ -1,10 +1,45 @@
-"""Statistical disclosure control, applied the same way to every output: a cell based on fewer
-respondents than the catalogue's ``suppress_below`` loses its figures, one below
-``low_reliability_below`` keeps them with a flag."""
+"""Statistical disclosure control, applied the same way to every output (the catalogue's
+``disclosure:``).
+
+* Primary: a cell based on fewer respondents than ``suppress_below`` is sensitive; so is a
+  cell of a magnitude indicator (a mean or ratio of amounts) that a few respondents dominate
+  ((n, k) and p % rules on the weighted amounts) or where everyone gave the same amount. One
+  below ``low_reliability_below`` keeps its figures with a flag.
+* Secondary: the indicator tables publish a national figure with its regions and its two
+  municipality types, so a hidden cell would come back by subtraction. For each indicator and
+  wave the cells and the relations an attacker knows (W·national = Σ W_r·region_r and
+  W·national = W_state cities·state cities + W_novadi·novadi, W the weighted bases) go to
+  ``suppression.protect``, which hides the cheapest further cells (cost: respondents; national
+  figures practically never) so that every hidden cell keeps an interval at least the
+  declared protection wide. A change is published only when both its waves are, so it adds no
+  relation an attacker could use.
+* A hidden cell keeps only its count of respondents and why it is hidden: its estimate,
+  standard error, interval, effective and weighted n and degrees of freedom are blanked.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from sdpipeline.codebook import Codebook
+from sdpipeline.indicators import Catalogue, Disclosure, Indicator
+from sdpipeline.suppression import Cell, Exposure, Problem, Relation, audit
+from sdpipeline.suppression import protect as cheapest_pattern
+
+SECONDARY = "secondary"
+NATIONAL_COST = 1e6
+# what a hidden cell of the indicator tables may not show beside its count
+HIDDEN_COLUMNS = (
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "effective_n",
+    "weighted_n",
+    "weighted_base",
+    "df",
+)
 
 
 def protect(
@@ -23,3 +58,152 @@ def protect(
     for column in values:
         out[column] = out[column].astype(float).where(~out["suppressed"])
     return out
+
+
+def dominance(values: np.ndarray, weights: np.ndarray, rule: Disclosure) -> str:
+    """Which magnitude rule a cell breaks ('' if none), from its respondents' amounts ``values``
+    and their weights: everyone the same amount; the n largest weighted amounts holding k % or
+    more of the total; or the total less the two largest under p % of the largest."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return ""
+    if rule.all_same and np.all(values == values[0]):
+        return "all the same amount"
+    amounts = np.sort(np.abs(values * np.asarray(weights, dtype=float)))[::-1]
+    total = float(amounts.sum())
+    if total <= 0:
+        return ""
+    if amounts[: rule.dominance_n].sum() >= rule.dominance_k / 100 * total:
+        return f"({rule.dominance_n}, {rule.dominance_k:g}) dominance"
+    if total - amounts[:2].sum() < rule.p_percent / 100 * amounts[0]:
+        return f"p {rule.p_percent:g} % rule"
+    return ""
+
+
+def primary_reason(n: int, dominated: str, rule: Disclosure) -> str:
+    if n < rule.suppress_below:
+        return f"n < {rule.suppress_below}"
+    return dominated
+
+
+def bounds(indicator: Indicator, codebook: Codebook) -> tuple[float, float]:
+    """What anyone knows of a cell's value before it is published: 0–100 for a percentage or
+    an index, the variable's codebook range for a mean, the catalogue's ``range`` for a ratio."""
+    if indicator.statistic in ("proportion", "index"):
+        return 0.0, 100.0
+    if indicator.statistic == "mean":
+        instrument = codebook.instruments[indicator.instrument]
+        low, high = instrument.variable(indicator.variable).value_range
+        return float(low), float(high)
+    return indicator.range
+
+
+def _relation(cells: list[dict], parts: str) -> Relation | None:
+    """W·national − Σ W_p·part_p = 0 over a breakdown's domains, on weighted bases scaled by
+    the national one; None if the national cell or a part with respondents is not estimable."""
+    national = [c for c in cells if c["breakdown"] == "national"]
+    members = [c for c in cells if c["breakdown"] == parts]
+    if not national or not members:
+        return None
+    total = float(national[0]["weighted_base"])
+    if total <= 0 or abs(sum(c["weighted_base"] for c in members) / total - 1) > 1e-9:
+        return None
+    terms = [(("national", national[0]["domain"]), 1.0)]
+    terms += [((parts, c["domain"]), -c["weighted_base"] / total) for c in members]
+    return Relation(tuple(terms))
+
+
+def cube_problem(
+    cells: list[dict], indicator: Indicator, codebook: Codebook, rule: Disclosure
+) -> Problem:
+    """One indicator in one wave (``cells``: its rows as records): its estimable cells and the
+    relations between them."""
+    cells = [c for c in cells if not np.isnan(c["estimate"])]
+    low, high = bounds(indicator, codebook)
+    national = [c["estimate"] for c in cells if c["breakdown"] == "national"]
+    width = rule.protection[indicator.statistic]
+    if indicator.statistic in ("mean", "ratio"):
+        width *= abs(national[0]) if national else high - low
+    problem_cells = tuple(
+        Cell(
+            key=(c["breakdown"], c["domain"]),
+            value=float(c["estimate"]),
+            lower=low,
+            upper=high,
+            primary=bool(c["primary"]),
+            protection=width,
+            cost=NATIONAL_COST if c["breakdown"] == "national" else float(c["n"]),
+        )
+        for c in cells
+    )
+    relations = tuple(
+        r for r in (_relation(cells, b) for b in ("region", "municipality_type")) if r is not None
+    )
+    return Problem(problem_cells, relations)
+
+
+def suppress_estimates(
+    frame: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
+) -> pd.DataFrame:
+    """Primary and secondary suppression of the indicator cube (``frame``: every indicator,
+    wave and domain, with ``n``, ``weighted_base`` and ``dominance``): adds ``suppressed``,
+    ``suppression`` (why) and ``low_reliability``, and blanks what a hidden cell may not show."""
+    rule = catalogue.disclosure
+    out = frame.copy()
+    out["suppression"] = [
+        primary_reason(int(n), d, rule) for n, d in zip(out["n"], out["dominance"], strict=True)
+    ]
+    out["primary"] = out["suppression"] != ""
+    hidden = out["primary"].to_numpy().copy()
+    for (indicator_id, _), cells in out.groupby(["indicator_id", "wave"], sort=False):
+        if not cells["primary"].any():
+            continue
+        indicator = catalogue.get(indicator_id)
+        columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary"]
+        problem = cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule)
+        chosen = cheapest_pattern(problem)
+        keys = list(zip(cells["breakdown"], cells["domain"], strict=True))
+        hidden[out.index.get_indexer(cells.index)] |= [key in chosen for key in keys]
+    out["suppressed"] = hidden
+    out.loc[out["suppressed"] & ~out["primary"], "suppression"] = SECONDARY
+    out["low_reliability"] = ~out["suppressed"] & (out["n"] < rule.low_reliability_below)
+    for column in HIDDEN_COLUMNS:
+        if column in out:
+            out[column] = out[column].astype(float).where(~out["suppressed"])
+    return out.drop(columns=["primary", "dominance"])
+
+
+def audit_published(
+    published: pd.DataFrame, cube: pd.DataFrame, catalogue: Catalogue, codebook: Codebook
+) -> list[Exposure]:
+    """The audit of what the indicator tables publish: for every hidden cell of ``published``
+    (``indicators.estimates`` as stored), the interval an intruder gets from the published
+    figures, the cells' weighted bases and the relations, with the true values and bases from
+    ``cube`` (``effectiveness.estimate_cube`` of the same harmonised tables)."""
+    rule = catalogue.disclosure
+    keys = ["indicator_id", "wave", "breakdown", "domain"]
+    shown = published.set_index(keys)
+    truth = cube.assign(primary=False)  # the audit asks every hidden cell the same
+    exposures = []
+    for (indicator_id, wave), cells in truth.groupby(["indicator_id", "wave"], sort=False):
+        index = pd.MultiIndex.from_frame(cells[keys])
+        hidden = shown["suppressed"].reindex(index).fillna(False).to_numpy(dtype=bool)
+        if not hidden.any():
+            continue
+        columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary"]
+        indicator = catalogue.get(indicator_id)
+        problem = cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule)
+        figures = shown["estimate"].reindex(index).to_numpy(dtype=float)
+        printed = {
+            (b, d): v
+            for b, d, v, h in zip(cells["breakdown"], cells["domain"], figures, hidden, strict=True)
+            if not h
+        }
+        keys_hidden = [
+            (b, d) for b, d, h in zip(cells["breakdown"], cells["domain"], hidden, strict=True) if h
+        ]
+        exposures += [
+            Exposure((indicator_id, wave, *e.key), e.value, e.low, e.high, e.required)
+            for e in audit(problem, keys_hidden, published=printed)
+        ]
+    return exposures

@@ -168,6 +168,11 @@ def render(codebook: Codebook) -> str:
             f"{instrument.respondents.en}. Design: {instrument.design.get('type', '')}. "
             + _cell(str(instrument.design.get("description", ""))),
             "",
+            *(
+                [f"Census of {census.units}, target `{census.target}`: {census.reason.en}", ""]
+                if (census := instrument.census)
+                else []
+            ),
             f"Weighting: `{weighting.method}`"
             + (f", raking margins {margins}" if margins else "")
             + (

@@ -2,9 +2,12 @@
 
 Every estimate is design-based over the whole sample of its wave (domains are never filtered
 first), on that wave's own design: the waves are independent samples, so adding a wave never
-moves another wave's figures. A change is the later wave minus the earlier one of a comparison
-(``study.yaml``), from two independent samples, tested with Student's t on the smaller design's
-degrees of freedom, and read against the indicator's direction.
+moves another wave's figures. Each estimate has the degrees of freedom of its own wave and
+domain, and a proportion's interval is Wilson's on the effective sample size
+(``estimation.wilson_interval``). A change is the later wave minus the earlier one of a
+comparison (``study.yaml``), from two independent samples: its standard error
+√(se²_before + se²_after), tested with Student's t on the Welch–Satterthwaite degrees of freedom
+of the two estimates (``estimation.welch_df``), and read against the indicator's direction.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import pandas as pd
 
 from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook, Comparison
-from sdpipeline.estimation import Design, ratio_estimate, t_quantile, t_two_sided_p
+from sdpipeline.estimation import (
+    Design,
+    ratio_estimate,
+    t_quantile,
+    t_two_sided_p,
+    welch_df,
+    wilson_interval,
+)
 from sdpipeline.harmonise import comparability
-from sdpipeline.indicators import Catalogue, Indicator, values
+from sdpipeline.indicators import Catalogue, Disclosure, Indicator, values
 from sdpipeline.reference import ReferenceData
 
-ESTIMATE_COLUMNS = ["estimate", "se", "ci_low", "ci_high"]
 NATIONAL = {"lv": "Latvija", "en": "Latvia"}
 TYPES = {
     "novads": {"lv": "Novadi", "en": "Municipalities (novadi)"},
@@ -68,7 +77,10 @@ def wave_rows(table: pd.DataFrame, wave: str) -> WaveRows:
     degrees of freedom are the wave's."""
     rows = np.flatnonzero((table["wave"] == wave).to_numpy())
     strata = table["design_stratum"].to_numpy()[rows]
-    return WaveRows(rows, Design.of(strata, table["design_psu"].to_numpy()[rows]))
+    population = (
+        table["design_population"].to_numpy()[rows] if "design_population" in table else None
+    )
+    return WaveRows(rows, Design.of(strata, table["design_psu"].to_numpy()[rows], population))
 
 
 @dataclass
@@ -104,10 +116,15 @@ def estimate_indicator(
     codebook: Codebook,
     ref: ReferenceData,
     layout: Layout | None = None,
+    rule: Disclosure | None = None,
 ) -> list[dict]:
-    """``layout``: the table's, when already worked out for another indicator."""
+    """``layout``: the table's, when already worked out for another indicator; ``rule``: the
+    catalogue's disclosure rules, to say which cells of a magnitude indicator a few respondents
+    dominate (``dominance``, '' where none or no rule given)."""
     y, x = values(indicator, table, codebook, ref)
     layout = layout or Layout.of(table, codebook)
+    magnitude = rule is not None and indicator.statistic in rule.magnitude
+    answered = ~np.isnan(y) & ~np.isnan(x)
     rows = []
     for wave in codebook.waves:
         in_wave = layout.wave(wave)
@@ -128,6 +145,11 @@ def estimate_indicator(
                     design=in_wave.design,
                 )
                 factor = _scale(indicator)
+                low, high = (
+                    wilson_interval(e.estimate, e.se, e.n, e.df)
+                    if indicator.statistic == "proportion"
+                    else (e.ci_low, e.ci_high)
+                )
                 rows.append(
                     {
                         "indicator_id": indicator.id,
@@ -140,29 +162,54 @@ def estimate_indicator(
                         "domain_en": label_en,
                         "estimate": e.estimate * factor,
                         "se": e.se * factor,
-                        "ci_low": e.ci_low * factor,
-                        "ci_high": e.ci_high * factor,
+                        "ci_low": low * factor,
+                        "ci_high": high * factor,
                         "n": e.n,
                         "effective_n": e.effective_n,
                         "weighted_n": e.weighted_n,
+                        "weighted_base": e.weighted_base,
                         "df": e.df,
+                        "dominance": _dominance(y, layout.weights, own, mask, answered, rule)
+                        if magnitude
+                        else "",
                     }
                 )
     return rows
 
 
-def estimate_all(
+def _dominance(
+    y: np.ndarray,
+    weights: np.ndarray,
+    own: np.ndarray,
+    mask: np.ndarray,
+    answered: np.ndarray,
+    rule: Disclosure,
+) -> str:
+    inside = own[mask[own] & answered[own]]
+    return disclosure.dominance(y[inside], weights[inside], rule)
+
+
+def estimate_cube(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
-    """Every indicator, wave and domain, with disclosure control applied."""
+    """Every indicator, wave and domain, before disclosure control."""
     layouts = {name: Layout.of(table, codebook) for name, table in tables.items()}
     rows = []
     for indicator in catalogue.indicators:
         table = tables[indicator.instrument]
-        rows += estimate_indicator(indicator, table, codebook, ref, layouts[indicator.instrument])
-    frame = pd.DataFrame(rows)
-    return disclosure.protect(
-        frame, "n", ESTIMATE_COLUMNS, catalogue.suppress_below, catalogue.low_reliability_below
+        rows += estimate_indicator(
+            indicator, table, codebook, ref, layouts[indicator.instrument], catalogue.disclosure
+        )
+    return pd.DataFrame(rows)
+
+
+def estimate_all(
+    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    """Every indicator, wave and domain, with disclosure control applied (primary and
+    secondary suppression: ``disclosure.suppress_estimates``)."""
+    return disclosure.suppress_estimates(
+        estimate_cube(tables, catalogue, codebook, ref), catalogue, codebook
     )
 
 
@@ -183,6 +230,7 @@ CHANGE_VALUES = [
     "estimate_after",
     "difference",
     "se",
+    "df",
     "ci_low",
     "ci_high",
     "p_value",
@@ -204,7 +252,7 @@ def comparison_changes(
         variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
         difference = p["estimate"] - a["estimate"]
         se = float(np.hypot(a["se"], p["se"]))
-        df = int(min(a["df"], p["df"]))
+        df = welch_df(a["se"] ** 2, a["df"], p["se"] ** 2, p["df"])
         quantile = t_quantile(1 - ALPHA / 2, df) if df > 0 else np.nan
         p_value = t_two_sided_p(difference / se, df) if se > 0 and df > 0 else np.nan
         english, latvian = verdict(difference, p_value, indicator.direction)
@@ -222,6 +270,7 @@ def comparison_changes(
                 "estimate_after": p["estimate"],
                 "difference": difference,
                 "se": se,
+                "df": df,
                 "ci_low": difference - quantile * se,
                 "ci_high": difference + quantile * se,
                 "p_value": p_value,
@@ -232,13 +281,21 @@ def comparison_changes(
                 ),
                 "n_before": int(a["n"]),
                 "n_after": int(p["n"]),
+                # published only where both waves are, so that it tells nothing of a hidden one
+                "suppressed": bool(a["suppressed"] or p["suppressed"]),
+                "suppression": "; ".join(
+                    f"{codebook.waves[w].year}: {r['suppression']}"
+                    for w, r in ((comparison.before, a), (comparison.after, p))
+                    if r["suppressed"]
+                ),
             }
         )
     return rows
 
 
 def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -> pd.DataFrame:
-    """Every declared comparison's changes (``study.yaml``), each row carrying its comparison."""
+    """Every declared comparison's changes (``study.yaml``), each row carrying its comparison,
+    from the published estimates: a change is hidden whenever either of its waves is."""
     rows = [
         row
         for comparison in codebook.comparisons.values()
@@ -261,17 +318,14 @@ def changes(estimates: pd.DataFrame, catalogue: Catalogue, codebook: Codebook) -
             "comparability",
             "n_before",
             "n_after",
+            "suppressed",
+            "suppression",
         ],
     )
-    protected = disclosure.protect(
-        frame,
-        ["n_before", "n_after"],
-        CHANGE_VALUES,
-        catalogue.suppress_below,
-        catalogue.low_reliability_below,
-    )
-    protected.loc[protected["suppressed"], ["verdict_en", "verdict_lv"]] = [
-        "suppressed",
-        "neatklāj",
-    ]
-    return protected
+    hidden = frame["suppressed"].astype(bool)
+    for column in CHANGE_VALUES:
+        frame[column] = frame[column].astype(float).where(~hidden)
+    smallest = frame[["n_before", "n_after"]].min(axis=1)
+    frame["low_reliability"] = ~hidden & (smallest < catalogue.low_reliability_below)
+    frame.loc[hidden, ["verdict_en", "verdict_lv"]] = ["suppressed", "neatklāj"]
+    return frame

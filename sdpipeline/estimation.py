@@ -6,8 +6,17 @@ zeroed outside the domain, never by dropping rows first: dropping rows would rem
 sampling units from the variance and understate the standard error (Lumley, *Complex Surveys*,
 §2.3; R ``survey::svyby``). Variance is the with-replacement (ultimate cluster) estimator, as
 R ``survey`` computes it by default; a stratum with a single PSU contributes nothing
-(``survey.lonely.psu = "certainty"``). Confidence intervals use Student's t with the design's
-degrees of freedom (PSUs minus strata).
+(``survey.lonely.psu = "certainty"``). Confidence intervals use Student's t with the degrees of
+freedom of the estimate's own design: the PSUs with at least one row in the estimate minus the
+strata with at least one such PSU, as R ``survey``'s ``degf(subset(design, …))`` counts them. A
+region's residents have the 20 sampling points of their stratum (19 degrees of freedom), not the
+whole table's 228; a wave's estimate counts that wave's PSUs only.
+
+Where an instrument is a census whose target is the finite population (codebook
+``design.census.target: finite_population``), the variance carries the finite population
+correction 1 − n_h/N_h of each stratum, as R ``svydesign(fpc = …)`` does: a complete census of
+that population has no sampling variance. Where the target is the model that generates the
+units' answers (``superpopulation``), there is no correction.
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ def t_two_sided_p(t: float, df: float) -> float:
     return float(2 * special.stdtr(df, -abs(t)))
 
 
+# Residuals smaller than this share of the estimate are floating-point noise, not variation.
+RESIDUAL_NOISE = 1e-9
+
+
 @dataclass(frozen=True)
 class Estimate:
     estimate: float
@@ -46,6 +59,7 @@ class Estimate:
     effective_n: float
     weighted_n: float
     df: int
+    weighted_base: float  # Σ w·x: the weighted total the estimate is a share or mean of
 
 
 def _as_array(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -65,7 +79,14 @@ class Design:
     df: int
 
     @classmethod
-    def of(cls, strata: pd.Series | np.ndarray, psu: pd.Series | np.ndarray) -> Design:
+    def of(
+        cls,
+        strata: pd.Series | np.ndarray,
+        psu: pd.Series | np.ndarray,
+        population: pd.Series | np.ndarray | None = None,
+    ) -> Design:
+        """``population``: each row's number of PSUs in its stratum of the population (R's
+        ``fpc``), for a finite population correction; NaN or None where there is none."""
         h, _ = pd.factorize(np.asarray(strata))
         j, _ = pd.factorize(np.asarray(psu))
         unit, _ = pd.factorize(h.astype(np.int64) * (int(j.max(initial=0)) + 1) + j)
@@ -73,6 +94,13 @@ class Design:
         stratum_of_unit[unit] = h
         n_h = np.bincount(stratum_of_unit)
         factor = np.where(n_h > 1, n_h / np.maximum(n_h - 1, 1), 0.0)
+        if population is not None:
+            size = np.asarray(population, dtype=float)
+            per_stratum = np.full(len(n_h), np.nan)
+            per_stratum[h] = size
+            if np.any(per_stratum < n_h):
+                raise ValueError("a stratum has more sampled PSUs than its population has")
+            factor *= np.where(np.isnan(per_stratum), 1.0, 1 - n_h / per_stratum)
         return cls(
             unit=unit,
             stratum_of_unit=stratum_of_unit,
@@ -80,6 +108,24 @@ class Design:
             factor_of_unit=factor[stratum_of_unit],
             df=int(len(stratum_of_unit) - np.count_nonzero(n_h)),
         )
+
+    @classmethod
+    def of_table(cls, table: pd.DataFrame) -> Design:
+        """The design of a harmonised table: ``design_stratum``, ``design_psu`` and, where
+        the table has it, ``design_population`` (the finite population correction)."""
+        population = table.get("design_population")
+        return cls.of(table["design_stratum"], table["design_psu"], population)
+
+    def domain_df(self, rows: np.ndarray | None) -> int:
+        """Degrees of freedom of the design restricted to ``rows`` (positions): PSUs with at
+        least one of those rows, minus the strata with at least one such PSU."""
+        if rows is None:
+            return self.df
+        present = np.zeros(len(self.stratum_of_unit), dtype=bool)
+        present[self.unit[rows]] = True
+        strata = np.zeros(len(self.units_in_stratum), dtype=bool)
+        strata[self.stratum_of_unit[present]] = True
+        return int(present.sum() - strata.sum())
 
 
 def linearised_variance(
@@ -89,15 +135,45 @@ def linearised_variance(
     design: Design | None = None,
     rows: np.ndarray | None = None,
 ) -> tuple[float, int]:
-    """Σ_h n_h/(n_h−1) Σ_j (z_hj − z̄_h)² over PSU totals z_hj; returns (variance, df).
-    ``rows``: the positions in the design that ``z`` holds, every other row's z being 0."""
+    """Σ_h n_h/(n_h−1) (1 − f_h) Σ_j (z_hj − z̄_h)² over PSU totals z_hj, f_h the sampling
+    fraction where the design has a finite population correction; returns (variance, df), df
+    the degrees of freedom of the rows ``z`` holds (see ``Design.domain_df``). ``rows``: the
+    positions in the design that ``z`` holds, every other row's z being 0."""
     design = design or Design.of(strata, psu)
     unit = design.unit if rows is None else design.unit[rows]
     totals = np.bincount(unit, weights=z, minlength=len(design.stratum_of_unit))
     mean_h = np.bincount(design.stratum_of_unit, weights=totals) / design.units_in_stratum
     centred = totals - mean_h[design.stratum_of_unit]
     variance = float((design.factor_of_unit * centred**2).sum())
-    return variance, design.df
+    return variance, design.domain_df(rows)
+
+
+def wilson_interval(
+    proportion: float, se: float, n: int, df: float, level: float = 0.95
+) -> tuple[float, float]:
+    """Interval for a proportion (0–1) from a complex sample: Wilson's score interval on the
+    effective sample size p(1 − p)/se² (n where the estimate has no variance, at 0 or 1), with
+    Student's t on the design's degrees of freedom (Kott & Carr 1997). The symmetric interval
+    p ± t·se covers far less than its level near 0 or 1 in small domains (a region's 20 heads
+    of services), and can reach below 0; this one stays within 0–1 and near its level."""
+    if not df > 0 or n <= 0 or np.isnan(proportion):
+        return float("nan"), float("nan")
+    z = t_quantile(0.5 + level / 2, df)
+    spread = proportion * (1 - proportion)
+    effective = spread / se**2 if se > 0 and spread > 0 else float(n)
+    centre = (proportion + z * z / (2 * effective)) / (1 + z * z / effective)
+    half = z / (1 + z * z / effective) * np.sqrt(spread / effective + z * z / (4 * effective**2))
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
+def welch_df(variance_a: float, df_a: float, variance_b: float, df_b: float) -> float:
+    """Welch–Satterthwaite degrees of freedom of a difference of two independent estimates,
+    (v_a + v_b)² / (v_a²/df_a + v_b²/df_b): between the smaller df and their sum, nearer the
+    df of the estimate with the larger variance. NaN where neither has a variance."""
+    terms = [v * v / df for v, df in ((variance_a, df_a), (variance_b, df_b)) if v > 0]
+    if not terms or any(df <= 0 for v, df in ((variance_a, df_a), (variance_b, df_b)) if v > 0):
+        return float("nan")
+    return float((variance_a + variance_b) ** 2 / sum(terms))
 
 
 def ratio_estimate(
@@ -125,16 +201,21 @@ def ratio_estimate(
     n = len(rows)
     if n == 0 or total_x == 0:
         nan = float("nan")
-        return Estimate(nan, nan, nan, nan, n, 0.0, float(w.sum()), 0)
+        return Estimate(nan, nan, nan, nan, n, 0.0, float(w.sum()), 0, total_x)
     ratio = float((w * y).sum() / total_x)
     residual = y - ratio * x
+    if np.all(np.abs(residual) <= RESIDUAL_NOISE * max(abs(ratio), 1.0) * np.abs(x)):
+        # every row has the same y/x: what is left of the residuals is rounding noise, whose
+        # "variance" (1e-34) would publish an effective n of 1e32
+        residual = np.zeros(len(rows))
     z = w * residual / total_x
     variance, df = linearised_variance(z, strata, psu, design, rows)
     se = float(np.sqrt(variance))
     quantile = t_quantile(0.5 + level / 2, df) if df > 0 else float("nan")
     weighted_n = float(w.sum())
     element_variance = float((w * residual**2).sum() / weighted_n) / (total_x / weighted_n) ** 2
-    effective = element_variance / variance if variance > 0 else float(n)
+    # undefined without a variance: n where everyone gave one answer would say just that
+    effective = element_variance / variance if variance > 0 else float("nan")
     return Estimate(
         estimate=ratio,
         se=se,
@@ -144,6 +225,7 @@ def ratio_estimate(
         effective_n=float(effective),
         weighted_n=weighted_n,
         df=df,
+        weighted_base=total_x,
     )
 
 
@@ -174,17 +256,21 @@ def domain_difference(
     design: Design | None = None,
 ) -> tuple[float, float, float, float, float]:
     """Mean in domain A minus mean in domain B of the same sample, with the covariance the two
-    share through the design: (difference, se, ci_low, ci_high, p_value)."""
+    share through the design: (difference, se, ci_low, ci_high, p_value). Degrees of freedom:
+    those of the rows in either domain."""
     y, w = _as_array(y), _as_array(weights)
     z = np.zeros(len(y))
     means = []
+    either = np.zeros(len(y), dtype=bool)
     for domain, sign in ((domain_a, 1.0), (domain_b, -1.0)):
         inside = ~np.isnan(y) & np.asarray(domain, dtype=bool)
         total = float((w * inside).sum())
         mean = float((w * inside * np.where(inside, y, 0.0)).sum() / total)
         z += sign * w * inside * (np.where(inside, y, 0.0) - mean) / total
         means.append(mean)
-    variance, df = linearised_variance(z, strata, psu, design)
+        either |= inside
+    rows = np.flatnonzero(either)
+    variance, df = linearised_variance(z[rows], strata, psu, design, rows)
     difference, se = means[0] - means[1], float(np.sqrt(variance))
     quantile = t_quantile(0.5 + level / 2, df)
     p_value = t_two_sided_p(difference / se, df) if se > 0 else float("nan")

@@ -10,6 +10,12 @@ stops the recode with its variable, codes and rows named: it never turns silentl
 Pandas is used where the work is not per row: the geography of each distinct municipality code
 (a few hundred), and the weights, which are computed from a few integer columns fetched as
 NumPy arrays and joined back by the row number in the file.
+
+Rows are in a canonical order before anything is summed, in the weights and the estimates
+alike: by a hash of what any sum reads of them (``canonical_order``), not by the file's row
+numbers (a re-export in another order) nor by the pseudonym (another installation has another
+key). Floating-point sums depend on their order, and the same delivery with its rows in
+another order must give the same weights and published figures to the last digit.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from sdpipeline import geography, weighting
+from sdpipeline import geography, targets, weighting
 from sdpipeline.codebook import Codebook, Instrument, Variable
 from sdpipeline.geography import GeographyReport
 from sdpipeline.recodes import (
@@ -265,11 +271,24 @@ def _design_label(column: str, kind: str) -> str:
     return f"coalesce(CAST({column} AS VARCHAR), '<NA>')"
 
 
-def _weight_inputs(
+def canonical_order(
     connection: duckdb.DuckDBPyConnection, relation: str, instrument: Instrument
+) -> str:
+    """An ORDER BY for a wave's rows that no delivery order or key changes: DuckDB's hash of
+    every column a sum reads (answers, codes, geography; not free text, dates, identifiers or
+    provenance), then the row number. Rows alike in all of those are alike in every sum, so
+    their own order cannot change one."""
+    left_out = {v.name for v in instrument.variables if v.level in ("identifier", "text", "date")}
+    content = [c for c in _kinds(connection, relation) if c not in left_out | set(PROVENANCE)]
+    return f"hash({', '.join(quoted(c) for c in content)}), _source_row"
+
+
+def _weight_inputs(
+    connection: duckdb.DuckDBPyConnection, relation: str, instrument: Instrument, order: str
 ) -> pd.DataFrame:
-    """The few columns the weights read, as NumPy arrays in file order: integer codes, with
-    the municipality as a dense integer code (weights only count its rows)."""
+    """The few columns the weights read, as NumPy arrays in canonical order (``order``):
+    integer codes, with the municipality as a dense integer code (weights only count its
+    rows)."""
     spec = instrument.weighting
     names = {"region"} | {c for margin in spec.margins for c in margin}
     if spec.method == "raking":
@@ -277,7 +296,7 @@ def _weight_inputs(
     listed = [f"CAST({quoted(n)} AS BIGINT) AS {quoted(n)}" for n in sorted(names)]
     listed.append("dense_rank() OVER (ORDER BY municipality) AS municipality")
     arrays = connection.execute(
-        f"SELECT {', '.join(listed)} FROM {relation} ORDER BY _source_row"
+        f"SELECT {', '.join(listed)} FROM {relation} ORDER BY {order}"
     ).fetchnumpy()
     return pd.DataFrame({name: np.asarray(values) for name, values in arrays.items()})
 
@@ -313,12 +332,13 @@ def harmonise_instrument(
             f"CREATE OR REPLACE TEMP VIEW {located} AS SELECT {kept}, {added} FROM {recoded} h "
             f"JOIN _places_{wave} p ON p.municipality_code = h.municipality"
         )
-        inputs = _weight_inputs(connection, located, instrument)
+        order_by = canonical_order(connection, located, instrument)
+        inputs = _weight_inputs(connection, located, instrument, order_by)
         weight, design_weight, weights[wave] = weighting.weights_for(
             inputs, instrument, wave, codebook, ref
         )
         order = connection.execute(
-            f"SELECT _source_row FROM {located} ORDER BY _source_row"
+            f"SELECT _source_row FROM {located} ORDER BY {order_by}"
         ).fetchnumpy()["_source_row"]
         connection.register(
             f"_weights_{wave}",
@@ -339,9 +359,11 @@ def harmonise_instrument(
             else literal(f"{wave}:all")
         )
         unit = f"{stratum} || ':' || {_design_label('l.' + quoted(psu), kinds[psu])}"
+        population = targets.population_sql(instrument, wave, codebook, ref)
         parts.append(
             f"SELECT l.*, w.weight, w.design_weight, {stratum} AS design_stratum, "
-            f"{unit} AS design_psu, {position} AS _wave_position "
+            f"{unit} AS design_psu, {population} AS design_population, "
+            f"{position} AS _wave_position, row_number() OVER (ORDER BY {order_by}) AS _canonical "
             f"FROM {located} l JOIN _weights_{wave} w USING (_source_row)"
         )
         count, sha = connection.execute(
@@ -350,11 +372,11 @@ def harmonise_instrument(
         rows += count
         if count:
             files[wave] = str(sha)
-    # the rows in file order, wave by wave, as the weights and estimates have always seen them
+    # the rows in canonical order, wave by wave, as the weights saw them and the estimates will
     connection.execute(
-        f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_wave_position) FROM ("
+        f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_wave_position, _canonical) FROM ("
         + " UNION ALL ".join(f"SELECT * FROM ({part})" for part in parts)
-        + ") ORDER BY _wave_position, _source_row"
+        + ") ORDER BY _wave_position, _canonical"
     )
     for wave in sources:
         connection.execute(f"DROP VIEW IF EXISTS _located_{wave}")

@@ -46,6 +46,8 @@ class Indicator:
     breakdowns: tuple[str, ...] = ()
     unit: str = "%"
     """A key of the report's ``units``: what the figure is counted in."""
+    range: tuple[float, float] | None = None
+    """A ratio's known range, for disclosure control (see ``disclosure.bounds``)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,32 @@ class Unit:
     def text(self, label: Label) -> str:
         """One cell's bilingual text, once where both languages write it alike."""
         return label.lv if label.lv == label.en else f"{label.lv} / {label.en}"
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """The catalogue's ``disclosure:``: when a cell is sensitive, and how well hidden cells
+    must be protected (see ``disclosure.py``)."""
+
+    suppress_below: int
+    low_reliability_below: int
+    magnitude: tuple[str, ...]
+    dominance_n: int
+    dominance_k: float
+    p_percent: float
+    all_same: bool
+    protection: dict[str, float]
+
+
+@dataclass(frozen=True)
+class FewClusters:
+    """How the difference-in-differences is inferred with few municipalities per group."""
+
+    replications: int
+    weights: str
+    seed: int
+    minimum_cr1: int
+    minimum_bootstrap: int
 
 
 @dataclass(frozen=True)
@@ -93,6 +121,8 @@ class Catalogue:
     suppress_below: int
     low_reliability_below: int
     groups: dict[str, Any]
+    few_clusters: FewClusters
+    disclosure: Disclosure
     report: Report
 
     def get(self, indicator_id: str) -> Indicator:
@@ -132,7 +162,12 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 raise CatalogueError(f"{where}: denominator must be one of {DENOMINATORS}")
         if spec["statistic"] in ("mean", "ratio") and variable.level != "numeric":
             raise CatalogueError(f"{where}: a {spec['statistic']} needs a numeric variable")
-        unknown = set(spec.get("breakdowns", ())) - set(raw["breakdowns"])
+        if (spec["statistic"] == "ratio") != ("range" in spec):
+            raise CatalogueError(f"{where}: a ratio, and only a ratio, states its range")
+        unknown = (
+            set(spec.get("breakdowns", ()))
+            | set(raw.get("instrument_breakdowns", {}).get(spec["instrument"], ()))
+        ) - set(raw["breakdowns"])
         if unknown:
             raise CatalogueError(
                 f"{where}: breakdowns {sorted(unknown)} not in {raw['breakdowns']}"
@@ -158,7 +193,15 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
                 scores={int(k): float(v) for k, v in spec.get("scores", {}).items()},
                 denominator_variable=spec.get("denominator_variable"),
                 scale=float(spec.get("scale", 1.0)),
-                breakdowns=tuple(spec.get("breakdowns", raw["breakdowns"])),
+                range=tuple(float(v) for v in spec["range"]) if "range" in spec else None,
+                breakdowns=tuple(
+                    spec.get(
+                        "breakdowns",
+                        raw.get("instrument_breakdowns", {}).get(
+                            instrument.name, raw["breakdowns"]
+                        ),
+                    )
+                ),
                 unit=unit,
             )
         )
@@ -172,6 +215,44 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         low_reliability_below=int(raw["disclosure"]["low_reliability_below"]),
         groups=raw.get("groups", {}),
         report=_report(raw.get("report") or {}, path.name, indicators),
+        few_clusters=_few_clusters(raw.get("few_clusters"), path.name),
+        disclosure=_disclosure(raw["disclosure"], path.name),
+    )
+
+
+def _disclosure(spec: dict[str, Any], where: str) -> Disclosure:
+    dominance, protection = spec.get("dominance"), spec.get("protection")
+    if dominance is None or protection is None:
+        raise CatalogueError(f"{where}: disclosure needs dominance and protection")
+    if set(protection) != set(STATISTICS):
+        raise CatalogueError(f"{where}: disclosure protection needs one width per {STATISTICS}")
+    magnitude = tuple(dominance["statistics"])
+    if not set(magnitude) <= set(STATISTICS):
+        raise CatalogueError(f"{where}: dominance statistics must be among {STATISTICS}")
+    return Disclosure(
+        suppress_below=int(spec["suppress_below"]),
+        low_reliability_below=int(spec["low_reliability_below"]),
+        magnitude=magnitude,
+        dominance_n=int(dominance["n"]),
+        dominance_k=float(dominance["k"]),
+        p_percent=float(dominance["p"]),
+        all_same=bool(dominance["all_same"]),
+        protection={k: float(v) for k, v in protection.items()},
+    )
+
+
+def _few_clusters(spec: dict[str, Any] | None, where: str) -> FewClusters:
+    if spec is None:
+        raise CatalogueError(f"{where}: few_clusters (bootstrap and minimum_clusters) missing")
+    bootstrap, minimum = spec["bootstrap"], spec["minimum_clusters"]
+    if bootstrap["weights"] not in ("rademacher", "mammen", "webb", "norm"):
+        raise CatalogueError(f"{where}: unknown bootstrap weights {bootstrap['weights']!r}")
+    return FewClusters(
+        replications=int(bootstrap["replications"]),
+        weights=str(bootstrap["weights"]),
+        seed=int(bootstrap["seed"]),
+        minimum_cr1=int(minimum["cr1"]),
+        minimum_bootstrap=int(minimum["wild_bootstrap"]),
     )
 
 

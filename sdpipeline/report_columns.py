@@ -60,6 +60,8 @@ LABELS = {
     rt.WAVE_OR_COMPARISON: "wave_or_comparison",
     rt.TERM: "term",
     rt.GROUPS: "groups",
+    rt.TARGET_LV: "target_lv",
+    rt.TARGET_EN: "target_en",
 }
 
 
@@ -193,7 +195,10 @@ def _participation(c: _Columns) -> Iterator[ReportColumn]:
         (rt.DIFFERENCE, "difference"),
         (rt.CI, "difference_interval"),
         (rt.P, "difference_p"),
+        (rt.BOOTSTRAP_CI, "bootstrap_interval"),
+        (rt.BOOTSTRAP_P, "bootstrap_p"),
         (rt.UNITS, "units_count"),
+        (rt.CLUSTERS, "clusters_per_group"),
         (rt.CAVEAT, "caveat"),
     ):
         yield c.all_waves(name, kind)
@@ -209,6 +214,12 @@ def _decomposition(c: _Columns) -> Iterator[ReportColumn]:
         yield c.all_waves(name, kind)
 
 
+def _instrument_notes(c: _Columns) -> Iterator[ReportColumn]:
+    yield from c.labels()
+    yield c.all_waves(rt.RESPONDENTS, "respondents")
+    yield c.all_waves(rt.DEGREES_OF_FREEDOM, "degrees_of_freedom")
+
+
 TABLES: dict[str, Callable[[_Columns], Iterator[ReportColumn]]] = {
     "headline_indicators": _headline,
     "indicators_by_region": _by_region,
@@ -217,6 +228,7 @@ TABLES: dict[str, Callable[[_Columns], Iterator[ReportColumn]]] = {
     "specialists_time_use": _time_use,
     "project_participation": _participation,
     "change_decomposition": _decomposition,
+    "instrument_notes": _instrument_notes,
 }
 
 

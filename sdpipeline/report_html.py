@@ -525,12 +525,14 @@ def page(
     )
     about = (
         '<section id="about">'
-        f"<p>Šūnas ar mazāk nekā {text.suppress_below} respondentiem netiek publicētas; ar mazāk "
-        f"nekā {text.low_reliability_below} – atzīmētas. Cells with fewer than "
-        f"{text.suppress_below} respondents are suppressed; fewer than "
-        f"{text.low_reliability_below} are flagged. Grafikos neatklāta vai nejautāta vērtība "
-        "nav attēlota, un tās rindā rakstīts, kāpēc. / In the charts, a value suppressed or not "
-        "asked is not drawn, and its row says why.</p>"
+        f"<p>Šūnas ar mazāk nekā {text.suppress_below} respondentiem vai ar dažu respondentu "
+        "dominējošu summu netiek publicētas, un arī tik daudz citu, lai tās nevarētu aprēķināt no "
+        f"publicētajām; ar mazāk nekā {text.low_reliability_below} – atzīmētas. Cells with fewer "
+        f"than {text.suppress_below} respondents or dominated by a few are suppressed, and enough "
+        "others that they cannot be worked out from what is published (secondary suppression); "
+        f"fewer than {text.low_reliability_below} are flagged. Grafikos neatklāta vai "
+        "nejautāta vērtība nav attēlota, un tās rindā rakstīts, kāpēc. / In the charts, a value "
+        "suppressed or not asked is not drawn, and its row says why.</p>"
         f"<p>Salīdzinājumi / Comparisons:</p><ul>{compared}</ul></section>"
     )
     return builder.charts.fill(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sdpipeline import disclosure
+from sdpipeline import disclosure, targets
 from sdpipeline.codebook import Codebook, Comparison, Label
 from sdpipeline.effectiveness import wave_rows
-from sdpipeline.estimation import weighted_mean
+from sdpipeline.estimation import Design, t_quantile, weighted_mean, welch_df
 from sdpipeline.indicators import Catalogue, Indicator
 
 # Every header of the report tables, named once: report_columns says what each one holds.
@@ -47,7 +47,7 @@ P = "p"
 VERDICT_LV = "Vērtējums"
 VERDICT_BOTH = "Vērtējums / Verdict"
 COMPARABILITY = "Salīdzināmība / Comparability"
-SUPPRESSED = "Neatklāj (n < {n}) / Suppressed (n < {n})"
+SUPPRESSED = "Neatklāj / Suppressed ({reason})"
 WAVE_OR_COMPARISON = "Vilnis vai salīdzinājums / Wave or comparison"
 CHANGE = "Izmaiņas / Change"
 CI = "95% TI / 95% CI"
@@ -61,6 +61,13 @@ SERVICE_COLUMNS = {
     "leaders": "Jāpaplašina (pašvaldību vadītāji, %) / Should expand (leaders, %)",
     "gap": "Atšķirība / Gap (pp)",
 }
+RESPONDENTS = "Respondenti / Respondents"
+DEGREES_OF_FREEDOM = "Brīvības pakāpes / Degrees of freedom"
+TARGET_LV = "Intervāli attiecas uz"
+TARGET_EN = "The intervals are about"
+BOOTSTRAP_CI = "95% TI (savvaļas klasteru butstraps) / 95% CI (wild cluster bootstrap)"
+BOOTSTRAP_P = "p (butstraps / bootstrap)"
+CLUSTERS = "Pašvaldības: maz / dažas / lielākā daļa / Municipalities: little / some / most"
 
 
 def tag(comparison: Comparison, codebook: Codebook) -> str:
@@ -107,16 +114,17 @@ def question_tail(codebook: Codebook, instrument: str, variable: str) -> Label:
 def _ci(low: float, high: float, digits: int = 1) -> str | None:
     if pd.isna(low) or pd.isna(high):
         return None
-    return f"[{low:.{digits}f}; {high:.{digits}f}]"
+    return f"[{_round(low, digits):.{digits}f}; {_round(high, digits):.{digits}f}]"
 
 
 def _round(value: float, digits: int = 1) -> float | None:
-    return None if pd.isna(value) else round(value, digits)
+    """Rounded for print, never to a negative zero: −0.04 prints as 0.0, not "-0,0"."""
+    return None if pd.isna(value) else round(float(value), digits) + 0.0
 
 
 def _flag(row: pd.Series, catalogue: Catalogue) -> str:
     if row.get("suppressed"):
-        return SUPPRESSED.format(n=catalogue.suppress_below)
+        return SUPPRESSED.format(reason=row.get("suppression") or f"n < {catalogue.suppress_below}")
     if row.get("low_reliability"):
         return f"Zema ticamība (n < {catalogue.low_reliability_below}) / Low reliability"
     return ""
@@ -289,7 +297,7 @@ def barriers_ranked(
         for wave in reversed(_asking(codebook, instrument, barriers)):
             shares = _shares(tables[instrument], barriers, wave, catalogue).set_index("variable")
             column = share_column(label, codebook, wave)
-            columns[column] = shares["share"].round(1)
+            columns[column] = shares["share"].round(1) + 0.0
             newest.setdefault(instrument, column)
     frame = pd.DataFrame(columns)
     frame = frame.assign(_order=frame[list(newest.values())].mean(axis=1)).sort_values(
@@ -329,16 +337,16 @@ def services_offered_vs_wanted(
                 [partners.loc[pair["wanted"], "share"], leaders.loc[pair["wanted"], "share"]]
             )
             row |= {
-                service_column("heads", codebook, wave): round(
+                service_column("heads", codebook, wave): _round(
                     offered.loc[pair["offered"], "share"], 1
                 ),
-                service_column("partners", codebook, wave): round(
+                service_column("partners", codebook, wave): _round(
                     partners.loc[pair["wanted"], "share"], 1
                 ),
-                service_column("leaders", codebook, wave): round(
+                service_column("leaders", codebook, wave): _round(
                     leaders.loc[pair["wanted"], "share"], 1
                 ),
-                service_column("gap", codebook, wave): round(
+                service_column("gap", codebook, wave): _round(
                     wanted - offered.loc[pair["offered"], "share"], 1
                 ),
             }
@@ -362,19 +370,24 @@ def specialists_time_use(
         }
         row: dict[str, object] = {TIME_USE_LV: lv, TIME_USE_EN: en}
         for wave, mean in means.items():
-            row[year_column(codebook, wave, " (%)")] = round(mean.estimate, 1)
-            row[f"_n {wave}"] = mean.n
+            own = designs[wave].rows
+            answered = own[~np.isnan(y[own])]
+            dominated = disclosure.dominance(y[answered], weights[answered], catalogue.disclosure)
+            row[year_column(codebook, wave, " (%)")] = _round(mean.estimate, 1)
+            # a mean a few specialists dominate is hidden as one under the threshold is
+            row[f"_n {wave}"] = 0 if dominated else mean.n
         for comparison in codebook.comparisons.values():
             if comparison.before not in means or comparison.after not in means:
                 continue
             a, b = means[comparison.before], means[comparison.after]
             se = float(np.hypot(a.se, b.se))
+            df = welch_df(a.se**2, a.df, b.se**2, b.df)
+            quantile = t_quantile(0.975, df) if df > 0 else np.nan
+            difference = b.estimate - a.estimate
             suffix = tag(comparison, codebook)
             row |= {
-                header(TIME_CHANGE, suffix): round(b.estimate - a.estimate, 1),
-                header(CI, suffix): _ci(
-                    b.estimate - a.estimate - 1.96 * se, b.estimate - a.estimate + 1.96 * se
-                ),
+                header(TIME_CHANGE, suffix): _round(difference, 1),
+                header(CI, suffix): _ci(difference - quantile * se, difference + quantile * se),
             }
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -432,7 +445,12 @@ def project_participation(
                 DIFFERENCE: _round(row.estimate),
                 CI: _ci(row.ci_low, row.ci_high),
                 P: _round(row.p_value, 3),
+                BOOTSTRAP_CI: _ci(row.wcb_ci_low, row.wcb_ci_high),
+                BOOTSTRAP_P: _round(row.wcb_p_value, 3),
                 UNITS: int(row.units),
+                CLUSTERS: None
+                if pd.isna(row.clusters_none)
+                else f"{row.clusters_none:.0f} / {row.clusters_some:.0f} / {row.clusters_most:.0f}",
                 CAVEAT: row.caveat,
             }
         )
@@ -457,6 +475,33 @@ def change_decomposition(
                 WITHIN: _round(row.within, 2),
                 COMPOSITION: _round(row.composition, 2),
                 GROUPS: row.groups,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def instrument_notes(tables: dict[str, pd.DataFrame], codebook: Codebook) -> pd.DataFrame:
+    """The report's table of what each instrument's intervals are about: its design, its
+    respondents and the degrees of freedom of its national estimates in each wave (PSUs less
+    strata), and the target of its intervals, in both languages."""
+    rows = []
+    for name, instrument in codebook.instruments.items():
+        table = tables[name]
+        design = Design.of_table(table)
+        counts, degrees = [], []
+        for wave, spec in codebook.waves.items():
+            rows_in_wave = np.flatnonzero((table["wave"] == wave).to_numpy())
+            if len(rows_in_wave):
+                counts.append(f"{spec.year}: {len(rows_in_wave)}")
+                degrees.append(f"{spec.year}: {design.domain_df(rows_in_wave)}")
+        said = targets.statement(instrument)
+        rows.append(
+            {
+                INSTRUMENT_COLUMN: f"{instrument.label.lv} / {instrument.label.en}",
+                RESPONDENTS: "; ".join(counts),
+                DEGREES_OF_FREEDOM: "; ".join(degrees),
+                TARGET_LV: said.lv,
+                TARGET_EN: said.en,
             }
         )
     return pd.DataFrame(rows)

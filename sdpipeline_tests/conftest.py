@@ -119,7 +119,7 @@ def materialize(
     ``warehouse``."""
     defs = build_definitions()
     return dg.materialize(
-        defs.assets,
+        [*defs.assets, *defs.asset_checks],
         resources={
             "warehouse": warehouse_resource(warehouse),
             "great_expectations": GreatExpectations(),

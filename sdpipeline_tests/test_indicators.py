@@ -13,7 +13,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sdpipeline import report_export
+from sdpipeline import coverage, report_export, report_tables
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
 from sdpipeline.defs.indicators.assets import harmonised_tables
 from sdpipeline.estimation import ratio_estimate, weighted_mean
@@ -41,6 +41,8 @@ class _Tables(HTMLParser):
             self.tables[-1].append([])
         elif tag in ("td", "th"):
             self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
 
     def handle_data(self, data):
         if self._cell is not None:
@@ -144,24 +146,6 @@ def test_did_regression_equals_the_difference_of_differences_and_least_squares()
     assert df == units - 1 and np.all(np.diag(covariance) > 0)
 
 
-def _true_value(indicator, truth_wave, codebook):
-    """The generator's true value of an indicator, from its true code distribution."""
-    variables = truth_wave[indicator.instrument]["variables"]
-    if indicator.variable not in variables or indicator.statistic == "ratio":
-        return None
-    national = variables[indicator.variable]["national"]
-    if indicator.statistic == "mean":
-        return national
-    missing = {m.kind: str(m.code) for m in codebook.missing_categories.values()}
-    excluded = {missing["no_answer"], missing["not_asked"]}
-    if indicator.denominator == "valid" or indicator.statistic == "index":
-        excluded.add(missing["hard_to_say"])
-    base = {code: p for code, p in national.items() if code not in excluded}
-    if indicator.statistic == "proportion":
-        return 100 * sum(base.get(str(c), 0.0) for c in indicator.success) / sum(base.values())
-    return sum(indicator.scores[int(c)] * p for c, p in base.items()) / sum(base.values())
-
-
 def test_estimates_recover_the_true_values(pipeline_run, codebook):
     _, warehouse, _ = pipeline_run
     (estimates,) = _tables(warehouse, "indicators.estimates")
@@ -170,7 +154,9 @@ def test_estimates_recover_the_true_values(pipeline_run, codebook):
     hits = []
     for indicator in default_catalogue().indicators:
         for wave in codebook.waves:
-            true = _true_value(indicator, truth[wave], codebook)
+            true = coverage.true_value(
+                indicator, truth[wave][indicator.instrument]["variables"], codebook
+            )
             if true is None or (indicator.id, wave) not in national.index:
                 continue
             row = national.loc[(indicator.id, wave)]
@@ -202,6 +188,43 @@ def test_planted_effects_come_out_with_the_right_sign_and_verdict(pipeline_run):
     assert did.loc["S06", "estimate"] > 0
 
 
+def test_the_did_has_the_wild_bootstrap_and_the_municipalities_per_group(pipeline_run):
+    """CR1 with 4 municipalities in a group is unreliable: every difference-in-differences
+    term has the wild cluster bootstrap's p-value and interval beside it, the municipalities
+    per participation group, and a caveat naming the group that is too small, in the warehouse
+    and in the report's files."""
+    folder, warehouse, _ = pipeline_run
+    rule = default_catalogue().few_clusters
+    (attribution,) = _tables(warehouse, "indicators.attribution")
+    did = attribution[attribution["analysis"] == "difference_in_differences"]
+    assert set(did["comparison"]) == {PROJECT} and len(did) >= 10
+    for row in did.itertuples():
+        counts = [int(row.clusters_none), int(row.clusters_some), int(row.clusters_most)]
+        assert sum(counts) == row.units
+        assert 0 <= row.wcb_p_value <= 1
+        assert row.wcb_ci_low <= row.estimate <= row.wcb_ci_high  # the interval inverts p
+        small = [n for n in counts if n < rule.minimum_cr1]
+        assert (f"CR1 needs {rule.minimum_cr1}" in row.caveat) == bool(small)
+        assert ("bootstrap is not reliable" in row.caveat) == any(
+            n < rule.minimum_bootstrap for n in small
+        )
+    # the shipped delivery's reference group is the issue's: 4 municipalities
+    assert did["clusters_none"].min() < rule.minimum_bootstrap
+    tables = folder / "var" / "reports" / "tables"
+    printed = pd.read_csv(
+        tables / "project_participation.csv", sep=";", encoding="utf-8-sig", dtype=str
+    )
+    printed = printed[printed["Analīze / Analysis"] == "difference_in_differences"]
+    assert len(printed) == len(did)
+    interval = r"\[-?(\d+\.\d|inf); -?(\d+\.\d|inf)\]"
+    assert printed[report_tables.BOOTSTRAP_CI].str.fullmatch(interval).all()
+    assert printed[report_tables.BOOTSTRAP_P].notna().all()
+    assert printed[report_tables.CLUSTERS].str.fullmatch(r"\d+ / \d+ / \d+").all()
+    assert printed["Ierobežojumi / Caveat"].str.contains("bootstrap is not reliable").all()
+    page = (tables / report_export.HTML_REPORT).read_text(encoding="utf-8")
+    assert report_tables.BOOTSTRAP_CI in page and "bootstrap is not reliable" in page
+
+
 def test_shift_share_parts_add_up_to_the_change(pipeline_run):
     _, warehouse, _ = pipeline_run
     decomposition, changes = _tables(warehouse, "indicators.decomposition", "indicators.changes")
@@ -219,7 +242,8 @@ def test_disclosure_control_holds_in_every_output(pipeline_run):
     small = estimates["n"] < 10
     assert small.any()  # e.g. heads by region: 42 services in 2023
     assert estimates.loc[small, ["estimate", "se", "ci_low", "ci_high"]].isna().all().all()
-    assert estimates.loc[~small & (estimates["n"] < 30), "low_reliability"].all()
+    published = ~estimates["suppressed"]
+    assert estimates.loc[published & (estimates["n"] < 30), "low_reliability"].all()
     hidden = by_region[by_region["n 2023"] < 10]
     assert (
         len(hidden)

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sdpipeline import population, settings
+from sdpipeline import coverage, population, settings
 from sdpipeline.codebook import CodebookError, _comparisons, load_codebook
 from sdpipeline.generator.model import ModelError, check_model, load_model
 from sdpipeline.indicators import load_catalogue
@@ -32,11 +32,15 @@ from sdpipeline.reference import ReferenceDataError, check_waves
 
 from . import third_wave as tw
 from .conftest import SHIPPED_RAW
-from .test_indicators import _true_value
 
 CLI = [sys.executable, "-m", "sdpipeline"]
 PROJECT = "ex_ante_2017_ex_post_2023"
 TWO_WAVES = ("ex_ante_2017", "ex_post_2023")
+
+
+def _true_value(indicator, truth_wave, codebook):
+    """The generator's true value of an indicator in one wave (``coverage.true_value``)."""
+    return coverage.true_value(indicator, truth_wave[indicator.instrument]["variables"], codebook)
 
 
 def _env(folder: Path) -> dict[str, str]:

@@ -121,6 +121,14 @@ def add_instrument(data: Path) -> None:
         "design": {
             "type": "census",
             "description": "Every family assistant of every service is asked; equal weights.",
+            "census": {
+                "units": "family assistants",
+                "target": "superpopulation",
+                "reason": {
+                    "lv": "Aptaujāti visi ģimenes asistenti; intervāli attiecas uz procesu.",
+                    "en": "Every family assistant is asked; the intervals are about the process.",
+                },
+            },
             "weighting": {"method": "equal"},
         },
         "minimum_rows": 30,

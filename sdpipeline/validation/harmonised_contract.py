@@ -52,6 +52,14 @@ def harmonised_contract(
         "design_weight": pa.Column(float, positive, nullable=False),
         "design_stratum": pa.Column(nullable=False),
         "design_psu": pa.Column(nullable=False),
+        # units in the stratum's population where a census targets the finite population
+        "design_population": pa.Column(
+            float,
+            sql_check(
+                "positive", "population is not positive", "{col} IS NOT NULL AND NOT ({col} > 0)"
+            ),
+            nullable=True,
+        ),
     }
     for variable in instrument.variables:
         if variable.is_categorical:

@@ -27,6 +27,7 @@ DESIGN_COLUMNS = (
     "weight",
     "design_stratum",
     "design_psu",
+    "design_population",
     "region",
     "municipality_type",
     "municipality",

@@ -234,6 +234,11 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
                 _indicators(c, "decomposition"), catalogue, codebook
             ),
         ),
+        "instrument_notes": (
+            everyone,
+            [keys.harmonised(i) for i in everyone],
+            lambda c, t: report_tables.instrument_notes(t, codebook),
+        ),
     }
     text = report_export.ReportText.of(codebook, catalogue, list(specs))
     assets = [

@@ -1,0 +1,62 @@
+"""The disclosure audit, a blocking check on the report: before the workbook, the CSV files and
+the HTML report are written, every cell the indicator tables hide is solved for by linear
+programming against everything they publish (``disclosure.audit_published``); a hidden cell
+whose interval is narrower than its protection fails the check, and the files are not
+replaced."""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from sdpipeline import disclosure, effectiveness
+from sdpipeline.codebook import default_codebook
+from sdpipeline.defs import keys
+from sdpipeline.defs.indicators.assets import harmonised_tables
+from sdpipeline.indicators import default_catalogue
+from sdpipeline.reference import ReferenceData
+from sdpipeline.warehouse import qualified
+
+AUDITED = keys.report("indicators_by_region")
+
+
+@dg.asset_check(
+    asset=AUDITED,
+    name="disclosure_audit",
+    blocking=True,
+    additional_deps=[keys.indicators("estimates")],
+    description="For every cell the indicator tables hide: the smallest and largest value "
+    "consistent with every published figure, the cells' weighted bases and the relations "
+    "between them (national = regions, state cities + novadi = national), by linear "
+    "programming. Fails if any interval is narrower than the catalogue's protection.",
+)
+def disclosure_audit(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    codebook, catalogue = default_codebook(), default_catalogue()
+    with warehouse.get_connection() as connection:
+        published = connection.execute(f"SELECT * FROM {qualified('indicators', 'estimates')}").df()
+        tables = harmonised_tables(connection, list(codebook.instruments), codebook, catalogue)
+        ref = ReferenceData.from_warehouse(connection)
+    cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
+    exposures = disclosure.audit_published(published, cube, catalogue, codebook)
+    exposed = [e for e in exposures if not e.protected]
+    rows = pd.DataFrame(
+        [
+            {
+                "cell": " ".join(map(str, e.key)),
+                "low": round(e.low, 3),
+                "high": round(e.high, 3),
+                "width": round(e.width, 3),
+                "required": round(e.required, 3),
+            }
+            for e in sorted(exposures, key=lambda e: e.width - e.required)[:20]
+        ]
+    )
+    return dg.AssetCheckResult(
+        passed=not exposed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "hidden_cells": len(exposures),
+            "exposed_cells": len(exposed),
+            "narrowest_margin": float(min((e.width - e.required for e in exposures), default=0)),
+            "narrowest": dg.MetadataValue.md(rows.to_markdown(index=False) if len(rows) else "—"),
+        },
+    )

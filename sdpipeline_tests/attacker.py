@@ -1,0 +1,266 @@
+"""An intruder who wants back the figures the report hides, written apart from the pipeline's
+own disclosure code so that it checks it rather than repeats it.
+
+It knows what is published (the warehouse's indicator tables, or the report's files), the
+weighted base of every cell (an over-strong assumption: the number of services or adults per
+region is public, the exact weighted count of those who answered a question is not), and the
+range a figure can take. For every hidden cell it solves two linear programs: the smallest and
+the largest value consistent with all of that, given that a national weighted total is the sum
+of the regions' and of the two municipality types', and that a published change is the later
+wave less the earlier.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.optimize import linprog
+
+from sdpipeline import effectiveness, report_html
+from sdpipeline import report_tables as rt
+from sdpipeline.codebook import Codebook
+from sdpipeline.indicators import Catalogue, values
+from sdpipeline.reference import ReferenceData
+
+from .test_indicators import _Tables
+
+PARTS = ("region", "municipality_type")
+
+
+@dataclass(frozen=True)
+class Finding:
+    indicator_id: str
+    wave: str
+    breakdown: str
+    domain: str
+    true: float
+    low: float
+    high: float
+    required: float
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    @property
+    def protected(self) -> bool:
+        return self.width >= self.required - 1e-6
+
+
+def harmonised(
+    warehouse: Path, codebook: Codebook
+) -> tuple[dict[str, pd.DataFrame], ReferenceData]:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = {
+            name: connection.execute(f"SELECT * FROM harmonised.{name}").df()
+            for name in codebook.instruments
+        }
+        return tables, ReferenceData.from_warehouse(connection)
+
+
+def truth_and_bases(
+    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+) -> pd.DataFrame:
+    """Every cell's true value and weighted base (Σ w·x of those in its base), recomputed from
+    the harmonised rows."""
+    cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
+    bases = []
+    for row in cube.itertuples():
+        indicator = catalogue.get(row.indicator_id)
+        table = tables[indicator.instrument]
+        y, x = values(indicator, table, codebook, ref)
+        inside = (table["wave"] == row.wave).to_numpy() & ~np.isnan(y) & ~np.isnan(x)
+        if row.breakdown != "national":
+            inside &= (table[row.breakdown].astype(str) == str(row.domain)).to_numpy()
+        bases.append(float((table["weight"].to_numpy() * x)[inside].sum()))
+    return cube.assign(base=bases, domain=cube["domain"].astype(str))
+
+
+def known_range(indicator, codebook: Codebook) -> tuple[float, float]:
+    if indicator.statistic in ("proportion", "index"):
+        return 0.0, 100.0
+    if indicator.statistic == "mean":
+        return codebook.instruments[indicator.instrument].variable(indicator.variable).value_range
+    return indicator.range
+
+
+def attack(
+    levels: dict[tuple[str, str, str, str], float],
+    changes: dict[tuple[str, str, str], float],
+    cells: pd.DataFrame,
+    catalogue: Catalogue,
+    codebook: Codebook,
+    rounding: float,
+) -> list[Finding]:
+    """``levels``: (indicator, wave, breakdown, domain) → the published figure, NaN where hidden;
+    ``changes``: (indicator, earlier wave, later wave, breakdown, domain) → the published
+    change, NaN where hidden; ``cells``: ``truth_and_bases``. Every hidden level with the
+    interval the intruder gets."""
+    findings = []
+    for indicator_id, group in cells[cells["base"] > 0].groupby("indicator_id", sort=False):
+        indicator = catalogue.get(indicator_id)
+        keys = [(indicator_id, r.wave, r.breakdown, r.domain) for r in group.itertuples()]
+        position = {key: i for i, key in enumerate(keys)}
+        base = dict(zip(keys, group["base"], strict=True))
+        true = dict(zip(keys, group["estimate"], strict=True))
+        low, high = known_range(indicator, codebook)
+        shown = {key: levels.get(key, np.nan) for key in keys}
+        if not any(np.isnan(v) for v in shown.values()):
+            continue
+        bounds = [
+            (low, high)
+            if np.isnan(shown[k])
+            else (shown[k] - rounding / 2, shown[k] + rounding / 2)
+            for k in keys
+        ]
+        equalities, inequalities, right = [], [], []
+        for wave in codebook.waves:
+            national = (indicator_id, wave, "national", "LV")
+            for part in PARTS:
+                members = [k for k in keys if k[1] == wave and k[2] == part]
+                if national not in position or not members:
+                    continue
+                row = np.zeros(len(keys))
+                row[position[national]] = base[national]
+                for k in members:
+                    row[position[k]] -= base[k]
+                equalities.append(row / base[national])
+        for (change_id, first, last, breakdown, domain), value in changes.items():
+            ante, post = (
+                (indicator_id, first, breakdown, domain),
+                (indicator_id, last, breakdown, domain),
+            )
+            if (
+                change_id != indicator_id
+                or np.isnan(value)
+                or ante not in position
+                or post not in position
+            ):
+                continue
+            row = np.zeros(len(keys))
+            row[position[post]], row[position[ante]] = 1.0, -1.0
+            inequalities += [row, -row]  # post − ante within the printed change ± half a unit
+            right += [value + rounding / 2, -(value - rounding / 2)]
+        national_true = {
+            w: true.get((indicator_id, w, "national", "LV"), np.nan) for w in codebook.waves
+        }
+        for key in keys:
+            if key not in levels or not np.isnan(shown[key]):
+                continue  # published, or not in these tables at all (then only unknown)
+            ends = []
+            for sense in (1.0, -1.0):
+                objective = np.zeros(len(keys))
+                objective[position[key]] = sense
+                result = linprog(
+                    objective,
+                    A_eq=np.array(equalities) if equalities else None,
+                    b_eq=np.zeros(len(equalities)) if equalities else None,
+                    A_ub=np.array(inequalities) if inequalities else None,
+                    b_ub=np.array(right) if inequalities else None,
+                    bounds=bounds,
+                    method="highs",
+                )
+                assert result.status == 0, (key, result.message)
+                ends.append(sense * result.fun)
+            width = catalogue.disclosure.protection[indicator.statistic]
+            if indicator.statistic in ("mean", "ratio"):
+                width *= abs(national_true[key[1]])
+            findings.append(
+                Finding(
+                    *key, true=true[key], low=ends[0], high=ends[1], required=min(width, high - low)
+                )
+            )
+    return findings
+
+
+def from_warehouse(warehouse: Path) -> tuple[dict, dict]:
+    """What the warehouse's indicator tables publish: (levels, changes)."""
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        estimates = connection.execute("SELECT * FROM indicators.estimates").df()
+        changes = connection.execute("SELECT * FROM indicators.changes").df()
+    levels = {
+        (r.indicator_id, r.wave, r.breakdown, str(r.domain)): float(r.estimate)
+        for r in estimates.itertuples()
+    }
+    moved = {
+        (r.indicator_id, r.wave_before, r.wave_after, r.breakdown, str(r.domain)): float(
+            r.difference
+        )
+        for r in changes.itertuples()
+    }
+    return levels, moved
+
+
+def read_csv(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / f"{name}.csv", sep=";", decimal=",", encoding="utf-8-sig")
+
+
+def from_report(tables: dict[str, pd.DataFrame], codebook: Codebook) -> tuple[dict, dict]:
+    """What the report's headline and regional tables publish (as read from a file): a column
+    per wave headed by its year, a change column per comparison headed by its years;
+    (levels, changes)."""
+    years = {str(spec.year): wave for wave, spec in codebook.waves.items()}
+    compared = {
+        f"Izmaiņas / Change {codebook.waves[c.before].year}→{codebook.waves[c.after].year}": (
+            c.before,
+            c.after,
+        )
+        for c in codebook.comparisons.values()
+    }
+    regions = {
+        label.lv: str(code) for code, label in codebook.harmonised_scales["region6"].codes.items()
+    }
+    levels, moved = {}, {}
+    for name, breakdown in (
+        ("headline_indicators", "national"),
+        ("indicators_by_region", "region"),
+    ):
+        for row in tables[name].to_dict("records"):
+            # the HTML report heads a label's two languages as one column, a line each
+            region = row.get(rt.REGION_LV, row.get(f"{rt.REGION_LV} / {rt.REGION_EN}"))
+            domain = "LV" if breakdown == "national" else regions[str(region).splitlines()[0]]
+            code = row["Kods / Code"]
+            for year, wave in years.items():
+                if year in row:
+                    levels[(code, wave, breakdown, domain)] = _number(row[year])
+            for column, (before, after) in compared.items():
+                if column in row:
+                    moved[(code, before, after, breakdown, domain)] = _number(row[column])
+    return levels, moved
+
+
+# What the HTML report writes in a figure's place when it publishes none.
+UNPUBLISHED = {
+    f"{label.lv} / {label.en}" for label in (report_html.SUPPRESSED, report_html.NOT_ASKED)
+}
+
+
+def _number(value: object) -> float:
+    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    if value in UNPUBLISHED:
+        return np.nan
+    return float(str(value).replace(",", "."))
+
+
+def html_tables(path: Path) -> list[pd.DataFrame]:
+    """The <table>s of the HTML report as frames (header row first)."""
+    parser = _Tables()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return [pd.DataFrame(rows[1:], columns=rows[0]) for rows in parser.tables if rows]
+
+
+def exposed(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if not f.protected]
+
+
+def count_by(findings: list[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for finding in findings:
+        counts[finding.indicator_id] += 1
+    return dict(counts)

@@ -1,0 +1,313 @@
+"""Disclosure control a statistical office would sign: sensitive cells (too few respondents, a
+dominant contributor) are hidden, and so are enough others that an intruder holding the
+published tables and files cannot work a hidden cell out by linear programming; the published
+cells all pass the rules, in the warehouse, the workbook, the CSV files and the HTML report."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from sdpipeline import disclosure, report_export
+from sdpipeline.defs import keys
+from sdpipeline.indicators import default_catalogue, values
+
+from . import attacker
+from .conftest import isolate, materialize
+
+RULE = default_catalogue().disclosure
+
+
+@pytest.fixture(scope="module")
+def cells(pipeline_run, codebook):
+    """Every cell's truth and weighted base, from the run's harmonised tables."""
+    _, warehouse, _ = pipeline_run
+    tables, ref = attacker.harmonised(warehouse, codebook)
+    return attacker.truth_and_bases(tables, default_catalogue(), codebook, ref)
+
+
+def test_dominance_rules():
+    assert disclosure.dominance(np.zeros(12), np.ones(12), RULE) == "all the same amount"
+    assert disclosure.dominance(np.full(12, 3.0), np.arange(1, 13), RULE) == "all the same amount"
+    vacancies = np.array([59.0, 3, 1] + [0] * 10)
+    assert "dominance" in disclosure.dominance(vacancies, np.ones(13), RULE)
+    # one contributor's weight makes it dominant though the values alone would not
+    assert "dominance" in disclosure.dominance(np.arange(1.0, 13), [1] * 11 + [200], RULE)
+    assert disclosure.dominance(np.arange(1.0, 13), np.ones(12), RULE) == ""
+    # the p % rule on its own: what is left without the two largest under 10 % of the largest
+    p_only = RULE.__class__(**{**RULE.__dict__, "dominance_k": 100.0})
+    assert disclosure.dominance([100.0, 50, 5, 4], np.ones(4), p_only) == "p 10 % rule"
+    assert disclosure.dominance([100.0, 50, 6, 5], np.ones(4), p_only) == ""
+
+
+def _cube(values_by_domain, bases, n):
+    rows = []
+    for (breakdown, domain), value in values_by_domain.items():
+        rows.append(
+            {
+                "indicator_id": "R01",
+                "instrument": "residents",
+                "wave": "ex_ante_2017",
+                "breakdown": breakdown,
+                "domain": domain,
+                "estimate": value,
+                "se": 1.0,
+                "ci_low": value - 2,
+                "ci_high": value + 2,
+                "n": n[(breakdown, domain)],
+                "effective_n": 5.0,
+                "weighted_n": bases[(breakdown, domain)],
+                "weighted_base": bases[(breakdown, domain)],
+                "df": 4,
+                "dominance": "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_a_cube_hides_a_complement_and_keeps_only_the_count(codebook):
+    figures = {("national", "LV"): 50.0, ("region", "1"): 100.0, ("region", "2"): 40.0}
+    figures[("region", "3")] = (50.0 * 10 - 100.0 * 1 - 40.0 * 4) / 5
+    bases = {("national", "LV"): 10.0, ("region", "1"): 1.0, ("region", "2"): 4.0}
+    bases[("region", "3")] = 5.0
+    n = {("national", "LV"): 100, ("region", "1"): 3, ("region", "2"): 40, ("region", "3"): 57}
+    out = disclosure.suppress_estimates(
+        _cube(figures, bases, n), default_catalogue(), codebook
+    ).set_index("domain")
+    assert out.loc["1", "suppression"] == "n < 10" and out.loc["2", "suppression"] == "secondary"
+    assert not out.loc["3", "suppressed"] and not out.loc["LV", "suppressed"]
+    hidden = out[out["suppressed"]]
+    assert hidden[list(disclosure.HIDDEN_COLUMNS)].isna().all().all()
+    assert (hidden["n"] == [3, 40]).all()
+
+
+def test_an_intruder_with_the_warehouse_learns_no_hidden_cell(pipeline_run, cells, codebook):
+    _, warehouse, _ = pipeline_run
+    levels, changes = attacker.from_warehouse(warehouse)
+    findings = attacker.attack(levels, changes, cells, default_catalogue(), codebook, 0.0)
+    assert len(findings) >= 40  # heads and leaders by region, partners in Rīga in 2017 …
+    for finding in findings:
+        assert finding.low - 1e-6 <= finding.true <= finding.high + 1e-6, finding
+    assert attacker.exposed(findings) == []
+
+
+def test_an_intruder_with_the_report_files_learns_no_hidden_cell(pipeline_run, cells, codebook):
+    folder, _, _ = pipeline_run
+    out = folder / "var" / "reports" / "tables"
+    names = ("headline_indicators", "indicators_by_region")
+    tables = {name: attacker.read_csv(out, name) for name in names}
+    levels, changes = attacker.from_report(tables, codebook)
+    findings = attacker.attack(levels, changes, cells, default_catalogue(), codebook, 0.1)
+    assert len(findings) >= 30
+    assert attacker.exposed(findings) == []
+    # the workbook and the HTML page publish the same figures as the CSV files
+    book = openpyxl.load_workbook(out / report_export.WORKBOOK)
+    pages = {len(t): t for t in attacker.html_tables(out / report_export.HTML_REPORT)}
+    for name, frame in tables.items():
+        rows = list(book[name].iter_rows(min_row=2, values_only=True))
+        sheet = pd.DataFrame(rows[1:], columns=rows[0])
+        for other in (sheet, pages[len(frame)]):
+            assert _same(attacker.from_report({**tables, name: other}, codebook), (levels, changes))
+
+
+def _same(a: tuple[dict, dict], b: tuple[dict, dict]) -> bool:
+    return all(
+        x.keys() == y.keys()
+        and all((np.isnan(x[k]) and np.isnan(y[k])) or x[k] == pytest.approx(y[k]) for k in x)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_primary_suppression_alone_gives_cells_back(cells, codebook):
+    """The same intruder against what the report did before secondary suppression (hide the
+    cells under the threshold, publish the rest exactly): it gets hidden cells back."""
+    small = cells["n"] < RULE.suppress_below
+    levels = {
+        (r.indicator_id, r.wave, r.breakdown, r.domain): np.nan if hide else r.estimate
+        for r, hide in zip(cells.itertuples(), small, strict=True)
+    }
+    findings = attacker.attack(levels, {}, cells, default_catalogue(), codebook, 0.0)
+    broken = attacker.exposed(findings)
+    assert len(broken) >= 10
+    assert any(f.width < 1e-6 for f in broken)  # e.g. the single Rīga head's answers
+
+
+def _respondents(harmonised, cell, catalogue, codebook, ref):
+    """n and the dominance verdict of one published cell, recomputed from the rows."""
+    indicator = catalogue.get(cell[0])
+    table = harmonised[indicator.instrument]
+    y, x = values(indicator, table, codebook, ref)
+    inside = (table["wave"] == cell[1]).to_numpy() & ~np.isnan(y) & ~np.isnan(x)
+    if cell[2] != "national":
+        inside &= (table[cell[2]].astype(str) == cell[3]).to_numpy()
+    weights = table["weight"].to_numpy()[inside]
+    amounts = np.sort(y[inside] * weights)[::-1]
+    dominated = False
+    if indicator.statistic in RULE.magnitude and len(amounts):
+        total = amounts.sum()
+        dominated = bool(
+            np.all(y[inside] == y[inside][0])
+            or (total > 0 and amounts[: RULE.dominance_n].sum() >= RULE.dominance_k / 100 * total)
+            or (total > 0 and total - amounts[:2].sum() < RULE.p_percent / 100 * amounts[0])
+        )
+    return int(inside.sum()), dominated
+
+
+def test_every_published_cell_passes_the_threshold_and_dominance_rules(pipeline_run, codebook):
+    folder, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    harmonised, ref = attacker.harmonised(warehouse, codebook)
+    out = folder / "var" / "reports" / "tables"
+    names = ("headline_indicators", "indicators_by_region")
+    csv = {name: attacker.read_csv(out, name) for name in names}
+    rows = list(
+        openpyxl.load_workbook(out / report_export.WORKBOOK)["indicators_by_region"].iter_rows(
+            min_row=2, values_only=True
+        )
+    )
+    xlsx = {**csv, "indicators_by_region": pd.DataFrame(rows[1:], columns=rows[0])}
+    pages = {len(t): t for t in attacker.html_tables(out / report_export.HTML_REPORT)}
+    page = {name: pages[len(frame)] for name, frame in csv.items()}
+    published = set()
+    for levels, _ in (
+        attacker.from_warehouse(warehouse),
+        attacker.from_report(csv, codebook),
+        attacker.from_report(xlsx, codebook),
+        attacker.from_report(page, codebook),
+    ):
+        published |= {key for key, value in levels.items() if not np.isnan(value)}
+    assert len(published) > 400
+    for cell in sorted(published):
+        n, dominated = _respondents(harmonised, cell, catalogue, codebook, ref)
+        assert n >= RULE.suppress_below and not dominated, cell
+
+
+def test_the_pipelines_own_audit_passes_the_run_and_fails_primary_suppression(
+    pipeline_run, cells, codebook
+):
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        published = connection.execute("SELECT * FROM indicators.estimates").df()
+    cube = cells.drop(columns="base")
+    exposures = disclosure.audit_published(published, cube, catalogue, codebook)
+    assert len(exposures) == int(published["suppressed"].sum()) and exposures
+    assert all(e.protected for e in exposures)
+    primary_only = cube.assign(suppressed=cube["n"] < RULE.suppress_below)
+    primary_only["estimate"] = primary_only["estimate"].where(~primary_only["suppressed"])
+    broken = [
+        e
+        for e in disclosure.audit_published(primary_only, cube, catalogue, codebook)
+        if not e.protected
+    ]
+    assert len(broken) >= 10
+
+
+def test_acro_flags_no_cell_that_the_report_publishes(pipeline_run, codebook):
+    """SACRO's output checker, run on the harmonised rows, as trusted research environments
+    use it: every region × wave cell it finds disclosive (under its threshold of 10, its (n, k)
+    and p % dominance rules, all values the same) is hidden in ours. acro pins pandas ≤ 2.3.3,
+    so it cannot be a dependency of this project, and the lxml it brings changes openpyxl's
+    Excel bytes: the test runs in a throwaway environment where it is installed
+    (``pip install --no-deps acro lxml rdflib matplotlib``) and is skipped elsewhere."""
+    acro = pytest.importorskip("acro")
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    harmonised, ref = attacker.harmonised(warehouse, codebook)
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        published = connection.execute("SELECT * FROM indicators.estimates").df()
+    hidden = set(
+        published.loc[published["suppressed"], ["indicator_id", "wave", "domain"]].itertuples(
+            index=False, name=None
+        )
+    )
+    checker = acro.ACRO(suppress=False)
+    flagged = 0
+    for indicator in catalogue.indicators:
+        if "region" not in indicator.breakdowns or indicator.statistic == "ratio":
+            continue
+        table = harmonised[indicator.instrument]
+        y, _ = values(indicator, table, codebook, ref)
+        rows = table.assign(y=y).dropna(subset=["y"])
+        magnitude = indicator.statistic in RULE.magnitude
+        checker.crosstab(
+            rows["region"].astype(str),
+            rows["wave"],
+            values=rows["y"] if magnitude else None,
+            aggfunc="mean" if magnitude else None,
+        )
+        output = list(checker.results.results.values())[-1]
+        labels = output.output[0]
+        for check, cells in output.sdc["cells"].items():
+            if check == "PresenceOfLinkedTableCheck":
+                continue  # differencing: what our secondary suppression and audit are for
+            for row, column in cells:
+                key = (indicator.id, labels.columns[column], labels.index[row])
+                flagged += 1
+                assert key in hidden, (check, key)
+    assert flagged >= 20
+
+
+def test_the_run_audits_the_pattern_in_a_blocking_check(pipeline_run):
+    _, _, result = pipeline_run
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "disclosure_audit"
+    ]
+    assert evaluation.passed and evaluation.blocking
+    assert evaluation.metadata["hidden_cells"].value >= 40
+    assert evaluation.metadata["exposed_cells"].value == 0
+
+
+def test_a_pattern_that_gives_cells_back_stops_the_report(pipeline_run, tmp_path, monkeypatch):
+    """Were secondary suppression to regress to primary only, the audit fails, and the
+    workbook, CSV files and HTML report are not written."""
+    _, warehouse, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    copy = folder / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    monkeypatch.setattr(
+        disclosure, "cheapest_pattern", lambda problem: {c.key for c in problem.cells if c.primary}
+    )
+    selection = [
+        keys.indicators("estimates"),
+        keys.indicators("changes"),
+        keys.report("headline_indicators"),
+        keys.report("indicators_by_region"),
+        keys.report("exports"),
+    ]
+    result = materialize(copy, selection=selection)
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "disclosure_audit"
+    ]
+    assert not evaluation.passed and evaluation.metadata["exposed_cells"].value >= 10
+    materialised = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert keys.report("exports") not in materialised
+    assert not (folder / "var" / "reports" / "tables").exists()
+
+
+def test_published_time_use_means_pass_the_threshold_and_dominance_rules(pipeline_run, codebook):
+    """A magnitude table outside the indicator cube: the specialists' time use."""
+    folder, warehouse, _ = pipeline_run
+    harmonised, _ = attacker.harmonised(warehouse, codebook)
+    specialists = harmonised["specialists"]
+    table = attacker.read_csv(folder / "var" / "reports" / "tables", "specialists_time_use")
+    variables = default_catalogue().groups["time_use"]
+    assert len(table) == len(variables)
+    checked = 0
+    for name, row in zip(variables, table.to_dict("records"), strict=True):
+        for wave, spec in codebook.waves.items():
+            if pd.isna(row.get(f"{spec.year} (%)")):
+                continue
+            rows = specialists[(specialists["wave"] == wave) & specialists[name].notna()]
+            amounts = np.sort((rows[name] * rows["weight"]).to_numpy())[::-1]
+            assert len(rows) >= RULE.suppress_below
+            assert amounts[:2].sum() < RULE.dominance_k / 100 * amounts.sum()
+            assert amounts.sum() - amounts[:2].sum() >= RULE.p_percent / 100 * amounts[0]
+            assert rows[name].nunique() > 1
+            checked += 1
+    assert checked == len(variables) * len(codebook.waves)
