@@ -12,6 +12,7 @@ from sdpipeline import disclosure, effectiveness
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.indicators.assets import harmonised_tables
+from sdpipeline.defs.policy import AUTOMATION
 from sdpipeline.indicators import default_catalogue
 from sdpipeline.reference import ReferenceData
 from sdpipeline.warehouse import qualified
@@ -24,6 +25,10 @@ AUDITED = keys.report("indicators_by_region")
     name="disclosure_audit",
     blocking=True,
     additional_deps=[keys.indicators("estimates")],
+    # requested with the table it audits, so that automation can build the exports after it in
+    # the same run: a check without a condition of its own is never "about to run", and the
+    # exports' condition (upstream blocking checks passed) would wait for it for ever
+    automation_condition=AUTOMATION,
     description="For every cell the indicator tables hide: the smallest and largest value "
     "consistent with every published figure, the cells' weighted bases and the relations "
     "between them (national = regions, state cities + novadi = national), by linear "
