@@ -135,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     home = _use_project_instance()
     from sdpipeline.validation import gx_worker
 
-    gx_worker.worker()  # imports GX on the other core while Dagster loads
+    if args.command != "refresh":
+        gx_worker.worker()  # imports GX on the other core while Dagster loads
     from sdpipeline.codebook import default_codebook
     from sdpipeline.definitions import defs
     from sdpipeline.defs.resources import warehouse_resource
@@ -158,13 +159,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             strays = _strays(codebook)
             if strays:
                 _print_strays(strays)
-                gx_worker.stop()
                 return 1
             selection, reasons = _refresh_plan(instance, defs, codebook)
             if not selection:
                 print("sdpipeline: nothing changed since the last run; every asset is current.")
-                gx_worker.stop()
                 return 0
+            # only now: a refresh that finds nothing to do should not pay for importing GX
+            gx_worker.worker()
             print(reasons)
             print(f"sdpipeline: rebuilding {len(selection)} assets")
             job = defs.resolve_implicit_global_asset_job_def()

@@ -308,13 +308,17 @@ def _label(raw: Any, where: str) -> Label:
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+def parse_yaml(text: str) -> Any:
+    """``text`` parsed by libyaml; a ``yaml.YAMLError`` from the pure parser if it is not YAML."""
     try:
-        try:
-            content = yaml.load(text, Loader=_FAST_LOADER)
-        except yaml.YAMLError:
-            content = yaml.safe_load(text)
+        return yaml.load(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        return yaml.safe_load(text)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        content = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise CodebookError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(content, dict):

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from sdpipeline import settings
-from sdpipeline.codebook import Codebook, Label
+from sdpipeline.codebook import Codebook, Label, parse_yaml
 from sdpipeline.reference import ReferenceData
 
 STATISTICS = ("proportion", "mean", "ratio", "index")
@@ -131,7 +130,7 @@ class Catalogue:
 
 def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
     path = path or settings.data_dir() / "indicators" / "catalogue.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = parse_yaml(path.read_text(encoding="utf-8"))
     indicators = []
     for spec in raw["indicators"]:
         where = f"{path.name}: {spec.get('id')}"

@@ -32,10 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import openpyxl
 import pandas as pd
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 
 from sdpipeline import __version__, report_html
 from sdpipeline.codebook import Codebook, Label
@@ -128,6 +125,11 @@ def write_workbook(
     text: ReportText,
     sources: pd.DataFrame | None = None,
 ) -> None:
+    # imported when writing: the definitions (and a nothing-changed refresh) load without it
+    import openpyxl
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
     book = openpyxl.Workbook()
     book.remove(book.active)
     header_font = Font(bold=True, color="FFFFFF")

@@ -31,8 +31,6 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 # Attacker problems are solved to this tolerance; a width within it of the requirement passes.
 SLACK = 1e-7
@@ -177,6 +175,9 @@ def _blocks(
 ) -> list[np.ndarray]:
     """Minimise each objective over {z : matrix z = right, bounds} (``right`` one for all or
     one per objective), as one linear program of independent copies; the solution of each."""
+    from scipy import sparse  # imported when solving: definitions load without SciPy
+    from scipy.optimize import linprog
+
     copies = len(objectives)
     if not copies:
         return []
@@ -225,6 +226,8 @@ def protect(problem: Problem) -> set[Hashable]:
     """The cheapest set of cells to hide, the primary ones included, under which every hidden
     cell's interval (against an attacker who knows every published value exactly) is at least
     its required width."""
+    from scipy.optimize import Bounds, LinearConstraint, milp  # as in ``_blocks``
+
     cells = problem.cells
     primary = np.array([c.primary for c in cells])
     if not primary.any():

@@ -27,6 +27,28 @@ SHIPPED_FILES = [
 ]
 
 
+# The files that take longest, longest first: pytest-xdist hands the tests to its two workers in
+# this order as they free up (``--dist loadgroup``; a file with a module-scoped fixture goes to
+# one worker whole), so that the long scenarios start first and the workers end together.
+LONGEST_FIRST = (
+    "test_state.py",
+    "test_bad_input.py",
+    "test_ui.py",
+    "test_cli.py",
+    "test_waves.py",
+    "test_operations.py",
+    "test_protection.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept
+
+
 @pytest.fixture(scope="session")
 def codebook() -> Codebook:
     return default_codebook()

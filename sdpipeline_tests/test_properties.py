@@ -73,14 +73,34 @@ def test_csv_as_excel_writes_it_reads_back_unchanged(tmp_path_factory, rows, enc
 
 
 def test_every_recode_is_total_over_the_codebook():
+    """Every labelled code of every categorical source variable, a wave's variables at once (a
+    column each, cycling through its codes), recoded by the warehouse's SQL: none is left
+    without a harmonised code, and each lands on its scale or a declared missing code."""
     missing = {m.code for m in CODEBOOK.missing_categories.values()}
+    by_wave: dict[tuple[str, str], list] = {}
     for variable, source in CATEGORICAL:
-        if source.scale is None:
-            continue
-        codes = pd.Series([float(c) for c in source.scale.labels])
-        out = recode_categorical(codes, variable, source)
-        assert out.notna().all(), (variable.name, source.wave)
-        assert set(out) <= set(variable.scale.codes) | missing
+        if source.scale is not None:
+            by_wave.setdefault((variable.instrument, source.wave), []).append((variable, source))
+    assert by_wave
+    for (name, wave), pairs in by_wave.items():
+        instrument = CODEBOOK.instruments[name]
+        size = max(len(source.scale.labels) for _, source in pairs)
+        table = pd.DataFrame(
+            {"_source_file": "a", "_source_sha256": "b", "_source_row": range(size)}
+        )
+        for _, source in pairs:
+            codes = [float(c) for c in source.scale.labels]
+            table[source.variable] = [codes[i % len(codes)] for i in range(size)]
+        for other in instrument.variables_in(wave):  # the rest of the row: empty answers
+            if other.sources[wave].variable not in table:
+                table[other.sources[wave].variable] = None
+        out = harmonise_wave(table, instrument, wave, CODEBOOK)
+        for variable, _ in pairs:
+            assert out[variable.name].notna().all(), (variable.name, wave)
+            assert set(out[variable.name]) <= set(variable.scale.codes) | missing, (
+                variable.name,
+                wave,
+            )
 
 
 @settings(deadline=None, max_examples=30)  # each example runs the recode SQL in a new DuckDB

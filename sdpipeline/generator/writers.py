@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pyreadstat
 
@@ -65,6 +64,8 @@ def _write_csv(frame, path, spec, variables, wave, stamp) -> None:
 
 
 def _write_xlsx(frame, path, spec, variables, wave, stamp) -> None:
+    import openpyxl  # here: the exporters import this module's pinning, not Excel writing
+
     out = _integers_where_whole(frame)
     book = openpyxl.Workbook()
     sheet = book.active

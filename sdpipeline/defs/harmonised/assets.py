@@ -20,8 +20,6 @@ from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_colum
 from sdpipeline.recodes import crosswalk
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation import audit
-from sdpipeline.validation.harmonised_contract import harmonised_contract
-from sdpipeline.validation.quarantine import apply_contract
 from sdpipeline.warehouse import qualified
 
 SCHEMA = keys.HARMONISED
@@ -130,6 +128,10 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                     f"{name} {wave}: weights {report.method}, deff {report.design_effect:.2f}, "
                     f"effective n {report.effective_n:.0f}"
                 )
+            # pandera is imported by the step, as in ``validated``
+            from sdpipeline.validation.harmonised_contract import harmonised_contract
+            from sdpipeline.validation.quarantine import apply_contract
+
             started = time.perf_counter()
             outcome = apply_contract(
                 connection, staging, harmonised_contract(instrument, codebook, ref)

@@ -4,6 +4,7 @@ too many of them is rejected whole and the previous validated table stays as it 
 kept are then checked as a whole by Great Expectations (``gx_checks``)."""
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -22,9 +23,10 @@ from sdpipeline.defs.metadata import (
 from sdpipeline.defs.policy import with_policy
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.validation import audit
-from sdpipeline.validation.contracts import row_contract
-from sdpipeline.validation.quarantine import ContractOutcome, apply_contract
 from sdpipeline.warehouse import qualified, replace_table_as
+
+if TYPE_CHECKING:
+    from sdpipeline.validation.quarantine import ContractOutcome
 
 SCHEMA = keys.VALIDATED
 ROW_CONTRACT = "row_contract"
@@ -36,7 +38,7 @@ class ContractConfig(dg.Config):
     max_quarantine_share: float | None = None
 
 
-def _failures_markdown(outcome: ContractOutcome) -> str:
+def _failures_markdown(outcome: "ContractOutcome") -> str:
     failing = outcome.checks[outcome.checks["failing_rows"] > 0]
     if failing.empty and not outcome.file_errors:
         return "Every row keeps every rule."
@@ -92,6 +94,11 @@ def validated_asset(
             if config.max_quarantine_share is not None
             else codebook.validation.max_quarantine_share
         )
+        # pandera is imported by the step, not by the definitions (a refresh that finds
+        # nothing to do loads those alone)
+        from sdpipeline.validation.contracts import row_contract
+        from sdpipeline.validation.quarantine import apply_contract
+
         schema = row_contract(instrument, wave_id, codebook)
         raw = qualified(keys.RAW, name)
         with warehouse.get_connection() as connection:
