@@ -27,10 +27,13 @@ SHIPPED_FILES = [
 ]
 
 
-# The files that take longest, longest first: pytest-xdist hands the tests to its two workers in
-# this order as they free up (``--dist loadgroup``; a file with a module-scoped fixture goes to
-# one worker whole), so that the long scenarios start first and the workers end together.
+# The files that take longest, longest first: pytest-xdist hands whole files to its workers in
+# this order as they free up (``--dist loadfile``: a file's tests run in order, on one worker,
+# its module-scoped fixtures built once), so that the long scenarios start first and the workers
+# end together.
 LONGEST_FIRST = (
+    "test_automation.py",
+    "test_killed_runs.py",
     "test_state.py",
     "test_bad_input.py",
     "test_ui.py",

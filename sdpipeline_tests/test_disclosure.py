@@ -20,9 +20,6 @@ from sdpipeline.indicators import default_catalogue, values
 from . import attacker
 from .conftest import isolate, materialize
 
-# its module-scoped fixture is built once: every test of the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("disclosure")
-
 RULE = default_catalogue().disclosure
 
 

@@ -14,9 +14,6 @@ from sdpipeline.pseudonymise import pseudonym_key, pseudonymise
 
 from .conftest import SHIPPED_RAW
 
-# its module-scoped fixture is built once: every test of the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("generator")
-
 
 def _hashes(folder):
     return {

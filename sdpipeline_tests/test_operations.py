@@ -1,6 +1,6 @@
 """Leaving it running: the automation is defined and off by default, jobs run by name, and
 concurrent runs queue. (What is behind, and what automation and refresh rebuild, is tried in
-test_state.py.)"""
+test_state.py, test_killed_runs.py and test_automation.py.)"""
 
 from __future__ import annotations
 

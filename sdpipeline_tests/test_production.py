@@ -18,9 +18,6 @@ from sdpipeline.definitions import build_definitions
 
 from .conftest import require
 
-# its module-scoped fixture is built once: every test of the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("production")
-
 POSTGRES_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
 

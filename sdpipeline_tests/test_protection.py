@@ -1,7 +1,7 @@
 """Data protection and reliability: identifiers pseudonymised with a key kept out of the
 repository, no identifier or free text in any result nor in Dagster's own storage, the report
 readable read-only, and identical results from identical deliveries. (Runs killed at several
-moments are tried in test_state.py.)"""
+moments are tried in test_killed_runs.py.)"""
 
 from __future__ import annotations
 

@@ -33,9 +33,6 @@ from .report_page import (
     section_screenshot,
 )
 
-# its module-scoped fixture is built once: every test of the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("report_html")
-
 MARGIN = 6  # pixels of page around a section's screenshot
 
 

@@ -22,9 +22,6 @@ from sdpipeline.definitions import build_definitions
 
 from .conftest import require, stop_session
 
-# its module-scoped fixture is built once: every test of the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("ui")
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_ARGS = [
     "--no-sandbox",

@@ -33,9 +33,6 @@ from sdpipeline.reference import ReferenceDataError, check_waves
 from . import third_wave as tw
 from .conftest import SHIPPED_RAW
 
-# its module-scoped fixture is built once: every test of the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("waves")
-
 CLI = [sys.executable, "-m", "sdpipeline"]
 PROJECT = "ex_ante_2017_ex_post_2023"
 TWO_WAVES = ("ex_ante_2017", "ex_post_2023")

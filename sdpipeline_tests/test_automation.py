@@ -1,0 +1,84 @@
+"""Automation under the real daemon: each new content of a delivered file triggers exactly one
+run of its lineage, and the report it publishes names that content."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from sdpipeline import settings
+from sdpipeline.ingest import sha256_of
+
+from .conftest import cli_env, clone, stop_session
+from .state_checks import LEADERS_2017, published, set_first_answer, status_as_the_ui
+
+
+def _automation_runs(home: Path) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return [
+            r.dagster_run
+            for r in instance.get_run_records(
+                dg.RunsFilter(tags={"sdpipeline/trigger": "automation"}), ascending=True
+            )
+        ]
+
+
+def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
+    cli_pipeline, tmp_path, monkeypatch
+):
+    """The real daemon, with both sensors on: three successive corrections of one file, each
+    rebuilt by exactly one run of that file's lineage (the second correction of a file was
+    skipped as 'already completed' when the run key did not depend on the content)."""
+    folder = clone(cli_pipeline, tmp_path)
+    home = folder / "var" / "dagster_home"
+    interval = 3
+    env = cli_env(
+        folder,
+        SDPIPELINE_AUTOMATION="on",
+        SDPIPELINE_AUTOMATION_INTERVAL_SECONDS=str(interval),
+    )
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+        env=env,
+        cwd=settings.REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    path = folder / "raw" / LEADERS_2017
+    try:
+        for count, value in enumerate(("11", "22", "33"), start=1):
+            set_first_answer(path, "q_pabalsti_pct", value)
+            deadline = time.monotonic() + 420
+            while True:
+                runs = _automation_runs(home)
+                if len(runs) == count and runs[-1].is_finished:
+                    break
+                assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
+                time.sleep(1)
+            time.sleep(4 * interval)  # a few more ticks: no second run for the same content
+            runs = _automation_runs(home)
+            assert len(runs) == count, [r.run_id for r in runs]
+            run = runs[-1]
+            assert run.status == dg.DagsterRunStatus.SUCCESS, (tmp_path / "daemon.log").read_text()
+            rebuilt = {k.to_user_string() for k in run.asset_selection}
+            assert {
+                "raw/leaders_2017",
+                "validated/leaders_2017",
+                "harmonised/leaders",
+                "indicators/estimates",
+                "report/exports",
+            } <= rebuilt
+            assert not rebuilt & {"raw/leaders_2023", "raw/residents_2017", "harmonised/clients"}
+            assert published(folder)[0]["files"]["pasvaldibu_vaditaji_2017.csv"] == sha256_of(path)
+    finally:
+        stop_session(daemon, seconds=60)
+        log.close()
+    code, report = status_as_the_ui(folder, monkeypatch)
+    assert code == 0, report

@@ -1,0 +1,156 @@
+"""A killed run is finished by the next refresh and marked failed, and the published report is
+never a mix of two deliveries: ``sdpipeline refresh`` killed with SIGKILL at several moments
+while an analyst keeps reading the report."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from sdpipeline import report_export, settings
+
+from .conftest import cli_env, clone, sdpipeline
+from .state_checks import (
+    LEADERS_2017,
+    REPORT_TABLES,
+    assert_same_report,
+    assert_status_agrees_with_the_ui,
+    published,
+    set_first_answer,
+    status,
+    ui_graphql,
+)
+
+
+def _refresh_killed_at(folder: Path, moment: Callable[[str], bool], staging: bool = False) -> str:
+    """Start `sdpipeline refresh` and SIGKILL it at ``moment`` (a line of its log), or, with
+    ``staging``, as soon as the report's staging folder appears; returns the log read."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sdpipeline", "refresh", "--verbose"],
+        env=cli_env(folder),
+        cwd=settings.REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    store = report_export.publications_dir(folder / "var" / "reports" / "tables")
+    log = []
+    if staging:
+        threading.Thread(target=lambda: log.extend(process.stdout), daemon=True).start()
+        deadline = time.monotonic() + 300
+        while not any(".partial-" in p.name for p in store.iterdir()):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(log)
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    else:
+        for line in process.stdout:
+            log.append(line)
+            if moment(line):
+                process.send_signal(signal.SIGKILL)
+                break
+    assert process.wait(timeout=60) == -signal.SIGKILL, "".join(log)[-3000:]
+    return "".join(log)
+
+
+def _nth_step_start(prefix: str, n: int) -> Callable[[str], bool]:
+    seen: list[str] = []
+
+    def moment(line: str) -> bool:
+        if " - STEP_START - " in line and f" - {prefix}" in line and "exports" not in line:
+            seen.append(line)
+        return len(seen) == n
+
+    return moment
+
+
+class Reader(threading.Thread):
+    """An analyst reading the published report again and again while runs are killed."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(daemon=True)
+        self.folder, self.seen, self.errors = folder, [], []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        link = self.folder / "var" / "reports" / "tables"
+        while not self.stop.is_set():
+            try:
+                out = link.resolve()
+                manifest = json.loads((out / report_export.MANIFEST).read_text("utf-8"))
+                with duckdb.connect(str(out / report_export.DATABASE), read_only=True) as db:
+                    files = dict(db.execute("SELECT * FROM report.source_files").fetchall())
+                if files != manifest["files"]:
+                    self.errors.append(f"{out}: database and manifest disagree")
+                self.seen.append(tuple(sorted(files.items())))
+            except Exception as error:
+                self.errors.append(repr(error))
+            time.sleep(0.05)
+
+
+def test_killed_refreshes_are_finished_and_the_report_is_never_mixed(
+    cli_pipeline, tmp_path, monkeypatch
+):
+    folder = clone(cli_pipeline, tmp_path / "killed")
+    reference = clone(cli_pipeline, tmp_path / "uninterrupted")
+    before = published(folder)
+    for target in (folder, reference):
+        set_first_answer(target / "raw" / LEADERS_2017, "q_pabalsti_pct", "7")
+    assert sdpipeline(reference, "refresh").returncode == 0
+    after = published(reference)
+    assert after[0]["files"] != before[0]["files"]
+    deliveries = {tuple(sorted(p[0]["files"].items())) for p in (before, after)}
+
+    reader = Reader(folder)
+    reader.start()
+    moments = {
+        "inside the raw layer": (_nth_step_start("raw__", 1), False),
+        "between harmonised and indicators": (_nth_step_start("indicators__", 1), False),
+        "between two report steps": (_nth_step_start("report__", 2), False),
+        "during the exports": (None, True),
+    }
+    with ui_graphql(folder, monkeypatch) as ui:
+        for name, (moment, staging) in moments.items():
+            log = _refresh_killed_at(folder, moment, staging)
+            assert_same_report(published(folder), before)
+            code, report = status(folder)
+            assert code == 1, name
+            assert report["unfinished_runs"] == [], (name, report["unfinished_runs"])
+            assert_status_agrees_with_the_ui(report, ui())
+            assert "Traceback" not in log
+        finished = sdpipeline(folder, "refresh")
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        code, report = status(folder)
+        assert code == 0, report
+        assert_status_agrees_with_the_ui(report, ui())
+    reader.stop.set()
+    reader.join()
+    assert not reader.errors, reader.errors[:5]
+    assert set(reader.seen) <= deliveries and tuple(sorted(before[0]["files"].items())) in set(
+        reader.seen
+    )
+    assert_same_report(published(folder), after)
+    with (
+        duckdb.connect(str(folder / "var" / "warehouse.duckdb"), read_only=True) as a,
+        duckdb.connect(str(reference / "var" / "warehouse.duckdb"), read_only=True) as b,
+    ):
+        for name in REPORT_TABLES:
+            pd.testing.assert_frame_equal(
+                a.execute(f"SELECT * FROM report.{name}").df(),
+                b.execute(f"SELECT * FROM report.{name}").df(),
+            )
+    with dg.DagsterInstance.from_config(str(folder / "var" / "dagster_home")) as instance:
+        runs = [r.dagster_run for r in instance.get_run_records()]
+    killed = [r for r in runs if r.tags.get("sdpipeline/trigger") == "sdpipeline refresh"]
+    statuses = [r.status for r in killed]
+    assert statuses.count(dg.DagsterRunStatus.FAILURE) == 4, statuses
+    assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 1, statuses
