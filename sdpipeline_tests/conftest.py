@@ -29,8 +29,9 @@ SHIPPED_FILES = [
 
 # The files that take longest, longest first: pytest-xdist hands whole files to its workers in
 # this order as they free up (``--dist loadfile``: a file's tests run in order, on one worker,
-# its module-scoped fixtures built once), so that the long scenarios start first and the workers
-# end together.
+# its module-scoped fixtures built once; ``--no-loadscope-reorder``: otherwise it puts the files
+# with most tests first, and a one-test file of three minutes last), so that the long scenarios
+# start first and the workers end together.
 LONGEST_FIRST = (
     "test_automation.py",
     "test_killed_runs.py",
