@@ -231,3 +231,21 @@ def test_dg_list_defs_lists_every_asset_as_the_snapshot_has_it(tmp_path):
     }
     assert {s["name"] for s in listed["sensors"]} == {"delivery_automation", "delivery_files"}
     assert {j["name"] for j in listed["jobs"]} >= {"full_refresh"}
+
+
+def test_loading_the_definitions_leaves_the_steps_libraries_to_the_steps():
+    """What a nothing-changed refresh loads is the definitions alone: the libraries only steps
+    use (the solver, Excel writing, the row contracts, Great Expectations) come with the steps,
+    so that deciding stays a matter of seconds."""
+    probe = (
+        "import sys\n"
+        "from sdpipeline.definitions import defs\n"
+        "defs.resolve_asset_graph()\n"
+        "heavy = ('scipy', 'openpyxl', 'pandera', 'great_expectations')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", result.stdout
