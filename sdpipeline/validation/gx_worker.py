@@ -7,8 +7,9 @@ run's own process never loads GX at all. Each table crosses the pipe cut down to
 suite reads, so the worker holds small frames, not copies of the delivery.
 
 A process keeps one worker for every run it executes (the command line runs one; the tests run
-many). The command line starts it before it loads Dagster; a run launched from the UI, by a
-sensor or a schedule starts it as its process loads the code location
+many). ``sdpipeline run`` starts it before it loads Dagster, ``refresh`` once it knows there is
+something to rebuild (a refresh with nothing to do never starts it); a run launched from the
+UI, by a sensor or a schedule starts it as its process loads the code location
 (``start_if_run_worker``), so that GX's import overlaps Dagster's start-up there too. Each
 request carries the caller's ``SDPIPELINE_*`` settings, so the worker writes to the GX project
 and Data Docs site the caller would. The worker ends with its process: when the
