@@ -129,15 +129,6 @@ def test_a_run_takes_the_process_s_worker_and_a_dead_one_is_replaced(isolated):
         assert all(o.passed for o in running.run_suite(_suite(), _frame().head(2), checked("run")))
 
 
-def test_a_worker_no_run_needs_is_stopped_at_once(isolated):
-    started = gx_worker.worker()
-    gx_worker.stop()  # still importing GX: it must not finish first
-    assert _ended(started.pid, within_seconds=1)
-    again = gx_worker.worker()
-    assert again is not started and again.alive()
-    gx_worker.stop()
-
-
 def test_the_worker_writes_where_the_caller_s_settings_say(worker, isolated, monkeypatch):
     worker.run_suite(_suite("first_place"), _frame(), checked("run-1"))
     first = gx_runner.gx_root()

@@ -194,14 +194,6 @@ def start_if_run_worker() -> None:
         worker()
 
 
-def stop() -> None:
-    """End this process's worker now: the command turned out to have no run for it."""
-    global _worker
-    if _worker is not None:
-        _worker.kill()
-        _worker = None
-
-
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer requests until the pipe closes. GX is imported and the project of the settings it
     started with opened before the first request is read: the work the run does not wait for."""
