@@ -10,16 +10,28 @@ The text is laid out with the report's own typeface (``report_assets/``), which 
 embeds, so the browser draws exactly the glyphs vl-convert measured. Rendering is
 deterministic: the same rows give the same bytes, whatever was rendered before in the process
 (vl-convert numbers clip paths per process; they are renumbered per chart here).
+
+Drawing is most of the report's time (about 0.1 s of CPU a chart, most of it vl-convert
+measuring text in the report's typeface), and a refresh redraws the same charts: what
+vl-convert drew is kept in a folder of its own (``Batch(cache=...)``), named by the SHA-256 of
+everything that decides its bytes: the full spec with its data, vl-convert's version and the
+typeface's files. A chart whose figures changed has a new name and is drawn; charts no longer
+on the page are removed from the folder, which so holds one report's charts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import textwrap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from sdpipeline.codebook import Label
 
@@ -106,13 +118,28 @@ def label_lines(label: Label, missing: tuple[str, ...] = (), width: int = LABEL_
     return "\n".join(lines)
 
 
+FONT_FOLDER = resources.files("sdpipeline") / "report_assets" / "dejavu"
+
+
 @cache
 def _fonts_registered() -> bool:
     import vl_convert
 
-    folder = resources.files("sdpipeline") / "report_assets" / "dejavu"
-    vl_convert.register_font_directory(str(folder))
+    vl_convert.register_font_directory(str(FONT_FOLDER))
     return True
+
+
+@cache
+def _renderer() -> str:
+    """What besides the spec decides a drawing's bytes: vl-convert's version and the
+    typeface's files."""
+    from importlib.metadata import version
+
+    fonts = hashlib.sha256()
+    for font in sorted(FONT_FOLDER.iterdir(), key=lambda f: f.name):
+        if font.name.endswith(".ttf"):
+            fonts.update(font.name.encode() + font.read_bytes())
+    return f"vl-convert {version('vl-convert-python')}; fonts {fonts.hexdigest()}"
 
 
 def _axis(labels: bool = True) -> dict:
@@ -141,9 +168,11 @@ class Chart:
 class Batch:
     """The charts of a page, drawn together: each stands in the page as a placeholder until
     ``fill`` puts its SVG there. vl-convert draws outside Python's lock, so two threads draw
-    two charts at once (a page's charts take most of the report's time)."""
+    two charts at once (a page's charts take most of the report's time). With a ``cache``
+    folder, a chart drawn before is taken from it (see the module's docstring)."""
 
     charts: list[Chart] = field(default_factory=list)
+    cache: Path | None = None
 
     def add(self, chart: Chart) -> str:
         self.charts.append(chart)
@@ -152,18 +181,19 @@ class Batch:
     def fill(self, page: str) -> str:
         names = [f"chart{number}" for number in range(1, len(self.charts) + 1)]
         with ThreadPoolExecutor(THREADS) as pool:
-            svgs = list(pool.map(render, self.charts, names))
+            svgs = list(pool.map(lambda c, n: render(c, n, self.cache), self.charts, names))
         for name, svg in zip(names, svgs, strict=True):
             page = page.replace(f"<!--{name}-->", svg)
+        if self.cache is not None:
+            kept = {f"{drawing_key(_full_spec(c))}.svg" for c in self.charts}
+            for old in self.cache.glob("*.svg"):
+                if old.name not in kept:
+                    old.unlink(missing_ok=True)
         return page
 
 
-def render(chart: Chart, name: str) -> str:
-    """A chart as an SVG element of the page; ``name`` makes its ids its own."""
-    import vl_convert
-
-    _fonts_registered()
-    spec = {
+def _full_spec(chart: Chart) -> dict:
+    return {
         **chart.spec,
         "background": "white",
         # the marks' own descriptions are left out: the chart's title speaks for it, and the
@@ -175,7 +205,35 @@ def render(chart: Chart, name: str) -> str:
             "axis": {"aria": False},
         },
     }
+
+
+def drawing_key(spec: dict) -> str:
+    """The SHA-256 naming a drawing: of its full spec and of what draws it (``_renderer``)."""
+    text = json.dumps(spec, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{_renderer()}\n{text}".encode()).hexdigest()
+
+
+def draw(spec: dict, cache: Path | None = None) -> str:
+    """vl-convert's SVG of ``spec``, from ``cache`` when it was drawn before. A drawing is
+    written under a temporary name and renamed, so a killed run leaves no half a chart."""
+    path = None if cache is None else cache / f"{drawing_key(spec)}.svg"
+    if path is not None and path.exists():
+        return path.read_text(encoding="utf-8")
+    import vl_convert
+
+    _fonts_registered()
     svg = vl_convert.vegalite_to_svg(spec)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        partial.write_text(svg, encoding="utf-8")
+        partial.replace(path)
+    return svg
+
+
+def render(chart: Chart, name: str, cache: Path | None = None) -> str:
+    """A chart as an SVG element of the page; ``name`` makes its ids its own."""
+    svg = draw(_full_spec(chart), cache)
     ids = dict.fromkeys(re.findall(r'id="([^"]+)"', svg))
     for number, old in enumerate(ids, start=1):
         svg = svg.replace(f'id="{old}"', f'id="{name}-{number}"')

@@ -205,8 +205,9 @@ def write_html(
     path: Path,
     text: ReportText,
     provenance: Provenance | None = None,
+    chart_cache: Path | None = None,
 ) -> None:
-    path.write_text(report_html.page(tables, text, provenance), encoding="utf-8")
+    path.write_text(report_html.page(tables, text, provenance, chart_cache), encoding="utf-8")
 
 
 def export(
@@ -216,9 +217,11 @@ def export(
     lineage: pd.DataFrame | None = None,
     provenance: Provenance | None = None,
     also: Callable[[Path], object] | None = None,
+    chart_cache: Path | None = None,
 ) -> list[Path]:
     """Write every format into a new folder, then publish it as ``out_dir`` in one step (see
-    the module's docstring); returns the published files. ``lineage``: ``report.cell_lineage``,
+    the module's docstring); returns the published files. ``chart_cache``: the HTML report's
+    drawn charts, kept between runs (``report_charts``). ``lineage``: ``report.cell_lineage``,
     published beside the tables as a CSV file and in the report's database (not in the
     workbook or the HTML, which are for reading). ``also`` writes what is published with the
     report (the harmonised datasets) into that folder, so that it is swapped in with the rest
@@ -238,7 +241,7 @@ def export(
             frame.to_csv(
                 staging / f"{table}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"
             )
-        write_html(tables, staging / HTML_REPORT, text, provenance)
+        write_html(tables, staging / HTML_REPORT, text, provenance, chart_cache)
         if lineage is not None:
             lineage.to_csv(
                 staging / f"{LINEAGE}.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig"

@@ -29,6 +29,8 @@ from sdpipeline.codebook import Label
 from sdpipeline.report_columns import ReportColumn, report_columns
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sdpipeline.report_export import Provenance, ReportText
 
 PUBLICATION_ID = "publication"
@@ -110,13 +112,15 @@ def _style() -> str:
 class _Page:
     """The report's sections, from the report tables as published."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame], text: ReportText) -> None:
+    def __init__(
+        self, tables: dict[str, pd.DataFrame], text: ReportText, chart_cache: Path | None = None
+    ) -> None:
         self.tables, self.text = tables, text
         self.codebook, self.catalogue = text.codebook, text.catalogue
         self.waves = [_Wave(w.id, str(w.year), w.label) for w in self.codebook.waves.values()]
         self.wave_series = charts.series([(w.year, Label(w.year, w.year)) for w in self.waves])
         self.headline = tables["headline_indicators"].set_index(rt.CODE, drop=False)
-        self.charts = charts.Batch()
+        self.charts = charts.Batch(cache=chart_cache)
 
     # --- what a cell says when it holds no figure -----------------------------------------
 
@@ -504,9 +508,14 @@ def provenance_block(text: ReportText, provenance: Provenance | None) -> str:
 
 
 def page(
-    tables: dict[str, pd.DataFrame], text: ReportText, provenance: Provenance | None = None
+    tables: dict[str, pd.DataFrame],
+    text: ReportText,
+    provenance: Provenance | None = None,
+    chart_cache: Path | None = None,
 ) -> str:
-    builder = _Page(tables, text)
+    """The report as one HTML page; ``chart_cache``: a folder keeping the charts drawn, so that
+    a refresh draws only those whose figures changed (``report_charts``)."""
+    builder = _Page(tables, text, chart_cache)
     sections = [
         *builder.changes(),
         *builder.instruments(),

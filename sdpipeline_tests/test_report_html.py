@@ -242,6 +242,36 @@ def test_charts_are_the_same_bytes_whatever_was_drawn_before():
     assert all(f"url(#{i})" in one for i in ids)
 
 
+def test_a_chart_drawn_before_is_taken_from_the_cache_and_only_changed_ones_are_drawn(tmp_path):
+    keys = report_charts.series([("2017", Label("2017", "2017")), ("2023", Label("2023", "2023"))])
+
+    def chart(value: float) -> report_charts.Chart:
+        row = report_charts.Row(Label("Rīga", "Riga"), {"2017": 51.5, "2023": value})
+        return report_charts.dot_chart([row], keys, Label("%", "%"))
+
+    def fill(charts: list[report_charts.Chart], cache=None) -> str:
+        batch = report_charts.Batch(cache=cache)
+        return batch.fill("".join(batch.add(c) for c in charts))
+
+    cache = tmp_path / "charts"
+    drawn = [chart(55.0), chart(44.0), chart(55.0)]
+    page = fill(drawn, cache)
+    assert page == fill(drawn)  # the same page as drawn without a cache
+    files = sorted(cache.glob("*.svg"))
+    assert len(files) == 2  # one drawing per distinct chart
+    # a second page takes the drawings from the cache: a marker put into one comes back
+    original = files[0].read_text()
+    files[0].write_text(original.replace("<svg ", '<svg data-from-cache="yes" ', 1))
+    assert 'data-from-cache="yes"' in fill(drawn, cache)
+    files[0].write_text(original)
+    # a changed figure is a new drawing; the drawing no page holds any more is removed
+    again = fill([chart(55.0), chart(60.0)], cache)
+    assert again == fill([chart(55.0), chart(60.0)])
+    remaining = sorted(cache.glob("*.svg"))
+    assert len(remaining) == 2 and len(set(remaining) & set(files)) == 1
+    assert not list(cache.glob(".*"))  # no drawing left half-written
+
+
 def test_the_page_fetches_nothing_and_embeds_its_typeface(report):
     page = report.read_text(encoding="utf-8")
     assert not re.search(r'(?:src|href)="(?!#)', page)  # no file or address to fetch

@@ -331,6 +331,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
                 also=lambda staging: harmonised_export.write_datasets(
                     connection, codebook, staging / DATASETS, text.stamp
                 ),
+                chart_cache=settings.var_dir() / "cache" / "charts",
             )
         html = out / report_export.HTML_REPORT
         context.log.info(f"published {len(files)} files in {out} (run {context.run.run_id})")
