@@ -23,6 +23,8 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyreadstat
 
 from sdpipeline.generator.writers import pin_sav
@@ -124,19 +126,36 @@ def _cases(variables: list[Variable], widths: dict[str, int], chunk: pd.DataFram
     for v in variables:
         values = chunk[v.name]
         if v.kind == TEXT:
-            # each distinct string encoded and padded once: most columns repeat a few values
-            codes, distinct = pd.factorize(values.fillna(""))
-            encoded = [str(text).encode("utf-8") for text in distinct]
-            if any(len(text) > widths[v.name] for text in encoded):
-                raise SavError(f"{v.name}: a value longer than its width {widths[v.name]}")
-            padded = np.array(encoded, dtype=layout[v.name])
-            cases[v.name] = np.char.ljust(padded, _width(v, widths), b" ")[codes]
+            cases[v.name] = padded_text(values, v.name, widths[v.name], _width(v, widths))
         else:
             if v.kind == DATE:
                 values = (pd.to_datetime(values) - _GREGORIAN) / pd.Timedelta(seconds=1)
             numbers = values.to_numpy(dtype="float64", na_value=np.nan)
             cases[v.name] = np.where(np.isnan(numbers), SYSMIS, numbers)
     return cases.tobytes()
+
+
+def padded_text(values: pd.Series, name: str, longest: int, width: int) -> np.ndarray:
+    """Strings as SPSS stores them: UTF-8 padded with spaces to ``width`` bytes (an empty string
+    where there is none). Each distinct value is padded once (most columns repeat a few), from
+    Arrow's buffers with no Python object per value: identifiers are distinct in every row."""
+    text = pa.array(values, type=pa.large_string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    encoded = pc.fill_null(text, "").dictionary_encode()
+    distinct = encoded.dictionary
+    lengths = pc.binary_length(distinct).to_numpy(zero_copy_only=False).astype(np.int64)
+    if len(distinct) and lengths.max() > longest:
+        raise SavError(f"{name}: a value longer than its width {longest}")
+    start = distinct.offset  # a slice's values begin where it starts in the buffers
+    offsets = np.frombuffer(distinct.buffers()[1], dtype=np.int64)
+    begins = offsets[start : start + len(distinct)]
+    data = np.frombuffer(distinct.buffers()[2] or b"\0", dtype=np.uint8)
+    cells = np.full((len(distinct), width), ord(" "), dtype=np.uint8)
+    for byte in range(int(lengths.max(initial=0))):  # the n-th byte of every value that long
+        having = np.flatnonzero(lengths > byte)
+        cells[having, byte] = data[begins[having] + byte]
+    return cells.view(f"S{width}").ravel()[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def write(

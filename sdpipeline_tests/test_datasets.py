@@ -196,6 +196,36 @@ def test_an_answer_whose_range_holds_the_codes_keeps_its_kind_beside_it(pipeline
     assert layout.columns["experience_years"].variable.missing == MISSING  # still folded
 
 
+@pytest.mark.parametrize("form", ["objects", "arrow", "arrow slice", "arrow chunks"])
+def test_text_is_padded_as_spss_stores_it_however_arrow_holds_it(form):
+    """Every value its UTF-8 bytes padded with spaces, whether the warehouse's chunk holds the
+    column as Python objects or Arrow (a slice of a buffer, or several chunks), and whether
+    the values repeat or are all distinct."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(7)
+    alphabet = list("aāčžŗ €x")
+    values = [
+        None if rng.random() < 0.1 else "".join(rng.choice(alphabet, rng.integers(0, 7)))
+        for _ in range(400)
+    ] + [f"id-{n:05d}" for n in range(300)]  # distinct in every row, as pseudonyms are
+    arrow = pa.array(["skipped", *values], type=pa.string())
+    series = {
+        "objects": pd.Series(values, dtype=object),
+        "arrow": pd.Series(pd.arrays.ArrowExtensionArray(arrow[1:].cast(pa.string()))),
+        "arrow slice": pd.Series(pd.arrays.ArrowExtensionArray(arrow.slice(1))),
+        "arrow chunks": pd.Series(
+            pd.arrays.ArrowExtensionArray(pa.chunked_array([arrow[1:250], arrow[250:]]))
+        ),
+    }[form]
+    longest = max(len((v or "").encode()) for v in values)
+    width = -(-longest // 8) * 8
+    padded = sav_writer.padded_text(series, "t", longest, width)
+    assert padded.tolist() == [(v or "").encode().ljust(width, b" ") for v in values]
+    with pytest.raises(sav_writer.SavError, match="t: a value longer than its width"):
+        sav_writer.padded_text(series, "t", longest - 1, width)
+
+
 def test_the_sav_writer_writes_every_kind_of_cell_pyreadstat_reads_back(tmp_path):
     """Cases written in chunks, behind the dictionary pyreadstat writes: numbers and missing
     numbers, dates and missing dates, UTF-8 text, repeated text, empty text."""
