@@ -5,8 +5,10 @@ sampled sum over the process and its Great Expectations worker, so the figures a
 engineer running the command sees.
 
 For each scale: generate the delivery; a full run into an empty warehouse; three refreshes
-with nothing changed, one after another; a refresh after one file changed; and the floor
-(``sdpipeline floor``: the indicators as one plain DuckDB SQL pass over the files).
+with nothing changed, one after another; a refresh after one file changed; the floor
+(``sdpipeline floor``: the indicators as one plain DuckDB SQL pass over the files); and Dagster
+alone (``dagster_floor``: the same graph with every step doing nothing), twice, as the full and
+the warm run find their instance.
 Validation's share of a full run comes from the seconds its checks record, and where the rest
 of its time goes (per layer, and outside the steps) from Dagster's own step timings.
 """
@@ -33,6 +35,10 @@ from pathlib import Path
 CHANGED_FILE = ("ex_post_2023", "dienestu_vaditaji_2023.csv")
 BENCHMARK_KEY = "benchmark-only-pseudonym-key"
 UNCHANGED_REPEATS = 3
+DAGSTER_ALONE = (
+    ("Dagster alone (steps doing nothing)", "dagster_alone.log"),
+    ("Dagster alone, again (warm)", "dagster_alone_again.log"),
+)
 
 
 @dataclass
@@ -230,6 +236,14 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
     change_one_answer(raw.joinpath(*CHANGED_FILE), "SHORTAGE", ("1", "2"))
     pipeline.append(measure("refresh, one file changed", "refresh", "one_changed.log"))
     floor = measure("floor (plain DuckDB SQL)", "floor", "floor.log")
+    # Dagster's own share: the same graph, each step doing nothing, into a fresh instance and
+    # then again into the one it made, as the full run and the warm run find theirs
+    alone = {**env, "DAGSTER_HOME": str(folder / "dagster_alone")}
+    for phase, log in DAGSTER_ALONE:
+        wall, peak, code, _ = timed(
+            [sys.executable, "-m", "sdpipeline.dagster_floor"], alone, folder / log
+        )
+        results.append(Measurement(scale, phase, wall, peak, respondents, ok=code == 0))
     for measurement in pipeline:
         measurement.ratio_to_floor = measurement.wall_s / floor.wall_s
     return results

@@ -5,6 +5,7 @@ harness measures real processes. The ×10 end-to-end run is slow-marked: it runs
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from sdpipeline import dagster_floor
 from sdpipeline.benchmark import (
+    DAGSTER_ALONE,
     OUTSIDE_STEPS,
     Measurement,
     benchmark,
@@ -24,6 +27,7 @@ from sdpipeline.benchmark import (
     table,
     write,
 )
+from sdpipeline.cli import INSTANCE_CONFIG
 from sdpipeline.codebook import default_codebook
 from sdpipeline.floor import floor_indicators
 from sdpipeline.indicators import default_catalogue
@@ -146,6 +150,59 @@ def test_a_run_s_time_is_split_by_layer_from_dagster_s_own_step_timings(tmp_path
     assert 0 < validation < layers["validated"]
 
 
+def test_dagster_alone_runs_the_pipeline_s_own_graph_with_steps_doing_nothing(tmp_path):
+    """The same steps, assets, dependencies and checks as the pipeline, run by the pipeline's
+    full_refresh into an instance configured as ``sdpipeline run``'s; nothing is read or
+    written but Dagster's own records."""
+    from sdpipeline.definitions import defs
+
+    def shape(definitions: dg.Definitions) -> tuple:
+        graph = definitions.resolve_asset_graph()
+        steps = sorted(a.node_def.name for a in graph.assets_defs if a.is_executable)
+        deps = {
+            str(k): sorted(map(str, graph.get(k).parent_keys)) for k in graph.get_all_asset_keys()
+        }
+        job = definitions.resolve_job_def("full_refresh")
+        return (
+            steps,
+            deps,
+            sorted(map(str, graph.asset_check_keys)),
+            len(job.asset_layer.executable_asset_keys),
+        )
+
+    mirrored = dagster_floor.definitions(defs)
+    assert shape(mirrored) == shape(defs)
+    home = tmp_path / "home"
+    done = subprocess.run(
+        [sys.executable, "-m", "sdpipeline.dagster_floor"],
+        env={**os.environ, "DAGSTER_HOME": str(home), "SDPIPELINE_VAR_DIR": str(tmp_path / "var")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    steps = len(shape(defs)[0])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{steps} steps doing nothing" in done.stdout
+    assert (home / "dagster.yaml").read_text() == INSTANCE_CONFIG
+    graph = defs.resolve_asset_graph()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        records = instance.get_records_for_run(run.run_id, limit=10_000).records
+    events = [
+        r.event_log_entry.dagster_event for r in records if r.event_log_entry.is_dagster_event
+    ]
+    assert {e.asset_key for e in events if e.is_step_materialization} == set(
+        graph.materializable_asset_keys
+    )
+    checked = {
+        e.event_specific_data.asset_check_key
+        for e in events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert checked == set(graph.asset_check_keys)
+    assert not (tmp_path / "var" / "warehouse.duckdb").exists()
+
+
 @pytest.mark.slow
 def test_the_x10_delivery_runs_end_to_end(tmp_path):
     cli = [sys.executable, "-m", "sdpipeline"]
@@ -154,6 +211,8 @@ def test_the_x10_delivery_runs_end_to_end(tmp_path):
     assert results["full run"].respondents > 50_000
     assert results["refresh, nothing changed"].assets_recomputed == 0
     assert 0 < results["refresh, one file changed"].assets_recomputed < 40
+    for phase, _ in DAGSTER_ALONE:
+        assert 0 < results[phase].wall_s < results["full run"].wall_s
     assert 0 < results["full run"].validation_s < results["full run"].wall_s
     layers = results["full run"].layers_s
     assert {"raw", "validated", "harmonised", "indicators", "report", OUTSIDE_STEPS} <= set(layers)
