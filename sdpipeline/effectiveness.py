@@ -12,6 +12,7 @@ of the two estimates (``estimation.welch_df``), and read against the indicator's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -190,21 +191,25 @@ def _dominance(
 
 
 def estimate_cube(
-    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+    tables: Mapping[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
-    """Every indicator, wave and domain, before disclosure control."""
-    layouts = {name: Layout.of(table, codebook) for name, table in tables.items()}
-    rows = []
-    for indicator in catalogue.indicators:
-        table = tables[indicator.instrument]
-        rows += estimate_indicator(
-            indicator, table, codebook, ref, layouts[indicator.instrument], catalogue.disclosure
-        )
-    return pd.DataFrame(rows)
+    """Every indicator, wave and domain, before disclosure control, in the catalogue's order.
+    Worked out table by table, so that one table's rows and layout are held at a time."""
+    found: dict[str, list[dict]] = {}
+    for name in dict.fromkeys(i.instrument for i in catalogue.indicators):
+        table = tables[name]
+        layout = Layout.of(table, codebook)
+        for indicator in catalogue.indicators:
+            if indicator.instrument == name:
+                found[indicator.id] = estimate_indicator(
+                    indicator, table, codebook, ref, layout, catalogue.disclosure
+                )
+        del table, layout
+    return pd.DataFrame([row for i in catalogue.indicators for row in found[i.id]])
 
 
 def estimate_all(
-    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+    tables: Mapping[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
     """Every indicator, wave and domain, with disclosure control applied (primary and
     secondary suppression: ``disclosure.suppress_estimates``)."""

@@ -170,10 +170,10 @@ def welch_df(variance_a: float, df_a: float, variance_b: float, df_b: float) -> 
     """Welch–Satterthwaite degrees of freedom of a difference of two independent estimates,
     (v_a + v_b)² / (v_a²/df_a + v_b²/df_b): between the smaller df and their sum, nearer the
     df of the estimate with the larger variance. NaN where neither has a variance."""
-    terms = [v * v / df for v, df in ((variance_a, df_a), (variance_b, df_b)) if v > 0]
-    if not terms or any(df <= 0 for v, df in ((variance_a, df_a), (variance_b, df_b)) if v > 0):
+    varying = [(v, df) for v, df in ((variance_a, df_a), (variance_b, df_b)) if v > 0]
+    if not varying or any(df <= 0 for _, df in varying):
         return float("nan")
-    return float((variance_a + variance_b) ** 2 / sum(terms))
+    return float((variance_a + variance_b) ** 2 / sum(v * v / df for v, df in varying))
 
 
 def ratio_estimate(

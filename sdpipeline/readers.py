@@ -13,9 +13,11 @@ import datetime as dt
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,9 @@ from sdpipeline.codebook import FileSpec
 
 DELIMITERS = (";", ",", "\t")
 HEADER_SEARCH_ROWS = 10
+SHEET_CHUNK_ROWS = 65_536
+"""Rows of a workbook turned into columns at a time: a register's sheet as Python objects
+would take gigabytes."""
 # Python's csv module refuses a field over 128 KB, pandas' C parser has no such limit: with the
 # default, a long comment failed a file when it sat in the lines the header is looked for in,
 # and passed when it sat lower. The limit is the largest the module takes.
@@ -353,30 +358,26 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
 def _read_sheet(
     path: Path, spec: FileSpec, text: set[str], expected: set[str], hidden: Future
 ) -> RawFile:
-    try:
+    with _unreadable(path):
         sheet = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
-        cells = sheet.to_python(skip_empty_area=False)
-    except (
-        ValueError,
-        KeyError,
-        IndexError,
-        zipfile.BadZipFile,
-        python_calamine.CalamineError,
-    ) as error:
-        raise DeliveryError(path, f"cannot read the first sheet: {error}") from error
-    if not any(value != "" for row in cells for value in row):
-        raise DeliveryError(path, "the first sheet is empty")
-    top = [[_cell(value) for value in row] for row in cells[:HEADER_SEARCH_ROWS]]
-    header = find_header(top, expected, spec.header_row)
+        rows = sheet_rows(sheet)
+        top = list(islice(rows, HEADER_SEARCH_ROWS))
+        if not any(value != "" for row in top for value in row):
+            rest = list(rows)  # blank to the search's end: the sheet may be blank throughout
+            if not any(value != "" for row in rest for value in row):
+                raise DeliveryError(path, "the first sheet is empty")
+            rows = iter(rest)
+    header = find_header([[_cell(v) for v in row] for row in top], expected, spec.header_row)
     _check_merged(path, sheet.merged_cell_ranges or [], header)
-    names = ["" if c is None else str(c).strip() for c in map(_cell, cells[header])]
+    names = ["" if c is None else str(c).strip() for c in map(_cell, top[header])]
     _check_names(path, names, header + 1)
-    body = np.array(cells[header + 1 :], dtype=object)  # rows × columns, one array
-    frame = pd.DataFrame(
-        {i: _column(body[:, i], normalise_name(names[i]) in text) for i in range(len(names))}
-        if len(body)
-        else {i: pd.Series(dtype=object) for i in range(len(names))}
-    )
+    columns = [_Cells(normalise_name(name) in text) for name in names]
+    with _unreadable(path):
+        for chunk in _chunks([top[header + 1 :], rows]):
+            body = np.array(chunk, dtype=object).reshape(len(chunk), -1)  # rows × columns
+            for i, cells in enumerate(columns):
+                cells.add(body[:, i])
+    frame = pd.DataFrame({i: cells.column() for i, cells in enumerate(columns)})
     frame.columns = names
     frame.index = pd.RangeIndex(header + 2, header + 2 + len(frame))
     frame = _without_empty(path, frame, header + 1)
@@ -395,6 +396,83 @@ def _read_sheet(
         header_row=header + 1,
         hidden_rows=tuple(sorted(set(hidden.result()) & set(frame.index))),
     )
+
+
+@contextmanager
+def _unreadable(path: Path) -> Iterator[None]:
+    """calamine's errors, while it opens the sheet or later as it gives its rows, as the file's
+    own: the first sheet cannot be read."""
+    try:
+        yield
+    except DeliveryError:
+        raise
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        zipfile.BadZipFile,
+        python_calamine.CalamineError,
+    ) as error:
+        raise DeliveryError(path, f"cannot read the first sheet: {error}") from error
+
+
+def sheet_rows(sheet: python_calamine.CalamineSheet) -> Iterator[list[object]]:
+    """The sheet's rows from A1 one by one, as ``to_python(skip_empty_area=False)`` gives them
+    all at once: calamine's rows start at the first column holding a value, so the columns
+    before it are put back as blanks."""
+    before = [""] * sheet.start[1] if sheet.start else []
+    for row in sheet.iter_rows():
+        yield before + row
+
+
+def _chunks(parts: list[Iterable[list[object]]]) -> Iterator[list[list[object]]]:
+    """The rows in lists of at most ``SHEET_CHUNK_ROWS``."""
+    chunk: list[list[object]] = []
+    for row in (row for part in parts for row in part):
+        chunk.append(row)
+        if len(chunk) == SHEET_CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Cells:
+    """One column's cells as the sheet streams in, chunk by chunk. A chunk of numbers and
+    blanks, the bulk of a workbook, is kept as one array of floats (NaN for a blank) instead of
+    a Python object per cell; any other chunk as calamine gave it. ``column`` then makes the
+    column exactly as ``_column`` makes it from all its cells at once."""
+
+    def __init__(self, text: bool) -> None:
+        self.text = text
+        self.parts: list[tuple[np.ndarray, np.ndarray | None]] = []  # (values, blanks if floats)
+
+    def add(self, values: np.ndarray) -> None:
+        if not self.text:
+            blank = values == ""
+            if set(map(type, values[~blank])) <= {float}:
+                numbers = values.copy()
+                numbers[blank] = np.nan
+                self.parts.append((numbers.astype(float), blank))
+                return
+        self.parts.append((values.copy(), None))  # a view would keep the whole chunk
+
+    def column(self) -> np.ndarray | list | pd.Series:
+        if not self.parts:  # a header and no rows
+            return pd.Series(dtype=object)
+        if not self.text and all(blank is not None for _, blank in self.parts):
+            numbers = np.concatenate([n for n, _ in self.parts])
+            return _numbers(numbers, np.concatenate([b for _, b in self.parts]))
+        return _column(np.concatenate([_as_cells(*part) for part in self.parts]), self.text)
+
+
+def _as_cells(values: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
+    """A chunk as calamine gave it: floats back as Python floats, blanks as ''."""
+    if blank is None:
+        return values
+    cells = values.astype(object)
+    cells[blank] = ""
+    return cells
 
 
 def hidden_rows(path: Path) -> list[int]:
@@ -475,7 +553,11 @@ def _column(values: np.ndarray, text: bool) -> np.ndarray | list:
     if not kinds <= {float}:
         return [_cell(value) for value in values]
     cells[blank] = np.nan
-    numbers = cells.astype(float)
+    return _numbers(cells.astype(float), blank)
+
+
+def _numbers(numbers: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """A column of numbers and blanks: integers where every cell holds a whole number."""
     whole = not blank.any() and bool(
         np.all((numbers == np.round(numbers)) & (np.abs(numbers) < 2**53))
     )

@@ -116,7 +116,7 @@ def _start(
     return handle
 
 
-def _cases(variables: list[Variable], widths: dict[str, int], chunk: pd.DataFrame) -> bytes:
+def _cases(variables: list[Variable], widths: dict[str, int], chunk: pd.DataFrame) -> np.ndarray:
     """One chunk's cases: numbers and dates as 8-byte numbers (system-missing where empty),
     strings in UTF-8 padded with spaces."""
     layout = np.dtype(
@@ -132,7 +132,7 @@ def _cases(variables: list[Variable], widths: dict[str, int], chunk: pd.DataFram
                 values = (pd.to_datetime(values) - _GREGORIAN) / pd.Timedelta(seconds=1)
             numbers = values.to_numpy(dtype="float64", na_value=np.nan)
             cases[v.name] = np.where(np.isnan(numbers), SYSMIS, numbers)
-    return cases.tobytes()
+    return cases  # written as it lies in memory: a copy as bytes would double the chunk
 
 
 def padded_text(values: pd.Series, name: str, longest: int, width: int) -> np.ndarray:

@@ -5,6 +5,7 @@ every output, and the report is published whole or not at all."""
 from __future__ import annotations
 
 import json
+import weakref
 from html.parser import HTMLParser
 
 import duckdb
@@ -12,10 +13,11 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+from dagster_duckdb import DuckDBResource
 
 from sdpipeline import coverage, report_export, report_tables
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
-from sdpipeline.defs.indicators.assets import harmonised_tables
+from sdpipeline.defs.indicators.assets import HarmonisedTables
 from sdpipeline.estimation import ratio_estimate, weighted_mean
 from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue
 from sdpipeline.reference import ReferenceData
@@ -100,17 +102,28 @@ def test_analyses_read_only_their_columns_and_never_free_text(pipeline_run, code
     _, warehouse, _ = pipeline_run
     catalogue = default_catalogue()
     with duckdb.connect(str(warehouse), read_only=True) as connection:
-        tables = harmonised_tables(connection, list(codebook.instruments), codebook, catalogue)
         stored = {
             name: len(connection.execute(f"DESCRIBE harmonised.{name}").fetchall())
             for name in codebook.instruments
         }
+    resource = DuckDBResource(
+        database=str(warehouse), connection_config={"access_mode": "READ_ONLY"}
+    )
+    tables = HarmonisedTables(resource, list(codebook.instruments), codebook, catalogue)
+    assert list(tables) == list(codebook.instruments)
+    held = None
     for name, instrument in codebook.instruments.items():
         columns = set(tables[name].columns)
         assert {"wave", "weight", "design_stratum", "design_psu", "region"} <= columns
         assert {i.variable for i in catalogue.indicators if i.instrument == name} <= columns
         assert not columns & {v.name for v in instrument.variables if v.level == "text"}
         assert len(columns) < stored[name]
+        # one table held at a time: asking for the next lets go of the last
+        assert held is None or held() is None
+        held = weakref.ref(tables[name])
+    assert tables[name] is tables[name]  # asked again without another between: not re-read
+    with pytest.raises(KeyError):
+        tables["not_an_instrument"]
 
 
 def test_ratio_estimator_matches_a_hand_computation():

@@ -151,3 +151,61 @@ def test_a_line_in_another_encoding_is_refused_naming_the_line(
     with pytest.raises(DeliveryError, match=message) as error:
         read_raw_file(path, FileSpec(name="a.csv", encoding=declared), ["id", "komentars"])
     assert error.value.row == 3 and "a.csv" in str(error.value)
+
+
+def _workbook(path, seed: int) -> tuple[list[str], list[str]]:
+    """A workbook as contractors make them: a title or blank rows above the header, the table
+    starting in a later column, numbers, blanks, dates, text codes and columns of mixed cells."""
+    import datetime as dt
+    import random
+
+    import openpyxl
+
+    rng = random.Random(seed)
+    columns = ["ID", "A", "B", "C", "D"]
+    kinds = [rng.choice(["int", "float", "text", "date", "mixed"]) for _ in columns]
+    top, left = rng.choice([0, 1, 3, 8]), rng.choice([0, 2])
+    book = openpyxl.Workbook()
+    sheet = book.active
+    if top:
+        sheet.cell(1, 1 + left, "Aptauja / Survey")
+    for j, name in enumerate(columns):
+        sheet.cell(top + 1, left + j + 1, name)
+    values = {
+        "int": lambda: rng.randint(-5, 200),
+        "float": lambda: rng.choice([rng.randint(0, 9), rng.random() * 10]),
+        "text": lambda: rng.choice(["0320200", "Rīga", "a b"]),
+        "date": lambda: dt.date(2023, 5, rng.randint(1, 28)),
+        "mixed": lambda: rng.choice([1, 2.5, "n/a", dt.datetime(2021, 3, 4, 5, 6)]),
+    }
+    for row in range(rng.choice([1, 2, 5, 9])):
+        for j, kind in enumerate(kinds):
+            if rng.random() > 0.15:
+                sheet.cell(top + 2 + row, left + j + 1, values[kind]())
+    book.save(path)
+    return columns, [c for c, k in zip(columns, kinds, strict=True) if k == "text"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_workbook_read_in_chunks_is_the_workbook_read_whole(tmp_path, monkeypatch, seed):
+    """A sheet is turned into columns a chunk of rows at a time, a chunk of numbers as one
+    array: whatever the chunks (here two rows, so that a column's kinds differ between them),
+    every cell comes out as reading the sheet in one piece gives it, with the same types."""
+    import python_calamine
+
+    from sdpipeline import readers
+
+    path = tmp_path / "book.xlsx"
+    columns, text = _workbook(path, seed)
+    sheet = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+    assert list(readers.sheet_rows(sheet)) == sheet.to_python(skip_empty_area=False)
+    spec = FileSpec("book.xlsx")
+    monkeypatch.setattr(readers, "SHEET_CHUNK_ROWS", 10**9)
+    whole = read_raw_file(path, spec, text, columns)
+    monkeypatch.setattr(readers, "SHEET_CHUNK_ROWS", 2)
+    chunked = read_raw_file(path, spec, text, columns)
+    pd.testing.assert_frame_equal(chunked.frame, whole.frame, check_exact=True)
+    for column in whole.frame.columns:
+        assert list(map(type, chunked.frame[column])) == list(map(type, whole.frame[column]))
+    assert chunked.row_numbers.tolist() == whole.row_numbers.tolist()
+    assert chunked.header_row == whole.header_row

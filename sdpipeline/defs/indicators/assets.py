@@ -1,7 +1,7 @@
 """The effectiveness layer: indicator estimates, their change, the decomposition of change and
 the attribution analyses, each a table in the warehouse's ``indicators`` schema."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 import dagster as dg
 import duckdb
@@ -17,7 +17,7 @@ from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.reference import ReferenceData
 from sdpipeline.warehouse import qualified, read_frame, replace_table, table_columns
 
-Tables = dict[str, pd.DataFrame]
+Tables = Mapping[str, pd.DataFrame]
 SCHEMA = keys.INDICATORS
 
 
@@ -62,19 +62,44 @@ def analysis_columns(instrument: str, codebook: Codebook, catalogue: Catalogue) 
     return structural + asked
 
 
-def harmonised_tables(
-    connection: duckdb.DuckDBPyConnection,
-    instruments: list[str],
-    codebook: Codebook,
-    catalogue: Catalogue,
-) -> dict[str, pd.DataFrame]:
-    """The harmonised tables as the analyses use them: only the columns they read."""
-    tables = {}
-    for name in instruments:
-        stored = {c for c, _ in table_columns(connection, "harmonised", name)}
-        listed = [c for c in analysis_columns(name, codebook, catalogue) if c in stored]
-        tables[name] = read_frame(connection, "harmonised", name, listed)
-    return tables
+class HarmonisedTables(Mapping[str, pd.DataFrame]):
+    """The harmonised tables as the analyses use them, only the columns they read, each read
+    from the warehouse when an analysis asks for it, and one held at a time. The analyses go
+    instrument by instrument, so at a register's size a step holds the largest table, not all
+    six side by side (2.4 million residents' rows beside 3.5 million others). A table asked
+    for again after another is read again."""
+
+    def __init__(
+        self,
+        warehouse: DuckDBResource,
+        instruments: list[str],
+        codebook: Codebook,
+        catalogue: Catalogue,
+    ) -> None:
+        self._warehouse, self._instruments = warehouse, list(instruments)
+        self._codebook, self._catalogue = codebook, catalogue
+        self._held: tuple[str, pd.DataFrame] | None = None
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._instruments:
+            raise KeyError(name)
+        if self._held is None or self._held[0] != name:
+            self._held = None  # let go of the last table before the next is read
+            with self._warehouse.get_connection() as connection:
+                stored = {c for c, _ in table_columns(connection, "harmonised", name)}
+                listed = [
+                    c
+                    for c in analysis_columns(name, self._codebook, self._catalogue)
+                    if c in stored
+                ]
+                self._held = (name, read_frame(connection, "harmonised", name, listed))
+        return self._held[1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._instruments)
+
+    def __len__(self) -> int:
+        return len(self._instruments)
 
 
 def delivered_sources(
@@ -92,7 +117,7 @@ def indicator_asset(
     table: str,
     description: str,
     instruments: list[str],
-    build: Callable[[dict[str, pd.DataFrame], ReferenceData, DuckDBResource], pd.DataFrame],
+    build: Callable[[Tables, ReferenceData, DuckDBResource], pd.DataFrame],
     codebook: Codebook,
     catalogue: Catalogue,
     extra_deps: tuple[dg.AssetKey, ...] = (),
@@ -111,12 +136,8 @@ def indicator_asset(
     def _asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
+        tables = HarmonisedTables(warehouse, instruments if reads_rows else [], codebook, catalogue)
         with warehouse.get_connection() as connection:
-            tables = (
-                harmonised_tables(connection, instruments, codebook, catalogue)
-                if reads_rows
-                else {}
-            )
             ref = ReferenceData.from_warehouse(connection)
             sources = delivered_sources(connection, instruments)
         frame = build(tables, ref, warehouse)

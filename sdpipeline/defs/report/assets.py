@@ -29,7 +29,7 @@ from sdpipeline import (
 from sdpipeline.codebook import Codebook, Label, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.incremental import loading_context
-from sdpipeline.defs.indicators.assets import delivered_sources, harmonised_tables
+from sdpipeline.defs.indicators.assets import HarmonisedTables, delivered_sources
 from sdpipeline.defs.lineage import lineage
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.defs.observation import file_paths
@@ -108,7 +108,7 @@ def report_asset(
         context: dg.AssetExecutionContext, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
-            tables = harmonised_tables(connection, reads, codebook, catalogue)
+            tables = HarmonisedTables(warehouse, reads, codebook, catalogue)
             frame = build(connection, tables)
             sources = cell_lineage.Sources(_provenance(connection, codebook), codebook)
             lineage = cell_lineage.table_lineage(table, frame, sources, codebook, catalogue)

@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 from sdpipeline import disclosure, effectiveness
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.defs.indicators.assets import harmonised_tables
+from sdpipeline.defs.indicators.assets import HarmonisedTables
 from sdpipeline.defs.policy import AUTOMATION
 from sdpipeline.indicators import default_catalogue
 from sdpipeline.reference import ReferenceData
@@ -38,8 +38,8 @@ def disclosure_audit(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     codebook, catalogue = default_codebook(), default_catalogue()
     with warehouse.get_connection() as connection:
         published = connection.execute(f"SELECT * FROM {qualified('indicators', 'estimates')}").df()
-        tables = harmonised_tables(connection, list(codebook.instruments), codebook, catalogue)
         ref = ReferenceData.from_warehouse(connection)
+    tables = HarmonisedTables(warehouse, list(codebook.instruments), codebook, catalogue)
     cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
     exposures = disclosure.audit_published(published, cube, catalogue, codebook)
     exposed = [e for e in exposures if not e.protected]
