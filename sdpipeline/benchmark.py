@@ -184,6 +184,13 @@ def change_one_answer(path: Path, column: str, codes: tuple[str, str]) -> None:
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
 
 
+def _say_if_failed(scale: int, phase: str, code: int, output: str) -> None:
+    """A failed measurement's reason, printed at once: the scratch folder, with every log,
+    is removed when the benchmark ends."""
+    if code != 0:
+        print(f"×{scale}: {phase} failed (exit status {code}):\n{output[-3000:]}", flush=True)
+
+
 def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
     folder = work / f"x{scale}"
     raw, var = folder / "raw", folder / "var"
@@ -210,6 +217,7 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
     def measure(phase: str, command: str, log: str) -> Measurement:
         wall, peak, code, out = timed([*cli, command], env, folder / log)
         measurement = Measurement(scale, phase, wall, peak, respondents, ok=code == 0)
+        _say_if_failed(scale, phase, code, out)
         if command == "refresh":
             measurement.assets_recomputed = _recomputed(out)
         if command == "run" and code == 0:
@@ -240,10 +248,11 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
     # then again into the one it made, as the full run and the warm run find theirs
     alone = {**env, "DAGSTER_HOME": str(folder / "dagster_alone")}
     for phase, log in DAGSTER_ALONE:
-        wall, peak, code, _ = timed(
+        wall, peak, code, out = timed(
             [sys.executable, "-m", "sdpipeline.dagster_floor"], alone, folder / log
         )
         results.append(Measurement(scale, phase, wall, peak, respondents, ok=code == 0))
+        _say_if_failed(scale, phase, code, out)
     for measurement in pipeline:
         measurement.ratio_to_floor = measurement.wall_s / floor.wall_s
     return results

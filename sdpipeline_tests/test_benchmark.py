@@ -249,3 +249,31 @@ def test_a_work_folder_that_does_not_exist_yet_is_made(tmp_path):
     work = tmp_path / "scratch" / "bench"
     assert benchmark([], tmp_path / "out", work) == []
     assert work.is_dir() and (tmp_path / "out" / "benchmark.json").exists()
+
+
+STAND_IN = r"""
+import json, pathlib, sys
+command = sys.argv[1]
+if command == "generate":
+    out = pathlib.Path(sys.argv[sys.argv.index("--out") + 1])
+    heads = out / "ex_post_2023"
+    heads.mkdir(parents=True)
+    (heads / "dienestu_vaditaji_2023.csv").write_bytes("ID;SHORTAGE\r\n1;1\r\n".encode("utf-8-sig"))
+    truth = {"waves": {"ex_post_2023": {"heads": {"respondents": 1}}}}
+    (out / "ground_truth.json").write_text(json.dumps(truth))
+elif command == "run":
+    print("sdpipeline: job full_refresh FAILED: raw/heads_2023 cannot be read")
+    sys.exit(1)
+"""
+
+
+def test_a_failed_measurement_says_why_before_its_logs_are_removed(tmp_path, capsys):
+    """The scratch folder goes when the benchmark ends, and a failed phase's log with it: the
+    reason is printed as the phase fails, and the phase is recorded as failed."""
+    stand_in = tmp_path / "stand_in.py"
+    stand_in.write_text(STAND_IN)
+    results = {m.phase: m for m in run_scale(3, tmp_path, [sys.executable, str(stand_in)])}
+    assert not results["full run"].ok and results["refresh, nothing changed"].ok
+    said = capsys.readouterr().out
+    assert "×3: full run failed (exit status 1):" in said
+    assert "raw/heads_2023 cannot be read" in said
