@@ -11,7 +11,7 @@ embeds, so the browser draws exactly the glyphs vl-convert measured. Rendering i
 deterministic: the same rows give the same bytes, whatever was rendered before in the process
 (vl-convert numbers clip paths per process; they are renumbered per chart here).
 
-Drawing is most of the report's time (about 0.1 s of CPU a chart, most of it vl-convert
+Drawing is most of the report's time (about 0.14 s of CPU a chart, most of it vl-convert
 measuring text in the report's typeface), and a refresh redraws the same charts: what
 vl-convert drew is kept in a folder of its own (``Batch(cache=...)``), named by the SHA-256 of
 everything that decides its bytes: the full spec with its data, vl-convert's version and the
