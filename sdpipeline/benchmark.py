@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ class Measurement:
     ratio_to_floor: float | None = None
     ok: bool = True
     layers_s: dict[str, float] | None = None
+    disk_mb: float | None = None
 
 
 def machine() -> dict[str, object]:
@@ -191,7 +193,12 @@ def _say_if_failed(scale: int, phase: str, code: int, output: str) -> None:
         print(f"×{scale}: {phase} failed (exit status {code}):\n{output[-3000:]}", flush=True)
 
 
-def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
+DAGSTER_ALONE_COMMAND = [sys.executable, "-m", "sdpipeline.dagster_floor"]
+
+
+def run_scale(
+    scale: int, work: Path, cli: list[str], alone_command: list[str] = DAGSTER_ALONE_COMMAND
+) -> list[Measurement]:
     folder = work / f"x{scale}"
     raw, var = folder / "raw", folder / "var"
     env = {
@@ -248,14 +255,33 @@ def run_scale(scale: int, work: Path, cli: list[str]) -> list[Measurement]:
     # then again into the one it made, as the full run and the warm run find theirs
     alone = {**env, "DAGSTER_HOME": str(folder / "dagster_alone")}
     for phase, log in DAGSTER_ALONE:
-        wall, peak, code, out = timed(
-            [sys.executable, "-m", "sdpipeline.dagster_floor"], alone, folder / log
-        )
+        wall, peak, code, out = timed(alone_command, alone, folder / log)
         results.append(Measurement(scale, phase, wall, peak, respondents, ok=code == 0))
         _say_if_failed(scale, phase, code, out)
     for measurement in pipeline:
         measurement.ratio_to_floor = measurement.wall_s / floor.wall_s
+    pipeline[0].disk_mb = disk_needed_mb(folder)
     return results
+
+
+def folder_mb(folder: Path) -> float:
+    """The size of the files under ``folder`` in MB, links not followed (the published
+    report is a link to a folder that is counted where it is)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        total += sum(os.lstat(Path(root) / name).st_size for name in files)
+    return total / 2**20
+
+
+def disk_needed_mb(folder: Path) -> float:
+    """What a scale's folder held at its fullest: as the last refresh left it (the delivery,
+    the warehouse, the published report and the previous one, kept for its readers) and one
+    report more, which that refresh held while it wrote the new one beside them."""
+    from sdpipeline.report_export import publications_dir
+
+    store = publications_dir(folder / "var" / "reports" / "tables")
+    reports = [folder_mb(p) for p in store.iterdir() if p.is_dir()] if store.is_dir() else []
+    return folder_mb(folder) + max(reports, default=0.0)
 
 
 def write(results: list[Measurement], out: Path) -> tuple[Path, Path]:
@@ -296,6 +322,7 @@ def table(results: list[Measurement]) -> str:
                 if m.validation_s is None or not m.wall_s
                 else f"{100 * m.validation_s / m.wall_s:.0f} %",
                 number(m.ratio_to_floor),
+                "" if m.disk_mb is None else number(m.disk_mb / 1024),
             ]
             for m in results
         ],
@@ -308,6 +335,7 @@ def table(results: list[Measurement]) -> str:
             "assets rebuilt",
             "validation",
             "× floor",
+            "disk GB",
         ],
         tablefmt="github",
     )
@@ -341,12 +369,17 @@ def layers_table(results: list[Measurement]) -> str:
     )
 
 
-def projected_peak_mb(results: list[Measurement], scale: int) -> float | None:
-    """The full run's peak memory at ``scale``, extrapolated linearly from the two largest
-    scales measured so far; ``None`` (no projection, the scale is run) with fewer than two.
-    One scale cannot tell a run's fixed memory (the interpreter, Dagster, DuckDB) from what
-    grows with the rows: from the sample alone, proportion projected 58 GB for ×100."""
-    runs = sorted((m.scale, m.peak_rss_mb) for m in results if m.phase == "full run" and m.ok)
+def projected_mb(results: list[Measurement], scale: int, what: str = "peak_rss_mb") -> float | None:
+    """The full run's peak memory (or, ``what="disk_mb"``, the scale's disk) at ``scale``,
+    extrapolated linearly from the two largest scales measured so far; ``None`` (no
+    projection, the scale is run) with fewer than two. One scale cannot tell a run's fixed
+    memory (the interpreter, Dagster, DuckDB) from what grows with the rows: from the sample
+    alone, proportion projected 58 GB for ×100."""
+    runs = sorted(
+        (m.scale, getattr(m, what))
+        for m in results
+        if m.phase == "full run" and m.ok and getattr(m, what) is not None
+    )
     if len(runs) < 2:
         return None
     (s1, p1), (s2, p2) = runs[-2], runs[-1]
@@ -354,20 +387,40 @@ def projected_peak_mb(results: list[Measurement], scale: int) -> float | None:
 
 
 def benchmark(
-    scales: list[int], out: Path, work: Path | None = None, memory_share: float = 0.8
+    scales: list[int],
+    out: Path,
+    work: Path | None = None,
+    memory_share: float = 0.8,
+    disk_share: float = 0.9,
+    cli: list[str] | None = None,
+    alone_command: list[str] = DAGSTER_ALONE_COMMAND,
 ) -> list[Measurement]:
-    """Run the scales in order. A scale whose full run would need more than ``memory_share``
-    of the machine's memory, extrapolated from two scales measured before it, is skipped and
-    recorded as skipped: swapping would measure the disk, and the kernel may kill more than
-    the run."""
-    cli = [sys.executable, "-m", "sdpipeline"]
+    """Run the scales in order, each scale's folder removed once it is measured. A scale whose
+    full run would need more than ``memory_share`` of the machine's memory, or more than
+    ``disk_share`` of the disk free under the work folder, extrapolated from two scales
+    measured before it, is skipped and recorded as skipped: swapping would measure the disk,
+    the kernel may kill more than the run, and a full disk fails the run halfway (as a ×1000
+    publication once did, beside two other installations of the same size)."""
+    cli = cli or [sys.executable, "-m", "sdpipeline"]
     limit_mb = machine()["memory_gb"] * 1024 * memory_share
     results: list[Measurement] = []
     if work is not None:
         work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sdpipeline-bench-", dir=work) as scratch:
         for scale in sorted(scales):
-            projected = projected_peak_mb(results, scale)
+            free_mb = shutil.disk_usage(scratch).free / 2**20
+            disk = projected_mb(results, scale, "disk_mb")
+            if disk is not None and disk > free_mb * disk_share:
+                skipped = Measurement(scale, "full run skipped (projected disk)", None, 0, 0)
+                skipped.disk_mb = disk
+                results.append(skipped)
+                print(
+                    f"×{scale}: skipped, it would need about {disk / 1024:.1f} GB of disk and "
+                    f"{free_mb / 1024:.1f} GB is free in {scratch}",
+                    flush=True,
+                )
+                continue
+            projected = projected_mb(results, scale)
             if projected is not None and projected > limit_mb:
                 skipped = Measurement(
                     scale, "full run skipped (projected peak)", None, projected, 0
@@ -379,7 +432,8 @@ def benchmark(
                     flush=True,
                 )
                 continue
-            results += run_scale(scale, Path(scratch), cli)
+            results += run_scale(scale, Path(scratch), cli, alone_command)
+            shutil.rmtree(Path(scratch) / f"x{scale}")
             write(results, out)
             measured = [m for m in results if m.scale == scale]
             print(f"{table(measured)}\n\n{layers_table(measured)}", flush=True)

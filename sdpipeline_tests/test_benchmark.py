@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from sdpipeline.benchmark import (
     Measurement,
     benchmark,
     layers_table,
-    projected_peak_mb,
+    projected_mb,
     run_scale,
     run_timings,
     table,
@@ -224,12 +225,12 @@ def test_memory_is_projected_from_the_scales_measured_before(tmp_path):
         Measurement(100, "full run", 77.0, 2300.0, 586_814),
         Measurement(300, "full run", 203.0, 6200.0, 1_760_382),
     ]
-    assert projected_peak_mb(measured, 1000) == pytest.approx(6200 + 19.5 * 700)
+    assert projected_mb(measured, 1000) == pytest.approx(6200 + 19.5 * 700)
     # one scale cannot separate fixed memory from what grows with the rows: no projection
-    assert projected_peak_mb(measured[:1], 1000) is None
+    assert projected_mb(measured[:1], 1000) is None
     sample = [Measurement(1, "full run", 20.0, 580.0, 5_900)]
-    assert projected_peak_mb(sample, 100) is None
-    assert projected_peak_mb([], 1000) is None
+    assert projected_mb(sample, 100) is None
+    assert projected_mb([], 1000) is None
 
     skipped = Measurement(1000, "full run skipped (projected peak)", None, 19850.0, 0)
     assert "full run skipped" in table([*measured, skipped])
@@ -277,3 +278,67 @@ def test_a_failed_measurement_says_why_before_its_logs_are_removed(tmp_path, cap
     said = capsys.readouterr().out
     assert "×3: full run failed (exit status 1):" in said
     assert "raw/heads_2023 cannot be read" in said
+
+
+GROWING = r"""
+import json, os, pathlib, sys
+command, mb = sys.argv[1], 2**20
+if command == "generate":
+    out = pathlib.Path(sys.argv[sys.argv.index("--out") + 1])
+    scale = int(sys.argv[sys.argv.index("--scale") + 1])
+    heads = out / "ex_post_2023"
+    heads.mkdir(parents=True)
+    (heads / "dienestu_vaditaji_2023.csv").write_bytes("ID;SHORTAGE\r\n1;1\r\n".encode("utf-8-sig"))
+    (out / "answers.bin").write_bytes(bytes(scale * mb))
+    with open(os.environ["SCALES_ON_DISK"], "a") as seen:  # the scales' folders there now
+        print(scale, *sorted(p.name for p in out.parent.parent.iterdir()), file=seen)
+    truth = {"waves": {"ex_post_2023": {"heads": {"respondents": scale}}}}
+    (out / "ground_truth.json").write_text(json.dumps(truth))
+elif command in ("run", "refresh"):
+    import dagster as dg
+    raw, var = (pathlib.Path(os.environ[k]) for k in ("SDPIPELINE_RAW_DIR", "SDPIPELINE_VAR_DIR"))
+    store = var / "reports" / "tables.published"
+    report = store / f"report-{len(list(store.glob('report-*')))}"
+    report.mkdir(parents=True)
+    (report / "tables.bin").write_bytes(bytes((raw / "answers.bin").stat().st_size // 2))
+    link = var / "reports" / "tables"
+    link.unlink(missing_ok=True)
+    link.symlink_to(report, target_is_directory=True)
+    if command == "run":
+        pathlib.Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        dg.materialize([dg.asset(lambda: 1, name="report")], instance=dg.DagsterInstance.get())
+    else:
+        print("nothing changed since the last run")
+"""
+
+
+def test_a_scale_the_disk_cannot_hold_is_skipped_before_it_starts(tmp_path, capsys, monkeypatch):
+    """A scale's disk (the delivery, the warehouse, the published report, the previous one and
+    the one being written) is projected from two scales measured before it; a scale that
+    would not fit is skipped and says so, instead of failing halfway through a publication.
+    Each scale's folder is removed once measured, so the next one has its room."""
+    stand_in = tmp_path / "growing.py"
+    stand_in.write_text(GROWING)
+    cli, work = [sys.executable, str(stand_in)], tmp_path / "work"
+    monkeypatch.setenv("SCALES_ON_DISK", str(tmp_path / "on_disk.txt"))
+    free_mb = shutil.disk_usage(tmp_path).free / 2**20
+    # room for about 12 MB: ×1 and ×2 are run (no projection from fewer than two scales),
+    # ×4 would need about 19 MB
+    results = benchmark(
+        [1, 2, 4], tmp_path, work, disk_share=12 / free_mb, cli=cli, alone_command=[*cli, "x"]
+    )
+    runs = [m for m in results if m.phase == "full run"]
+    assert [m.ok for m in runs] == [True, True]
+    # ×1: 1 MB delivered, six reports of 0.5 MB (two runs, four refreshes) and the run
+    # history at rest; at its fullest one report more. ×2 holds twice the files.
+    assert 1 + 7 * 0.5 < runs[0].disk_mb < 1 + 7 * 0.5 + 1.5
+    assert runs[1].disk_mb - runs[0].disk_mb == pytest.approx(1 + 7 * 0.5, abs=0.2)
+    (skipped,) = [m for m in results if m.scale == 4]
+    assert skipped.phase == "full run skipped (projected disk)" and skipped.wall_s is None
+    assert skipped.disk_mb == pytest.approx(projected_mb(results, 4, "disk_mb"))
+    assert skipped.disk_mb == pytest.approx(runs[1].disk_mb + 2 * (1 + 7 * 0.5), abs=0.5)
+    said = capsys.readouterr().out
+    assert "×4: skipped, it would need about 0.0 GB of disk and" in said
+    assert "full run skipped (projected disk)" in table(results)
+    assert (tmp_path / "on_disk.txt").read_text() == "1 x1\n2 x2\n"  # ×1 went once measured
+    assert list(work.iterdir()) == []
