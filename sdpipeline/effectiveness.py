@@ -77,11 +77,13 @@ def wave_rows(table: pd.DataFrame, wave: str) -> WaveRows:
     design labels carry the wave), so the variance is the one over the whole table, and the
     degrees of freedom are the wave's."""
     rows = np.flatnonzero((table["wave"] == wave).to_numpy())
-    strata = table["design_stratum"].to_numpy()[rows]
     population = (
         table["design_population"].to_numpy()[rows] if "design_population" in table else None
     )
-    return WaveRows(rows, Design.of(strata, table["design_psu"].to_numpy()[rows], population))
+    # taken as the table holds them (Arrow text at a register's size: the sampling units are
+    # one pseudonym per respondent, 2.4 million Python strings as a NumPy array)
+    strata, psu = table["design_stratum"].take(rows), table["design_psu"].take(rows)
+    return WaveRows(rows, Design.of(strata, psu, population))
 
 
 @dataclass

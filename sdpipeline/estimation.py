@@ -66,6 +66,12 @@ def _as_array(values: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
+def _labels(values: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    """Labels to factorise: a Series as it is (Arrow text is factorised in Arrow, with no
+    Python string per row), anything else as a NumPy array."""
+    return values if isinstance(values, pd.Series) else np.asarray(values)
+
+
 @dataclass(frozen=True)
 class Design:
     """Strata and primary sampling units as integer codes. Factorising the labels once per
@@ -87,8 +93,8 @@ class Design:
     ) -> Design:
         """``population``: each row's number of PSUs in its stratum of the population (R's
         ``fpc``), for a finite population correction; NaN or None where there is none."""
-        h, _ = pd.factorize(np.asarray(strata))
-        j, _ = pd.factorize(np.asarray(psu))
+        h, _ = pd.factorize(_labels(strata))
+        j, _ = pd.factorize(_labels(psu))
         unit, _ = pd.factorize(h.astype(np.int64) * (int(j.max(initial=0)) + 1) + j)
         stratum_of_unit = np.zeros(int(unit.max(initial=-1)) + 1, dtype=np.int64)
         stratum_of_unit[unit] = h

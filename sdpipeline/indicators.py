@@ -309,6 +309,16 @@ def municipality_population(
     return pd.Series(lookup.reindex(keys).to_numpy(dtype=float), index=table.index)
 
 
+def scored(codes: pd.Series, scores: dict[int, float]) -> np.ndarray:
+    """Each code's score, NaN where the code has none or is empty. A lookup per scored code:
+    pandas' ``map`` of a nullable integer column goes through a Python object per row."""
+    found = codes.to_numpy(dtype=float, na_value=np.nan)
+    y = np.full(len(found), np.nan)
+    for code, score in scores.items():
+        y[found == code] = float(score)
+    return y
+
+
 def values(
     indicator: Indicator, table: pd.DataFrame, codebook: Codebook, ref: ReferenceData
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +335,7 @@ def values(
         if indicator.statistic == "proportion":
             y = codes.isin(list(indicator.success)).astype(float)
         else:
-            y = codes.map(indicator.scores).astype(float)
+            y = scored(codes, indicator.scores)
         return np.where(base, y, np.nan), x
     y = column.to_numpy(dtype=float)
     if indicator.statistic == "mean":

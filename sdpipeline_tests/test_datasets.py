@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import struct
 from pathlib import Path
 
 import duckdb
@@ -276,7 +277,69 @@ def test_the_sav_writer_writes_every_kind_of_cell_pyreadstat_reads_back(tmp_path
         ]
         plain, _ = pyreadstat.read_sav(str(path))
         assert plain["n"].isna().tolist() == [False, True, True, False]
+        # the 64-bit case count (record 7.16), which readers use past 2**31 cases, was once
+        # left at the one case of the frame pyreadstat wrote the dictionary from
+        content = path.read_bytes()
+        record = content.find(struct.pack("<iiii", 7, 16, 8, 2))
+        assert struct.unpack_from("<qq", content, record + 16) == (1, 4)
     with pytest.raises(sav_writer.SavError, match="longer than its width"):
         sav_writer.write(files, variables, {**widths, "c": 1}, 4, iter(chunks), STAMP)
     with pytest.raises(sav_writer.SavError, match="3 cases written where the table has 4"):
         sav_writer.write(files, variables, widths, 4, iter(chunks[:1]), STAMP)
+
+
+# Whole numbers at and beyond the edges of the one-byte codes (-99 … 151), fractions, signed
+# zero, huge and tiny numbers, and system-missing; text that fills whole 8-byte units, text
+# whose units are all spaces, and empty text.
+EDGE_NUMBERS = [-100.0, -99.0, -1.0, -0.0, 0.0, 0.5, 1.0, 151.0, 151.5, 152.0, 1e300, -1e-300]
+EDGE_TEXT = ["", "a", "ab       c", "        x", "12345678", "Ķekava", "        "]
+
+
+@pytest.mark.parametrize(
+    ("numbers", "texts", "rows"),
+    [(1, 1, 5), (7, 0, 40), (8, 0, 9), (3, 2, 33), (15, 1, 17), (0, 3, 8)],
+)
+def test_the_cases_are_compressed_byte_for_byte_as_pyreadstat_compresses_them(
+    tmp_path, numbers, texts, rows
+):
+    """The cases' units fill part of a block of codes, a whole block, or several; the file's
+    last case ends the data. Every case is compressed as pyreadstat's own writer compresses the
+    same frame, and the two files are the same bytes."""
+    generator = np.random.default_rng(numbers * 100 + texts * 10 + rows)
+    frame = pd.DataFrame(
+        {
+            **{
+                f"n{i}": generator.choice([*EDGE_NUMBERS, np.nan, *range(-3, 200, 7)], rows)
+                for i in range(numbers)
+            },
+            **{f"t{i}": generator.choice(EDGE_TEXT, rows).astype(object) for i in range(texts)},
+        }
+    )
+    frame.iloc[0, numbers:] = "12345678" * 2 * (1 + numbers % 2)  # the width, in whole units
+    variables = [sav_writer.Variable(f"n{i}", sav_writer.NUMBER) for i in range(numbers)] + [
+        sav_writer.Variable(f"t{i}", sav_writer.TEXT) for i in range(texts)
+    ]
+    widths = {f"t{i}": 16 * (1 + numbers % 2) for i in range(texts)}
+    ours, theirs = tmp_path / "ours.sav", tmp_path / "theirs.sav"
+    dictionary = sav_writer.Dictionary("label", {}, {}, [])
+    chunks = [frame.iloc[: rows // 3], frame.iloc[rows // 3 :]]
+    sav_writer.write({ours: dictionary}, variables, widths, rows, iter(chunks), STAMP)
+    pyreadstat.write_sav(
+        frame,
+        str(theirs),
+        file_label="label",
+        column_labels={},
+        variable_value_labels={},
+        missing_ranges={},
+        variable_measure={v.name: "unknown" for v in variables},
+        variable_format={},
+        note=[],
+        row_compress=True,
+    )
+    sav_writer.pin_sav(theirs, STAMP)
+    assert ours.read_bytes() == theirs.read_bytes()
+    back, _ = pyreadstat.read_sav(str(ours))
+    expected = frame.copy()
+    for i in range(texts):
+        expected[f"t{i}"] = expected[f"t{i}"].str.rstrip()
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False)

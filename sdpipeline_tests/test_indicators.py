@@ -19,7 +19,7 @@ from sdpipeline import coverage, report_export, report_tables
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
 from sdpipeline.defs.indicators.assets import HarmonisedTables
 from sdpipeline.estimation import ratio_estimate, weighted_mean
-from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue
+from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue, scored
 from sdpipeline.reference import ReferenceData
 from sdpipeline.validation.data_docs import external_references
 
@@ -352,3 +352,15 @@ def test_did_with_several_heads_per_municipality_or_no_contrast(pipeline_run, co
     result = difference_in_differences(dict(tables, heads=flat), catalogue, codebook, ref)
     assert result["estimate"].isna().all()
     assert result["caveat"].str.startswith("Not estimable").all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scores_are_looked_up_as_pandas_maps_them(seed):
+    """An index indicator's scores per code, NaN for an empty answer and for a code with no
+    score (missing codes among them), as ``Series.map`` gives them, without an object per row."""
+    generator = np.random.default_rng(seed)
+    codes = pd.Series(generator.integers(-3, 8, 1000), dtype="Int64")
+    codes[generator.random(1000) < 0.1] = pd.NA
+    scores = {int(c): float(s) for c, s in zip(range(1, 6), generator.normal(size=5), strict=True)}
+    expected = codes.map(scores).astype(float).to_numpy()
+    np.testing.assert_array_equal(scored(codes, scores), expected)

@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import openpyxl
 import pandas as pd
+import pyarrow as pa
 import pyreadstat
 import pytest
 import yaml
@@ -295,3 +296,18 @@ def test_the_report_says_what_each_instruments_intervals_are_about(pipeline_run,
     heads = frame.loc[frame.index.str.endswith("/ Heads of social services")].iloc[0]
     assert "superpopulation" in heads["The intervals are about"]
     assert "superpopulācija" in heads["Intervāli attiecas uz"]
+
+
+def test_a_design_of_arrow_text_is_the_design_of_the_same_labels_as_python_strings():
+    """The harmonised tables' design labels arrive as Arrow text, and a wave's rows are taken
+    and factorised there; the codes, and so every sum over them, are those of the same rows'
+    labels as Python strings."""
+    generator = np.random.default_rng(7)
+    strata = generator.choice(["LV00A", "LV00B", "Rīga", "Ķekava"], 500)
+    psu = np.char.add(strata, generator.integers(0, 40, 500).astype(str)).astype(object)
+    rows = generator.permutation(500)[:300]
+    arrow = [pd.Series(x, dtype=pd.ArrowDtype(pa.string())).take(rows) for x in (strata, psu)]
+    from_arrow, from_python = Design.of(*arrow), Design.of(strata[rows], psu[rows])
+    for name in ("unit", "stratum_of_unit", "units_in_stratum", "factor_of_unit"):
+        np.testing.assert_array_equal(getattr(from_arrow, name), getattr(from_python, name))
+    assert from_arrow.df == from_python.df > 0

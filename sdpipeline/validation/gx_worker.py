@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
+from sdpipeline.memory import give_back_freed_memory
 from sdpipeline.validation import data_docs, gx_runner
 from sdpipeline.validation.audit import CheckContext
 from sdpipeline.validation.expectations import Suite
@@ -211,6 +212,8 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             reply = ("error", traceback.format_exc())
         pickle.dump(reply, replies, pickle.HIGHEST_PROTOCOL)
         replies.flush()
+        del args, reply  # the request's frame, before its memory is given back
+        give_back_freed_memory()
 
 
 def main() -> None:
