@@ -1,4 +1,5 @@
-"""Memory a step freed goes back to the system before the next step (``sdpipeline.memory``)."""
+"""Memory the GX worker freed goes back to the system before its next request
+(``sdpipeline.memory``)."""
 
 import subprocess
 import sys
@@ -25,7 +26,7 @@ print(freed, rss_mb())
 
 
 @pytest.mark.skipif(_malloc_trim() is None, reason="the C library has no malloc_trim")
-def test_memory_a_step_freed_is_given_back_to_the_system():
+def test_freed_memory_is_given_back_to_the_system():
     done = subprocess.run(
         [sys.executable, "-c", FREE_AND_GIVE_BACK], capture_output=True, text=True, check=True
     )

@@ -16,7 +16,6 @@ from pydantic import PrivateAttr
 
 from sdpipeline import settings
 from sdpipeline.defs.runs import record_process
-from sdpipeline.memory import give_back_freed_memory
 from sdpipeline.validation import gx_worker
 from sdpipeline.validation.audit import CheckContext
 from sdpipeline.validation.expectations import Suite
@@ -47,7 +46,6 @@ class Warehouse(DuckDBResource):
             with super().get_connection() as connection:
                 yield connection
             return
-        give_back_freed_memory()  # what the steps before this one freed (``memory.py``)
         cursor = self._held.cursor()
         try:
             yield cursor
@@ -94,19 +92,11 @@ def resources() -> dg.Definitions:
 
 def warehouse_resource(path: Path | None = None) -> Warehouse:
     """The DuckDB warehouse file (``SDPIPELINE_WAREHOUSE``, default ``var/warehouse.duckdb``),
-    with DuckDB's memory capped (``SDPIPELINE_DUCKDB_MEMORY_LIMIT``) and its allocator's
-    background threads on: without them the memory a query freed stays with DuckDB's allocator
-    while the run holds the database, half a gigabyte after the residents' harmonised table is
-    written at ×1000 of the sample, beside the next steps' frames; with them it is returned to
-    the system within seconds."""
+    with DuckDB's memory capped (``SDPIPELINE_DUCKDB_MEMORY_LIMIT``)."""
     path = path or settings.warehouse_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     return Warehouse(
-        database=str(path),
-        connection_config={
-            "memory_limit": settings.duckdb_memory_limit(),
-            "allocator_background_threads": True,
-        },
+        database=str(path), connection_config={"memory_limit": settings.duckdb_memory_limit()}
     )
 
 
