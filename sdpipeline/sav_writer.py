@@ -10,8 +10,9 @@ padded with spaces to its width in whole 8-byte units), stored with SPSS's bytec
 compression, SPSS's own default, exactly as ReadStat (pyreadstat's writer) stores it: per case,
 blocks of eight one-byte codes (a whole number from -99 to 151 as itself plus 100, 255
 system-missing, 254 eight spaces, 253 "the 8 bytes follow"), each block followed by the
-8-byte values its codes do not hold. The harmonised tables are mostly small codes, so a file
-is about a sixth of its uncompressed size (6.1 GB of a ×1000 publication was these files).
+8-byte values its codes do not hold. The datasets are mostly small codes but also carry
+identifiers, checksums and names, which stay whole, so a file is about 28 % smaller than
+uncompressed (a ×1000 publication 6.1 → 4.5 GB), for about 330 MB/s of case data in NumPy.
 The tests read the files back with pyreadstat and compare them, byte for byte, with
 pyreadstat's own compressed writing of the same frame.
 """
@@ -46,7 +47,7 @@ _BIAS = 100  # a compressed file's small whole numbers are stored as themselves 
 _RAW, _SPACES, _SYSMIS_CODE, _END = 253, 254, 255, 252  # the other bytecodes
 _SYSMIS_BITS = np.array([SYSMIS]).view("<u8")[0]
 _EIGHT_SPACES = np.frombuffer(b" " * 8, dtype="<u8")[0]
-_COMPRESS_ROWS = 16_384  # cases compressed at a time: the work arrays take 10 bytes a unit
+_COMPRESS_ROWS = 16_384  # cases compressed at a time: the work arrays take about 20 bytes a unit
 
 
 class SavError(ValueError):
