@@ -97,6 +97,7 @@ class Layout:
     weights: np.ndarray
     _waves: dict[str, WaveRows] = field(default_factory=dict)
     _cells: dict[str, list[tuple[str, str, str, np.ndarray]]] = field(default_factory=dict)
+    _wave_cells: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, table: pd.DataFrame, codebook: Codebook) -> Layout:
@@ -111,6 +112,13 @@ class Layout:
         if breakdown not in self._cells:
             self._cells[breakdown] = domains(self.table, breakdown, self.codebook)
         return self._cells[breakdown]
+
+    def wave_cells(self, wave: str, breakdown: str) -> list[np.ndarray]:
+        """Each domain's mask over the wave's rows, in the order of ``cells``."""
+        if (wave, breakdown) not in self._wave_cells:
+            own = self.wave(wave).rows
+            self._wave_cells[wave, breakdown] = [m[own] for *_, m in self.cells(breakdown)]
+        return self._wave_cells[wave, breakdown]
 
 
 def estimate_indicator(
@@ -136,16 +144,14 @@ def estimate_indicator(
         ).asked_in(wave):
             continue
         own = in_wave.rows
+        # the wave's rows taken once for all its domains, not once per domain
+        y_own, x_own, w_own = y[own], x[own], layout.weights[own]
         for breakdown in indicator.breakdowns:
-            for code, label_lv, label_en, mask in layout.cells(breakdown):
+            for (code, label_lv, label_en, mask), in_domain in zip(
+                layout.cells(breakdown), layout.wave_cells(wave, breakdown), strict=True
+            ):
                 e = ratio_estimate(
-                    y[own],
-                    x[own],
-                    layout.weights[own],
-                    None,
-                    None,
-                    mask[own],
-                    design=in_wave.design,
+                    y_own, x_own, w_own, None, None, in_domain, design=in_wave.design
                 )
                 factor = _scale(indicator)
                 low, high = (

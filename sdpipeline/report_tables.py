@@ -7,14 +7,16 @@ new wave or comparison is a new column or block, never a relabelled one."""
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from sdpipeline import disclosure, targets
 from sdpipeline.codebook import Codebook, Comparison, Label
 from sdpipeline.effectiveness import wave_rows
-from sdpipeline.estimation import Design, t_quantile, weighted_mean, welch_df
+from sdpipeline.estimation import t_quantile, weighted_mean, welch_df
 from sdpipeline.indicators import Catalogue, Indicator
+from sdpipeline.warehouse import qualified
 
 # Every header of the report tables, named once: report_columns says what each one holds.
 NUMBER = "Nr."
@@ -480,20 +482,35 @@ def change_decomposition(
     return pd.DataFrame(rows)
 
 
-def instrument_notes(tables: dict[str, pd.DataFrame], codebook: Codebook) -> pd.DataFrame:
+def design_counts(
+    connection: duckdb.DuckDBPyConnection, instrument: str
+) -> dict[str, tuple[int, int]]:
+    """Each wave's respondents and the degrees of freedom of its national estimates (PSUs less
+    strata, as ``Design.domain_df`` counts them), counted in the warehouse: the whole table
+    need not come into Python for a handful of counts (2.4 million residents' rows at a
+    register's size)."""
+    rows = connection.execute(
+        "WITH units AS (SELECT wave, design_stratum, design_psu, count(*) AS respondents "
+        f"FROM {qualified('harmonised', instrument)} GROUP BY ALL) "
+        "SELECT wave, sum(respondents), count(*) - count(DISTINCT design_stratum) "
+        "FROM units GROUP BY wave"
+    ).fetchall()
+    return {str(wave): (int(n), int(df)) for wave, n, df in rows}
+
+
+def instrument_notes(connection: duckdb.DuckDBPyConnection, codebook: Codebook) -> pd.DataFrame:
     """The report's table of what each instrument's intervals are about: its design, its
     respondents and the degrees of freedom of its national estimates in each wave (PSUs less
     strata), and the target of its intervals, in both languages."""
     rows = []
     for name, instrument in codebook.instruments.items():
-        table = tables[name]
-        design = Design.of_table(table)
+        counted = design_counts(connection, name)
         counts, degrees = [], []
         for wave, spec in codebook.waves.items():
-            rows_in_wave = np.flatnonzero((table["wave"] == wave).to_numpy())
-            if len(rows_in_wave):
-                counts.append(f"{spec.year}: {len(rows_in_wave)}")
-                degrees.append(f"{spec.year}: {design.domain_df(rows_in_wave)}")
+            if wave in counted:
+                respondents, df = counted[wave]
+                counts.append(f"{spec.year}: {respondents}")
+                degrees.append(f"{spec.year}: {df}")
         said = targets.statement(instrument)
         rows.append(
             {

@@ -129,6 +129,24 @@ def test_a_run_takes_the_process_s_worker_and_a_dead_one_is_replaced(isolated):
         assert all(o.passed for o in running.run_suite(_suite(), _frame().head(2), checked("run")))
 
 
+def test_the_worker_is_let_go_once_the_run_has_published_its_data_docs(isolated):
+    """The audit step publishes the Data Docs after every checked table; the worker, and the
+    memory it holds, goes then, not at the end of the analyses. A check after it still runs."""
+    resource = GreatExpectations()
+    with resource.yield_for_execution(dg.build_init_resource_context()) as running:
+        first = running._running()
+        running.run_suite(_suite(), _frame(), checked("run-p"))
+        assert running.publish_data_docs("run-p").exists()
+        assert not first.alive()
+        assert all(
+            o.passed for o in running.run_suite(_suite(), _frame().head(2), checked("run-p"))
+        )
+        second = running._running()
+        assert second is not first and second.alive()
+    with resource.yield_for_execution(dg.build_init_resource_context()) as running:
+        assert running._running() is second  # kept for the next run, as before
+
+
 def test_the_worker_writes_where_the_caller_s_settings_say(worker, isolated, monkeypatch):
     worker.run_suite(_suite("first_place"), _frame(), checked("run-1"))
     first = gx_runner.gx_root()

@@ -283,19 +283,35 @@ def test_rows_in_another_order_give_byte_identical_report_exports(
 def test_the_report_says_what_each_instruments_intervals_are_about(pipeline_run, codebook):
     _, warehouse, _ = pipeline_run
     with duckdb.connect(str(warehouse), read_only=True) as connection:
+        frame = report_tables.instrument_notes(connection, codebook).set_index(
+            report_tables.INSTRUMENT_COLUMN
+        )
         tables = {
             name: connection.execute(f"SELECT * FROM harmonised.{name}").df()
             for name in codebook.instruments
         }
-    frame = report_tables.instrument_notes(tables, codebook).set_index(
-        report_tables.INSTRUMENT_COLUMN
-    )
     assert len(frame) == len(codebook.instruments)
     residents = frame.loc[frame.index.str.endswith("/ Residents")].iloc[0]
     assert residents["Brīvības pakāpes / Degrees of freedom"] == "2017: 114; 2023: 114"
     heads = frame.loc[frame.index.str.endswith("/ Heads of social services")].iloc[0]
     assert "superpopulation" in heads["The intervals are about"]
     assert "superpopulācija" in heads["Intervāli attiecas uz"]
+    # counted in the warehouse as the estimates' own design counts them, wave by wave
+    for name, instrument in codebook.instruments.items():
+        table = tables[name]
+        design = Design.of_table(table)
+        said = frame.loc[f"{instrument.label.lv} / {instrument.label.en}"]
+        expected = [
+            (spec.year, rows, design.domain_df(rows))
+            for wave, spec in codebook.waves.items()
+            if len(rows := np.flatnonzero((table["wave"] == wave).to_numpy()))
+        ]
+        assert said[report_tables.RESPONDENTS] == "; ".join(
+            f"{y}: {len(r)}" for y, r, _ in expected
+        )
+        assert said[report_tables.DEGREES_OF_FREEDOM] == "; ".join(
+            f"{y}: {d}" for y, _, d in expected
+        )
 
 
 def test_a_design_of_arrow_text_is_the_design_of_the_same_labels_as_python_strings():

@@ -110,12 +110,14 @@ class GreatExpectations(dg.ConfigurableResource):
     leaves its pages like any other."""
 
     _worker: gx_worker.GXWorker | None = PrivateAttr(default=None)
+    _in_run: bool = PrivateAttr(default=False)
     _checked: bool = PrivateAttr(default=False)
     _published: bool = PrivateAttr(default=False)
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[GreatExpectations]:
         self._worker = gx_worker.worker()
+        self._in_run = True
         self._checked = self._published = False
         age = time.monotonic() - self._worker.started
         context.log.info(
@@ -126,14 +128,16 @@ class GreatExpectations(dg.ConfigurableResource):
         finally:
             if self._checked and not self._published and context.run_id:
                 try:
-                    self._worker.publish_data_docs(context.run_id)
+                    self._running().publish_data_docs(context.run_id)
                 except gx_worker.GXWorkerError as error:
                     context.log.error(f"Data Docs were not published: {error}")
-            self._worker = None
+            self._worker, self._in_run = None, False
 
     def _running(self) -> gx_worker.GXWorker:
-        if self._worker is None:
+        if not self._in_run:
             raise RuntimeError("Great Expectations runs inside a Dagster run, which starts it")
+        if self._worker is None:  # let go after the Data Docs; something checks after all
+            self._worker = gx_worker.worker()
         return self._worker
 
     def run_suite(
@@ -151,5 +155,10 @@ class GreatExpectations(dg.ConfigurableResource):
         return self._running().start_suite(suite, frame, checked)
 
     def publish_data_docs(self, run_name: str) -> Path:
+        """The run's Data Docs, then the worker let go (``gx_worker.release``): the audit step
+        publishes them after every table the run checks, before the analyses."""
         self._published = True
-        return self._running().publish_data_docs(run_name)
+        index = self._running().publish_data_docs(run_name)
+        self._worker = None
+        gx_worker.release()
+        return index

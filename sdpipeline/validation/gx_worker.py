@@ -7,7 +7,9 @@ run's own process never loads GX at all. Each table crosses the pipe cut down to
 suite reads, so the worker holds small frames, not copies of the delivery.
 
 A process keeps one worker for every run it executes (the command line runs one; the tests run
-many). ``sdpipeline run`` starts it before it loads Dagster, ``refresh`` once it knows there is
+many) until a run has published its Data Docs: the audit step does that after every checked
+table, so the rest of the run has no use for it, and the next run starts another (``release``).
+``sdpipeline run`` starts it before it loads Dagster, ``refresh`` once it knows there is
 something to rebuild (a refresh with nothing to do never starts it); a run launched from the
 UI, by a sensor or a schedule starts it as its process loads the code location
 (``start_if_run_worker``), so that GX's import overlaps Dagster's start-up there too. Each
@@ -177,6 +179,17 @@ def worker() -> GXWorker:
         _worker = GXWorker()
         atexit.register(_worker.close)
     return _worker
+
+
+def release() -> None:
+    """Let this process's worker go, finishing what it is writing: its run has no more use for
+    it. After a register's tables it holds 0.4 GB (GX, and what the largest checks left
+    behind) while the run's analyses, its largest work, are still to come. The next run, or a
+    later check, starts another."""
+    global _worker
+    if _worker is not None:
+        _worker.close()
+        _worker = None
 
 
 def _is_run_worker() -> bool:

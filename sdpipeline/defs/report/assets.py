@@ -237,7 +237,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         "instrument_notes": (
             everyone,
             [keys.harmonised(i) for i in everyone],
-            lambda c, t: report_tables.instrument_notes(t, codebook),
+            lambda c, t: report_tables.instrument_notes(c, codebook),
         ),
     }
     text = report_export.ReportText.of(codebook, catalogue, list(specs))
