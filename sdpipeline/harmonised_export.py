@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -420,11 +421,37 @@ def write_datasets(
     ``folder`` (inside the report's staging folder, so they are published with it); ``stamp``
     is the SPSS files' creation time (the report's, for stable bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
+    # DuckDB writes the Parquet files on a connection of their own while this thread writes the
+    # SPSS files: the one is DuckDB's work, the other mostly Python's (at ×1000 16 s and 35 s)
+    with connection.cursor() as parquet, ThreadPoolExecutor(1) as pool:
+        copies = [
+            pool.submit(
+                write_parquet,
+                parquet,
+                instrument,
+                list(exported_columns(connection, instrument)),
+                folder / f"{instrument.name}.parquet",
+            )
+            for instrument in codebook.instruments.values()
+        ]
+        try:
+            written = _write_spss(connection, codebook, folder, stamp)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the report is not published: stop copying
+            raise
+        for copy in copies:
+            copy.result()
+    return written
+
+
+def _write_spss(
+    connection: duckdb.DuckDBPyConnection, codebook: Codebook, folder: Path, stamp: dt.datetime
+) -> list[Path]:
+    """Every harmonised table's SPSS files and codebook, listed with its Parquet file."""
     written = []
     for instrument in codebook.instruments.values():
         name = instrument.name
         types = exported_columns(connection, instrument)
-        write_parquet(connection, instrument, list(types), folder / f"{name}.parquet")
         layout = SavLayout(types, instrument, codebook)
         sources = _sources(connection, instrument, codebook)
         savs = write_sav_files(connection, instrument, codebook, layout, folder, sources, stamp)
