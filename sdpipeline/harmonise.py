@@ -284,11 +284,11 @@ def canonical_order(
 
 
 def _weight_inputs(
-    connection: duckdb.DuckDBPyConnection, relation: str, instrument: Instrument, order: str
+    connection: duckdb.DuckDBPyConnection, relation: str, instrument: Instrument, ordered: str
 ) -> pd.DataFrame:
-    """The few columns the weights read, as NumPy arrays in canonical order (``order``):
-    integer codes, with the municipality as a dense integer code (weights only count its
-    rows)."""
+    """The few columns the weights read, as NumPy arrays in canonical order (``ordered``: each
+    row's ``_canonical`` place by ``_source_row``): integer codes, with the municipality as a
+    dense integer code (weights only count its rows)."""
     spec = instrument.weighting
     names = {"region"} | {c for margin in spec.margins for c in margin}
     if spec.method == "raking":
@@ -296,7 +296,8 @@ def _weight_inputs(
     listed = [f"CAST({quoted(n)} AS BIGINT) AS {quoted(n)}" for n in sorted(names)]
     listed.append("dense_rank() OVER (ORDER BY municipality) AS municipality")
     arrays = connection.execute(
-        f"SELECT {', '.join(listed)} FROM {relation} ORDER BY {order}"
+        f"SELECT {', '.join(listed)} FROM {relation} JOIN {ordered} USING (_source_row) "
+        "ORDER BY _canonical"
     ).fetchnumpy()
     return pd.DataFrame({name: np.asarray(values) for name, values in arrays.items()})
 
@@ -332,13 +333,20 @@ def harmonise_instrument(
             f"CREATE OR REPLACE TEMP VIEW {located} AS SELECT {kept}, {added} FROM {recoded} h "
             f"JOIN _places_{wave} p ON p.municipality_code = h.municipality"
         )
-        order_by = canonical_order(connection, located, instrument)
-        inputs = _weight_inputs(connection, located, instrument, order_by)
+        # each row's place in the canonical order, worked out once: ordering by it again means
+        # hashing every recoded column, all the recodes computed afresh, each time
+        ordered = f"_canonical_{wave}"
+        connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ordered} AS SELECT _source_row, row_number() OVER "
+            f"(ORDER BY {canonical_order(connection, located, instrument)}) AS _canonical "
+            f"FROM {located}"
+        )
+        inputs = _weight_inputs(connection, located, instrument, ordered)
         weight, design_weight, weights[wave] = weighting.weights_for(
             inputs, instrument, wave, codebook, ref
         )
         order = connection.execute(
-            f"SELECT _source_row FROM {located} ORDER BY {order_by}"
+            f"SELECT _source_row FROM {ordered} ORDER BY _canonical"
         ).fetchnumpy()["_source_row"]
         connection.register(
             f"_weights_{wave}",
@@ -363,8 +371,9 @@ def harmonise_instrument(
         parts.append(
             f"SELECT l.*, w.weight, w.design_weight, {stratum} AS design_stratum, "
             f"{unit} AS design_psu, {population} AS design_population, "
-            f"{position} AS _wave_position, row_number() OVER (ORDER BY {order_by}) AS _canonical "
-            f"FROM {located} l JOIN _weights_{wave} w USING (_source_row)"
+            f"{position} AS _wave_position, o._canonical "
+            f"FROM {located} l JOIN _weights_{wave} w USING (_source_row) "
+            f"JOIN {ordered} o USING (_source_row)"
         )
         count, sha = connection.execute(
             f"SELECT count(*), any_value(_source_sha256) FROM {relation}"
@@ -379,6 +388,7 @@ def harmonise_instrument(
         + ") ORDER BY _wave_position, _canonical"
     )
     for wave in sources:
+        connection.execute(f"DROP TABLE IF EXISTS _canonical_{wave}")
         connection.execute(f"DROP VIEW IF EXISTS _located_{wave}")
         connection.execute(f"DROP VIEW IF EXISTS _recoded_{wave}")
         connection.unregister(f"_places_{wave}")

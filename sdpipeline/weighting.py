@@ -59,17 +59,10 @@ def raking_cells(frame: pd.DataFrame, margin: tuple[str, ...]) -> tuple[np.ndarr
     return codes, [tuple(int(column[i]) for column in columns) for i in first]
 
 
-def rake(
-    frame: pd.DataFrame,
-    weights: pd.Series,
-    margins: list[tuple[str, ...]],
-    targets: list[pd.Series],
-) -> tuple[pd.Series, int, float]:
-    """Iterative proportional fitting of ``weights`` to ``targets`` (one Series per margin,
-    indexed by tuples of the margin's codes). Returns weights, iterations and the largest
-    relative margin error left."""
-    # Cells as integer codes and totals by bincount: raking a register-sized table takes
-    # seconds this way, minutes with a groupby over tuples in every iteration.
+def margin_cells(
+    frame: pd.DataFrame, margins: list[tuple[str, ...]], targets: list[pd.Series]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each margin, each row's cell code and each cell's target total, in code order."""
     cells = []
     for margin, target in zip(margins, targets, strict=True):
         codes, present = raking_cells(frame, margin)
@@ -77,6 +70,24 @@ def rake(
         if empty:
             raise WeightingError(f"no respondents in raking cells {margin} = {empty}")
         cells.append((codes, target.reindex(present).to_numpy(dtype=float)))
+    return cells
+
+
+def rake(
+    frame: pd.DataFrame,
+    weights: pd.Series,
+    margins: list[tuple[str, ...]],
+    targets: list[pd.Series],
+    cells: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[pd.Series, int, float]:
+    """Iterative proportional fitting of ``weights`` to ``targets`` (one Series per margin,
+    indexed by tuples of the margin's codes). Returns weights, iterations and the largest
+    relative margin error left. ``cells``: ``margin_cells`` of the same rows, when already
+    worked out for an earlier raking of them."""
+    # Cells as integer codes and totals by bincount: raking a register-sized table takes
+    # seconds this way, minutes with a groupby over tuples in every iteration.
+    if cells is None:
+        cells = margin_cells(frame, margins, targets)
     w = weights.to_numpy(dtype=float).copy()
     error = np.inf
     for iteration in range(1, MAX_ITERATIONS + 1):
@@ -102,15 +113,17 @@ def rake_and_trim(
     targets: list[pd.Series],
     max_ratio: float | None,
 ) -> tuple[pd.Series, int, int, float]:
-    """Rake; cap weights at ``max_ratio`` × median; rake again; until nothing needs capping."""
-    w, iterations, error = rake(frame, base, margins, targets)
+    """Rake; cap weights at ``max_ratio`` × median; rake again; until nothing needs capping.
+    The cells are worked out once for every raking (a register's wave is raked a dozen times)."""
+    cells = margin_cells(frame, margins, targets)
+    w, iterations, error = rake(frame, base, margins, targets, cells)
     rounds = 0
     while max_ratio is not None and rounds < MAX_TRIM_ROUNDS:
         cap = max_ratio * float(w.median())
         if float(w.max()) <= cap * (1 + 1e-6):
             break
         rounds += 1
-        w, more, error = rake(frame, w.clip(upper=cap), margins, targets)
+        w, more, error = rake(frame, w.clip(upper=cap), margins, targets, cells)
         iterations += more
     return w, iterations, rounds, error
 
