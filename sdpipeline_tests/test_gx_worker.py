@@ -137,6 +137,9 @@ def test_the_worker_is_let_go_once_the_run_has_published_its_data_docs(isolated)
         first = running._running()
         running.run_suite(_suite(), _frame(), checked("run-p"))
         assert running.publish_data_docs("run-p").exists()
+        deadline = time.monotonic() + 10  # it ends by itself once its pipe is closed
+        while first.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not first.alive()
         assert all(
             o.passed for o in running.run_suite(_suite(), _frame().head(2), checked("run-p"))

@@ -13,11 +13,11 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from sdpipeline import coverage, report_export, report_tables
 from sdpipeline.attribution import cluster_robust_wls, difference_in_differences
 from sdpipeline.defs.indicators.assets import HarmonisedTables
+from sdpipeline.defs.resources import Warehouse
 from sdpipeline.estimation import ratio_estimate, weighted_mean
 from sdpipeline.indicators import CatalogueError, default_catalogue, load_catalogue, scored
 from sdpipeline.reference import ReferenceData
@@ -106,9 +106,7 @@ def test_analyses_read_only_their_columns_and_never_free_text(pipeline_run, code
             name: len(connection.execute(f"DESCRIBE harmonised.{name}").fetchall())
             for name in codebook.instruments
         }
-    resource = DuckDBResource(
-        database=str(warehouse), connection_config={"access_mode": "READ_ONLY"}
-    )
+    resource = Warehouse(database=str(warehouse), connection_config={"access_mode": "READ_ONLY"})
     tables = HarmonisedTables(resource, list(codebook.instruments), codebook, catalogue)
     assert list(tables) == list(codebook.instruments)
     held = None

@@ -41,16 +41,47 @@ class Warehouse(DuckDBResource):
     _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def get_connection(
+        self, memory_limit: str | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``memory_limit``: what DuckDB may hold while this connection is in use, for a step
+        whose work is DuckDB's alone and which holds no large frames of its own (the recodes,
+        the row contracts); the run's cap is back once it is done. The cap is the database's,
+        not the cursor's: DuckDB has one buffer for all of them."""
         if self._held is None:
             with super().get_connection() as connection:
+                if memory_limit:
+                    connection.execute(f"SET memory_limit = '{memory_limit}'")
                 yield connection
             return
         cursor = self._held.cursor()
+        if memory_limit:
+            cursor.execute(f"SET memory_limit = '{memory_limit}'")
         try:
             yield cursor
         finally:
             cursor.close()  # rolls back what a failed step left uncommitted
+            if memory_limit:
+                cap = self.connection_config["memory_limit"]
+                self._held.execute(f"SET memory_limit = '{cap}'")
+
+    def let_go_of_cached_blocks(self) -> None:
+        """Empty DuckDB's buffer of the blocks it keeps cached up to the run's cap, and give
+        back what they held, before a step holds large frames of its own in Python: a file
+        being parsed, a harmonised table being analysed. The cap is kept for the whole run
+        (its one database), so what an earlier step wrote or read stays in memory beside them
+        otherwise: at ×1000, 0.2 GB of the run's process while a workbook was parsed. Blocks
+        a query still holds stay where they are. Outside a run each use opens the file afresh,
+        with nothing cached."""
+        if self._held is None:
+            return
+        cap = self.connection_config["memory_limit"]
+        try:
+            self._held.execute("SET memory_limit = '1MB'")
+        except duckdb.OutOfMemoryException:
+            pass  # some blocks are in use: the rest were let go
+        finally:
+            self._held.execute(f"SET memory_limit = '{cap}'")
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[Warehouse]:

@@ -159,11 +159,16 @@ class GXWorker:
         self._process.kill()
         self.close()
 
-    def close(self, timeout_seconds: float = 60) -> None:
-        """Let the worker finish what it is writing, then end it."""
+    def let_go(self) -> None:
+        """End the pipe, and with it the worker, without waiting for it to exit (the run goes
+        on meanwhile; ``close``, at the process's exit, reaps it)."""
         if not self._process.stdin.closed:
             with contextlib.suppress(BrokenPipeError):  # the worker has stopped already
                 self._process.stdin.close()
+
+    def close(self, timeout_seconds: float = 60) -> None:
+        """Let the worker finish what it is writing, then end it."""
+        self.let_go()
         try:
             self._process.wait(timeout_seconds)
         except subprocess.TimeoutExpired:
@@ -188,7 +193,7 @@ def release() -> None:
     later check, starts another."""
     global _worker
     if _worker is not None:
-        _worker.close()
+        _worker.let_go()
         _worker = None
 
 

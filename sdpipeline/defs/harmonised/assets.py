@@ -7,15 +7,15 @@ import time
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
+from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs import keys
 from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
 from sdpipeline.defs.metadata import in_english, table_metadata
 from sdpipeline.defs.policy import with_policy
-from sdpipeline.defs.resources import GreatExpectations
+from sdpipeline.defs.resources import GreatExpectations, Warehouse
 from sdpipeline.harmonise import Harmonised, harmonise_instrument, missing_column
 from sdpipeline.recodes import crosswalk
 from sdpipeline.reference import ReferenceData
@@ -110,13 +110,13 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
     )
     def _asset(
         context: dg.AssetExecutionContext,
-        warehouse: DuckDBResource,
+        warehouse: Warehouse,
         great_expectations: GreatExpectations,
     ):
         table = qualified(SCHEMA, instrument.name)
         staging = qualified(SCHEMA, f"{instrument.name}__next")
         sources = {w: qualified(keys.VALIDATED, t) for w, t in validated.items()}
-        with warehouse.get_connection() as connection:
+        with warehouse.get_connection(settings.duckdb_sql_memory_limit()) as connection:
             ref = ReferenceData.from_warehouse(connection)
             connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')
             context.log.info(f"{name}: harmonising {', '.join(validated)} in the warehouse")

@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterator, Mapping
 import dagster as dg
 import duckdb
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from sdpipeline import attribution, decomposition, effectiveness
 from sdpipeline.codebook import Codebook, default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.defs.policy import with_policy
+from sdpipeline.defs.resources import Warehouse
 from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.reference import ReferenceData
 from sdpipeline.warehouse import qualified, read_frame, replace_table, table_columns
@@ -71,7 +71,7 @@ class HarmonisedTables(Mapping[str, pd.DataFrame]):
 
     def __init__(
         self,
-        warehouse: DuckDBResource,
+        warehouse: Warehouse,
         instruments: list[str],
         codebook: Codebook,
         catalogue: Catalogue,
@@ -93,6 +93,7 @@ class HarmonisedTables(Mapping[str, pd.DataFrame]):
                     if c in stored
                 ]
                 self._held = (name, read_frame(connection, "harmonised", name, listed))
+            self._warehouse.let_go_of_cached_blocks()  # the table is in Python now
         return self._held[1]
 
     def __iter__(self) -> Iterator[str]:
@@ -117,7 +118,7 @@ def indicator_asset(
     table: str,
     description: str,
     instruments: list[str],
-    build: Callable[[Tables, ReferenceData, DuckDBResource], pd.DataFrame],
+    build: Callable[[Tables, ReferenceData, Warehouse], pd.DataFrame],
     codebook: Codebook,
     catalogue: Catalogue,
     extra_deps: tuple[dg.AssetKey, ...] = (),
@@ -133,9 +134,7 @@ def indicator_asset(
         tags={"layer": "indicators"},
         description=description,
     )
-    def _asset(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource
-    ) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         tables = HarmonisedTables(warehouse, instruments if reads_rows else [], codebook, catalogue)
         with warehouse.get_connection() as connection:
             ref = ReferenceData.from_warehouse(connection)
@@ -153,18 +152,18 @@ def indicator_asset(
 def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.AssetsDefinition]:
     everyone = list(codebook.instruments)
 
-    def estimates(tables: Tables, ref: ReferenceData, warehouse: DuckDBResource) -> pd.DataFrame:
+    def estimates(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
         return effectiveness.estimate_all(tables, catalogue, codebook, ref)
 
-    def changes(tables: Tables, ref: ReferenceData, warehouse: DuckDBResource) -> pd.DataFrame:
+    def changes(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
         with warehouse.get_connection() as connection:
             frame = connection.execute(f"SELECT * FROM {qualified(SCHEMA, 'estimates')}").df()
         return effectiveness.changes(frame, catalogue, codebook)
 
-    def decomposed(tables: Tables, ref: ReferenceData, warehouse: DuckDBResource) -> pd.DataFrame:
+    def decomposed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
         return decomposition.decompose_all(tables, catalogue, codebook, ref)
 
-    def attributed(tables: Tables, ref: ReferenceData, warehouse: DuckDBResource) -> pd.DataFrame:
+    def attributed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
         return attribution.attribution(tables, catalogue, codebook, ref)
 
     return [

@@ -6,7 +6,6 @@ Dagster knows which raw table is behind its file."""
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import source_columns
@@ -14,6 +13,7 @@ from sdpipeline.defs import keys
 from sdpipeline.defs.metadata import in_english, table_metadata
 from sdpipeline.defs.observation import observable_files
 from sdpipeline.defs.policy import with_policy
+from sdpipeline.defs.resources import Warehouse
 from sdpipeline.ingest import load_raw
 from sdpipeline.inventory import check_delivery_folder
 from sdpipeline.readers import DeliveryError
@@ -55,9 +55,8 @@ def raw_asset(instrument: Instrument, codebook: Codebook, wave_id: str) -> dg.As
             f"replaced delivery is kept in raw_archive under its checksum."
         ),
     )
-    def _asset(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource
-    ) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        warehouse.let_go_of_cached_blocks()
         try:
             check_delivery_folder(codebook, wave_id)
             load = load_raw(instrument, wave_id, codebook)

@@ -16,7 +16,6 @@ import dagster as dg
 import duckdb
 import pandas as pd
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster_duckdb import DuckDBResource
 
 from sdpipeline import (
     cell_lineage,
@@ -34,6 +33,7 @@ from sdpipeline.defs.lineage import lineage
 from sdpipeline.defs.metadata import table_metadata
 from sdpipeline.defs.observation import file_paths
 from sdpipeline.defs.policy import with_policy
+from sdpipeline.defs.resources import Warehouse
 from sdpipeline.indicators import Catalogue, default_catalogue
 from sdpipeline.warehouse import qualified, replace_table
 
@@ -104,9 +104,7 @@ def report_asset(
         "and delivered files (by SHA-256) are on this page (cell_lineage) and in "
         f"{SCHEMA}.cell_lineage; every column is described in the column schema.",
     )
-    def _asset(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource
-    ) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
             tables = HarmonisedTables(warehouse, reads, codebook, catalogue)
             frame = build(connection, tables)
@@ -267,7 +265,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         "cell: one row, no file). Published with the report in its own DuckDB file.",
     )
     def report_cell_lineage(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext, warehouse: Warehouse
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as connection:
             tables = _report_tables(connection, list(specs))
@@ -310,7 +308,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         "labels) with its own codebook, published with the report.",
     )
     def report_exports(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext, warehouse: Warehouse
     ) -> dg.MaterializeResult:
         provenance = whole_report(
             context,

@@ -6,13 +6,13 @@ replaced."""
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from sdpipeline import disclosure, effectiveness
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.indicators.assets import HarmonisedTables
 from sdpipeline.defs.policy import AUTOMATION
+from sdpipeline.defs.resources import Warehouse
 from sdpipeline.indicators import default_catalogue
 from sdpipeline.reference import ReferenceData
 from sdpipeline.warehouse import qualified
@@ -34,7 +34,7 @@ AUDITED = keys.report("indicators_by_region")
     "between them (national = regions, state cities + novadi = national), by linear "
     "programming. Fails if any interval is narrower than the catalogue's protection.",
 )
-def disclosure_audit(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+def disclosure_audit(warehouse: Warehouse) -> dg.AssetCheckResult:
     codebook, catalogue = default_codebook(), default_catalogue()
     with warehouse.get_connection() as connection:
         published = connection.execute(f"SELECT * FROM {qualified('indicators', 'estimates')}").df()

@@ -7,8 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
+from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
@@ -21,7 +21,7 @@ from sdpipeline.defs.metadata import (
     table_metadata,
 )
 from sdpipeline.defs.policy import with_policy
-from sdpipeline.defs.resources import GreatExpectations
+from sdpipeline.defs.resources import GreatExpectations, Warehouse
 from sdpipeline.validation import audit
 from sdpipeline.warehouse import qualified, replace_table_as
 
@@ -86,7 +86,7 @@ def validated_asset(
     def _asset(
         context: dg.AssetExecutionContext,
         config: ContractConfig,
-        warehouse: DuckDBResource,
+        warehouse: Warehouse,
         great_expectations: GreatExpectations,
     ):
         threshold = (
@@ -101,7 +101,7 @@ def validated_asset(
 
         schema = row_contract(instrument, wave_id, codebook)
         raw = qualified(keys.RAW, name)
-        with warehouse.get_connection() as connection:
+        with warehouse.get_connection(settings.duckdb_sql_memory_limit()) as connection:
             context.log.info(f"{key.to_user_string()}: checking {raw} against the row contract")
             started = time.perf_counter()
             outcome = apply_contract(connection, raw, schema)
