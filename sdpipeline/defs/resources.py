@@ -55,9 +55,9 @@ class Warehouse(DuckDBResource):
                 yield connection
             return
         cursor = self._held.cursor()
-        if memory_limit:
-            cursor.execute(f"SET memory_limit = '{memory_limit}'")
         try:
+            if memory_limit:
+                cursor.execute(f"SET memory_limit = '{memory_limit}'")
             yield cursor
         finally:
             cursor.close()  # rolls back what a failed step left uncommitted

@@ -160,11 +160,12 @@ class GXWorker:
         self.close()
 
     def let_go(self) -> None:
-        """End the pipe, and with it the worker, without waiting for it to exit (the run goes
-        on meanwhile; ``close``, at the process's exit, reaps it)."""
+        """End the pipe, and with it the worker, without waiting for it to exit: the run goes
+        on meanwhile, and a thread reaps the worker once it has."""
         if not self._process.stdin.closed:
             with contextlib.suppress(BrokenPipeError):  # the worker has stopped already
                 self._process.stdin.close()
+            threading.Thread(target=self._process.wait, daemon=True).start()
 
     def close(self, timeout_seconds: float = 60) -> None:
         """Let the worker finish what it is writing, then end it."""
@@ -187,10 +188,10 @@ def worker() -> GXWorker:
 
 
 def release() -> None:
-    """Let this process's worker go, finishing what it is writing: its run has no more use for
-    it. After a register's tables it holds 0.4 GB (GX, and what the largest checks left
-    behind) while the run's analyses, its largest work, are still to come. The next run, or a
-    later check, starts another."""
+    """Let this process's worker go (it ends once it has read the end of its pipe): its run
+    has no more use for it. After a register's tables it holds 0.4 GB (GX, and what the
+    largest checks left behind) while the run's analyses, its largest work, are still to come.
+    The next run, or a later check, starts another."""
     global _worker
     if _worker is not None:
         _worker.let_go()
