@@ -20,8 +20,10 @@ neither file. Pseudonyms stay: they are keyed hashes, not the delivered identifi
 are what lets an analyst's question about a row reach the ministry, which alone holds the key
 (``design_psu`` carries them too, where the design has no clusters).
 
-The SPSS files are read from the warehouse in chunks and written by ``sav_writer`` (pyreadstat
-writes their dictionaries), so a register-sized table is never whole in memory. Files are
+The SPSS files' values (numbers as SPSS numbers, missing kinds as their codes) are computed by
+DuckDB from a SQL expression per variable, read from the warehouse in chunks and written by
+``sav_writer`` (pyreadstat writes their dictionaries), so a register-sized table is never whole
+in memory. Files are
 written with fixed creation stamps, so the same table gives the same bytes.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +113,12 @@ def _folds(variable: Variable, codes: dict[int, Label]) -> bool:
 @dataclass(frozen=True)
 class SavColumn:
     """One SPSS variable: how it is stored, its label and value labels in both languages, and
-    how its values come from a chunk of the warehouse table."""
+    ``sql``, the expression over the warehouse table that gives its values."""
 
     variable: sav_writer.Variable
     label: Label
     values: dict[float, Label]
-    compute: Callable[[pd.DataFrame], pd.Series]
+    sql: str
 
 
 class SavLayout:
@@ -162,7 +164,7 @@ class SavLayout:
     def _add(
         self,
         column: str,
-        compute: Callable[[pd.DataFrame], pd.Series],
+        sql: str,
         kind: str,
         measure: str,
         display: str | None = None,
@@ -177,7 +179,7 @@ class SavLayout:
             ),
             label=self._described.get(column, Label(column, column)),
             values={float(code): label for code, label in (labels or {}).items()},
-            compute=compute,
+            sql=sql,
         )
 
     def text_sources(self) -> dict[str, str]:
@@ -188,9 +190,11 @@ class SavLayout:
             if self.columns[name].variable.kind == TEXT
         }
 
-    def frame(self, chunk: pd.DataFrame) -> pd.DataFrame:
-        """A chunk of the warehouse table as the SPSS file's values."""
-        return pd.DataFrame({name: c.compute(chunk) for name, c in self.columns.items()})
+    def select(self, table: str) -> str:
+        """The query giving the SPSS file's values from the warehouse ``table``, a column per
+        variable, named as SPSS names it."""
+        values = ", ".join(f"{c.sql} AS {_name(n)}" for n, c in self.columns.items())
+        return f"SELECT {values} FROM {table}"
 
     def dictionary(
         self, language: str, file_label: Label, note: list[str]
@@ -207,29 +211,30 @@ class SavLayout:
         )
 
 
-def _as_is(column: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda chunk: chunk[column]
+def _name(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
-def _as_numbers(column: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda chunk: chunk[column].astype("float64")
+def _as_is(column: str) -> str:
+    return _name(column)
 
 
-def _as_codes(column: str, codes: dict[str, float]) -> Callable[[pd.DataFrame], pd.Series]:
-    """A missing kind (hard_to_say, …) as its code."""
-    return lambda chunk: chunk[column].map(codes).astype("float64")
+def _as_numbers(column: str) -> str:
+    return f"CAST({_name(column)} AS DOUBLE)"
 
 
-def _folded(
-    numbers: Callable[[pd.DataFrame], pd.Series], kinds: Callable[[pd.DataFrame], pd.Series]
-) -> Callable[[pd.DataFrame], pd.Series]:
-    """The number where there is one, else its missing kind's code."""
+def _as_codes(column: str, codes: dict[str, float]) -> str:
+    """A missing kind (hard_to_say, …) as its code; NULL where there is none."""
+    cases = " ".join(
+        f"WHEN '{kind.replace(chr(39), chr(39) * 2)}' THEN CAST({code!r} AS DOUBLE)"
+        for kind, code in codes.items()
+    )
+    return f"CASE {_name(column)} {cases} END"
 
-    def compute(chunk: pd.DataFrame) -> pd.Series:
-        values = numbers(chunk)
-        return values.where(values.notna(), kinds(chunk))
 
-    return compute
+def _folded(numbers: str, kinds: str) -> str:
+    """The number where there is one (not NULL, not NaN), else its missing kind's code."""
+    return f"coalesce(nullif({numbers}, CAST('NaN' AS DOUBLE)), {kinds})"
 
 
 def _note(lines: list[str]) -> list[str]:
@@ -358,17 +363,16 @@ def codebook_markdown(
 
 
 def _quoted(columns: list[str]) -> str:
-    return ", ".join(f'"{c}"' for c in columns)
+    return ", ".join(map(_name, columns))
 
 
-def _chunks(
+def sav_values(
     connection: duckdb.DuckDBPyConnection, table: str, layout: SavLayout
 ) -> Iterator[pd.DataFrame]:
-    """The table in chunks, through Arrow (text as Arrow buffers, not an object per cell), as
-    the SPSS file's values."""
-    select = f"SELECT {_quoted(list(layout.names))} FROM {table}"
-    for batch in connection.sql(select).to_arrow_reader(CHUNK_ROWS):
-        yield layout.frame(batch.to_pandas(date_as_object=False))
+    """The SPSS file's values in chunks, computed by DuckDB and read through Arrow (text as
+    Arrow buffers, not an object per cell)."""
+    for batch in connection.sql(layout.select(table)).to_arrow_reader(CHUNK_ROWS):
+        yield batch.to_pandas(date_as_object=False)
 
 
 def write_sav_files(
@@ -385,7 +389,7 @@ def write_sav_files(
     name = instrument.name
     table = qualified(SCHEMA, name)
     texts = layout.text_sources()
-    longest = ", ".join(f'coalesce(max(strlen("{c}")), 0)' for c in texts.values())
+    longest = ", ".join(f"coalesce(max(strlen({_name(c)})), 0)" for c in texts.values())
     *lengths, rows = connection.execute(f"SELECT {longest}, count(*) FROM {table}").fetchall()[0]
     widths = dict(zip(texts, lengths, strict=True))
     note = [
@@ -408,7 +412,7 @@ def write_sav_files(
         [c.variable for c in layout.columns.values()],
         widths,
         rows,
-        _chunks(connection, table, layout),
+        sav_values(connection, table, layout),
         stamp,
     )
     return list(files)

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,12 +271,13 @@ def export(
 
 
 def _contents(folder: Path) -> dict[str, str]:
-    """Every file published in ``folder`` (path inside it → SHA-256)."""
-    return {
-        path.relative_to(folder).as_posix(): sha256_of(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    """Every file published in ``folder`` (path inside it → SHA-256). Hashed two at a time:
+    hashlib lets go of the GIL, and a register's publication is gigabytes (×1000: 4.5 GB,
+    4.8 s on one core)."""
+    files = [path for path in sorted(folder.rglob("*")) if path.is_file()]
+    with ThreadPoolExecutor(2) as pool:
+        digests = pool.map(sha256_of, files)
+        return {p.relative_to(folder).as_posix(): d for p, d in zip(files, digests, strict=True)}
 
 
 def publications_dir(out_dir: Path) -> Path:

@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyreadstat
+from numpy.lib.stride_tricks import sliding_window_view
 
 from sdpipeline.generator.writers import pin_sav
 
@@ -215,10 +216,11 @@ def padded_text(values: pd.Series, name: str, longest: int, width: int) -> np.nd
     offsets = np.frombuffer(distinct.buffers()[1], dtype=np.int64)
     begins = offsets[start : start + len(distinct)]
     data = np.frombuffer(distinct.buffers()[2] or b"\0", dtype=np.uint8)
-    cells = np.full((len(distinct), width), ord(" "), dtype=np.uint8)
-    for byte in range(int(lengths.max(initial=0))):  # the n-th byte of every value that long
-        having = np.flatnonzero(lengths > byte)
-        cells[having, byte] = data[begins[having] + byte]
+    # each value's first ``width`` bytes, read on into what follows it (the next values, then
+    # spaces past the buffer's end) as one copy of a row per value; then spaces past its length
+    padded = np.concatenate([data, np.full(width, ord(" "), dtype=np.uint8)])
+    cells = sliding_window_view(padded, width)[begins]
+    cells[np.arange(width) >= lengths[:, None]] = ord(" ")
     return cells.view(f"S{width}").ravel()[encoded.indices.to_numpy(zero_copy_only=False)]
 
 

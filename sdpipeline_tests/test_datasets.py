@@ -183,8 +183,11 @@ def test_an_answer_whose_range_holds_the_codes_keeps_its_kind_beside_it(pipeline
     table = _table(warehouse, "specialists")
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         types = harmonised_export.exported_columns(connection, widened)
-    layout = harmonised_export.SavLayout(types, widened, codebook)
-    frame = layout.frame(table)
+        layout = harmonised_export.SavLayout(types, widened, codebook)
+        frame = pd.concat(
+            harmonised_export.sav_values(connection, "harmonised.specialists", layout),
+            ignore_index=True,
+        )
     np.testing.assert_array_equal(frame["caseload"], table["caseload"].astype(float))
     kinds = table["caseload_missing"].map(
         {m.kind: m.code for m in codebook.missing_categories.values()}
