@@ -127,11 +127,12 @@ class Design:
         least one of those rows, minus the strata with at least one such PSU."""
         if rows is None:
             return self.df
+        units = self.unit[rows]
         present = np.zeros(len(self.stratum_of_unit), dtype=bool)
-        present[self.unit[rows]] = True
+        present[units] = True
         strata = np.zeros(len(self.units_in_stratum), dtype=bool)
-        strata[self.stratum_of_unit[present]] = True
-        return int(present.sum() - strata.sum())
+        strata[self.stratum_of_unit[units]] = True  # over the rows, not every unit's flag
+        return int(np.count_nonzero(present) - np.count_nonzero(strata))
 
 
 def linearised_variance(

@@ -37,7 +37,7 @@ would take gigabytes."""
 # and passed when it sat lower. The limit is the largest the module takes.
 csv.field_size_limit(2**31 - 1)
 # Bytes that Windows-1257 leaves undefined: their presence means the file is not Windows-1257.
-_CP1257_UNDEFINED = re.compile(rb"[\x81\x83\x88\x8A\x8C\x90\x98\x9A\x9C\x9F\xA1\xA5]")
+_CP1257_UNDEFINED = b"\x81\x83\x88\x8a\x8c\x90\x98\x9a\x9c\x9f\xa1\xa5"
 _SPACES = ("\u00a0", "\u202f", " ")
 # UTF-8 for Latin-1 supplement, Latin Extended-A (every Latvian letter) and Cyrillic. Read as
 # Windows-1257 these are 'Ć', 'Ä', 'Å', 'Š' or 'Ń' followed by a symbol, which Latvian text
@@ -156,10 +156,12 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
                 f"{utf8.group().hex(' ').upper()} (UTF-8 for {found!r})",
                 row=line,
             )
-        undefined = _CP1257_UNDEFINED.search(data)
-        if undefined is not None:
-            line = data[: undefined.start()].count(b"\n") + 1
-            byte = data[undefined.start()]
+        # the first of them: a search for each byte alone runs at memory speed, a regular
+        # expression for any of them at 0.2 GB/s (0.6 s of a register's 115 MB file)
+        undefined = [at for at in (data.find(bytes((b,))) for b in _CP1257_UNDEFINED) if at >= 0]
+        if undefined:
+            line = data[: min(undefined)].count(b"\n") + 1
+            byte = data[min(undefined)]
             raise DeliveryError(path, f"byte 0x{byte:02X} is not Windows-1257", row=line)
     try:
         return data.decode(encoding)
