@@ -153,6 +153,17 @@ def test_a_line_in_another_encoding_is_refused_naming_the_line(
     assert error.value.row == 3 and "a.csv" in str(error.value)
 
 
+@pytest.mark.parametrize("declared", ["cp1257", None])
+def test_a_byte_windows_1257_leaves_undefined_is_refused_naming_the_first(tmp_path, declared):
+    """Two undefined bytes, the later one first in the list of undefined bytes: the file is
+    refused at the one nearest its start, on its own line."""
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"id;komentars\r\n1;\xd0\xe2\r\n2;x\xa5y\r\n3;\x81\r\n")
+    with pytest.raises(DeliveryError, match="byte 0xA5 is not Windows-1257") as error:
+        read_raw_file(path, FileSpec(name="a.csv", encoding=declared), ["id", "komentars"])
+    assert error.value.row == 3 and "a.csv" in str(error.value)
+
+
 def _workbook(path, seed: int) -> tuple[list[str], list[str]]:
     """A workbook as contractors make them: a title or blank rows above the header, the table
     starting in a later column, numbers, blanks, dates, text codes and columns of mixed cells."""
