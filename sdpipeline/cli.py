@@ -524,10 +524,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as error:
-        # the data contract is incomplete (also when Dagster wraps it while loading the
-        # definitions): say what to add, without a traceback
+        # the data contract is incomplete or a setting unusable (also when Dagster wraps it
+        # while loading the definitions): say what to change, without a traceback
         cause: BaseException | None = error
-        while cause is not None and not isinstance(cause, DataContractError):
+        while cause is not None and not isinstance(
+            cause, DataContractError | settings.SettingError
+        ):
             cause = cause.__cause__ or cause.__context__
         if cause is None:
             raise

@@ -13,6 +13,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+class SettingError(ValueError):
+    """An environment variable holds a value sdpipeline cannot use; the message names it."""
+
+
 def _path(variable: str, default: Path) -> Path:
     value = os.environ.get(variable)
     return Path(value).expanduser().resolve() if value else default
@@ -57,12 +61,19 @@ def automation_on() -> bool:
     """Whether the automation sensors start switched on (``SDPIPELINE_AUTOMATION=on``, for a
     deployment that wants them on from the first start); otherwise they wait for a data
     engineer to turn them on in the UI."""
-    return os.environ.get("SDPIPELINE_AUTOMATION", "off").lower() == "on"
+    value = os.environ.get("SDPIPELINE_AUTOMATION", "off").strip()
+    if value.lower() not in ("on", "off"):
+        raise SettingError(f"SDPIPELINE_AUTOMATION={value!r} is neither 'on' nor 'off'")
+    return value.lower() == "on"
 
 
 def automation_interval_seconds() -> int:
     """How often the sensors look for changed files and evaluate automation (seconds)."""
-    return int(os.environ.get("SDPIPELINE_AUTOMATION_INTERVAL_SECONDS", "60"))
+    variable = "SDPIPELINE_AUTOMATION_INTERVAL_SECONDS"
+    value = os.environ.get(variable, "60").strip()
+    if not value.isdigit() or int(value) < 1:
+        raise SettingError(f"{variable}={value!r} is not a whole number of seconds (e.g. 60)")
+    return int(value)
 
 
 def duckdb_memory_limit() -> str:
@@ -70,7 +81,7 @@ def duckdb_memory_limit() -> str:
     keeps the blocks it wrote cached up to its limit, which at a register's size made the
     warehouse alone take gigabytes beside the run's own frames; past the limit it evicts them
     to the database file or spills to a temporary one."""
-    return os.environ.get("SDPIPELINE_DUCKDB_MEMORY_LIMIT", "512MB")
+    return _memory_size("SDPIPELINE_DUCKDB_MEMORY_LIMIT", "512MB")
 
 
 def duckdb_sql_memory_limit() -> str:
@@ -78,4 +89,26 @@ def duckdb_sql_memory_limit() -> str:
     contracts, the recodes): those steps hold no large frames in Python, and under the run's
     cap DuckDB evicted and re-read blocks as it wrote a register's table (×1000: the harmonised
     layer 39 s with 1 GB against 56 s with 512 MB). The run's cap is back after the step."""
-    return os.environ.get("SDPIPELINE_DUCKDB_SQL_MEMORY_LIMIT", "1GB")
+    return _memory_size("SDPIPELINE_DUCKDB_SQL_MEMORY_LIMIT", "1GB")
+
+
+def _memory_size(variable: str, default: str) -> str:
+    """The size ``variable`` gives, checked by DuckDB itself as it will read it. A value it
+    cannot read failed each step that set it with DuckDB's bare parser error, the steps before
+    them having replaced their tables; checked here, when the code location loads, it stops
+    the command before a run starts, naming the variable."""
+    import duckdb
+
+    value = os.environ.get(variable, default).strip()
+    problem = "it holds a quote" if "'" in value else None
+    if problem is None:
+        try:
+            with duckdb.connect() as probe:
+                probe.execute(f"SET memory_limit = '{value}'")
+        except duckdb.Error as error:
+            problem = str(error).split("\n")[0]
+    if problem:
+        raise SettingError(
+            f"{variable}={value!r} is not a memory size DuckDB reads (e.g. 512MB, 2GB): {problem}"
+        )
+    return value

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sdpipeline import settings
 
 from .conftest import SHIPPED_RAW
@@ -55,6 +57,35 @@ def test_run_reports_a_rejected_file_then_accepts_it_with_a_higher_threshold(tmp
     assert re.search(r"validated\.residents_2023\s+1080 rows", accepted.stdout)
     home = tmp_path / "var" / "dagster_home"
     assert (home / "dagster.yaml").exists() and (home / "history" / "runs.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SDPIPELINE_DUCKDB_MEMORY_LIMIT", "lots"),
+        ("SDPIPELINE_DUCKDB_SQL_MEMORY_LIMIT", "two GB"),
+        ("SDPIPELINE_DUCKDB_SQL_MEMORY_LIMIT", "1GB' ; DROP SCHEMA raw CASCADE ; --"),
+        ("SDPIPELINE_AUTOMATION_INTERVAL_SECONDS", "1m"),
+        ("SDPIPELINE_AUTOMATION", "yes"),
+    ],
+)
+def test_an_unusable_setting_stops_the_run_before_it_starts_naming_it(
+    tmp_path, monkeypatch, variable, value
+):
+    """A mistyped setting used to fail the steps that read it, one by one, with DuckDB's bare
+    parser error, after the raw layer had been replaced: now nothing runs."""
+    monkeypatch.setenv(variable, value)
+    result = _run(["run"], tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{variable}=" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "var" / "warehouse.duckdb").exists()
+    assert not list((tmp_path / "var" / "dagster_home").glob("storage/*"))
+
+
+def test_a_memory_size_in_any_unit_duckdb_reads_is_taken(monkeypatch):
+    for size in ("1.5GiB", "700MB", " 2gb ", "2 gigabytes"):
+        monkeypatch.setenv("SDPIPELINE_DUCKDB_SQL_MEMORY_LIMIT", size)
+        assert settings.duckdb_sql_memory_limit() == size.strip()
 
 
 def test_generate_writes_a_delivery(tmp_path):

@@ -38,6 +38,8 @@ class Warehouse(DuckDBResource):
     """
 
     lock_timeout_seconds: int = 6 * 3600
+    # what DuckDB may hold during a step whose work is DuckDB's alone (``get_connection``)
+    sql_memory_limit: str | None = None
     _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
     @contextmanager
@@ -123,11 +125,14 @@ def resources() -> dg.Definitions:
 
 def warehouse_resource(path: Path | None = None) -> Warehouse:
     """The DuckDB warehouse file (``SDPIPELINE_WAREHOUSE``, default ``var/warehouse.duckdb``),
-    with DuckDB's memory capped (``SDPIPELINE_DUCKDB_MEMORY_LIMIT``)."""
+    with DuckDB's memory capped (``SDPIPELINE_DUCKDB_MEMORY_LIMIT``, and for the steps that
+    work in DuckDB alone ``SDPIPELINE_DUCKDB_SQL_MEMORY_LIMIT``)."""
     path = path or settings.warehouse_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     return Warehouse(
-        database=str(path), connection_config={"memory_limit": settings.duckdb_memory_limit()}
+        database=str(path),
+        connection_config={"memory_limit": settings.duckdb_memory_limit()},
+        sql_memory_limit=settings.duckdb_sql_memory_limit(),
     )
 
 

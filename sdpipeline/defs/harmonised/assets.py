@@ -8,7 +8,6 @@ import time
 import dagster as dg
 import pandas as pd
 
-from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs import keys
@@ -116,7 +115,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         table = qualified(SCHEMA, instrument.name)
         staging = qualified(SCHEMA, f"{instrument.name}__next")
         sources = {w: qualified(keys.VALIDATED, t) for w, t in validated.items()}
-        with warehouse.get_connection(settings.duckdb_sql_memory_limit()) as connection:
+        with warehouse.get_connection(warehouse.sql_memory_limit) as connection:
             ref = ReferenceData.from_warehouse(connection)
             connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')
             context.log.info(f"{name}: harmonising {', '.join(validated)} in the warehouse")

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import source_columns
 from sdpipeline.defs import keys
@@ -101,7 +100,7 @@ def validated_asset(
 
         schema = row_contract(instrument, wave_id, codebook)
         raw = qualified(keys.RAW, name)
-        with warehouse.get_connection(settings.duckdb_sql_memory_limit()) as connection:
+        with warehouse.get_connection(warehouse.sql_memory_limit) as connection:
             context.log.info(f"{key.to_user_string()}: checking {raw} against the row contract")
             started = time.perf_counter()
             outcome = apply_contract(connection, raw, schema)
