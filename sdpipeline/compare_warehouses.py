@@ -211,15 +211,31 @@ def compare_table(
     return result
 
 
+DUCKDB_MAGIC = b"DUCK"  # a DuckDB database file's bytes 8–11
+
+
+class Unreadable(ValueError):
+    """A warehouse to compare cannot be opened."""
+
+
 def compare(
     path_a: Path, path_b: Path, rtol: float = RTOL, atol: float = ATOL, show: int = 0
 ) -> list[TableComparison]:
-    """Every table of either warehouse, compared."""
+    """Every table of either warehouse, compared; ``Unreadable`` names a warehouse that is
+    missing, not a DuckDB database, or held by a run."""
     connection = duckdb.connect()
     for alias, path in (("a", path_a), ("b", path_b)):
-        if not Path(path).exists():
-            raise FileNotFoundError(path)
-        connection.execute(f"ATTACH '{Path(path).resolve()}' AS {alias} (READ_ONLY)")
+        if not Path(path).is_file():
+            raise Unreadable(f"{path}: no such file")
+        with Path(path).open("rb") as handle:
+            if handle.read(12)[8:] != DUCKDB_MAGIC:
+                raise Unreadable(f"{path}: not a DuckDB database file")
+        literal = str(Path(path).resolve()).replace("'", "''")
+        try:
+            connection.execute(f"ATTACH '{literal}' AS {alias} (READ_ONLY)")
+        except duckdb.Error as error:
+            first = str(error).splitlines()[0]
+            raise Unreadable(f"{path}: cannot be opened as a DuckDB warehouse: {first}") from error
     in_a, in_b = set(_tables(connection, "a")), set(_tables(connection, "b"))
     results = []
     for schema, table in sorted(in_a | in_b):
@@ -262,7 +278,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = compare(args.a, args.b, args.rtol, args.atol, args.show)
+    """0: every table identical; 1: a difference; 2: a warehouse could not be read."""
+    try:
+        results = compare(args.a, args.b, args.rtol, args.atol, args.show)
+    except Unreadable as error:
+        print(f"sdpipeline compare: {error}", file=sys.stderr)
+        return 2
     print(report(results, args.rtol, args.atol))
     return 0 if all(r.identical for r in results) else 1
 

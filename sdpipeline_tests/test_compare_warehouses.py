@@ -3,6 +3,9 @@ identical, within tolerance, differing, and a schema difference."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import duckdb
 
 from sdpipeline.compare_warehouses import compare, main, report
@@ -85,3 +88,41 @@ def test_a_float_beyond_the_tolerance_is_a_difference(tmp_path):
     assert (results["report.t"].only_in_a, results["report.t"].only_in_b) == (1, 1)
     loose = {r.name: r for r in compare(a, b, rtol=1e-3)}
     assert loose["report.t"].identical
+
+
+def test_a_warehouse_that_cannot_be_read_is_named_with_exit_code_2(tmp_path, capsys):
+    """Missing, not a database, or held by a run in another process: said on one line naming
+    the file, exit 2 (1 is kept for warehouses that differ)."""
+    good = tmp_path / "good.duckdb"
+    with duckdb.connect(str(good)) as connection:
+        connection.execute("CREATE TABLE t AS SELECT 1 AS x")
+    text = tmp_path / "export.csv"
+    text.write_text("x\n1\n")
+    held = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+            "c.execute('CREATE TABLE t AS SELECT 1 AS x'); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(held),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cases = {
+            tmp_path / "absent.duckdb": "no such file",
+            text: "not a DuckDB database file",
+            held: "cannot be opened as a DuckDB warehouse",
+        }
+        for path, message in cases.items():
+            assert main([str(path), str(good)]) == 2
+            error = capsys.readouterr().err
+            assert f"sdpipeline compare: {path}: {message}" in error, error
+    finally:
+        holder.communicate("")
+    assert main([str(held), str(good)]) == 0
