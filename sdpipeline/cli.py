@@ -427,13 +427,21 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scale(text: str) -> int:
+    """A delivery's scale: a whole multiple of the sample, at least 1, refused as the command
+    is read (a ×0 benchmark generated nothing and then reported a failed scale)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="sdpipeline", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write a synthetic delivery with known truth")
     generate.add_argument("--out", help="folder for the wave folders (default: data/raw)")
-    generate.add_argument("--scale", type=int, default=1, help="multiply sample sizes (×1)")
+    generate.add_argument("--scale", type=_scale, default=1, help="multiply sample sizes (×1)")
     generate.add_argument("--seed", type=int, default=None, help="seed (default: model.yaml)")
     generate.set_defaults(func=cmd_generate)
 
@@ -475,7 +483,7 @@ def parser() -> argparse.ArgumentParser:
     floor.set_defaults(func=cmd_floor)
 
     bench = commands.add_parser("benchmark", help="measure time and memory at growing scales")
-    bench.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100, 1000])
+    bench.add_argument("--scales", type=_scale, nargs="+", default=[1, 10, 100, 1000])
     bench.add_argument("--out", help="where benchmark.json and .csv go (default: var/benchmark)")
     bench.add_argument("--work", help="scratch folder for the generated deliveries (default: /tmp)")
     bench.set_defaults(func=cmd_benchmark)
@@ -486,7 +494,7 @@ def parser() -> argparse.ArgumentParser:
     )
     cover.add_argument("--replicates", type=int, default=200, help="deliveries to draw (200)")
     cover.add_argument("--first-seed", type=int, default=1, help="seed of the first (1)")
-    cover.add_argument("--scale", type=int, default=1, help="multiply sample sizes (×1)")
+    cover.add_argument("--scale", type=_scale, default=1, help="multiply sample sizes (×1)")
     cover.add_argument("--jobs", type=int, default=2, help="processes (2)")
     cover.add_argument(
         "--out", default=str(settings.REPO_ROOT / "docs" / "coverage"), help="(docs/coverage)"

@@ -124,3 +124,20 @@ def test_refresh_names_a_file_the_codebook_does_not_know(tmp_path):
     assert result.returncode == 1
     assert "brivpratigie_2023.csv: matches no instrument of wave ex_post_2023" in result.stdout
     assert "nothing changed" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["benchmark", "--scales", "1", "0"],
+        ["generate", "--scale", "-3"],
+        ["coverage", "--scale", "x"],
+    ],
+)
+def test_a_scale_below_one_is_refused_as_the_command_is_read(args, capsys):
+    from sdpipeline.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2
+    assert "is not a whole number of at least 1" in capsys.readouterr().err
