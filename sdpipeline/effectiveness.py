@@ -12,7 +12,9 @@ of the two estimates (``estimation.welch_df``), and read against the indicator's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +40,7 @@ TYPES = {
     "state_city": {"lv": "Valstspilsētas", "en": "State cities"},
 }
 ALPHA = 0.05
+IN_FLIGHT = 3  # indicators whose values are taken and not yet estimated: two running, one ready
 
 
 def domains(
@@ -113,6 +116,15 @@ class Layout:
             self._cells[breakdown] = domains(self.table, breakdown, self.codebook)
         return self._cells[breakdown]
 
+    def prepare(self, breakdowns: Iterable[str]) -> Layout:
+        """Every wave's design and every breakdown's domains worked out now, so that the
+        estimates only read the layout (``estimate_cube`` runs two at a time)."""
+        for wave in self.codebook.waves:
+            if len(self.wave(wave).rows):
+                for breakdown in breakdowns:
+                    self.wave_cells(wave, breakdown)
+        return self
+
     def wave_cells(self, wave: str, breakdown: str) -> list[np.ndarray]:
         """Each domain's mask over the wave's rows, in the order of ``cells``."""
         if (wave, breakdown) not in self._wave_cells:
@@ -133,7 +145,19 @@ def estimate_indicator(
     catalogue's disclosure rules, to say which cells of a magnitude indicator a few respondents
     dominate (``dominance``, '' where none or no rule given)."""
     y, x = values(indicator, table, codebook, ref)
-    layout = layout or Layout.of(table, codebook)
+    return _estimates(indicator, y, x, layout or Layout.of(table, codebook), codebook, rule)
+
+
+def _estimates(
+    indicator: Indicator,
+    y: np.ndarray,
+    x: np.ndarray,
+    layout: Layout,
+    codebook: Codebook,
+    rule: Disclosure | None,
+) -> list[dict]:
+    """The indicator's rows from its values per row (``values``): NumPy work over the
+    layout, no pandas, so that two can run at once."""
     magnitude = rule is not None and indicator.statistic in rule.magnitude
     answered = ~np.isnan(y) & ~np.isnan(x)
     rows = []
@@ -202,17 +226,31 @@ def estimate_cube(
     tables: Mapping[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
     """Every indicator, wave and domain, before disclosure control, in the catalogue's order.
-    Worked out table by table, so that one table's rows and layout are held at a time."""
+    Worked out table by table, so that one table's rows and layout are held at a time.
+
+    The estimates are NumPy's work, which lets go of the GIL: two indicators are estimated at
+    once, on both cores (×1000: 15 → 9 s), each exactly as alone. Their values per row are
+    taken from the table on this thread, pandas being safe to read from one thread only, and
+    at most ``IN_FLIGHT`` indicators' values are held at a time."""
     found: dict[str, list[dict]] = {}
-    for name in dict.fromkeys(i.instrument for i in catalogue.indicators):
-        table = tables[name]
-        layout = Layout.of(table, codebook)
-        for indicator in catalogue.indicators:
-            if indicator.instrument == name:
-                found[indicator.id] = estimate_indicator(
-                    indicator, table, codebook, ref, layout, catalogue.disclosure
+    with ThreadPoolExecutor(2) as pool:
+        for name in dict.fromkeys(i.instrument for i in catalogue.indicators):
+            table = tables[name]
+            own = [i for i in catalogue.indicators if i.instrument == name]
+            layout = Layout.of(table, codebook).prepare({b for i in own for b in i.breakdowns})
+            pending: deque[tuple[str, Future[list[dict]]]] = deque()
+            for indicator in own:
+                y, x = values(indicator, table, codebook, ref)
+                estimates = pool.submit(
+                    _estimates, indicator, y, x, layout, codebook, catalogue.disclosure
                 )
-        del table, layout
+                pending.append((indicator.id, estimates))
+                if len(pending) >= IN_FLIGHT:
+                    key, oldest = pending.popleft()
+                    found[key] = oldest.result()
+            for key, estimates in pending:
+                found[key] = estimates.result()
+            del table, layout, pending
     return pd.DataFrame([row for i in catalogue.indicators for row in found[i.id]])
 
 

@@ -362,3 +362,39 @@ def test_scores_are_looked_up_as_pandas_maps_them(seed):
     scores = {int(c): float(s) for c, s in zip(range(1, 6), generator.normal(size=5), strict=True)}
     expected = codes.map(scores).astype(float).to_numpy()
     np.testing.assert_array_equal(scored(codes, scores), expected)
+
+
+def test_the_cube_estimated_two_at_a_time_is_each_indicator_estimated_alone(pipeline_run, codebook):
+    """``estimate_cube`` runs two indicators' estimates at once: every row, to the last bit,
+    is what ``estimate_indicator`` gives for that indicator on its own, in the catalogue's
+    order."""
+    from sdpipeline import effectiveness
+
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    tables = {
+        name: table
+        for name, table in zip(
+            codebook.instruments,
+            _tables(warehouse, *(f"harmonised.{n}" for n in codebook.instruments)),
+            strict=True,
+        )
+    }
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        ref = ReferenceData.from_warehouse(connection)
+    cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
+    alone = pd.DataFrame(
+        [
+            row
+            for indicator in catalogue.indicators
+            for row in effectiveness.estimate_indicator(
+                indicator,
+                tables[indicator.instrument],
+                codebook,
+                ref,
+                rule=catalogue.disclosure,
+            )
+        ]
+    )
+    assert len(cube) > 500
+    pd.testing.assert_frame_equal(cube, alone, check_exact=True)
