@@ -23,8 +23,8 @@ are what lets an analyst's question about a row reach the ministry, which alone 
 The SPSS files' values (numbers as SPSS numbers, missing kinds as their codes) are computed by
 DuckDB from a SQL expression per variable, read from the warehouse in chunks and written by
 ``sav_writer`` (pyreadstat writes their dictionaries), so a register-sized table is never whole
-in memory. Files are
-written with fixed creation stamps, so the same table gives the same bytes.
+in memory. Files are written with fixed creation stamps, so the same table gives the same
+bytes.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from sdpipeline import sav_writer
 from sdpipeline.codebook import Codebook, Instrument, Label, Variable
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.harmonise import missing_column
+from sdpipeline.recodes import literal, quoted
 from sdpipeline.sav_writer import DATE, NUMBER, TEXT
 from sdpipeline.warehouse import qualified, table_columns
 
@@ -193,7 +194,7 @@ class SavLayout:
     def select(self, table: str) -> str:
         """The query giving the SPSS file's values from the warehouse ``table``, a column per
         variable, named as SPSS names it."""
-        values = ", ".join(f"{c.sql} AS {_name(n)}" for n, c in self.columns.items())
+        values = ", ".join(f"{c.sql} AS {quoted(n)}" for n, c in self.columns.items())
         return f"SELECT {values} FROM {table}"
 
     def dictionary(
@@ -211,25 +212,20 @@ class SavLayout:
         )
 
 
-def _name(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
 def _as_is(column: str) -> str:
-    return _name(column)
+    return quoted(column)
 
 
 def _as_numbers(column: str) -> str:
-    return f"CAST({_name(column)} AS DOUBLE)"
+    return f"CAST({quoted(column)} AS DOUBLE)"
 
 
 def _as_codes(column: str, codes: dict[str, float]) -> str:
     """A missing kind (hard_to_say, …) as its code; NULL where there is none."""
     cases = " ".join(
-        f"WHEN '{kind.replace(chr(39), chr(39) * 2)}' THEN CAST({code!r} AS DOUBLE)"
-        for kind, code in codes.items()
+        f"WHEN {literal(kind)} THEN CAST({code!r} AS DOUBLE)" for kind, code in codes.items()
     )
-    return f"CASE {_name(column)} {cases} END"
+    return f"CASE {quoted(column)} {cases} END"
 
 
 def _folded(numbers: str, kinds: str) -> str:
@@ -363,7 +359,7 @@ def codebook_markdown(
 
 
 def _quoted(columns: list[str]) -> str:
-    return ", ".join(map(_name, columns))
+    return ", ".join(map(quoted, columns))
 
 
 def sav_values(
@@ -389,7 +385,7 @@ def write_sav_files(
     name = instrument.name
     table = qualified(SCHEMA, name)
     texts = layout.text_sources()
-    longest = ", ".join(f"coalesce(max(strlen({_name(c)})), 0)" for c in texts.values())
+    longest = ", ".join(f"coalesce(max(strlen({quoted(c)})), 0)" for c in texts.values())
     *lengths, rows = connection.execute(f"SELECT {longest}, count(*) FROM {table}").fetchall()[0]
     widths = dict(zip(texts, lengths, strict=True))
     note = [
