@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from filelock import FileLock
 
 from sdpipeline import report_html, settings
 from sdpipeline.codebook import Codebook, default_codebook
@@ -117,14 +118,24 @@ def sdpipeline(folder: Path, *args: str, timeout: int = 600) -> subprocess.Compl
 
 
 @pytest.fixture(scope="session")
-def cli_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cli_pipeline(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A folder holding a copy of the shipped delivery (``raw/``) and everything one
     ``sdpipeline run`` made of it (``var/``: warehouse, Dagster instance, report). Tests take
-    a copy (``clone``) and go on from there."""
-    folder = tmp_path_factory.mktemp("cli_pipeline")
-    shutil.copytree(SHIPPED_RAW, folder / "raw")
-    result = sdpipeline(folder, "run")
-    assert result.returncode == 0, result.stdout + result.stderr
+    a copy (``clone``) or only read it, so one folder serves every xdist worker: the first
+    worker to need it makes it under a file lock, the others wait and use it (each worker
+    making its own cost a minute of a core apiece)."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # the run's folder, shared by its workers
+    folder = root / "cli_pipeline"
+    made = folder / ".made"
+    with FileLock(f"{folder}.lock"):
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed to make it
+            shutil.copytree(SHIPPED_RAW, folder / "raw")
+            result = sdpipeline(folder, "run")
+            assert result.returncode == 0, result.stdout + result.stderr
+            made.touch()
     return folder
 
 
