@@ -483,7 +483,13 @@ def parser() -> argparse.ArgumentParser:
     floor.set_defaults(func=cmd_floor)
 
     bench = commands.add_parser("benchmark", help="measure time and memory at growing scales")
-    bench.add_argument("--scales", type=_scale, nargs="+", default=[1, 10, 100, 1000])
+    bench.add_argument(
+        "--scales",
+        type=_scale,
+        nargs="+",
+        default=[1, 10, 100, 1000],
+        help="multiples of the sample delivery to generate and measure (default: 1 10 100 1000)",
+    )
     bench.add_argument("--out", help="where benchmark.json and .csv go (default: var/benchmark)")
     bench.add_argument("--work", help="scratch folder for the generated deliveries (default: /tmp)")
     bench.set_defaults(func=cmd_benchmark)
