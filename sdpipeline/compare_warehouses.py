@@ -16,6 +16,7 @@ and compared with ``EXCEPT ALL``, so a register-sized table never passes through
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,13 +72,14 @@ class TableComparison:
             )
         elif self.max_float_difference:
             text = (
-                f"identical within tolerance ({self.rows_a} rows; largest float difference "
-                f"{self.max_float_difference:.3g})"
+                f"identical within tolerance ({self.rows_a} rows; largest relative float "
+                f"difference {self.max_float_difference:.3g})"
             )
         else:
             text = f"identical ({self.rows_a} rows)"
         if self.schema_differences:
-            text += "; SCHEMA: " + "; ".join(self.schema_differences)
+            rows = text.replace("identical", "the same rows", 1)
+            text = "DIFFERING SCHEMA: " + "; ".join(self.schema_differences) + f"; {rows}"
         return text
 
 
@@ -180,13 +182,17 @@ def compare_table(
             same_row = " AND ".join(
                 f"x.{_quoted(c)} IS NOT DISTINCT FROM y.{_quoted(c)}" for c in exact
             )
+            # a tolerance is for two finite numbers: NaN and infinity pass any ``<=`` in
+            # DuckDB (NaN is the largest value there), so they agree only with themselves
             close = " AND ".join(
-                f"(x.{q} IS NOT DISTINCT FROM y.{q} OR abs(x.{q} - y.{q}) <= "
-                f"{atol!r} + {rtol!r} * greatest(abs(x.{q}), abs(y.{q})))"
+                f"(x.{q} IS NOT DISTINCT FROM y.{q} OR (isfinite(x.{q}) AND isfinite(y.{q}) "
+                f"AND abs(x.{q} - y.{q}) <= {atol!r} + {rtol!r} * greatest(abs(x.{q}), "
+                f"abs(y.{q}))))"
                 for q in map(_quoted, floats)
             )
             largest = ", ".join(
-                f"max(abs(x.{q} - y.{q}) / greatest(abs(x.{q}), abs(y.{q}), {atol!r}))"
+                f"max(abs(x.{q} - y.{q}) / greatest(abs(x.{q}), abs(y.{q}), {atol!r})) "
+                f"FILTER (WHERE isfinite(x.{q}) AND isfinite(y.{q}))"
                 for q in map(_quoted, floats)
             )
             paired = (
@@ -267,13 +273,28 @@ def report(results: list[TableComparison], rtol: float = RTOL, atol: float = ATO
     return "\n".join(lines)
 
 
+def _tolerance(text: str) -> float:
+    """A tolerance is a finite number, zero or more: NaN would make every float agree."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of zero or more")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's arguments (``python -m sdpipeline.compare_warehouses``, ``sdpipeline
     compare``)."""
     parser.add_argument("a", type=Path, help="the first warehouse (DuckDB file)")
     parser.add_argument("b", type=Path, help="the second warehouse (DuckDB file)")
-    parser.add_argument("--rtol", type=float, default=RTOL, help=f"relative tolerance ({RTOL:g})")
-    parser.add_argument("--atol", type=float, default=ATOL, help=f"absolute tolerance ({ATOL:g})")
+    parser.add_argument(
+        "--rtol", type=_tolerance, default=RTOL, help=f"relative tolerance ({RTOL:g})"
+    )
+    parser.add_argument(
+        "--atol", type=_tolerance, default=ATOL, help=f"absolute tolerance ({ATOL:g})"
+    )
     parser.add_argument("--show", type=int, default=0, help="print up to N differing rows a side")
 
 

@@ -126,3 +126,48 @@ def test_a_warehouse_that_cannot_be_read_is_named_with_exit_code_2(tmp_path, cap
     finally:
         holder.communicate("")
     assert main([str(held), str(good)]) == 0
+
+
+def test_a_float_that_became_nan_or_infinite_is_a_difference_at_any_tolerance(tmp_path):
+    """NaN passes every ``<=`` in DuckDB, and infinity minus anything is infinite: a finite
+    share that became one of them, or an infinity of the other sign, differs however loose
+    the tolerance; the same non-finite value on both sides is identical."""
+    a, _ = _same(tmp_path)
+    for value in ("nan", "inf", "-inf"):
+        b = tmp_path / f"b_{value}.duckdb"
+        b.write_bytes(a.read_bytes())
+        with duckdb.connect(str(b)) as connection:
+            connection.execute(f"UPDATE report.t SET share = '{value}'::DOUBLE WHERE id = 1")
+        for rtol, atol in ((0.0, 0.0), (1e-9, 1e-12), (1e6, 1e6)):
+            table = {r.name: r for r in compare(a, b, rtol=rtol, atol=atol)}["report.t"]
+            assert not table.identical, (value, rtol, atol)
+            assert table.verdict().startswith("DIFFERING ROWS: 1 of 2"), table.verdict()
+        assert main([str(a), str(b), "--rtol", "1e6"]) == 1
+        assert all(r.identical for r in compare(b, b))
+    assert not {r.name: r for r in compare(tmp_path / "b_inf.duckdb", tmp_path / "b_-inf.duckdb")}[
+        "report.t"
+    ].identical
+
+
+def test_a_tolerance_that_is_not_a_finite_number_is_refused(tmp_path, capsys):
+    a, b = _same(tmp_path)
+    for flag, value in (("--rtol", "nan"), ("--atol", "inf"), ("--rtol", "-1"), ("--atol", "x")):
+        try:
+            main([str(a), str(b), flag, value])
+        except SystemExit as stop:
+            assert stop.code == 2
+        else:
+            raise AssertionError(f"{flag} {value} was taken")
+        assert "not a finite number of zero or more" in capsys.readouterr().err
+
+
+def test_a_table_whose_schema_alone_differs_is_not_called_identical(tmp_path):
+    a, b = _same(tmp_path)
+    with duckdb.connect(str(b)) as connection:
+        connection.execute("ALTER TABLE report.t ALTER share TYPE DECIMAL(9, 2)")
+        connection.execute("UPDATE report.t SET share = NULL")
+    with duckdb.connect(str(a)) as connection:
+        connection.execute("UPDATE report.t SET share = NULL")
+    verdict = {r.name: r for r in compare(a, b)}["report.t"].verdict()
+    assert verdict.startswith("DIFFERING SCHEMA: column share is DOUBLE in A, DECIMAL(9,2) in B")
+    assert "; the same rows (2 rows)" in verdict
