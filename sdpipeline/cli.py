@@ -335,11 +335,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_floor(args: argparse.Namespace) -> int:
     from sdpipeline.codebook import default_codebook
-    from sdpipeline.floor import floor_indicators
+    from sdpipeline.floor import FloorError, floor_indicators
     from sdpipeline.indicators import default_catalogue
 
     started = time.perf_counter()
-    table = floor_indicators(settings.raw_dir(), default_codebook(), default_catalogue())
+    try:
+        table = floor_indicators(settings.raw_dir(), default_codebook(), default_catalogue())
+    except FloorError as error:
+        print(f"sdpipeline floor: {error}", file=sys.stderr)
+        return 1
     print(table.to_string(index=False))
     print(f"floor: {len(table)} indicator values in {time.perf_counter() - started:.1f} s")
     return 0
