@@ -404,7 +404,11 @@ def benchmark(
     cli = cli or [sys.executable, "-m", "sdpipeline"]
     limit_mb = machine()["memory_gb"] * 1024 * memory_share
     results: list[Measurement] = []
+    # the runs are commands with their own working folder and a DAGSTER_HOME, which Dagster
+    # takes only as an absolute path: a relative folder is made absolute here, once
+    out = Path(out).resolve()
     if work is not None:
+        work = Path(work).resolve()
         work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="sdpipeline-bench-", dir=work) as scratch:
         for scale in sorted(scales):

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -342,3 +343,21 @@ def test_a_scale_the_disk_cannot_hold_is_skipped_before_it_starts(tmp_path, caps
     assert "full run skipped (projected disk)" in table(results)
     assert (tmp_path / "on_disk.txt").read_text() == "1 x1\n2 x2\n"  # ×1 went once measured
     assert list(work.iterdir()) == []
+
+
+def test_relative_work_and_out_folders_are_taken_as_given_from_the_current_one(
+    tmp_path, monkeypatch
+):
+    """``--work ../scratch --out bench``: the runs are commands with their own DAGSTER_HOME,
+    which Dagster takes only as an absolute path (a relative one crashed the benchmark after
+    its first full run, losing what it had measured)."""
+    stand_in = tmp_path / "growing.py"
+    stand_in.write_text(GROWING)
+    cli = [sys.executable, str(stand_in)]
+    monkeypatch.setenv("SCALES_ON_DISK", str(tmp_path / "on_disk.txt"))
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    results = benchmark([1], Path("bench"), Path("../scratch"), cli=cli, alone_command=[*cli, "x"])
+    assert [m.ok for m in results if m.phase == "full run"] == [True]
+    assert (tmp_path / "here" / "bench" / "benchmark.json").exists()
+    assert (tmp_path / "scratch").is_dir() and list((tmp_path / "scratch").iterdir()) == []
