@@ -29,7 +29,13 @@ import python_calamine
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Variable
 from sdpipeline.indicators import Catalogue, Indicator
-from sdpipeline.readers import HEADER_SEARCH_ROWS, DeliveryError, find_header, normalise_name
+from sdpipeline.readers import (
+    HEADER_SEARCH_ROWS,
+    DeliveryError,
+    find_header,
+    normalise_name,
+    shown_value,
+)
 from sdpipeline.recodes import (
     categorical_sql,
     crosswalk,
@@ -133,15 +139,6 @@ def _load(
     return offset
 
 
-def _shown(value: str) -> str:
-    """A delivered value as the file shows it: a whole number read as 6.0 is the code 6."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return str(int(number)) if number.is_integer() else value
-
-
 def _not_understood(
     connection: duckdb.DuckDBPyConnection,
     path: Path,
@@ -170,7 +167,7 @@ def _not_understood(
                 DeliveryError(
                     path,
                     f"{count} rows hold values the codebook has no rule for: "
-                    f"{[_shown(v) for v in values]} "
+                    f"{[shown_value(v) for v in values]} "
                     f"(rows {', '.join(map(str, rows))}{' …' if count > len(rows) else ''})",
                     column=column,
                 )

@@ -82,6 +82,15 @@ def normalise_name(name: object) -> str:
     return " ".join(str(name).split()).casefold()
 
 
+def shown_value(text: str) -> str:
+    """A delivered value as a person reads it in the file: a code read as the float 6.0 is 6."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
 def read_raw_file(
     path: Path,
     spec: FileSpec,

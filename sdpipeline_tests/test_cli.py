@@ -45,6 +45,8 @@ def test_run_reports_a_rejected_file_then_accepts_it_with_a_higher_threshold(tmp
         in failed.stdout
     )
     assert "Traceback" not in failed.stdout
+    # the code found, not only the check it broke (the sample is 10 of the 120 rows)
+    assert "A1_zina valid_code (120 rows, e.g. row 2; values such as 5)" in failed.stdout
     assert re.search(
         r"Validation: \d+ checks this run, \d+ failed, 120 rows quarantined", failed.stdout
     )

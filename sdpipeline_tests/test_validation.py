@@ -439,3 +439,20 @@ def test_data_docs_render_only_the_runs_own_pages(isolated):
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert "run-b" in (site / "index.html").read_text(encoding="utf-8")
     assert data_docs.external_references(site) == []
+
+
+def test_the_summary_names_the_failing_codes_but_never_an_identifier(codebook):
+    """The one line a failed run prints names each check's rows and, for codes, numbers and
+    dates, the values found; a duplicated respondent identifier is counted, not printed."""
+    spec, table = _specialists(codebook)
+    table.loc[[4, 9, 11], "JOB_SAT"] = [7, 0, 7]
+    table["CASELOAD"] = table["CASELOAD"].astype(object)
+    table.loc[6, "CASELOAD"] = "daudz"
+    identifier = spec.id_variable.sources["ex_post_2023"].variable
+    table.loc[8, identifier] = table.loc[7, identifier]
+    outcome = check_frame(table, row_contract(spec, "ex_post_2023", codebook))
+    summary = outcome.summary()
+    assert "JOB_SAT valid_code (3 rows, e.g. row 5; values 7, 0)" in summary, summary
+    assert "CASELOAD is_number (1 rows, e.g. row 7; value daudz)" in summary, summary
+    assert f"{identifier} unique (2 rows, e.g. row 8)" in summary, summary
+    assert str(table.loc[7, identifier]) not in summary

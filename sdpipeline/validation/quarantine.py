@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
+from sdpipeline.readers import shown_value
 from sdpipeline.recodes import literal, quoted
 from sdpipeline.validation.sql_checks import (
     FLOAT_TYPES,
@@ -29,6 +30,20 @@ from sdpipeline.validation.sql_checks import (
 ROW_COLUMN = "_source_row"
 SAMPLE_ROWS = 10
 QUARANTINE_COLUMNS = ["source_row", "columns", "reasons", "record"]
+# The checks whose failing values a summary shows: codes, numbers, dates and municipality codes,
+# which name no one; an identifier (``unique``) or a free-text cell stays in the audit tables.
+VALUES_SHOWN = frozenset(
+    {
+        "valid_code",
+        "is_number",
+        "whole_number",
+        "in_range",
+        "is_date",
+        "in_fieldwork",
+        "municipality_code",
+    }
+)
+VALUE_SHOWN = 20  # characters of a value shown, as a text cell in a number column may be long
 
 
 @dataclass(frozen=True)
@@ -77,13 +92,28 @@ class ContractOutcome:
         return results
 
     def summary(self, limit: int = 5) -> str:
+        """One line for a log or a failure: each failing check with its row count, its first
+        row and, where the values are codes, numbers or dates, the values of its sample rows
+        (a code read as 6.0 shown as 6); never an identifier or free text."""
         failing = self.checks[self.checks["failing_rows"] > 0]
-        parts = [
-            f"{row.column} {row.check} ({row.failing_rows} rows, e.g. row {row.sample_rows[0]})"
-            if row.sample_rows
-            else f"{row.column} {row.check}"
-            for row in failing.head(limit).itertuples()
-        ]
+        parts = []
+        for row in failing.head(limit).itertuples():
+            if not row.sample_rows:
+                parts.append(f"{row.column} {row.check}")
+                continue
+            shown = ""
+            if row.check in VALUES_SHOWN:
+                values = [
+                    v if len(v) <= VALUE_SHOWN else v[:VALUE_SHOWN] + "…"
+                    for v in dict.fromkeys(map(shown_value, row.sample_values))
+                ]
+                every = row.failing_rows == len(row.sample_values)
+                said = ("value" if len(values) == 1 else "values") if every else "values such as"
+                shown = f"; {said} {', '.join(values)}"
+            parts.append(
+                f"{row.column} {row.check} ({row.failing_rows} rows, e.g. row "
+                f"{row.sample_rows[0]}{shown})"
+            )
         return "; ".join(list(self.file_errors) + parts)
 
 
