@@ -96,12 +96,26 @@ def check_value_labels(raw: RawFile, instrument: Instrument, wave_id: str) -> No
                 )
             else:
                 continue
+            held = _rows_holding(raw, source.variable, code)
             raise DeliveryError(
                 raw.path,
                 f"{problem}: the value labels differ from the codebook, so the codes cannot be "
-                "trusted to mean what the codebook says",
+                f"trusted to mean what the codebook says ({held})",
                 column=source.variable,
             )
+
+
+def _rows_holding(raw: RawFile, column: str, code: float) -> str:
+    """Which rows of the file hold ``code`` in ``column``: where the mislabelled answers are."""
+    names = {normalise_name(c): c for c in raw.frame.columns}
+    cells = raw.frame.get(names.get(normalise_name(column)))
+    if cells is None:
+        return "no row holds it"
+    held = raw.row_numbers[(pd.to_numeric(cells, errors="coerce") == code).to_numpy()]
+    if held.empty:
+        return "no row holds it"
+    first = ", ".join(str(int(r)) for r in held.head(5))
+    return f"{len(held)} rows hold it, rows {first}{' …' if len(held) > 5 else ''}"
 
 
 def load_raw(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pandas as pd
+import pyreadstat
 import pytest
 
-from sdpipeline.codebook import FileSpec
+from sdpipeline.codebook import FileSpec, default_codebook
+from sdpipeline.ingest import load_raw
 from sdpipeline.readers import DeliveryError, read_raw_file, sniff_delimiter
 
 from .conftest import SHIPPED_FILES, SHIPPED_RAW
@@ -220,3 +223,28 @@ def test_a_workbook_read_in_chunks_is_the_workbook_read_whole(tmp_path, monkeypa
         assert list(map(type, chunked.frame[column])) == list(map(type, whole.frame[column]))
     assert chunked.row_numbers.tolist() == whole.row_numbers.tolist()
     assert chunked.header_row == whole.header_row
+
+
+def test_a_mislabelled_code_names_the_rows_that_hold_it(tmp_path):
+    """The value labels' check is about the file's dictionary, but the answers it puts in
+    doubt are rows: the error names them (or says that none holds the code)."""
+    codebook = default_codebook()
+    spec = codebook.instruments["specialists"].files["ex_post_2023"]
+    path = tmp_path / spec.name
+    shutil.copy(SHIPPED_RAW / "ex_post_2023" / spec.name, path)
+    frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
+    labels = dict(meta.variable_value_labels)
+    labels["JOB_SAT"] = {**labels["JOB_SAT"], 6.0: "Nav skaidrs"}
+    frame.loc[[3, 8], "JOB_SAT"] = 6.0
+    pyreadstat.write_sav(
+        frame,
+        str(path),
+        column_labels=meta.column_labels,
+        variable_value_labels=labels,
+        missing_ranges=meta.missing_ranges,
+        variable_measure=meta.variable_measure,
+    )
+    with pytest.raises(DeliveryError) as raised:
+        load_raw(codebook.instruments["specialists"], "ex_post_2023", codebook, path)
+    assert "column 'JOB_SAT': code 6 is labelled 'Nav skaidrs'" in str(raised.value)
+    assert "(2 rows hold it, rows 4, 9)" in str(raised.value), str(raised.value)
