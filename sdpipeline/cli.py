@@ -111,6 +111,21 @@ def _refresh_plan(instance, defs, codebook) -> tuple[list, str]:
     return selection, "\n".join(reasons)
 
 
+def _print_left_behind(job: str, behind: list, reasons: str, shown: int = 5) -> None:
+    """After a job that left out part of the delivery: what is still behind the files on disk,
+    the first reasons, and what to run."""
+    lines = reasons.splitlines()
+    print(
+        f"sdpipeline: note: {len(behind)} assets are behind the delivery on disk and job {job} "
+        "did not rebuild them; its tables come from the data as last taken in:"
+    )
+    for line in lines[:shown]:
+        print(f"  {line}")
+    if len(lines) > shown:
+        print(f"  … and {len(lines) - shown} more (sdpipeline status says why)")
+    print("  sdpipeline refresh rebuilds what is behind.")
+
+
 def _delivery_notes(result) -> list[str]:
     """What the raw steps saw in the delivery that a person should know: rows hidden in an
     Excel file (read like every other row, though often hidden to leave cases out)."""
@@ -189,6 +204,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             asset_selection=selection,
             tags={**tags, **process_tags()},
         )
+        # a job that does not read the whole delivery says what it left behind the files on
+        # disk: its success is the job's, not the delivery's
+        left_behind: tuple[list, str] = ([], "")
+        if result.success and args.command != "refresh" and args.job != "full_refresh":
+            left_behind = _refresh_plan(instance, defs, codebook)
         warnings = run_warnings(instance, result.run_id)
         failures = (
             []
@@ -215,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _report_validation(warehouse, result.run_id)
         return 1
     print(f"sdpipeline: {name} succeeded in {elapsed:.1f} s (run {result.run_id})")
+    if left_behind[0]:
+        _print_left_behind(args.job, *left_behind)
     print(f"\nWarehouse (DuckDB): {warehouse}")
     with warehouse_resource().get_connection() as connection:
         rows = connection.execute(

@@ -13,7 +13,10 @@ import dagster as dg
 import pytest
 
 from sdpipeline import settings
+from sdpipeline.benchmark import CHANGED_FILE, change_one_answer
 from sdpipeline.definitions import build_definitions
+
+from .conftest import clone, sdpipeline
 
 
 def test_schedules_sensors_and_jobs_are_defined_and_off_by_default():
@@ -80,3 +83,23 @@ def test_jobs_run_from_the_command_line(job, pipeline_run, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "var" / "reports" / "tables" / "report.html").exists()
+
+
+def test_a_job_that_leaves_out_the_delivery_says_what_it_left_behind(cli_pipeline, tmp_path):
+    """``--job reports_only`` builds the report from the tables as they are: it succeeds, and
+    when a delivered file changed since it was taken in, says which assets are behind the
+    files on disk instead of letting its success stand for the delivery's."""
+    folder = clone(cli_pipeline, tmp_path)
+    current = sdpipeline(folder, "run", "--job", "reports_only")
+    assert current.returncode == 0, current.stdout + current.stderr
+    assert "behind the delivery on disk" not in current.stdout
+    change_one_answer(folder / "raw" / CHANGED_FILE[0] / CHANGED_FILE[1], "SHORTAGE", ("1", "2"))
+    behind = sdpipeline(folder, "run", "--job", "reports_only")
+    assert behind.returncode == 0, behind.stdout + behind.stderr
+    assert "job reports_only succeeded" in behind.stdout
+    assert (
+        "assets are behind the delivery on disk and job reports_only did not rebuild them"
+        in behind.stdout
+    ), behind.stdout
+    assert "  raw/heads_2023: " in behind.stdout
+    assert "sdpipeline refresh rebuilds what is behind." in behind.stdout
