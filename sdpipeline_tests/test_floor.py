@@ -11,7 +11,6 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
-import pyreadstat
 import pytest
 
 from sdpipeline.codebook import default_codebook
@@ -19,6 +18,7 @@ from sdpipeline.floor import FloorError, floor_indicators
 from sdpipeline.indicators import default_catalogue
 from sdpipeline.readers import read_raw_file
 
+from .bad_deliveries.make_corpus import rewrite_sav
 from .conftest import SHIPPED_RAW, sdpipeline
 
 BOM = b"\xef\xbb\xbf"
@@ -61,17 +61,12 @@ def _edit(path: Path, spec, column: str, values: dict[int, object]) -> None:
             sheet.cell(row=row + 2, column=at, value=value)
         book.save(path)
     else:
-        frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
-        for row, value in values.items():
-            frame.loc[row, column] = value
-        pyreadstat.write_sav(
-            frame,
-            str(path),
-            column_labels=meta.column_labels,
-            variable_value_labels=meta.variable_value_labels,
-            missing_ranges=meta.missing_ranges,
-            variable_measure=meta.variable_measure,
-        )
+
+        def change(frame, labels):
+            for row, value in values.items():
+                frame.loc[row, column] = value
+
+        rewrite_sav(path, path, change)
 
 
 def _pipeline_rows(path: Path, spec, column: str, value: object) -> list[int]:

@@ -6,13 +6,13 @@ import re
 import shutil
 
 import pandas as pd
-import pyreadstat
 import pytest
 
 from sdpipeline.codebook import FileSpec, default_codebook
 from sdpipeline.ingest import load_raw
 from sdpipeline.readers import DeliveryError, read_raw_file, sniff_delimiter
 
+from .bad_deliveries.make_corpus import rewrite_sav
 from .conftest import SHIPPED_FILES, SHIPPED_RAW
 
 
@@ -232,18 +232,12 @@ def test_a_mislabelled_code_names_the_rows_that_hold_it(tmp_path):
     spec = codebook.instruments["specialists"].files["ex_post_2023"]
     path = tmp_path / spec.name
     shutil.copy(SHIPPED_RAW / "ex_post_2023" / spec.name, path)
-    frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
-    labels = dict(meta.variable_value_labels)
-    labels["JOB_SAT"] = {**labels["JOB_SAT"], 6.0: "Nav skaidrs"}
-    frame.loc[[3, 8], "JOB_SAT"] = 6.0
-    pyreadstat.write_sav(
-        frame,
-        str(path),
-        column_labels=meta.column_labels,
-        variable_value_labels=labels,
-        missing_ranges=meta.missing_ranges,
-        variable_measure=meta.variable_measure,
-    )
+
+    def mislabel(frame, labels):
+        labels["JOB_SAT"][6.0] = "Nav skaidrs"
+        frame.loc[[3, 8], "JOB_SAT"] = 6.0
+
+    rewrite_sav(path, path, mislabel)
     with pytest.raises(DeliveryError) as raised:
         load_raw(codebook.instruments["specialists"], "ex_post_2023", codebook, path)
     assert "column 'JOB_SAT': code 6 is labelled 'Nav skaidrs'" in str(raised.value)

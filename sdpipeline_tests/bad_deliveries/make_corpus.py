@@ -59,7 +59,8 @@ def _save_book(book: openpyxl.Workbook, target: Path) -> None:
     target.write_bytes(pin_zip(buffer.getvalue(), STAMP))
 
 
-def _rewrite_sav(source: Path, target: Path, change: Callable) -> None:
+def rewrite_sav(source: Path, target: Path, change: Callable) -> None:
+    """A .sav written again with ``change(frame, labels)`` applied, its dictionary kept."""
     frame, meta = pyreadstat.read_sav(str(source), user_missing=True)
     labels = {k: dict(v) for k, v in meta.variable_value_labels.items()}
     change(frame, labels)
@@ -167,7 +168,7 @@ def sav_value_labels_reversed(out: Path) -> None:
             **{code: scale[mirror] for code, mirror in zip(valid, reversed(valid), strict=True)},
         }
 
-    _rewrite_sav(
+    rewrite_sav(
         SAMPLE / "ex_ante_2017" / "klienti_2017.sav",
         out / "ex_ante_2017" / "klienti_2017.sav",
         reverse,
@@ -178,7 +179,7 @@ def sav_option_the_codebook_lacks(out: Path) -> None:
     def add_option(frame, labels):
         labels["COOP"] = {**labels["COOP"], 6.0: "Nevaru novērtēt"}
 
-    _rewrite_sav(
+    rewrite_sav(
         SAMPLE / "ex_post_2023" / "partneri_2023.sav",
         out / "ex_post_2023" / "partneri_2023.sav",
         add_option,
@@ -249,7 +250,7 @@ def code_outside_value_labels(out: Path) -> None:
     def code_seven(frame, labels):
         frame.loc[9, "k1"] = 7
 
-    _rewrite_sav(
+    rewrite_sav(
         SAMPLE / "ex_ante_2017" / "klienti_2017.sav",
         out / "ex_ante_2017" / "klienti_2017.sav",
         code_seven,
