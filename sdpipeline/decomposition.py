@@ -10,6 +10,7 @@ exactly into a within part Σ (p' − p)(s + s')/2 and a composition part Σ (s'
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,9 +126,16 @@ COLUMNS = [
 
 
 def decompose_all(
-    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+    tables: dict[str, pd.DataFrame],
+    catalogue: Catalogue,
+    codebook: Codebook,
+    ref: ReferenceData,
+    hidden: Collection[tuple[str, str]] = (),
 ) -> pd.DataFrame:
-    """Every indicator's national change split, for each declared comparison in turn."""
+    """Every indicator's national change split, for each declared comparison in turn.
+    ``hidden``: the (indicator, wave) whose national figure the indicator tables hide (by
+    secondary suppression too); a split of its change is hidden with it, as its two national
+    figures and their change are its first columns."""
     cells: dict[tuple[str, tuple[str, ...]], Cells] = {}
     rows = []
     for comparison in codebook.comparisons.values():
@@ -140,10 +148,24 @@ def decompose_all(
             row = decompose(indicator, table, comparison, codebook, ref, cells[key])
             if row is not None:
                 rows.append(row)
-    return disclosure.protect(
+    frame = disclosure.protect(
         pd.DataFrame(rows, columns=COLUMNS),
         ["n_before", "n_after"],
         [*VALUES, "composition_share"],
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
+    hidden = set(hidden)
+    hide = np.array(
+        [
+            (i, a) in hidden or (i, b) in hidden
+            for i, a, b in zip(
+                frame["indicator_id"], frame["wave_before"], frame["wave_after"], strict=True
+            )
+        ],
+        dtype=bool,
+    )
+    frame.loc[hide, [*VALUES, "composition_share"]] = np.nan
+    frame.loc[hide, "suppressed"] = True
+    frame.loc[hide, "low_reliability"] = False
+    return frame

@@ -19,6 +19,9 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from math import gcd
+
 import numpy as np
 import pandas as pd
 
@@ -80,6 +83,42 @@ def dominance(values: np.ndarray, weights: np.ndarray, rule: Disclosure) -> str:
     return ""
 
 
+def answer_unit(indicator: Indicator, codebook: Codebook) -> float:
+    """The unit every answer of the indicator is a whole multiple of, as the codebook says and
+    so as anyone can tell: 1 for a share (yes is 1) or a mean of a whole-number variable, the
+    greatest common divisor of an index's scores; 0 for a ratio or a mean of amounts with
+    fractions."""
+    if indicator.statistic == "proportion":
+        return 1.0
+    if indicator.statistic == "mean":
+        variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
+        return 1.0 if variable.integer else 0.0
+    if indicator.statistic != "index":
+        return 0.0
+    unit = Fraction(0)
+    for score in indicator.scores.values():
+        fraction = Fraction(float(score)).limit_denominator(1000)
+        if abs(float(fraction) - score) > 1e-9 * max(1.0, abs(score)):
+            return 0.0
+        unit = Fraction(
+            gcd(unit.numerator * fraction.denominator, fraction.numerator * unit.denominator),
+            unit.denominator * fraction.denominator,
+        )
+    return float(unit)
+
+
+def grid_step(x: np.ndarray, weights: np.ndarray, unit: float) -> float:
+    """The grid a cell's value lies on for an intruder who knows its count n and that its
+    respondents weigh the same (a census weighted within regions, an unweighted survey): a
+    mean of n answers, each a whole multiple of ``unit``, is a whole multiple of unit / n. 0
+    where there is no unit, the denominators are not all 1 or the weights differ."""
+    if unit <= 0 or len(x) == 0 or np.any(x != 1):
+        return 0.0
+    if np.ptp(weights) > 1e-12 * np.abs(weights).max():
+        return 0.0
+    return unit / len(x)
+
+
 def primary_reason(n: int, dominated: str, rule: Disclosure) -> str:
     if n < rule.suppress_below:
         return f"n < {rule.suppress_below}"
@@ -98,19 +137,40 @@ def bounds(indicator: Indicator, codebook: Codebook) -> tuple[float, float]:
     return indicator.range
 
 
-def _relation(cells: list[dict], parts: str) -> Relation | None:
-    """W·national − Σ W_p·part_p = 0 over a breakdown's domains, on weighted bases scaled by
-    the national one; None if the national cell or a part with respondents is not estimable."""
+UNALLOCATED = "unallocated"
+
+
+def _relation(
+    cells: list[dict], parts: str, low: float, high: float
+) -> tuple[Relation | None, Cell | None]:
+    """W·national − Σ W_p·part_p − W_u·unallocated = 0 over a breakdown's domains, on weighted
+    bases scaled by the national one; None if the breakdown or the national cell is not there.
+    Where the parts' bases fall short of the national one (respondents with no domain, or in a
+    domain with no estimate) the rest is a cell of its own, never published and needing no
+    protection, so that the relation still binds the parts as far as it does for an intruder:
+    dropping it would leave the breakdown without secondary suppression or audit."""
     national = [c for c in cells if c["breakdown"] == "national"]
     members = [c for c in cells if c["breakdown"] == parts]
     if not national or not members:
-        return None
+        return None, None
     total = float(national[0]["weighted_base"])
-    if total <= 0 or abs(sum(c["weighted_base"] for c in members) / total - 1) > 1e-9:
-        return None
+    if total <= 0:
+        return None, None
     terms = [(("national", national[0]["domain"]), 1.0)]
     terms += [((parts, c["domain"]), -c["weighted_base"] / total) for c in members]
-    return Relation(tuple(terms))
+    rest = 1 - sum(c["weighted_base"] for c in members) / total
+    if rest < -1e-9:
+        raise ValueError(
+            f"the {parts} domains' weighted bases add to {1 - rest:.6f} of the national one"
+        )
+    if rest <= 1e-9:
+        return Relation(tuple(terms)), None
+    value = (
+        national[0]["estimate"] - sum(c["weighted_base"] / total * c["estimate"] for c in members)
+    ) / rest
+    key = (UNALLOCATED, parts)
+    unallocated = Cell(key, float(np.clip(value, low, high)), low, high, primary=True, cost=0.0)
+    return Relation((*terms, (key, -rest))), unallocated
 
 
 def cube_problem(
@@ -133,13 +193,13 @@ def cube_problem(
             primary=bool(c["primary"]),
             protection=width,
             cost=NATIONAL_COST if c["breakdown"] == "national" else float(c["n"]),
+            step=float(c.get("step", 0.0)),
         )
         for c in cells
     )
-    relations = tuple(
-        r for r in (_relation(cells, b) for b in ("region", "municipality_type")) if r is not None
-    )
-    return Problem(problem_cells, relations)
+    found = [_relation(cells, b, low, high) for b in ("region", "municipality_type")]
+    relations = tuple(r for r, _ in found if r is not None)
+    return Problem(problem_cells + tuple(c for _, c in found if c is not None), relations)
 
 
 def suppress_estimates(
@@ -159,7 +219,7 @@ def suppress_estimates(
         if not cells["primary"].any():
             continue
         indicator = catalogue.get(indicator_id)
-        columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary"]
+        columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary", "step"]
         problem = cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule)
         chosen = cheapest_pattern(problem)
         keys = list(zip(cells["breakdown"], cells["domain"], strict=True))
@@ -170,7 +230,7 @@ def suppress_estimates(
     for column in HIDDEN_COLUMNS:
         if column in out:
             out[column] = out[column].astype(float).where(~out["suppressed"])
-    return out.drop(columns=["primary", "dominance"])
+    return out.drop(columns=["primary", "dominance", "step"])
 
 
 def audit_published(
@@ -190,7 +250,7 @@ def audit_published(
         hidden = shown["suppressed"].reindex(index).fillna(False).to_numpy(dtype=bool)
         if not hidden.any():
             continue
-        columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary"]
+        columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary", "step"]
         indicator = catalogue.get(indicator_id)
         problem = cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule)
         figures = shown["estimate"].reindex(index).to_numpy(dtype=float)
@@ -201,9 +261,10 @@ def audit_published(
         }
         keys_hidden = [
             (b, d) for b, d, h in zip(cells["breakdown"], cells["domain"], hidden, strict=True) if h
-        ]
+        ] + [c.key for c in problem.cells if c.key[0] == UNALLOCATED]
         exposures += [
             Exposure((indicator_id, wave, *e.key), e.value, e.low, e.high, e.required)
             for e in audit(problem, keys_hidden, published=printed)
+            if e.key[0] != UNALLOCATED
         ]
     return exposures

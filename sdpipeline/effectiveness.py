@@ -159,6 +159,7 @@ def _estimates(
     """The indicator's rows from its values per row (``values``): NumPy work over the
     layout, no pandas, so that two can run at once."""
     magnitude = rule is not None and indicator.statistic in rule.magnitude
+    unit = disclosure.answer_unit(indicator, codebook)
     answered = ~np.isnan(y) & ~np.isnan(x)
     rows = []
     for wave in codebook.waves:
@@ -205,9 +206,15 @@ def _estimates(
                         "dominance": _dominance(y, layout.weights, own, mask, answered, rule)
                         if magnitude
                         else "",
+                        "step": _step(y_own, x_own, w_own, in_domain, unit) * factor,
                     }
                 )
     return rows
+
+
+def _step(y: np.ndarray, x: np.ndarray, w: np.ndarray, in_domain: np.ndarray, unit: float) -> float:
+    inside = in_domain & ~np.isnan(y) & ~np.isnan(x)
+    return disclosure.grid_step(x[inside], w[inside], unit)
 
 
 def _dominance(

@@ -7,6 +7,8 @@ new wave or comparison is a new column or block, never a relabelled one."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -251,10 +253,26 @@ def by_region(
     return pd.DataFrame(rows)
 
 
+def hidden_national(estimates: pd.DataFrame, catalogue: Catalogue) -> set[tuple[str, str, str]]:
+    """(instrument, variable, wave) of every national figure the indicator tables hide: a
+    table that publishes the same share of the same answers hides it too, or it would hand
+    back what secondary suppression hid."""
+    rows = estimates[(estimates["breakdown"] == "national") & estimates["suppressed"].astype(bool)]
+    return {
+        (catalogue.get(i).instrument, catalogue.get(i).variable, w)
+        for i, w in zip(rows["indicator_id"], rows["wave"], strict=True)
+    }
+
+
 def _shares(
-    table: pd.DataFrame, variables: list[str], wave: str, catalogue: Catalogue
+    table: pd.DataFrame,
+    variables: list[str],
+    wave: str,
+    catalogue: Catalogue,
+    hidden: Collection[str] = (),
 ) -> pd.DataFrame:
-    """Weighted share answering 'yes' (code 1) to each variable in one wave, with n."""
+    """Weighted share answering 'yes' (code 1) to each variable in one wave, with n; blank for
+    the ``hidden`` variables (``hidden_national``) as for too few respondents."""
     rows = []
     own = wave_rows(table, wave)
     in_wave = table.iloc[own.rows]
@@ -263,13 +281,18 @@ def _shares(
         y = np.where(codes >= 0, (codes == 1).astype(float), np.nan)
         e = weighted_mean(y, in_wave["weight"], None, None, design=own.design)
         rows.append({"variable": name, "share": e.estimate * 100, "n": e.n})
-    return disclosure.protect(
+    shares = disclosure.protect(
         pd.DataFrame(rows),
         "n",
         ["share"],
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
+    hide = shares["variable"].isin(list(hidden))
+    shares.loc[hide, "share"] = np.nan
+    shares.loc[hide, "suppressed"] = True
+    shares.loc[hide, "low_reliability"] = False
+    return shares
 
 
 def _question(codebook: Codebook, instrument: str, variable: str) -> tuple[str, str]:
@@ -288,16 +311,21 @@ def _asking(codebook: Codebook, instrument: str, variables: list[str]) -> list[s
 
 
 def barriers_ranked(
-    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook
+    tables: dict[str, pd.DataFrame],
+    catalogue: Catalogue,
+    codebook: Codebook,
+    hidden: Collection[tuple[str, str, str]] = (),
 ) -> pd.DataFrame:
     """Barriers named by cooperation partners and municipal leaders in every wave, newest
-    first, ranked by the newest wave that asked them."""
+    first, ranked by the newest wave that asked them; ``hidden``: ``hidden_national``."""
     barriers = catalogue.groups["barriers"]
     columns, newest = {}, {}
     for instrument in ("partners", "leaders"):
         label = codebook.instruments[instrument].label
         for wave in reversed(_asking(codebook, instrument, barriers)):
-            shares = _shares(tables[instrument], barriers, wave, catalogue).set_index("variable")
+            shares = _shares(
+                tables[instrument], barriers, wave, catalogue, _of(hidden, instrument, wave)
+            ).set_index("variable")
             column = share_column(label, codebook, wave)
             columns[column] = shares["share"].round(1) + 0.0
             newest.setdefault(instrument, column)
@@ -312,11 +340,19 @@ def barriers_ranked(
     return frame.drop(columns="_order").reset_index(drop=True)
 
 
+def _of(hidden: Collection[tuple[str, str, str]], instrument: str, wave: str) -> set[str]:
+    return {v for i, v, w in hidden if i == instrument and w == wave}
+
+
 def services_offered_vs_wanted(
-    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook
+    tables: dict[str, pd.DataFrame],
+    catalogue: Catalogue,
+    codebook: Codebook,
+    hidden: Collection[tuple[str, str, str]] = (),
 ) -> pd.DataFrame:
     """Services the heads say they offer against what partners and leaders want expanded, in
-    every wave that asked all three."""
+    every wave that asked all three; ``hidden``: ``hidden_national`` (a gap hides with its
+    parts, or it would give a hidden one back)."""
     pairs = catalogue.groups["services_offered_vs_wanted"]
     offered_names = [p["offered"] for p in pairs]
     wanted_names = [p["wanted"] for p in pairs]
@@ -331,9 +367,15 @@ def services_offered_vs_wanted(
         label = question_tail(codebook, "partners", pair["wanted"])
         rows.append({SERVICE_LV: label.lv, SERVICE_EN: label.en})
     for wave in waves:
-        offered = _shares(tables["heads"], offered_names, wave, catalogue).set_index("variable")
-        partners = _shares(tables["partners"], wanted_names, wave, catalogue).set_index("variable")
-        leaders = _shares(tables["leaders"], wanted_names, wave, catalogue).set_index("variable")
+        offered = _shares(
+            tables["heads"], offered_names, wave, catalogue, _of(hidden, "heads", wave)
+        ).set_index("variable")
+        partners = _shares(
+            tables["partners"], wanted_names, wave, catalogue, _of(hidden, "partners", wave)
+        ).set_index("variable")
+        leaders = _shares(
+            tables["leaders"], wanted_names, wave, catalogue, _of(hidden, "leaders", wave)
+        ).set_index("variable")
         for row, pair in zip(rows, pairs, strict=True):
             wanted = np.nanmean(
                 [partners.loc[pair["wanted"], "share"], leaders.loc[pair["wanted"], "share"]]

@@ -15,6 +15,12 @@ costs, and the linear relations an attacker knows to hold exactly between the ce
   everything published (each published figure read as an interval of ± half its rounding
   unit), by linear programming (SciPy's HiGHS), as τ-ARGUS's audit does; a hidden cell is
   protected when that interval is at least its required width.
+* A cell of equally weighted answers on a grid (a share of n respondents is 100·k/n, k whole)
+  says so by its ``step``; where a hidden cell does, ``audit`` narrows the intervals to what
+  whole numbers allow: each relation on its own by trying them (meet in the middle), relations
+  that share a hidden cell by mixed-integer programming. Linear programming alone misses this: a
+  heads-of-service region weighs W_r/n_r, so where that is not whole the national figure fixes
+  k modulo n_r, an exact answer from a "protected" interval.
 * ``protect`` chooses the hidden cells: the cheapest set, primary cells included, under which
   every hidden cell is protected against an attacker who knows the published values exactly
   (stricter than τ-ARGUS, which protects only the primary cells: a figure the report marks as
@@ -22,7 +28,10 @@ costs, and the linear relations an attacker knows to hold exactly between the ce
   what τ-ARGUS's "optimal" method and R ``sdcTable`` solve): a 0/1 choice per cell solved as a
   MILP (``scipy.optimize.milp``), with a constraint added for each hidden cell the current
   choice leaves exposed, taken from the dual of that cell's attacker problem (a Benders cut:
-  it holds for every choice, so the loop ends with the cheapest protecting pattern).
+  it holds for every choice, so the loop ends with the cheapest protecting pattern). A cell
+  that only whole numbers expose gets a combinatorial cut instead: the hidden set is first
+  grown, cheapest cells first, as far as it stays exposing; hiding more cells only widens an
+  intruder's range, so some cell of the same relations outside that grown set must be hidden.
 """
 
 from __future__ import annotations
@@ -35,6 +44,10 @@ import numpy as np
 # Attacker problems are solved to this tolerance; a width within it of the requirement passes.
 SLACK = 1e-7
 MAX_ROUNDS = 200
+# sums a relation's whole-number audit may enumerate; past it, mixed-integer programming
+ENUMERATED = 2e7
+# seconds one mixed-integer program of the whole-number audit may take
+MILP_SECONDS = 60.0
 
 
 class SuppressionError(RuntimeError):
@@ -50,6 +63,9 @@ class Cell:
     primary: bool = False
     protection: float = 0.0
     cost: float = 1.0
+    # > 0: the value is a whole multiple of ``step`` (a share of n equally weighted respondents:
+    # 100/n), as an intruder who knows n and the weights can tell
+    step: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,10 @@ class Problem:
                 raise ValueError(f"{cell.key!r}: an attacker's bounds must be finite")
             if not cell.lower - 1e-9 <= cell.value <= cell.upper + 1e-9:
                 raise ValueError(f"{cell.key!r}: value {cell.value} outside its bounds")
+            if cell.step < 0 or (
+                cell.step > 0 and abs(cell.value / cell.step - round(cell.value / cell.step)) > 1e-6
+            ):
+                raise ValueError(f"{cell.key!r}: value {cell.value} not a multiple of {cell.step}")
 
     def index(self, key: Hashable) -> int:
         return self._index[key]
@@ -84,6 +104,18 @@ class Problem:
             for key, coefficient in relation.terms:
                 a[row, self._index[key]] += coefficient
         return a
+
+    def component(self, key: Hashable) -> set[int]:
+        """The cells tied to ``key``'s by a chain of relations (itself included): no other cell,
+        hidden or shown, changes what an intruder can tell of it."""
+        a = self.matrix() != 0
+        found, frontier = {self._index[key]}, [self._index[key]]
+        while frontier:
+            rows = a[:, frontier].any(axis=1)
+            new = set(np.flatnonzero(a[rows].any(axis=0))) - found
+            found |= new
+            frontier = list(new)
+        return found
 
     def required(self, cell: Cell) -> float:
         """The width a hidden cell needs, no more than its bounds allow."""
@@ -124,10 +156,12 @@ def audit(
     hidden: Iterable[Hashable],
     rounding: float = 0.0,
     published: dict[Hashable, float] | None = None,
+    whole_numbers: bool = True,
 ) -> list[Exposure]:
     """For every hidden cell, the interval of values consistent with the published cells
     (``published``: the figures as printed, default the exact values; each read as ± half of
-    ``rounding``), the known bounds of the hidden ones and the relations."""
+    ``rounding``), the known bounds of the hidden ones and the relations; and, unless
+    ``whole_numbers`` is off, that a hidden cell with a ``step`` is a whole multiple of it."""
     hidden = set(hidden)
     mask = np.array([c.key in hidden for c in problem.cells])
     printed = None
@@ -145,19 +179,196 @@ def audit(
         list(zip(low, high, strict=True)),
         "audit",
     )
-    out = []
-    for j, index in enumerate(indices):
-        cell = problem.cells[index]
-        out.append(
-            Exposure(
-                cell.key,
-                cell.value,
-                float(solution[2 * j + 1][index]),
-                float(solution[2 * j][index]),
-                problem.required(cell),
-            )
+    ends = {
+        index: (float(solution[2 * j + 1][index]), float(solution[2 * j][index]))
+        for j, index in enumerate(indices)
+    }
+    if whole_numbers and any(problem.cells[i].step > 0 for i in indices):
+        ends = _whole_numbers(problem, mask, low, high)
+    return [
+        Exposure(
+            problem.cells[i].key,
+            problem.cells[i].value,
+            *ends[i],
+            problem.required(problem.cells[i]),
         )
+        for i in indices
+    ]
+
+
+def _whole_numbers(
+    problem: Problem, hidden: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> dict[int, tuple[float, float]]:
+    """Each hidden cell's smallest and largest value when the hidden cells with a ``step`` take
+    only whole multiples of it. A cell whose range is a single point is a constant. Where every
+    other cell is in one relation at most (a national figure published, or its only breakdown),
+    each relation is solved on its own by enumeration (``_one_relation``); otherwise by
+    mixed-integer programming (``_by_milp``). Each relation holds to a band of 1e-9 of its
+    terms' size, the rounding of the figures it is computed from."""
+    a = problem.matrix()
+    fixed = high - low <= 0
+    active = (a != 0) & ~fixed
+    rows = np.flatnonzero(active.any(axis=1))
+    band = 1e-9 * (np.abs(a) @ np.maximum(np.abs(low), np.abs(high)) + 1.0)
+    target = -(a[:, fixed] @ low[fixed])
+    steps = np.array([c.step if h else 0.0 for c, h in zip(problem.cells, hidden, strict=True)])
+    if (active[rows].sum(axis=0) > 1).any() or any(
+        _enumeration_size(steps[active[row]], low[active[row]], high[active[row]]) > ENUMERATED
+        for row in rows
+    ):
+        return _by_milp(a, fixed, steps, low, high, target, band, hidden, problem)
+    ends = {i: (float(low[i]), float(high[i])) for i in np.flatnonzero(hidden)}
+    for row in rows:
+        members = np.flatnonzero(active[row])
+        found = _one_relation(
+            a[row, members],
+            steps[members],
+            low[members],
+            high[members],
+            target[row] - band[row],
+            target[row] + band[row],
+        )
+        if found is None:
+            raise SuppressionError(f"whole-number audit: no values satisfy relation {row}")
+        for i, (lo, hi) in zip(members, found, strict=True):
+            if hidden[i]:
+                ends[i] = (lo, hi)
+    return ends
+
+
+def _enumeration_size(steps: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """About how many sums ``_one_relation`` holds at once for a relation's cells."""
+    grid = steps > 0
+    counts = np.floor(high[grid] / steps[grid] + 1e-9) - np.ceil(low[grid] / steps[grid] - 1e-9) + 1
+    return float(np.sqrt(np.prod(counts, dtype=float)) * max(counts, default=1.0))
+
+
+def _one_relation(
+    a: np.ndarray, steps: np.ndarray, low: np.ndarray, high: np.ndarray, lo: float, hi: float
+) -> list[tuple[float, float]] | None:
+    """For lo ≤ Σ a_i v_i ≤ hi with v_i in [low_i, high_i], and a whole multiple of step_i where
+    that is > 0: each v_i's smallest and largest value (None if nothing satisfies it). The
+    whole-number terms are enumerated in two halves whose sorted sums are matched (meet in the
+    middle); the other terms add an interval."""
+    grid = steps > 0
+    scale = np.where(grid, steps, 1.0)
+    first = np.ceil(low / scale - 1e-9)
+    last = np.floor(high / scale + 1e-9)
+    terms = [np.sort(a[i] * steps[i] * np.arange(first[i], last[i] + 1)) for i in range(len(a))]
+    span = [
+        (min(a[i] * low[i], a[i] * high[i]), max(a[i] * low[i], a[i] * high[i]))
+        for i in range(len(a))
+    ]
+    out = []
+    for i in range(len(a)):
+        others = [j for j in np.flatnonzero(grid) if j != i]
+        rest_low = sum(span[j][0] for j in range(len(a)) if j != i and not grid[j])
+        rest_high = sum(span[j][1] for j in range(len(a)) if j != i and not grid[j])
+        half_a, half_b = _halves([terms[j] for j in others])
+        if grid[i]:
+            own = a[i] * steps[i] * np.arange(first[i], last[i] + 1)
+            ok = _reachable(half_a, half_b, lo - rest_high - own, hi - rest_low - own)
+            if not ok.any():
+                return None
+            values = steps[i] * np.arange(first[i], last[i] + 1)[ok]
+            out.append((float(values.min()), float(values.max())))
+            continue
+        least, most = _extremes(
+            half_a, half_b, lo - rest_high - span[i][1], hi - rest_low - span[i][0]
+        )
+        if least is None:
+            return None
+        ends = sorted(((lo - most - rest_high) / a[i], (hi - least - rest_low) / a[i]))
+        out.append((max(low[i], ends[0]), min(high[i], ends[1])))
     return out
+
+
+def _halves(terms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every sum of one value per term, for two halves of the terms of about equal count of
+    combinations, each sorted."""
+    terms = sorted(terms, key=len, reverse=True)
+    halves: list[list[np.ndarray]] = [[], []]
+    sizes = [1, 1]
+    for values in terms:
+        side = int(sizes[1] < sizes[0])
+        halves[side].append(values)
+        sizes[side] *= len(values)
+    sums = []
+    for half in halves:
+        total = np.zeros(1)
+        for values in half:
+            total = (total[:, None] + values[None, :]).ravel()
+        sums.append(np.sort(total))
+    return sums[0], sums[1]
+
+
+def _reachable(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """For each pair (lo_k, hi_k): whether some x + y lies in it (y sorted)."""
+    lower = (lo[:, None] - x[None, :]).ravel()
+    upper = (hi[:, None] - x[None, :]).ravel()
+    count = np.searchsorted(y, upper, "right") - np.searchsorted(y, lower, "left")
+    return (count.reshape(len(lo), len(x)) > 0).any(axis=1)
+
+
+def _extremes(
+    x: np.ndarray, y: np.ndarray, lo: float, hi: float
+) -> tuple[float | None, float | None]:
+    """The smallest and largest x + y in [lo, hi] (None, None if there is none; y sorted)."""
+    below = np.searchsorted(y, hi - x, "right") - 1
+    above = np.searchsorted(y, lo - x, "left")
+    top = [xi + y[k] for xi, k in zip(x, below, strict=True) if k >= 0 and xi + y[k] >= lo]
+    bottom = [xi + y[k] for xi, k in zip(x, above, strict=True) if k < len(y) and xi + y[k] <= hi]
+    if not top:
+        return None, None
+    return float(min(bottom)), float(max(top))
+
+
+def _by_milp(
+    a: np.ndarray,
+    fixed: np.ndarray,
+    steps: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    target: np.ndarray,
+    band: np.ndarray,
+    hidden: np.ndarray,
+    problem: Problem,
+) -> dict[int, tuple[float, float]]:
+    """``_whole_numbers`` where relations share a cell: two mixed-integer programs per hidden
+    cell (SciPy's ``milp``, HiGHS), the constants on the right-hand side (a variable fixed by
+    its bounds can make HiGHS's presolve call a true solution infeasible)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp  # as in ``_blocks``
+
+    free = np.flatnonzero(~fixed)
+    grid = steps[free] > 0
+    scale = np.where(grid, steps[free], 1.0)  # a value is scale × variable
+    lower = np.where(grid, np.ceil(low[free] / scale - 1e-9), low[free])
+    upper = np.where(grid, np.floor(high[free] / scale + 1e-9), high[free])
+    constraints = [LinearConstraint(a[:, free] * scale, target - band, target + band)]
+    ends = {}
+    for index in np.flatnonzero(hidden):
+        if fixed[index]:
+            ends[index] = (float(low[index]), float(high[index]))
+            continue
+        position = int(np.searchsorted(free, index))
+        found = []
+        for sense in (1.0, -1.0):
+            objective = np.zeros(len(free))
+            objective[position] = sense * scale[position]
+            result = milp(
+                objective,
+                integrality=grid.astype(int),
+                bounds=Bounds(lower, upper),
+                constraints=constraints,
+                options={"mip_rel_gap": 0.0, "time_limit": MILP_SECONDS},
+            )
+            if result.status != 0:
+                raise SuppressionError(
+                    f"whole-number audit of {problem.cells[index].key!r}: {result.message}"
+                )
+            found.append(float(result.x[position] * scale[position]))
+        ends[index] = (found[0], found[1])
+    return ends
 
 
 def _unit(size: int, index: int) -> np.ndarray:
@@ -224,8 +435,8 @@ def _cuts(problem: Problem, a: np.ndarray, indices: list[int], hidden: np.ndarra
 
 def protect(problem: Problem) -> set[Hashable]:
     """The cheapest set of cells to hide, the primary ones included, under which every hidden
-    cell's interval (against an attacker who knows every published value exactly) is at least
-    its required width."""
+    cell's interval (against an attacker who knows every published value exactly, and that a
+    cell with a ``step`` is a whole multiple of it) is at least its required width."""
     from scipy.optimize import Bounds, LinearConstraint, milp  # as in ``_blocks``
 
     cells = problem.cells
@@ -238,15 +449,19 @@ def protect(problem: Problem) -> set[Hashable]:
     hidden = primary.copy()
     for _ in range(MAX_ROUNDS):
         keys = [c.key for c, h in zip(cells, hidden, strict=True) if h]
-        exposed = [e for e in audit(problem, keys) if not e.protected]
-        if not exposed:
-            return set(keys)
-        indices = [problem.index(e.key) for e in exposed]
-        for index, exposure, coefficients in zip(
-            indices, exposed, _cuts(problem, a, indices, hidden.astype(float)), strict=True
-        ):
-            coefficients[index] -= exposure.required
-            cuts.append(coefficients)
+        exposed = [e for e in audit(problem, keys, whole_numbers=False) if not e.protected]
+        if exposed:
+            indices = [problem.index(e.key) for e in exposed]
+            for index, exposure, coefficients in zip(
+                indices, exposed, _cuts(problem, a, indices, hidden.astype(float)), strict=True
+            ):
+                coefficients[index] -= exposure.required
+                cuts.append(coefficients)
+        else:
+            exposed = [e for e in audit(problem, keys) if not e.protected]
+            if not exposed:
+                return set(keys)
+            cuts += [_combinatorial_cut(problem, hidden, e.key) for e in exposed]
         result = milp(
             cost,
             integrality=np.ones(len(cells)),
@@ -257,3 +472,25 @@ def protect(problem: Problem) -> set[Hashable]:
             raise SuppressionError(f"no pattern protects every hidden cell: {result.message}")
         hidden = result.x > 0.5
     raise SuppressionError(f"no protecting pattern after {MAX_ROUNDS} rounds")
+
+
+def _combinatorial_cut(problem: Problem, hidden: np.ndarray, key: Hashable) -> np.ndarray:
+    """For a cell that only whole numbers expose under ``hidden``: Σ_{i ∈ C} y_i − y_s ≥ 0, C
+    the cells of its relations left shown once the hidden set is grown, cheapest first, as far
+    as it still exposes the cell. A pattern hiding no cell of C hides a subset of the grown set
+    among the cells that matter, so it exposes the cell too."""
+    s = problem.index(key)
+    grown = hidden.copy()
+    near = sorted(
+        (i for i in problem.component(key) if not grown[i]),
+        key=lambda i: (problem.cells[i].cost, i),
+    )
+    for i in near:
+        grown[i] = True
+        keys = [c.key for c, h in zip(problem.cells, grown, strict=True) if h]
+        if next(e for e in audit(problem, keys) if e.key == key).protected:
+            grown[i] = False
+    cut = np.zeros(len(problem.cells))
+    cut[[i for i in near if not grown[i]]] = 1.0
+    cut[s] -= 1.0
+    return cut

@@ -8,6 +8,10 @@ range a figure can take. For every hidden cell it solves two linear programs: th
 the largest value consistent with all of that, given that a national weighted total is the sum
 of the regions' and of the two municipality types', and that a published change is the later
 wave less the earlier.
+
+``attack_whole_numbers`` adds what linear programming cannot see: a share of n respondents who
+weigh the same (a census weighted within regions, an unweighted survey) is 100·k/n with k whole.
+It tries every k of the hidden cells of a wave against the published national figure.
 """
 
 from __future__ import annotations
@@ -67,9 +71,10 @@ def truth_and_bases(
     tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
 ) -> pd.DataFrame:
     """Every cell's true value and weighted base (Σ w·x of those in its base), recomputed from
-    the harmonised rows."""
+    the harmonised rows, and ``grid``: 100/n for a share of n respondents of equal weight (its
+    value is a whole multiple of it), else 0."""
     cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
-    bases = []
+    bases, grids = [], []
     for row in cube.itertuples():
         indicator = catalogue.get(row.indicator_id)
         table = tables[indicator.instrument]
@@ -78,7 +83,10 @@ def truth_and_bases(
         if row.breakdown != "national":
             inside &= (table[row.breakdown].astype(str) == str(row.domain)).to_numpy()
         bases.append(float((table["weight"].to_numpy() * x)[inside].sum()))
-    return cube.assign(base=bases, domain=cube["domain"].astype(str))
+        weights = table["weight"].to_numpy()[inside]
+        same = len(weights) > 0 and bool(np.all(weights == weights[0]))
+        grids.append(100.0 / inside.sum() if same and indicator.statistic == "proportion" else 0.0)
+    return cube.assign(base=bases, grid=grids, domain=cube["domain"].astype(str))
 
 
 def known_range(indicator, codebook: Codebook) -> tuple[float, float]:
@@ -173,6 +181,79 @@ def attack(
             findings.append(
                 Finding(
                     *key, true=true[key], low=ends[0], high=ends[1], required=min(width, high - low)
+                )
+            )
+    return findings
+
+
+def attack_whole_numbers(
+    levels: dict[tuple[str, str, str, str], float],
+    cells: pd.DataFrame,
+    catalogue: Catalogue,
+    rounding: float,
+    most: int = 5_000_000,
+) -> list[Finding]:
+    """Every hidden cell of a wave whose hidden domains are all shares on a grid (``cells``'
+    ``grid``), with the range of values left once every whole-number combination of them is
+    tried against the national figure (as published, or, when hidden, as each breakdown gives
+    it, the breakdowns agreeing). At most ``most`` combinations per wave."""
+    findings = []
+    for (indicator_id, wave), group in cells[cells["base"] > 0].groupby(
+        ["indicator_id", "wave"], sort=False
+    ):
+        keys = [(indicator_id, wave, r.breakdown, r.domain) for r in group.itertuples()]
+        rows = dict(zip(keys, group.itertuples(), strict=True))
+        hidden = [k for k in keys if k in levels and np.isnan(levels[k])]
+        national = (indicator_id, wave, "national", "LV")
+        parts = [k for k in hidden if k != national]
+        if not parts or national not in rows or any(rows[k].grid <= 0 for k in parts):
+            continue
+        grids = [rows[k].grid * np.arange(round(100 / rows[k].grid) + 1) for k in parts]
+        if np.prod([len(g) for g in grids], dtype=float) > most:
+            continue
+        combos = np.stack([g.ravel() for g in np.meshgrid(*grids, indexing="ij")], axis=1)
+        total = rows[national].base
+        through = []  # the national figure each breakdown gives, per combination
+        for part in PARTS:
+            members = [k for k in keys if k[2] == part]
+            if not members:
+                continue
+            known = sum(rows[k].base * levels[k] for k in members if k not in parts)
+            spread = sum(rows[k].base for k in members if k not in parts) * rounding / 2
+            weights = np.array([rows[k].base if k[2] == part else 0.0 for k in parts])
+            middle = (known + combos @ weights) / total
+            through.append((middle - spread / total, middle + spread / total))
+        ok = np.ones(len(combos), dtype=bool)
+        if national in hidden:
+            ok &= (
+                np.max([lo for lo, _ in through], axis=0)
+                <= np.min([hi for _, hi in through], axis=0) + 1e-9
+            )
+        else:
+            shown = levels[national]
+            for lo, hi in through:
+                ok &= (lo <= shown + rounding / 2 + 1e-9) & (hi >= shown - rounding / 2 - 1e-9)
+        indicator = catalogue.get(indicator_id)
+        width = catalogue.disclosure.protection[indicator.statistic]
+        for j, key in enumerate(parts):
+            findings.append(
+                Finding(
+                    *key,
+                    true=rows[key].estimate,
+                    low=combos[ok, j].min(),
+                    high=combos[ok, j].max(),
+                    required=width,
+                )
+            )
+        if national in hidden:
+            ends = np.concatenate([np.stack([lo[ok], hi[ok]]) for lo, hi in through])
+            findings.append(
+                Finding(
+                    *national,
+                    true=rows[national].estimate,
+                    low=ends.min(),
+                    high=ends.max(),
+                    required=width,
                 )
             )
     return findings

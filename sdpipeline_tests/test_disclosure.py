@@ -13,7 +13,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sdpipeline import disclosure, report_export
+from sdpipeline import disclosure, report_export, report_tables
 from sdpipeline.defs import keys
 from sdpipeline.indicators import default_catalogue, values
 
@@ -65,6 +65,7 @@ def _cube(values_by_domain, bases, n):
                 "weighted_base": bases[(breakdown, domain)],
                 "df": 4,
                 "dominance": "",
+                "step": 0.0,  # raked weights: no grid
             }
         )
     return pd.DataFrame(rows)
@@ -84,6 +85,30 @@ def test_a_cube_hides_a_complement_and_keeps_only_the_count(codebook):
     hidden = out[out["suppressed"]]
     assert hidden[list(disclosure.HIDDEN_COLUMNS)].isna().all().all()
     assert (hidden["n"] == [3, 40]).all()
+
+
+def test_respondents_without_a_domain_keep_the_relation_binding(codebook):
+    """A tenth of a respondent's weight has no region: the regions' bases fall short of the
+    national one. The relation still gives region 1 back to within 5 points (the rest moves
+    it by 0.1/1 of 0–100, and it is 100), so a complement is hidden and the audit finds it
+    protected; were the relation dropped, region 1 would be hidden alone."""
+    bases = {("national", "LV"): 10.0, ("region", "1"): 1.0, ("region", "2"): 4.45}
+    bases[("region", "3")] = 4.45
+    figures = {("region", "1"): 100.0, ("region", "2"): 40.0, ("region", "3"): 60.0}
+    figures[("national", "LV")] = (100.0 * 1 + 40.0 * 4.45 + 60.0 * 4.45 + 50.0 * 0.1) / 10
+    n = {("national", "LV"): 100, ("region", "1"): 3, ("region", "2"): 48, ("region", "3"): 48}
+    cube = _cube(figures, bases, n)
+    out = disclosure.suppress_estimates(cube, default_catalogue(), codebook)
+    assert out["suppressed"].sum() == 2 and out.set_index("domain").loc["1", "suppressed"]
+    exposures = disclosure.audit_published(out, cube, default_catalogue(), codebook)
+    assert len(exposures) == 2 and all(e.protected for e in exposures)
+    alone = cube.assign(suppressed=cube["domain"] == "1")
+    alone["estimate"] = alone["estimate"].where(~alone["suppressed"])
+    (region_1,) = disclosure.audit_published(alone, cube, default_catalogue(), codebook)
+    assert region_1.width == pytest.approx(5.0) and not region_1.protected  # 95–100
+    over = cube.assign(weighted_base=cube["weighted_base"] * [1, 1, 1.2, 1])
+    with pytest.raises(ValueError, match="region domains' weighted bases add to"):
+        disclosure.suppress_estimates(over, default_catalogue(), codebook)
 
 
 def test_an_intruder_with_the_warehouse_learns_no_hidden_cell(pipeline_run, cells, codebook):
@@ -121,6 +146,48 @@ def _same(a: tuple[dict, dict], b: tuple[dict, dict]) -> bool:
         and all((np.isnan(x[k]) and np.isnan(y[k])) or x[k] == pytest.approx(y[k]) for k in x)
         for x, y in zip(a, b, strict=True)
     )
+
+
+def _printed(levels: dict, rounding: float) -> dict:
+    return {k: v if np.isnan(v) else round(v, 1) for k, v in levels.items()} if rounding else levels
+
+
+@pytest.mark.parametrize("rounding", [0.0, 0.1])
+def test_an_intruder_counting_whole_respondents_learns_no_hidden_cell(
+    pipeline_run, cells, codebook, rounding
+):
+    """A head of service in a region weighs its municipalities over its respondents, so a
+    hidden region's share is 100·k/n, k whole, and the national figure may leave one k: the
+    intruder tries them all, on the warehouse's figures and on the printed ones."""
+    _, warehouse, _ = pipeline_run
+    levels, _ = attacker.from_warehouse(warehouse)
+    findings = attacker.attack_whole_numbers(
+        _printed(levels, rounding), cells, default_catalogue(), rounding
+    )
+    assert len(findings) >= 20 and {f.indicator_id for f in findings} >= {"H04", "H07"}
+    for finding in findings:
+        assert finding.low - 1e-6 <= finding.true <= finding.high + 1e-6, finding
+    assert attacker.exposed(findings) == []
+
+
+def test_linear_protection_alone_gives_heads_shares_back_to_whole_numbers(cells, codebook):
+    """What the pattern was before whole numbers counted (every cell read as any value in its
+    interval): the counting intruder gets hidden shares back, from the warehouse's figures and
+    from the printed ones (e.g. Latgale 2023, 9 municipalities over 8 heads)."""
+    catalogue = default_catalogue()
+    linear = disclosure.suppress_estimates(
+        cells.drop(columns=["base", "grid"]).assign(step=0.0), catalogue, codebook
+    )
+    levels = {
+        (r.indicator_id, r.wave, r.breakdown, str(r.domain)): float(r.estimate)
+        for r in linear.itertuples()
+    }
+    exact = attacker.exposed(attacker.attack_whole_numbers(levels, cells, catalogue, 0.0))
+    printed = attacker.exposed(
+        attacker.attack_whole_numbers(_printed(levels, 0.1), cells, catalogue, 0.1)
+    )
+    assert len(exact) >= 10 and any(f.width < 1e-6 for f in exact)
+    assert any(f.width < 1e-6 and f.wave == "ex_post_2023" for f in printed)
 
 
 def test_primary_suppression_alone_gives_cells_back(cells, codebook):
@@ -194,7 +261,7 @@ def test_the_pipelines_own_audit_passes_the_run_and_fails_primary_suppression(
     catalogue = default_catalogue()
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         published = connection.execute("SELECT * FROM indicators.estimates").df()
-    cube = cells.drop(columns="base")
+    cube = cells.drop(columns=["base", "grid"])
     exposures = disclosure.audit_published(published, cube, catalogue, codebook)
     assert len(exposures) == int(published["suppressed"].sum()) and exposures
     assert all(e.protected for e in exposures)
@@ -261,6 +328,7 @@ def test_the_run_audits_the_pattern_in_a_blocking_check(pipeline_run):
     assert evaluation.passed and evaluation.blocking
     assert evaluation.metadata["hidden_cells"].value >= 40
     assert evaluation.metadata["exposed_cells"].value == 0
+    assert evaluation.metadata["whole_number_cells"].value >= 20  # heads, leaders, clients …
 
 
 def test_a_pattern_that_gives_cells_back_stops_the_report(pipeline_run, tmp_path, monkeypatch):
@@ -311,3 +379,43 @@ def test_published_time_use_means_pass_the_threshold_and_dominance_rules(pipelin
             assert rows[name].nunique() > 1
             checked += 1
     assert checked == len(variables) * len(codebook.waves)
+
+
+def test_a_hidden_national_figure_is_hidden_wherever_the_same_share_is_published(
+    pipeline_run, codebook
+):
+    """The heads offering a family assistant is H05 nationally and a column of the services
+    table; the split of a change starts from its two national figures. Where secondary
+    suppression hides the national figure, those tables hide it too (and a gap, which would
+    give it back from the wanted share beside it), in the warehouse and the printed CSV."""
+    folder, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        estimates = connection.execute("SELECT * FROM indicators.estimates").df()
+        services = connection.execute("SELECT * FROM report.services_offered_vs_wanted").df()
+        split = connection.execute("SELECT * FROM indicators.decomposition").df()
+    hidden = report_tables.hidden_national(estimates, catalogue)
+    assert ("heads", "offers_family_assistant", "ex_post_2023") in hidden
+    printed = attacker.read_csv(folder / "var" / "reports" / "tables", "services_offered_vs_wanted")
+    pairs = catalogue.groups["services_offered_vs_wanted"]
+    for table in (services, printed):
+        for wave in ("ex_ante_2017", "ex_post_2023"):
+            heads = report_tables.service_column("heads", codebook, wave)
+            gap = report_tables.service_column("gap", codebook, wave)
+            for row, pair in enumerate(pairs):
+                blank = ("heads", pair["offered"], wave) in hidden
+                assert pd.isna(table.loc[row, heads]) == blank, (wave, pair)
+                assert pd.isna(table.loc[row, gap]) == blank, (wave, pair)
+    national_hidden = {
+        (r.indicator_id, r.wave)
+        for r in estimates.itertuples()
+        if r.breakdown == "national" and r.suppressed
+    }
+    assert {("H04", "ex_ante_2017"), ("H07", "ex_post_2023")} <= national_hidden
+    for row in split.itertuples():
+        blank = bool(
+            national_hidden
+            & {(row.indicator_id, row.wave_before), (row.indicator_id, row.wave_after)}
+        )
+        if blank:
+            assert row.suppressed and np.isnan(row.estimate_before) and np.isnan(row.change)

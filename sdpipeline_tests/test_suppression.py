@@ -4,12 +4,14 @@ it chooses protects every primary cell, and no cheaper pattern would."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sdpipeline import suppression
 from sdpipeline.suppression import Cell, Problem, Relation, SuppressionError, audit, protect
 
 
@@ -86,6 +88,17 @@ def _brute_force(problem: Problem) -> float:
     return best
 
 
+def _assert_protecting_and_cheapest(problem: Problem) -> None:
+    try:
+        hidden = protect(problem)
+    except SuppressionError:
+        assert _brute_force(problem) == np.inf
+        return
+    assert all(e.protected for e in audit(problem, hidden))
+    cost = sum(problem.cells[problem.index(k)].cost for k in hidden)
+    assert cost == pytest.approx(_brute_force(problem))
+
+
 tables = st.integers(2, 5).flatmap(
     lambda regions: st.tuples(
         st.lists(st.floats(0, 100), min_size=regions, max_size=regions),
@@ -100,11 +113,102 @@ tables = st.integers(2, 5).flatmap(
 def test_the_pattern_protects_and_is_the_cheapest(table):
     values, bases, primary = table
     problem = _regions(values, bases, primary, national_cost=100.0)
-    try:
-        hidden = protect(problem)
-    except SuppressionError:
-        assert _brute_force(problem) == np.inf
-        return
-    assert all(e.protected for e in audit(problem, hidden))
-    cost = sum(problem.cells[problem.index(k)].cost for k in hidden)
-    assert cost == pytest.approx(_brute_force(problem))
+    _assert_protecting_and_cheapest(problem)
+
+
+def _census(counts, answered, yes, primary, national_cost=1e6) -> Problem:
+    """A census weighted within regions: region r has ``counts[r]`` units, ``answered[r]`` of
+    whom answered, each weighing counts/answered; ``yes[r]`` said yes. Its share is 100·k/n,
+    a whole multiple of 100/n, as anyone who knows n can tell."""
+    total = sum(counts)
+    shares = [100.0 * k / n for k, n in zip(yes, answered, strict=True)]
+    national = sum(c * s for c, s in zip(counts, shares, strict=True)) / total
+    cells = [Cell("LV", national, 0, 100, protection=20.0, cost=national_cost)]
+    cells += [
+        Cell(f"r{i}", s, 0, 100, primary=p, protection=20.0, cost=n, step=100.0 / n)
+        for i, (s, n, p) in enumerate(zip(shares, answered, primary, strict=True))
+    ]
+    relation = Relation((("LV", 1.0), *((f"r{i}", -c / total) for i, c in enumerate(counts))))
+    return Problem(tuple(cells), (relation,))
+
+
+def _by_trying_every_count(problem: Problem, hidden: list[str]) -> dict[str, tuple[float, float]]:
+    """Each hidden cell's range, by trying every whole number of yeses in the hidden regions
+    against the national figure (published exactly, or hidden and then free)."""
+    national = problem.cells[0]
+    regions = [c for c in problem.cells[1:] if c.key in hidden]
+    counts = [-dict(problem.relations[0].terms)[c.key] for c in regions]
+    known = national.value - sum(
+        -coefficient * problem.cells[problem.index(key)].value
+        for key, coefficient in problem.relations[0].terms[1:]
+        if key not in hidden
+    )
+    seen: dict[str, list[float]] = {key: [] for key in hidden}
+    grids = [c.step * np.arange(round(100 / c.step) + 1) for c in regions]
+    for combination in itertools.product(*grids):
+        through = float(np.dot(counts, combination))
+        if "LV" not in hidden and abs(through - known) > 1e-9:
+            continue
+        for cell, value in zip(regions, combination, strict=True):
+            seen[cell.key].append(value)
+        if "LV" in hidden:
+            seen["LV"].append(national.value - known + through)
+    return {key: (min(v), max(v)) for key, v in seen.items()}
+
+
+def test_whole_numbers_give_back_a_share_that_linear_programming_calls_protected():
+    # Latgale-like: 9 units, 8 answered (9/8 each), hidden with one whole-weighted region
+    problem = _census([9, 10, 12, 12], [8, 10, 12, 12], [6, 7, 5, 9], [True, False, False, False])
+    assert protect(
+        Problem(tuple(replace(c, step=0.0) for c in problem.cells), problem.relations)
+    ) == {
+        "r0",
+        "r1",
+    }
+    linear = {e.key: e for e in audit(problem, ["r0", "r1"], whole_numbers=False)}
+    assert linear["r0"].protected and linear["r0"].width > 40
+    exact = {e.key: e for e in audit(problem, ["r0", "r1"])}
+    assert exact["r0"].low == pytest.approx(75.0) and exact["r0"].high == pytest.approx(75.0)
+    assert not exact["r0"].protected
+    # hiding every other region leaves the 9/8 step visible: only the national figure helps
+    everything = {e.key: e for e in audit(problem, ["r0", "r1", "r2", "r3"])}
+    assert not everything["r0"].protected
+    hidden = protect(problem)
+    assert "LV" in hidden and all(e.protected for e in audit(problem, hidden))
+
+
+censuses = st.integers(2, 4).flatmap(
+    lambda regions: st.tuples(
+        st.lists(st.integers(1, 12), min_size=regions, max_size=regions),
+        st.lists(st.integers(1, 9), min_size=regions, max_size=regions),
+        st.lists(st.floats(0, 1), min_size=regions, max_size=regions),
+        st.lists(st.booleans(), min_size=regions + 1, max_size=regions + 1),
+    )
+)
+
+
+@settings(deadline=None, max_examples=40)
+@given(census=censuses)
+def test_the_whole_number_audit_is_what_trying_every_count_gives(census):
+    counts, answered, shares, hide = census
+    yes = [round(s * n) for s, n in zip(shares, answered, strict=True)]
+    problem = _census(counts, answered, yes, [False] * len(counts))
+    hidden = [c.key for c, h in zip(problem.cells, hide, strict=True) if h]
+    expected = _by_trying_every_count(problem, hidden)
+    for enumerated in (suppression.ENUMERATED, 0.0):  # by enumeration, then by MILP
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(suppression, "ENUMERATED", enumerated)
+            exposures = audit(problem, hidden)
+        for exposure in exposures:
+            low, high = expected[exposure.key]
+            assert exposure.low == pytest.approx(low, abs=1e-6), (enumerated, exposure)
+            assert exposure.high == pytest.approx(high, abs=1e-6), (enumerated, exposure)
+
+
+@settings(deadline=None, max_examples=20)
+@given(census=censuses)
+def test_the_pattern_is_the_cheapest_against_whole_numbers_too(census):
+    counts, answered, shares, primary = census
+    yes = [round(s * n) for s, n in zip(shares, answered, strict=True)]
+    problem = _census(counts, answered, yes, primary[1:], national_cost=100.0)
+    _assert_protecting_and_cheapest(problem)

@@ -459,15 +459,25 @@ def test_the_follow_up_comparison_has_cis_and_verdicts(three_waves):
             if a is None or b is None:
                 continue
             row = national.loc[(comparison.id, indicator.id)]
-            hits.append(row["ci_low"] <= b - a <= row["ci_high"])
-        assert len(hits) >= 30 and np.mean(hits) >= 0.9, (comparison.id, np.mean(hits))
+            if not row["suppressed"]:  # a hidden change publishes no interval to cover
+                hits.append(row["ci_low"] <= b - a <= row["ci_high"])
+        assert len(hits) >= 25 and np.mean(hits) >= 0.9, (comparison.id, np.mean(hits))
     follow_up = national.loc[tw.PERSISTENCE]
-    assert follow_up["ci_low"].notna().all() and follow_up["ci_high"].notna().all()
-    assert follow_up.loc["H04", "verdict_en"] == "improved"  # fewer services short of staff
+    shown = follow_up[~follow_up["suppressed"].astype(bool)]
+    assert len(shown) >= 25
+    assert shown["ci_low"].notna().all() and shown["ci_high"].notna().all()
+    # the heads' national share of H04 is hidden in 2023 (Latgale's 8 heads would come back
+    # from it by whole numbers), and with it its change; the planted easing shows where the
+    # change is published
+    h04 = follow_up.loc["H04"]
+    if h04["suppressed"]:
+        assert h04["verdict_en"] == "suppressed" and "2023: secondary" in h04["suppression"]
+    else:
+        assert h04["verdict_en"] == "improved"  # fewer services short of staff
     assert follow_up.loc["P03", "verdict_en"] == "improved"  # partners name the shortage less
     headline = _read(warehouse, "report.headline_indicators").set_index("Kods / Code")
-    assert headline.loc["H04", "Verdict 2023→2026"] == "improved"
-    assert headline["95% TI / 95% CI 2023→2026"].str.match(r"\[-?\d").sum() >= 30
+    assert headline.loc["P03", "Verdict 2023→2026"] == "improved"
+    assert headline["95% TI / 95% CI 2023→2026"].str.match(r"\[-?\d").sum() == len(shown)
     page = (three_waves / "var" / "reports" / "tables" / "report.html").read_text(encoding="utf-8")
     assert "Pēcpārbaudes pētījums (2026)</title>" in page
     for tag in ("2017→2023", "2023→2026", "2017→2026"):  # a change section per comparison
@@ -514,8 +524,9 @@ def test_the_third_waves_truth_is_recovered(three_waves):
         if true is None or (indicator.id, tw.WAVE) not in national.index:
             continue
         row = national.loc[(indicator.id, tw.WAVE)]
-        hits.append(row["ci_low"] <= true <= row["ci_high"])
-    assert len(hits) >= 30
+        if not row["suppressed"]:  # a hidden figure publishes no interval
+            hits.append(row["ci_low"] <= true <= row["ci_high"])
+    assert len(hits) >= 25
     assert np.mean(hits) >= 0.9, np.mean(hits)
 
 

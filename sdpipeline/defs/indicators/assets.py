@@ -161,7 +161,12 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
         return effectiveness.changes(frame, catalogue, codebook)
 
     def decomposed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
-        return decomposition.decompose_all(tables, catalogue, codebook, ref)
+        with warehouse.get_connection() as connection:
+            hidden = connection.execute(
+                f"SELECT indicator_id, wave FROM {qualified(SCHEMA, 'estimates')} "
+                "WHERE breakdown = 'national' AND suppressed"
+            ).fetchall()
+        return decomposition.decompose_all(tables, catalogue, codebook, ref, hidden)
 
     def attributed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
         return attribution.attribution(tables, catalogue, codebook, ref)
@@ -196,12 +201,13 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
         indicator_asset(
             "decomposition",
             "Shift-share split of each comparison's national change into a composition part "
-            "(mix of regions, municipality types, age groups) and a within-group part.",
+            "(mix of regions, municipality types, age groups) and a within-group part; hidden "
+            "where the indicator tables hide either wave's national figure.",
             everyone,
             decomposed,
             codebook,
             catalogue,
-            (keys.reference("population_totals"),),
+            (keys.reference("population_totals"), keys.indicators("estimates")),
         ),
         indicator_asset(
             "attribution",

@@ -46,6 +46,12 @@ def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFram
     return connection.execute(f"SELECT * FROM {qualified('indicators', name)}").df()
 
 
+def _hidden_national(
+    connection: duckdb.DuckDBPyConnection, catalogue: Catalogue
+) -> set[tuple[str, str, str]]:
+    return report_tables.hidden_national(_indicators(connection, "estimates"), catalogue)
+
+
 def _report_tables(
     connection: duckdb.DuckDBPyConnection, names: list[str]
 ) -> dict[str, pd.DataFrame]:
@@ -205,13 +211,18 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         ),
         "barriers_ranked": (
             ["partners", "leaders"],
-            [keys.harmonised("partners"), keys.harmonised("leaders")],
-            lambda c, t: report_tables.barriers_ranked(t, catalogue, codebook),
+            [keys.harmonised("partners"), keys.harmonised("leaders"), keys.indicators("estimates")],
+            lambda c, t: report_tables.barriers_ranked(
+                t, catalogue, codebook, _hidden_national(c, catalogue)
+            ),
         ),
         "services_offered_vs_wanted": (
             ["heads", "partners", "leaders"],
-            [keys.harmonised(i) for i in ("heads", "partners", "leaders")],
-            lambda c, t: report_tables.services_offered_vs_wanted(t, catalogue, codebook),
+            [keys.harmonised(i) for i in ("heads", "partners", "leaders")]
+            + [keys.indicators("estimates")],
+            lambda c, t: report_tables.services_offered_vs_wanted(
+                t, catalogue, codebook, _hidden_national(c, catalogue)
+            ),
         ),
         "specialists_time_use": (
             ["specialists"],

@@ -1,8 +1,8 @@
 """The disclosure audit, a blocking check on the report: before the workbook, the CSV files and
 the HTML report are written, every cell the indicator tables hide is solved for by linear
-programming against everything they publish (``disclosure.audit_published``); a hidden cell
-whose interval is narrower than its protection fails the check, and the files are not
-replaced."""
+programming against everything they publish, and a share of equally weighted respondents as a
+whole number of them (``disclosure.audit_published``); a hidden cell whose range is narrower
+than its protection fails the check, and the files are not replaced."""
 
 import dagster as dg
 import pandas as pd
@@ -32,7 +32,8 @@ AUDITED = keys.report("indicators_by_region")
     description="For every cell the indicator tables hide: the smallest and largest value "
     "consistent with every published figure, the cells' weighted bases and the relations "
     "between them (national = regions, state cities + novadi = national), by linear "
-    "programming. Fails if any interval is narrower than the catalogue's protection.",
+    "programming, and where a hidden cell's respondents weigh the same, with its share a whole "
+    "number of them (100·k/n). Fails if any range is narrower than the catalogue's protection.",
 )
 def disclosure_audit(warehouse: Warehouse) -> dg.AssetCheckResult:
     codebook, catalogue = default_codebook(), default_catalogue()
@@ -43,6 +44,9 @@ def disclosure_audit(warehouse: Warehouse) -> dg.AssetCheckResult:
     cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
     exposures = disclosure.audit_published(published, cube, catalogue, codebook)
     exposed = [e for e in exposures if not e.protected]
+    columns = ["indicator_id", "wave", "breakdown", "domain"]
+    hidden = published.loc[published["suppressed"], columns].astype(str)
+    on_grid = cube.astype(dict.fromkeys(columns, str)).merge(hidden, on=columns)["step"] > 0
     rows = pd.DataFrame(
         [
             {
@@ -61,6 +65,7 @@ def disclosure_audit(warehouse: Warehouse) -> dg.AssetCheckResult:
         metadata={
             "hidden_cells": len(exposures),
             "exposed_cells": len(exposed),
+            "whole_number_cells": dg.MetadataValue.int(int(on_grid.sum())),
             "narrowest_margin": float(min((e.width - e.required for e in exposures), default=0)),
             "narrowest": dg.MetadataValue.md(rows.to_markdown(index=False) if len(rows) else "—"),
         },
