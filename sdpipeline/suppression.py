@@ -44,14 +44,22 @@ import numpy as np
 # Attacker problems are solved to this tolerance; a width within it of the requirement passes.
 SLACK = 1e-7
 MAX_ROUNDS = 200
-# sums a relation's whole-number audit may enumerate; past it, mixed-integer programming
-ENUMERATED = 2e7
+# sums the whole-number audit may hold in each half of a relation's enumeration; past it,
+# mixed-integer programming
+ENUMERATED = 1e7
+# sums matched at once in the whole-number audit
+CHUNK = 1_000_000
 # seconds one mixed-integer program of the whole-number audit may take
-MILP_SECONDS = 60.0
+MILP_SECONDS = 10.0
 
 
 class SuppressionError(RuntimeError):
     """No pattern protects every primary cell (or the solver failed)."""
+
+
+class TooLarge(SuppressionError):
+    """The whole-number audit of a pattern is past what it may enumerate (``ENUMERATED``) and
+    solve (``MILP_SECONDS``): the pattern cannot be shown to protect its cells."""
 
 
 @dataclass(frozen=True)
@@ -202,9 +210,10 @@ def _whole_numbers(
     """Each hidden cell's smallest and largest value when the hidden cells with a ``step`` take
     only whole multiples of it. A cell whose range is a single point is a constant. Where every
     other cell is in one relation at most (a national figure published, or its only breakdown),
-    each relation is solved on its own by enumeration (``_one_relation``); otherwise by
-    mixed-integer programming (``_by_milp``). Each relation holds to a band of 1e-9 of its
-    terms' size, the rounding of the figures it is computed from."""
+    each relation is solved on its own by enumeration (``_one_relation``); otherwise, or where
+    that would enumerate too much, by mixed-integer programming (``_by_milp``; ``TooLarge`` if
+    that runs out of time). Each relation holds to a band of 1e-9 of its terms' size, the
+    rounding of the figures it is computed from."""
     a = problem.matrix()
     fixed = high - low <= 0
     active = (a != 0) & ~fixed
@@ -212,22 +221,22 @@ def _whole_numbers(
     band = 1e-9 * (np.abs(a) @ np.maximum(np.abs(low), np.abs(high)) + 1.0)
     target = -(a[:, fixed] @ low[fixed])
     steps = np.array([c.step if h else 0.0 for c, h in zip(problem.cells, hidden, strict=True)])
-    if (active[rows].sum(axis=0) > 1).any() or any(
-        _enumeration_size(steps[active[row]], low[active[row]], high[active[row]]) > ENUMERATED
-        for row in rows
-    ):
+    if (active[rows].sum(axis=0) > 1).any():
         return _by_milp(a, fixed, steps, low, high, target, band, hidden, problem)
     ends = {i: (float(low[i]), float(high[i])) for i in np.flatnonzero(hidden)}
     for row in rows:
         members = np.flatnonzero(active[row])
-        found = _one_relation(
-            a[row, members],
-            steps[members],
-            low[members],
-            high[members],
-            target[row] - band[row],
-            target[row] + band[row],
-        )
+        try:
+            found = _one_relation(
+                a[row, members],
+                steps[members],
+                low[members],
+                high[members],
+                target[row] - band[row],
+                target[row] + band[row],
+            )
+        except TooLarge:
+            return _by_milp(a, fixed, steps, low, high, target, band, hidden, problem)
         if found is None:
             raise SuppressionError(f"whole-number audit: no values satisfy relation {row}")
         for i, (lo, hi) in zip(members, found, strict=True):
@@ -236,78 +245,129 @@ def _whole_numbers(
     return ends
 
 
-def _enumeration_size(steps: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """About how many sums ``_one_relation`` holds at once for a relation's cells."""
-    grid = steps > 0
-    counts = np.floor(high[grid] / steps[grid] + 1e-9) - np.ceil(low[grid] / steps[grid] - 1e-9) + 1
-    return float(np.sqrt(np.prod(counts, dtype=float)) * max(counts, default=1.0))
-
-
 def _one_relation(
     a: np.ndarray, steps: np.ndarray, low: np.ndarray, high: np.ndarray, lo: float, hi: float
 ) -> list[tuple[float, float]] | None:
     """For lo ≤ Σ a_i v_i ≤ hi with v_i in [low_i, high_i], and a whole multiple of step_i where
-    that is > 0: each v_i's smallest and largest value (None if nothing satisfies it). The
-    whole-number terms are enumerated in two halves whose sorted sums are matched (meet in the
-    middle); the other terms add an interval."""
+    that is > 0: each v_i's smallest and largest value (None if nothing satisfies it).
+
+    The terms without a step add an interval. Where it is at least as wide as the largest step
+    of the other whole-number terms, those terms' sums leave no gap it does not cover (raising
+    one term by one step moves the sum by at most that much), so an interval is all the others
+    give. Otherwise the whole-number terms are enumerated in two halves, and every combination
+    of each half is matched against the sorted sums of the other (meet in the middle)."""
     grid = steps > 0
     scale = np.where(grid, steps, 1.0)
-    first = np.ceil(low / scale - 1e-9)
-    last = np.floor(high / scale + 1e-9)
-    terms = [np.sort(a[i] * steps[i] * np.arange(first[i], last[i] + 1)) for i in range(len(a))]
-    span = [
-        (min(a[i] * low[i], a[i] * high[i]), max(a[i] * low[i], a[i] * high[i]))
+    values = [
+        steps[i]
+        * np.arange(np.ceil(low[i] / scale[i] - 1e-9), np.floor(high[i] / scale[i] + 1e-9) + 1)
         for i in range(len(a))
     ]
+    span = np.array([sorted((a[i] * low[i], a[i] * high[i])) for i in range(len(a))])
+    terms = {int(i): a[i] * values[i] for i in np.flatnonzero(grid)}
     out = []
+    matched = None
     for i in range(len(a)):
-        others = [j for j in np.flatnonzero(grid) if j != i]
-        rest_low = sum(span[j][0] for j in range(len(a)) if j != i and not grid[j])
-        rest_high = sum(span[j][1] for j in range(len(a)) if j != i and not grid[j])
-        half_a, half_b = _halves([terms[j] for j in others])
-        if grid[i]:
-            own = a[i] * steps[i] * np.arange(first[i], last[i] + 1)
-            ok = _reachable(half_a, half_b, lo - rest_high - own, hi - rest_low - own)
-            if not ok.any():
-                return None
-            values = steps[i] * np.arange(first[i], last[i] + 1)[ok]
-            out.append((float(values.min()), float(values.max())))
-            continue
-        least, most = _extremes(
-            half_a, half_b, lo - rest_high - span[i][1], hi - rest_low - span[i][0]
+        others = [j for j in terms if j != i]
+        slack = [j for j in range(len(a)) if j != i and not grid[j]]
+        c_low, c_high = float(span[slack, 0].sum()), float(span[slack, 1].sum())
+        largest = max(
+            (abs(terms[j][1] - terms[j][0]) for j in others if len(terms[j]) > 1), default=0.0
         )
-        if least is None:
+        if c_high - c_low >= largest:
+            # the others reach every value between their least and greatest sum
+            least = lo - sum(float(terms[j].max()) for j in others) - c_high
+            most = hi - sum(float(terms[j].min()) for j in others) - c_low
+            if not grid[i]:
+                least, most = max(least, span[i][0]), min(most, span[i][1])
+                if least > most:
+                    return None
+                ends = sorted((least / a[i], most / a[i]))
+                out.append((max(low[i], ends[0]), min(high[i], ends[1])))
+                continue
+            ok = (terms[i] >= least) & (terms[i] <= most)
+        elif grid[i]:
+            if matched is None:
+                rest = span[~grid].sum(axis=0) if (~grid).any() else np.zeros(2)
+                matched = _matched(terms, lo - float(rest[1]), hi - float(rest[0]))
+            ok = matched[i]
+        else:
+            reach = (lo - c_high - span[i][1], hi - c_low - span[i][0])  # for the others' sum
+            s_low = sum(float(terms[j].min()) for j in others)
+            s_high = sum(float(terms[j].max()) for j in others)
+            if reach[0] <= s_low and s_high <= reach[1]:  # every sum allowed
+                least, most = s_low, s_high
+            else:
+                least, most = _extremes(*_halves([terms[j] for j in others]), *reach)
+            if least is None:
+                return None
+            ends = sorted(((lo - most - c_high) / a[i], (hi - least - c_low) / a[i]))
+            out.append((max(low[i], ends[0]), min(high[i], ends[1])))
+            continue
+        if not ok.any():
             return None
-        ends = sorted(((lo - most - rest_high) / a[i], (hi - least - rest_low) / a[i]))
-        out.append((max(low[i], ends[0]), min(high[i], ends[1])))
+        out.append((float(values[i][ok].min()), float(values[i][ok].max())))
     return out
 
 
-def _halves(terms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Every sum of one value per term, for two halves of the terms of about equal count of
-    combinations, each sorted."""
-    terms = sorted(terms, key=len, reverse=True)
-    halves: list[list[np.ndarray]] = [[], []]
-    sizes = [1, 1]
+def _within_reach(sizes: list[int]) -> None:
+    """Raise ``TooLarge`` where the larger half of an enumeration would hold more than
+    ``ENUMERATED`` sums."""
+    size = max(np.prod([sizes[p] for p in half], dtype=float) for half in _split(sizes))
+    if size > ENUMERATED:
+        raise TooLarge(f"whole-number audit: {size:.3g} sums in a half, past {ENUMERATED:.3g}")
+
+
+def _split(sizes: list[float]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The two halves of the terms (by position) whose larger product of sizes is least,
+    trying every split (a relation has a dozen terms at most)."""
+    best: tuple[float, tuple[int, ...], tuple[int, ...]] = (np.inf, (), ())
+    for mask in range(2 ** max(len(sizes) - 1, 0)):
+        first = tuple(p for p in range(len(sizes)) if mask >> p & 1)
+        second = tuple(p for p in range(len(sizes)) if not mask >> p & 1)
+        size = max(np.prod([sizes[p] for p in first]), np.prod([sizes[p] for p in second]))
+        if size < best[0]:
+            best = (float(size), first, second)
+    return best[1], best[2]
+
+
+def _sums(terms: list[np.ndarray]) -> np.ndarray:
+    """Every sum of one value per term, in the order of ``np.unravel_index`` over their sizes."""
+    total = np.zeros(1)
     for values in terms:
-        side = int(sizes[1] < sizes[0])
-        halves[side].append(values)
-        sizes[side] *= len(values)
-    sums = []
-    for half in halves:
-        total = np.zeros(1)
-        for values in half:
-            total = (total[:, None] + values[None, :]).ravel()
-        sums.append(np.sort(total))
-    return sums[0], sums[1]
+        total = (total[:, None] + values[None, :]).ravel()
+    return total
 
 
-def _reachable(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """For each pair (lo_k, hi_k): whether some x + y lies in it (y sorted)."""
-    lower = (lo[:, None] - x[None, :]).ravel()
-    upper = (hi[:, None] - x[None, :]).ravel()
-    count = np.searchsorted(y, upper, "right") - np.searchsorted(y, lower, "left")
-    return (count.reshape(len(lo), len(x)) > 0).any(axis=1)
+def _halves(terms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every sum of one value per term, for each of the two halves ``_split`` makes, sorted."""
+    _within_reach([len(t) for t in terms])
+    first, second = _split([len(t) for t in terms])
+    return np.sort(_sums([terms[p] for p in first])), np.sort(_sums([terms[p] for p in second]))
+
+
+def _matched(terms: dict[int, np.ndarray], lo: float, hi: float) -> dict[int, np.ndarray]:
+    """For lo ≤ Σ_j t_j ≤ hi with each t_j one of ``terms[j]``: for each j, which of its values
+    some combination takes. Each half's combinations are matched against the other's sorted
+    sums, once for each half."""
+    keys = list(terms)
+    _within_reach([len(terms[k]) for k in keys])
+    halves = [[keys[p] for p in half] for half in _split([len(terms[k]) for k in keys])]
+    sums = [_sums([terms[k] for k in half]) for half in halves]
+    found = {}
+    for mine, theirs in ((0, 1), (1, 0)):
+        other = np.sort(sums[theirs])
+        hit = np.zeros(len(sums[mine]), dtype=bool)
+        for start in range(0, len(hit), CHUNK):  # a chunk at a time: memory, not speed
+            part = sums[mine][start : start + CHUNK]
+            count = np.searchsorted(other, hi - part, "right") - np.searchsorted(other, lo - part)
+            hit[start : start + CHUNK] = count > 0
+        shape = tuple(len(terms[k]) for k in halves[mine]) or (1,)
+        where = np.unravel_index(np.flatnonzero(hit), shape)
+        for position, key in enumerate(halves[mine]):
+            found[key] = np.zeros(len(terms[key]), dtype=bool)
+            found[key][where[position]] = True
+    return found
 
 
 def _extremes(
@@ -315,12 +375,14 @@ def _extremes(
 ) -> tuple[float | None, float | None]:
     """The smallest and largest x + y in [lo, hi] (None, None if there is none; y sorted)."""
     below = np.searchsorted(y, hi - x, "right") - 1
+    tops = x[below >= 0] + y[below[below >= 0]]
+    tops = tops[tops >= lo]
     above = np.searchsorted(y, lo - x, "left")
-    top = [xi + y[k] for xi, k in zip(x, below, strict=True) if k >= 0 and xi + y[k] >= lo]
-    bottom = [xi + y[k] for xi, k in zip(x, above, strict=True) if k < len(y) and xi + y[k] <= hi]
-    if not top:
+    bottoms = x[above < len(y)] + y[above[above < len(y)]]
+    bottoms = bottoms[bottoms <= hi]
+    if not tops.size:
         return None, None
-    return float(min(bottom)), float(max(top))
+    return float(bottoms.min()), float(tops.max())
 
 
 def _by_milp(
@@ -362,6 +424,10 @@ def _by_milp(
                 constraints=constraints,
                 options={"mip_rel_gap": 0.0, "time_limit": MILP_SECONDS},
             )
+            if result.status == 1:  # HiGHS's time limit
+                raise TooLarge(
+                    f"whole-number audit of {problem.cells[index].key!r}: {result.message}"
+                )
             if result.status != 0:
                 raise SuppressionError(
                     f"whole-number audit of {problem.cells[index].key!r}: {result.message}"
@@ -446,6 +512,7 @@ def protect(problem: Problem) -> set[Hashable]:
     a = problem.matrix()
     cost = np.array([c.cost for c in cells], dtype=float)
     cuts: list[np.ndarray] = []
+    least: list[float] = []  # each cut's right-hand side
     hidden = primary.copy()
     for _ in range(MAX_ROUNDS):
         keys = [c.key for c, h in zip(cells, hidden, strict=True) if h]
@@ -457,16 +524,26 @@ def protect(problem: Problem) -> set[Hashable]:
             ):
                 coefficients[index] -= exposure.required
                 cuts.append(coefficients)
+                least.append(0.0)
         else:
-            exposed = [e for e in audit(problem, keys) if not e.protected]
-            if not exposed:
-                return set(keys)
-            cuts += [_combinatorial_cut(problem, hidden, e.key) for e in exposed]
+            try:
+                exposed = [e for e in audit(problem, keys) if not e.protected]
+            except TooLarge:
+                # not shown to protect: this very pattern is ruled out, Σ_{i∉H} y_i −
+                # Σ_{i∈H} y_i ≥ 1 − |H| (hiding the national figure makes a relation an
+                # interval, which is always shown)
+                cuts.append(np.where(hidden, -1.0, 1.0))
+                least.append(1.0 - hidden.sum())
+            else:
+                if not exposed:
+                    return set(keys)
+                cuts += [_combinatorial_cut(problem, hidden, e.key) for e in exposed]
+                least += [0.0] * len(exposed)
         result = milp(
             cost,
             integrality=np.ones(len(cells)),
             bounds=Bounds(primary.astype(float), np.ones(len(cells))),
-            constraints=LinearConstraint(np.array(cuts), 0.0, np.inf),
+            constraints=LinearConstraint(np.array(cuts), np.array(least), np.inf),
         )
         if result.status != 0:
             raise SuppressionError(f"no pattern protects every hidden cell: {result.message}")
@@ -488,7 +565,11 @@ def _combinatorial_cut(problem: Problem, hidden: np.ndarray, key: Hashable) -> n
     for i in near:
         grown[i] = True
         keys = [c.key for c, h in zip(problem.cells, grown, strict=True) if h]
-        if next(e for e in audit(problem, keys) if e.key == key).protected:
+        try:
+            protected = next(e for e in audit(problem, keys) if e.key == key).protected
+        except TooLarge:
+            protected = True  # not shown to expose: left out, the cut only weaker
+        if protected:
             grown[i] = False
     cut = np.zeros(len(problem.cells))
     cut[[i for i in near if not grown[i]]] = 1.0
