@@ -209,9 +209,9 @@ def test_the_whole_number_audit_is_what_trying_every_count_gives(census):
 
 def test_a_pattern_too_large_to_show_protecting_is_not_chosen(monkeypatch):
     """Where the whole numbers of a pattern are past what may be enumerated and solved in
-    time, the pattern is not taken as protecting: the search moves on to one it can show (here, one hiding the
-    national figure, which leaves the regions an interval), and the audit of such a pattern
-    says so rather than passing it."""
+    time, the pattern is not taken as protecting: the search moves on to one it can show
+    (here, one hiding the national figure, which leaves the regions an interval), and the
+    audit of such a pattern says so rather than passing it."""
     problem = _census([9, 10, 12, 12], [8, 10, 12, 12], [6, 7, 5, 9], [True, False, False, False])
     monkeypatch.setattr(suppression, "ENUMERATED", 5.0)
     monkeypatch.setattr(suppression, "MILP_SECONDS", 1e-6)
