@@ -12,7 +12,10 @@
   ``suppression.protect``, which hides the cheapest further cells (cost: respondents; national
   figures practically never) so that every hidden cell keeps an interval at least the
   declared protection wide. A change is published only when both its waves are, so it adds no
-  relation an attacker could use.
+  relation an attacker could use. A cell of equally weighted respondents goes with its grid
+  (``grid_step``: a share of n is a whole multiple of 100/n), which the search and the audit
+  respect; a breakdown whose bases fall short of the national one keeps its relation, the
+  rest an unpublished cell (``UNALLOCATED``).
 * A hidden cell keeps only its count of respondents and why it is hidden: its estimate,
   standard error, interval, effective and weighted n and degrees of freedom are blanked.
 """
