@@ -47,6 +47,8 @@ MAX_ROUNDS = 200
 # sums the whole-number audit may hold in each half of a relation's enumeration; past it,
 # mixed-integer programming
 ENUMERATED = 1e7
+# terms of a relation whose every split into halves is tried (2^(n-1) splits)
+SPLIT_TRIED = 14
 # sums matched at once in the whole-number audit
 CHUNK = 1_000_000
 # seconds one mixed-integer program of the whole-number audit may take
@@ -319,8 +321,17 @@ def _within_reach(sizes: list[int]) -> None:
 
 
 def _split(sizes: list[float]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The two halves of the terms (by position) whose larger product of sizes is least,
-    trying every split (a relation has a dozen terms at most)."""
+    """The two halves of the terms (by position) whose larger product of sizes is least:
+    trying every split up to ``SPLIT_TRIED`` terms (a region breakdown has seven), past that
+    each term, largest first, to the half with the smaller product."""
+    if len(sizes) > SPLIT_TRIED:
+        halves: tuple[list[int], list[int]] = ([], [])
+        products = [1.0, 1.0]
+        for p in sorted(range(len(sizes)), key=lambda p: -sizes[p]):
+            side = int(products[1] < products[0])
+            halves[side].append(p)
+            products[side] *= sizes[p]
+        return tuple(sorted(halves[0])), tuple(sorted(halves[1]))
     best: tuple[float, tuple[int, ...], tuple[int, ...]] = (np.inf, (), ())
     for mask in range(2 ** max(len(sizes) - 1, 0)):
         first = tuple(p for p in range(len(sizes)) if mask >> p & 1)

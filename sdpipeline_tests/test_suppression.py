@@ -228,3 +228,19 @@ def test_the_pattern_is_the_cheapest_against_whole_numbers_too(census):
     yes = [round(s * n) for s, n in zip(shares, answered, strict=True)]
     problem = _census(counts, answered, yes, primary[1:], national_cost=100.0)
     _assert_protecting_and_cheapest(problem)
+
+
+def test_a_relation_of_many_hidden_cells_is_split_without_trying_every_split():
+    """Sixteen hidden regions of one or two heads each (past ``SPLIT_TRIED``): the halves are
+    made largest first, and the audit is still what trying every count gives."""
+    counts = [3, 1, 2, 5, 1, 1, 4, 2, 3, 1, 2, 2, 1, 3, 1, 2, 7, 9]
+    answered = [1, 1, 2, 2, 1, 1, 2, 1, 2, 1, 2, 1, 1, 2, 1, 2, 5, 6]
+    yes = [1, 0, 1, 2, 0, 1, 1, 0, 2, 1, 0, 1, 0, 1, 1, 2, 3, 4]
+    problem = _census(counts, answered, yes, [False] * len(counts))
+    hidden = [f"r{i}" for i in range(16)]
+    assert len(hidden) > suppression.SPLIT_TRIED
+    expected = _by_trying_every_count(problem, hidden)
+    for exposure in audit(problem, hidden):
+        low, high = expected[exposure.key]
+        assert exposure.low == pytest.approx(low, abs=1e-6), exposure
+        assert exposure.high == pytest.approx(high, abs=1e-6), exposure
