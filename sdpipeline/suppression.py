@@ -525,6 +525,7 @@ def protect(problem: Problem) -> set[Hashable]:
     cuts: list[np.ndarray] = []
     least: list[float] = []  # each cut's right-hand side
     hidden = primary.copy()
+    whole_numbers = _Audits(problem)
     for _ in range(MAX_ROUNDS):
         keys = [c.key for c, h in zip(cells, hidden, strict=True) if h]
         exposed = [e for e in audit(problem, keys, whole_numbers=False) if not e.protected]
@@ -538,7 +539,7 @@ def protect(problem: Problem) -> set[Hashable]:
                 least.append(0.0)
         else:
             try:
-                exposed = [e for e in audit(problem, keys) if not e.protected]
+                exposed = [e for e in whole_numbers(hidden) if not e.protected]
             except TooLarge:
                 # not shown to protect: this very pattern is ruled out, Σ_{i∉H} y_i −
                 # Σ_{i∈H} y_i ≥ 1 − |H| (hiding the national figure makes a relation an
@@ -548,7 +549,7 @@ def protect(problem: Problem) -> set[Hashable]:
             else:
                 if not exposed:
                     return set(keys)
-                cuts += [_combinatorial_cut(problem, hidden, e.key) for e in exposed]
+                cuts += [_combinatorial_cut(problem, hidden, e.key, whole_numbers) for e in exposed]
                 least += [0.0] * len(exposed)
         result = milp(
             cost,
@@ -562,7 +563,33 @@ def protect(problem: Problem) -> set[Hashable]:
     raise SuppressionError(f"no protecting pattern after {MAX_ROUNDS} rounds")
 
 
-def _combinatorial_cut(problem: Problem, hidden: np.ndarray, key: Hashable) -> np.ndarray:
+class _Audits:
+    """The whole-number audit of each hidden set, worked out once per ``protect``: growing a
+    combinatorial cut for each exposed cell of a relation tests mostly the same sets, a third
+    of them new (the gap: ``audit`` is a plain function and keeps nothing)."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.found: dict[bytes, list[Exposure] | str] = {}
+
+    def __call__(self, hidden: np.ndarray) -> list[Exposure]:
+        """``audit`` of ``hidden`` (a mask over the cells); raises ``TooLarge`` as it did."""
+        mask = np.packbits(hidden).tobytes()
+        if mask not in self.found:
+            keys = [c.key for c, h in zip(self.problem.cells, hidden, strict=True) if h]
+            try:
+                self.found[mask] = audit(self.problem, keys)
+            except TooLarge as error:
+                self.found[mask] = str(error)
+        found = self.found[mask]
+        if isinstance(found, str):
+            raise TooLarge(found)
+        return found
+
+
+def _combinatorial_cut(
+    problem: Problem, hidden: np.ndarray, key: Hashable, whole_numbers: _Audits
+) -> np.ndarray:
     """For a cell that only whole numbers expose under ``hidden``: Σ_{i ∈ C} y_i − y_s ≥ 0, C
     the cells of its relations left shown once the hidden set is grown, cheapest first, as far
     as it still exposes the cell. A pattern hiding no cell of C hides a subset of the grown set
@@ -575,9 +602,8 @@ def _combinatorial_cut(problem: Problem, hidden: np.ndarray, key: Hashable) -> n
     )
     for i in near:
         grown[i] = True
-        keys = [c.key for c, h in zip(problem.cells, grown, strict=True) if h]
         try:
-            protected = next(e for e in audit(problem, keys) if e.key == key).protected
+            protected = next(e for e in whole_numbers(grown) if e.key == key).protected
         except TooLarge:
             protected = True  # not shown to expose: left out, the cut only weaker
         if protected:
