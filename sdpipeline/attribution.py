@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 
@@ -435,8 +437,17 @@ def difference_in_differences(
 
 
 def attribution(
-    tables: dict[str, pd.DataFrame], catalogue: Catalogue, codebook: Codebook, ref: ReferenceData
+    tables: dict[str, pd.DataFrame],
+    catalogue: Catalogue,
+    codebook: Codebook,
+    ref: ReferenceData,
+    hidden: Collection[tuple[str, str]] = (),
 ) -> pd.DataFrame:
+    """Both analyses, with disclosure control: a row under the threshold or dominated by a few
+    specialists is hidden, and so is participants against the rest wherever the indicator
+    tables hide the national figure (``hidden``: its indicator and wave). The two groups
+    partition the same specialists, so their shares and sizes would give the national figure
+    back."""
     frame = pd.concat(
         [
             participation_effects(tables["specialists"], catalogue, codebook, ref),
@@ -454,7 +465,15 @@ def attribution(
     )
     # a mean that a few specialists dominate is hidden as a cell under the threshold is
     dominated = protected.pop("dominated").fillna(False).astype(bool)
-    protected.loc[dominated, figures] = np.nan
-    protected["suppressed"] |= dominated
-    protected["low_reliability"] &= ~dominated
+    hidden = set(hidden)
+    national_hidden = [
+        analysis == "participants_vs_others" and (indicator_id, wave) in hidden
+        for analysis, indicator_id, wave in zip(
+            protected["analysis"], protected["indicator_id"], protected["wave"], strict=True
+        )
+    ]
+    withheld = dominated | pd.Series(national_hidden, index=protected.index, dtype=bool)
+    protected.loc[withheld, figures] = np.nan
+    protected["suppressed"] |= withheld
+    protected["low_reliability"] &= ~withheld
     return protected

@@ -13,7 +13,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sdpipeline import disclosure, report_export, report_tables
+from sdpipeline import attribution, disclosure, report_export, report_tables
+from sdpipeline.definitions import defs
 from sdpipeline.defs import keys
 from sdpipeline.indicators import default_catalogue, values
 
@@ -419,3 +420,29 @@ def test_a_hidden_national_figure_is_hidden_wherever_the_same_share_is_published
         )
         if blank:
             assert row.suppressed and np.isnan(row.estimate_before) and np.isnan(row.change)
+
+
+def test_participants_and_others_are_hidden_where_the_national_figure_is(pipeline_run, codebook):
+    """Participants and the rest partition the same specialists: their two shares and sizes
+    give the national figure back. Wherever the indicator tables hide that figure, the row of
+    participants against the rest is hidden too, and nothing else changes."""
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    tables, ref = attacker.harmonised(warehouse, codebook)
+    shown = attribution.attribution(tables, catalogue, codebook, ref)
+    rows = shown[(shown["analysis"] == "participants_vs_others") & ~shown["suppressed"]]
+    withheld = {(r.indicator_id, r.wave) for r in rows.iloc[[0, -1]].itertuples()}
+    hidden = attribution.attribution(tables, catalogue, codebook, ref, [*withheld, ("H04", "x")])
+    key = list(zip(hidden["indicator_id"], hidden["wave"], strict=True))
+    is_withheld = pd.Series([k in withheld for k in key], index=hidden.index) & (
+        hidden["analysis"] == "participants_vs_others"
+    )
+    assert is_withheld.sum() == len(withheld) == 2
+    figures = ["participants", "others", "estimate", "se", "ci_low", "ci_high", "p_value"]
+    assert hidden.loc[is_withheld, "suppressed"].all()
+    assert hidden.loc[is_withheld, figures].isna().all().all()
+    assert not hidden.loc[is_withheld, "low_reliability"].any()
+    pd.testing.assert_frame_equal(hidden[~is_withheld], shown[~is_withheld])
+    # and the asset reads what the indicator tables hide
+    graph = defs.resolve_asset_graph()
+    assert keys.indicators("estimates") in graph.get(keys.indicators("attribution")).parent_keys

@@ -149,6 +149,15 @@ def indicator_asset(
     return _asset
 
 
+def _hidden_nationals(warehouse: Warehouse) -> list[tuple[str, str]]:
+    """The (indicator, wave) whose national figure ``indicators.estimates`` hides."""
+    with warehouse.get_connection() as connection:
+        return connection.execute(
+            f"SELECT indicator_id, wave FROM {qualified(SCHEMA, 'estimates')} "
+            "WHERE breakdown = 'national' AND suppressed"
+        ).fetchall()
+
+
 def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.AssetsDefinition]:
     everyone = list(codebook.instruments)
 
@@ -161,15 +170,13 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
         return effectiveness.changes(frame, catalogue, codebook)
 
     def decomposed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
-        with warehouse.get_connection() as connection:
-            hidden = connection.execute(
-                f"SELECT indicator_id, wave FROM {qualified(SCHEMA, 'estimates')} "
-                "WHERE breakdown = 'national' AND suppressed"
-            ).fetchall()
+        hidden = _hidden_nationals(warehouse)
         return decomposition.decompose_all(tables, catalogue, codebook, ref, hidden)
 
     def attributed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
-        return attribution.attribution(tables, catalogue, codebook, ref)
+        return attribution.attribution(
+            tables, catalogue, codebook, ref, _hidden_nationals(warehouse)
+        )
 
     return [
         indicator_asset(
@@ -214,12 +221,13 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             "Specialists taking part in the project vs the rest, in every wave that asked, and "
             "for every comparison a municipality-level difference-in-differences by depth of "
             "participation with Covid-19, Ukraine and ATR controls; each row states what the "
-            "design can and cannot attribute.",
+            "design can and cannot attribute. Participants against the rest is hidden where the "
+            "indicator tables hide the national figure the two groups add up to.",
             ["specialists", "heads"],
             attributed,
             codebook,
             catalogue,
-            (keys.reference("population_totals"),),
+            (keys.reference("population_totals"), keys.indicators("estimates")),
         ),
     ]
 
