@@ -12,6 +12,10 @@ wave less the earlier.
 ``attack_whole_numbers`` adds what linear programming cannot see: a share of n respondents who
 weigh the same (a census weighted within regions, an unweighted survey) is 100·k/n with k whole.
 It tries every k of the hidden cells of a wave against the published national figure.
+
+``attack_shift_share`` adds the split of a national change into its within and composition
+parts, which ties the hidden cells of the two waves together through the cells of region ×
+municipality type.
 """
 
 from __future__ import annotations
@@ -257,6 +261,99 @@ def attack_whole_numbers(
                 )
             )
     return findings
+
+
+def attack_shift_share(
+    tables: dict[str, pd.DataFrame],
+    estimates: pd.DataFrame,
+    decomposition: pd.DataFrame,
+    catalogue: Catalogue,
+    codebook: Codebook,
+    ref: ReferenceData,
+) -> tuple[list[Finding], int]:
+    """What the published split of a national change adds. The within part is Σ (p'_c −
+    p_c)(s_c + s'_c)/2 over the cells of region × municipality type (× age group), so it ties
+    the two waves' hidden cells together. The intruder knows every such cell's weight (more
+    than is published), every published figure of both waves and the within part, and solves
+    for each hidden regional or type cell its least and greatest value over the cells' values.
+    Returns the findings and how many hidden cells the split narrowed."""
+    findings, narrowed = [], 0
+    shown = estimates.assign(domain=estimates["domain"].astype(str))
+    for split in decomposition[~decomposition["suppressed"]].itertuples():
+        indicator = catalogue.get(split.indicator_id)
+        waves = (split.wave_before, split.wave_after)
+        figures = shown[(shown["indicator_id"] == indicator.id) & shown["wave"].isin(waves)]
+        hidden = figures[figures["suppressed"] & (figures["breakdown"] != "national")]
+        if hidden.empty:
+            continue
+        table = tables[indicator.instrument]
+        groups = split.groups.split(" × ")
+        y, _ = values(indicator, table, codebook, ref)
+        y = np.asarray(y, dtype=float) * (100.0 if indicator.statistic == "proportion" else 1.0)
+        counted = ~np.isnan(y) & table["wave"].isin(waves).to_numpy()
+        rows = table.loc[counted, ["wave", *groups]].astype(str)
+        rows["w"] = table["weight"].to_numpy(dtype=float)[counted]
+        rows["wy"] = rows["w"] * y[counted]
+        cells = rows.groupby(["wave", *groups]).sum()
+        keys = list(cells.index)
+        weight = cells["w"].to_numpy()
+        truth = cells["wy"].to_numpy() / weight
+
+        known = [
+            (_mean_of(keys, weight, groups, c.wave, c.breakdown, c.domain), c.estimate)
+            for c in figures[~figures["suppressed"]].itertuples()
+        ]
+        total = {w: weight[[k[0] == w for k in keys]].sum() for w in waves}
+        within = np.zeros(len(keys))
+        for i, k in enumerate(keys):
+            later = (waves[1], *k[1:])
+            if k[0] == waves[0] and later in keys:
+                j = keys.index(later)
+                share = (weight[i] / total[waves[0]] + weight[j] / total[waves[1]]) / 2
+                within[i] -= share
+                within[j] += share
+        bounds = [known_range(indicator, codebook)] * len(keys)
+        for cell in hidden.itertuples():
+            target = _mean_of(keys, weight, groups, cell.wave, cell.breakdown, cell.domain)
+            widths = []
+            for equations in (known, [*known, (within, split.within)]):
+                a = np.array([e for e, _ in equations])
+                b = np.array([v for _, v in equations])
+                ends = []
+                for sense in (1.0, -1.0):
+                    result = linprog(sense * target, A_eq=a, b_eq=b, bounds=bounds)
+                    assert result.status == 0, (indicator.id, cell, result.message)
+                    ends.append(sense * result.fun)
+                widths.append(ends)
+            narrowed += widths[1][1] - widths[1][0] < widths[0][1] - widths[0][0] - 1e-6
+            low, high = widths[1]
+            required = catalogue.disclosure.protection[indicator.statistic]
+            findings.append(
+                Finding(
+                    indicator.id,
+                    cell.wave,
+                    cell.breakdown,
+                    cell.domain,
+                    float(target @ truth),
+                    low,
+                    high,
+                    min(required, bounds[0][1] - bounds[0][0]),
+                )
+            )
+    return findings, narrowed
+
+
+def _mean_of(
+    keys: list[tuple], weight: np.ndarray, groups: list[str], wave: str, breakdown: str, domain: str
+) -> np.ndarray:
+    """The coefficients that give a published cell's figure from its cells' values."""
+    inside = np.array(
+        [
+            k[0] == wave and (breakdown == "national" or k[1 + groups.index(breakdown)] == domain)
+            for k in keys
+        ]
+    )
+    return np.where(inside, weight, 0.0) / weight[inside].sum()
 
 
 def from_warehouse(warehouse: Path) -> tuple[dict, dict]:

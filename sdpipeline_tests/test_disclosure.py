@@ -446,3 +446,22 @@ def test_participants_and_others_are_hidden_where_the_national_figure_is(pipelin
     # and the asset reads what the indicator tables hide
     graph = defs.resolve_asset_graph()
     assert keys.indicators("estimates") in graph.get(keys.indicators("attribution")).parent_keys
+
+
+def test_an_intruder_with_the_split_of_a_change_learns_no_hidden_cell(pipeline_run, codebook):
+    """The published within part of a national change ties the two waves' hidden regional and
+    type cells together through the cells of region × municipality type. The suppression does
+    not model that equation; an intruder who knows every such cell's weight and uses it narrows
+    some hidden cells, but none below its protection, on the sample."""
+    _, warehouse, _ = pipeline_run
+    tables, ref = attacker.harmonised(warehouse, codebook)
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        estimates = connection.execute("SELECT * FROM indicators.estimates").df()
+        split = connection.execute("SELECT * FROM indicators.decomposition").df()
+    findings, narrowed = attacker.attack_shift_share(
+        tables, estimates, split, default_catalogue(), codebook, ref
+    )
+    assert len(findings) >= 20
+    assert narrowed >= 1  # the split is information the intruder uses
+    assert attacker.exposed(findings) == []
+    assert all(f.low - 1e-6 <= f.true <= f.high + 1e-6 for f in findings)
