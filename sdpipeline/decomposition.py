@@ -57,9 +57,13 @@ def decompose(
     codebook: Codebook,
     ref: ReferenceData,
     cells: Cells | None = None,
+    hidden: Collection[tuple[str, str, str]] = (),
+    protection: float = 0.0,
 ) -> dict | None:
     """``cells``: the table's for this comparison's groups, when already worked out for
-    another indicator."""
+    another indicator; ``hidden``: the indicator tables' hidden cells of this indicator (wave,
+    breakdown, domain), for ``exposing``: whether the split would narrow one of them below
+    ``protection`` (``split_exposes``)."""
     first, last = comparison.before, comparison.after
     variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
     if not (variable.asked_in(first) and variable.asked_in(last)) or indicator.statistic == "ratio":
@@ -85,6 +89,9 @@ def decompose(
     grouped["s"] = grouped["w"] / grouped.groupby(level="wave")["w"].transform("sum")
     a = grouped.loc[first]
     b = grouped.loc[last]
+    exposing = bool(hidden) and split_exposes(
+        {first: a, last: b}, keys, hidden, disclosure.bounds(indicator, codebook), protection
+    )
     cells = a.merge(b, left_index=True, right_index=True, how="outer", suffixes=("_a", "_b"))
     cells[["s_a", "s_b"]] = cells[["s_a", "s_b"]].fillna(0.0)
     cells["p_a"] = cells["p_a"].fillna(cells["p_b"])
@@ -107,7 +114,90 @@ def decompose(
         "composition_share": composition / total if abs(total) > 1e-12 else np.nan,
         "n_before": int(cells["n_a"].sum()),
         "n_after": int(cells["n_b"].sum()),
+        "exposing": exposing,
     }
+
+
+def split_exposes(
+    waves: dict[str, pd.DataFrame],
+    groups: list[str],
+    hidden: Collection[tuple[str, str, str]],
+    bounds: tuple[float, float],
+    protection: float,
+) -> bool:
+    """Whether the within part of a change would let an intruder narrow one of the ``hidden``
+    cells (wave, breakdown, domain) of the indicator tables below ``protection``.
+
+    The within part is one more linear equation over the two waves' cells of region ×
+    municipality type, which the tables' suppression (each wave on its own, regions and types
+    as wholes) does not see. The gap is filled by linear programs over those cells (``waves``:
+    each wave's cells with weight ``w`` and mean ``p``), knowing every cell's weight and every
+    published figure of both waves exactly. Whole numbers are not used."""
+    from scipy.optimize import linprog  # imported when solving, as in ``suppression``
+
+    first, last = waves
+    keys = [
+        (wave, *(k if isinstance(k, tuple) else (k,)))
+        for wave, cells in waves.items()
+        for k in cells.index
+    ]
+    weight = np.concatenate([cells["w"].to_numpy() for cells in waves.values()])
+    truth = np.concatenate([cells["p"].to_numpy() for cells in waves.values()])
+
+    def mean_of(wave: str, breakdown: str, domain: str) -> np.ndarray:
+        inside = np.array(
+            [
+                k[0] == wave
+                and (breakdown == "national" or str(k[1 + groups.index(breakdown)]) == domain)
+                for k in keys
+            ]
+        )
+        return np.where(inside, weight, 0.0) / weight[inside].sum()
+
+    figures = [
+        (wave, breakdown, domain)
+        for wave in waves
+        for breakdown in ("national", *(g for g in ("region", "municipality_type") if g in groups))
+        for domain in sorted(
+            {
+                "" if breakdown == "national" else str(k[1 + groups.index(breakdown)])
+                for k in keys
+                if k[0] == wave
+            }
+        )
+    ]
+    hidden = {(w, b, d) for w, b, d in hidden if b != "national"}
+    unknown = [f for f in figures if f in hidden]
+    if not unknown:
+        return False
+    within = np.zeros(len(keys))
+    position = {k: i for i, k in enumerate(keys)}
+    total = {wave: weight[[k[0] == wave for k in keys]].sum() for wave in waves}
+    for k, i in position.items():
+        later = position.get((last, *k[1:]))
+        if k[0] == first and later is not None:
+            share = (weight[i] / total[first] + weight[later] / total[last]) / 2
+            within[i] -= share
+            within[later] += share
+    equations = np.array([mean_of(*f) for f in figures if f not in hidden] + [within])
+    required = min(protection, (bounds[1] - bounds[0]) * (1 - 1e-9))
+    for cell in unknown:
+        target = mean_of(*cell)
+        ends = []
+        for sense in (1.0, -1.0):
+            result = linprog(
+                sense * target,
+                A_eq=equations,
+                b_eq=equations @ truth,
+                bounds=[bounds] * len(keys),
+                method="highs",
+            )
+            if result.status != 0:  # not shown to protect
+                return True
+            ends.append(sense * result.fun)
+        if ends[1] - ends[0] < required - 1e-7 * max(1.0, required):
+            return True
+    return False
 
 
 VALUES = ["estimate_before", "estimate_after", "change", "within", "composition"]
@@ -130,12 +220,16 @@ def decompose_all(
     catalogue: Catalogue,
     codebook: Codebook,
     ref: ReferenceData,
-    hidden: Collection[tuple[str, str]] = (),
+    hidden: Collection[tuple[str, str, str, str]] = (),
 ) -> pd.DataFrame:
     """Every indicator's national change split, for each declared comparison in turn.
-    ``hidden``: the (indicator, wave) whose national figure the indicator tables hide (by
-    secondary suppression too); a split of its change is hidden with it, as its two national
-    figures and their change are its first columns."""
+    ``hidden``: the cells the indicator tables hide (indicator, wave, breakdown, domain), by
+    secondary suppression too. A split is hidden where either wave's national figure is, as
+    its two national figures and their change are its first columns, and where its within
+    part would give back one of the others (``split_exposes``)."""
+    by_indicator: dict[str, list[tuple[str, str, str]]] = {}
+    for indicator_id, wave, breakdown, domain in hidden:
+        by_indicator.setdefault(indicator_id, []).append((wave, breakdown, str(domain)))
     cells: dict[tuple[str, tuple[str, ...]], Cells] = {}
     rows = []
     for comparison in codebook.comparisons.values():
@@ -145,20 +239,30 @@ def decompose_all(
             key = (indicator.instrument, tuple(groups))
             if key not in cells:
                 cells[key] = Cells.of(table, groups)
-            row = decompose(indicator, table, comparison, codebook, ref, cells[key])
+            row = decompose(
+                indicator,
+                table,
+                comparison,
+                codebook,
+                ref,
+                cells[key],
+                by_indicator.get(indicator.id, ()),
+                catalogue.disclosure.protection[indicator.statistic],
+            )
             if row is not None:
                 rows.append(row)
     frame = disclosure.protect(
-        pd.DataFrame(rows, columns=COLUMNS),
+        pd.DataFrame(rows, columns=[*COLUMNS, "exposing"]),
         ["n_before", "n_after"],
         [*VALUES, "composition_share"],
         catalogue.suppress_below,
         catalogue.low_reliability_below,
     )
-    hidden = set(hidden)
-    hide = np.array(
+    exposing = frame.pop("exposing").fillna(False).astype(bool).to_numpy()
+    national = {(i, w) for i, w, b, _ in hidden if b == "national"}
+    hide = exposing | np.array(
         [
-            (i, a) in hidden or (i, b) in hidden
+            (i, a) in national or (i, b) in national
             for i, a, b in zip(
                 frame["indicator_id"], frame["wave_before"], frame["wave_after"], strict=True
             )

@@ -13,7 +13,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sdpipeline import attribution, disclosure, report_export, report_tables
+from sdpipeline import attribution, decomposition, disclosure, report_export, report_tables
 from sdpipeline.definitions import defs
 from sdpipeline.defs import keys
 from sdpipeline.indicators import default_catalogue, values
@@ -465,3 +465,45 @@ def test_an_intruder_with_the_split_of_a_change_learns_no_hidden_cell(pipeline_r
     assert narrowed >= 1  # the split is information the intruder uses
     assert attacker.exposed(findings) == []
     assert all(f.low - 1e-6 <= f.true <= f.high + 1e-6 for f in findings)
+
+
+def _cells(weights: list[float], means: list[float]) -> pd.DataFrame:
+    index = pd.MultiIndex.from_tuples(
+        [(1, "novads"), (2, "novads")], names=["region", "municipality_type"]
+    )
+    return pd.DataFrame({"w": weights, "p": means}, index=index)
+
+
+def test_a_split_whose_within_part_gives_back_a_hidden_cell_exposes_it():
+    """Both regions of the earlier wave hidden, the national figure shown: one equation, two
+    unknowns. Where the later wave's mix differs, the within part is a second, independent one
+    and gives both back; where the mix is the same, it repeats the national figure."""
+    hidden = [("a", "region", "1"), ("a", "region", "2")]
+    groups = ["region", "municipality_type"]
+    before = _cells([1.0, 1.0], [30.0, 70.0])
+    assert decomposition.split_exposes(
+        {"a": before, "b": _cells([3.0, 1.0], [40.0, 60.0])}, groups, hidden, (0.0, 100.0), 20.0
+    )
+    assert not decomposition.split_exposes(
+        {"a": before, "b": _cells([1.0, 1.0], [40.0, 60.0])}, groups, hidden, (0.0, 100.0), 20.0
+    )
+    assert not decomposition.split_exposes(
+        {"a": before, "b": _cells([3.0, 1.0], [40.0, 60.0])}, groups, [], (0.0, 100.0), 20.0
+    )
+
+
+def test_the_split_is_hidden_where_it_would_expose_a_hidden_cell(pipeline_run, codebook):
+    """A region hidden alone beside its published national figure and other regions comes
+    back by subtraction: a split of that indicator's change is hidden, the others stay."""
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    tables, ref = attacker.harmonised(warehouse, codebook)
+    shown = decomposition.decompose_all(tables, catalogue, codebook, ref)
+    wave = shown.loc[shown["indicator_id"] == "S04", "wave_before"].iloc[0]
+    hidden = decomposition.decompose_all(
+        tables, catalogue, codebook, ref, [("S04", wave, "region", "1")]
+    )
+    s04 = hidden["indicator_id"] == "S04"
+    assert hidden.loc[s04, "suppressed"].all() and hidden.loc[s04, "within"].isna().all()
+    assert not shown.loc[s04, "suppressed"].any()
+    pd.testing.assert_frame_equal(hidden[~s04], shown[~s04])

@@ -149,12 +149,12 @@ def indicator_asset(
     return _asset
 
 
-def _hidden_nationals(warehouse: Warehouse) -> list[tuple[str, str]]:
-    """The (indicator, wave) whose national figure ``indicators.estimates`` hides."""
+def _hidden_cells(warehouse: Warehouse) -> list[tuple[str, str, str, str]]:
+    """The cells ``indicators.estimates`` hides: (indicator, wave, breakdown, domain)."""
     with warehouse.get_connection() as connection:
         return connection.execute(
-            f"SELECT indicator_id, wave FROM {qualified(SCHEMA, 'estimates')} "
-            "WHERE breakdown = 'national' AND suppressed"
+            "SELECT indicator_id, wave, breakdown, CAST(domain AS VARCHAR) "
+            f"FROM {qualified(SCHEMA, 'estimates')} WHERE suppressed"
         ).fetchall()
 
 
@@ -170,12 +170,16 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
         return effectiveness.changes(frame, catalogue, codebook)
 
     def decomposed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
-        hidden = _hidden_nationals(warehouse)
+        hidden = _hidden_cells(warehouse)
         return decomposition.decompose_all(tables, catalogue, codebook, ref, hidden)
 
     def attributed(tables: Tables, ref: ReferenceData, warehouse: Warehouse) -> pd.DataFrame:
         return attribution.attribution(
-            tables, catalogue, codebook, ref, _hidden_nationals(warehouse)
+            tables,
+            catalogue,
+            codebook,
+            ref,
+            [(i, w) for i, w, breakdown, _ in _hidden_cells(warehouse) if breakdown == "national"],
         )
 
     return [
@@ -209,7 +213,8 @@ def build_indicator_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.
             "decomposition",
             "Shift-share split of each comparison's national change into a composition part "
             "(mix of regions, municipality types, age groups) and a within-group part; hidden "
-            "where the indicator tables hide either wave's national figure.",
+            "where the indicator tables hide either wave's national figure, or where the "
+            "within part would give back a cell they hide.",
             everyone,
             decomposed,
             codebook,
