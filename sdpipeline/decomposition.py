@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sdpipeline import disclosure
+from sdpipeline import disclosure, suppression
 from sdpipeline.codebook import Codebook, Comparison
 from sdpipeline.indicators import Catalogue, Indicator, values
 from sdpipeline.reference import ReferenceData
@@ -129,75 +129,64 @@ def split_exposes(
     cells (wave, breakdown, domain) of the indicator tables below ``protection``.
 
     The within part is one more linear equation over the two waves' cells of region ×
-    municipality type, which the tables' suppression (each wave on its own, regions and types
-    as wholes) does not see. The gap is filled by linear programs over those cells (``waves``:
-    each wave's cells with weight ``w`` and mean ``p``), knowing every cell's weight and every
-    published figure of both waves exactly. Whole numbers are not used."""
-    from scipy.optimize import linprog  # imported when solving, as in ``suppression``
-
+    municipality type (``waves``: each wave's cells with weight ``w`` and mean ``p``), which
+    the tables' suppression, one wave at a time with regions and types as wholes, does not see.
+    So the same audit (``suppression.audit``) is run on a problem of those cells, all unknown,
+    tied to every figure of both waves and to the within part by their weights: an intruder
+    who knows every cell's weight and every published figure exactly. Whole numbers are not
+    used."""
     first, last = waves
-    keys = [
+    cells = [
         (wave, *(k if isinstance(k, tuple) else (k,)))
-        for wave, cells in waves.items()
-        for k in cells.index
+        for wave, frame in waves.items()
+        for k in frame.index
     ]
-    weight = np.concatenate([cells["w"].to_numpy() for cells in waves.values()])
-    truth = np.concatenate([cells["p"].to_numpy() for cells in waves.values()])
-
-    def mean_of(wave: str, breakdown: str, domain: str) -> np.ndarray:
-        inside = np.array(
-            [
-                k[0] == wave
-                and (breakdown == "national" or str(k[1 + groups.index(breakdown)]) == domain)
-                for k in keys
-            ]
-        )
-        return np.where(inside, weight, 0.0) / weight[inside].sum()
-
-    figures = [
-        (wave, breakdown, domain)
-        for wave in waves
-        for breakdown in ("national", *(g for g in ("region", "municipality_type") if g in groups))
-        for domain in sorted(
-            {
-                "" if breakdown == "national" else str(k[1 + groups.index(breakdown)])
-                for k in keys
-                if k[0] == wave
-            }
-        )
+    weight = np.concatenate([frame["w"].to_numpy() for frame in waves.values()])
+    truth = np.concatenate([frame["p"].to_numpy() for frame in waves.values()])
+    total = {wave: frame["w"].sum() for wave, frame in waves.items()}
+    hidden = {h for h in hidden if h[1] != "national"}
+    low, high = bounds
+    problem_cells = [
+        suppression.Cell(("cell", c), float(v), low, high)
+        for c, v in zip(cells, truth, strict=True)
     ]
-    hidden = {(w, b, d) for w, b, d in hidden if b != "national"}
-    unknown = [f for f in figures if f in hidden]
-    if not unknown:
-        return False
-    within = np.zeros(len(keys))
-    position = {k: i for i, k in enumerate(keys)}
-    total = {wave: weight[[k[0] == wave for k in keys]].sum() for wave in waves}
-    for k, i in position.items():
-        later = position.get((last, *k[1:]))
-        if k[0] == first and later is not None:
+    relations = []
+    for wave in waves:
+        for breakdown in ("national", *(g for g in ("region", "municipality_type") if g in groups)):
+            domains: dict[str, list[int]] = {}
+            for i, c in enumerate(cells):
+                if c[0] == wave:
+                    domain = "" if breakdown == "national" else str(c[1 + groups.index(breakdown)])
+                    domains.setdefault(domain, []).append(i)
+            for domain, members in domains.items():
+                share = weight[members] / weight[members].sum()
+                key = ("figure", wave, breakdown, domain)
+                value = float(share @ truth[members])
+                problem_cells.append(suppression.Cell(key, value, low, high, protection=protection))
+                terms = [(key, 1.0)] + [
+                    (("cell", cells[i]), -w) for i, w in zip(members, share, strict=True)
+                ]
+                relations.append(suppression.Relation(tuple(terms)))
+    position = {c: i for i, c in enumerate(cells)}
+    within: list[tuple[tuple, float]] = []
+    for c, i in position.items():
+        later = position.get((last, *c[1:]))
+        if c[0] == first and later is not None:
             share = (weight[i] / total[first] + weight[later] / total[last]) / 2
-            within[i] -= share
-            within[later] += share
-    equations = np.array([mean_of(*f) for f in figures if f not in hidden] + [within])
-    required = min(protection, (bounds[1] - bounds[0]) * (1 - 1e-9))
-    for cell in unknown:
-        target = mean_of(*cell)
-        ends = []
-        for sense in (1.0, -1.0):
-            result = linprog(
-                sense * target,
-                A_eq=equations,
-                b_eq=equations @ truth,
-                bounds=[bounds] * len(keys),
-                method="highs",
-            )
-            if result.status != 0:  # not shown to protect
-                return True
-            ends.append(sense * result.fun)
-        if ends[1] - ends[0] < required - 1e-7 * max(1.0, required):
-            return True
-    return False
+            within += [(("cell", c), share), (("cell", cells[later]), -share)]
+    value = -sum(coefficient * truth[position[key[1]]] for key, coefficient in within)
+    span = high - low
+    problem_cells.append(suppression.Cell(("within",), value, -span, span))
+    relations.append(suppression.Relation(((("within",), 1.0), *within)))
+    problem = suppression.Problem(tuple(problem_cells), tuple(relations))
+    unknown = [c.key for c in problem_cells if c.key[0] == "cell" or c.key[1:] in hidden]
+    if len(unknown) == len(cells):
+        return False  # no hidden figure among those the split touches
+    return any(
+        not e.protected
+        for e in suppression.audit(problem, unknown, whole_numbers=False)
+        if e.key[0] == "figure"
+    )
 
 
 VALUES = ["estimate_before", "estimate_after", "change", "within", "composition"]
