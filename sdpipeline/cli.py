@@ -15,7 +15,11 @@ from typing import NoReturn
 from sdpipeline import compare_warehouses, settings
 
 INSTANCE_CONFIG = """\
-# Local default storage (SQLite under this folder).
+# Local default storage (SQLite under this folder); the event log is Dagster's SQLite event log
+# reached through one pooled engine per database (sdpipeline/run_history.py), same files.
+event_log_storage:
+  module: sdpipeline.run_history
+  class: PooledSqliteEventLogStorage
 telemetry:
   enabled: false
 # Fails a run launched from the UI or by automation that never started; a run whose process

@@ -6,6 +6,7 @@ every event committed before the kill and shows the run as unfinished."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from sdpipeline import settings
+from sdpipeline.run_history import ENGINES_KEPT, PooledSqliteEventLogStorage
 
 CHILD = """
 import sys
@@ -149,3 +152,45 @@ def test_a_killed_pipeline_run_leaves_its_history_readable(
             key = dg.AssetKey(step.split("__"))
             event = instance.get_latest_materialization_event(key)
             assert event is not None and event.run_id == run.run_id
+
+
+def test_the_pooled_event_log_is_dagsters_own_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's instance stores events through ``PooledSqliteEventLogStorage``: in the
+    same files as Dagster's default storage, which reads them (and writes what it reads back);
+    at most ``ENGINES_KEPT`` databases are kept open across many runs, and disposing the
+    instance closes every one (SQLite's last close removes each write-ahead log)."""
+    pooled, plain = tmp_path / "pooled", tmp_path / "plain"
+    monkeypatch.setenv("SDPIPELINE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DAGSTER_HOME", str(pooled))
+    from sdpipeline.cli import _use_project_instance
+
+    assert _use_project_instance() == pooled
+    runs = ENGINES_KEPT + 4
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        run_ids = [dg.materialize([first, second], instance=instance).run_id for _ in range(runs)]
+        assert len(storage._engines) == ENGINES_KEPT
+        assert (pooled / "history" / "runs" / f"{run_ids[-1]}.db-wal").exists()
+    assert not storage._engines
+    assert not list((pooled / "history" / "runs").glob("*-wal"))
+
+    plain.mkdir()
+    (plain / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copytree(pooled / "history", plain / "history")
+    with _instance(plain, monkeypatch) as instance:
+        assert type(instance.event_log_storage) is SqliteEventLogStorage
+        assert {r.run_id for r in instance.get_runs()} == set(run_ids)
+        for run_id in run_ids:
+            assert _materialised(instance, run_id) == {"first", "second"}
+        latest = dg.materialize([first, second], instance=instance).run_id
+    shutil.copytree(plain / "history", pooled / "history", dirs_exist_ok=True)
+    # opened from its folder while DAGSTER_HOME names another: the event log is the folder's
+    with dg.DagsterInstance.from_config(str(pooled)) as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        event = instance.get_latest_materialization_event(dg.AssetKey("second"))
+        assert event is not None and event.run_id == latest
+        assert instance.get_run_by_id(latest).status == dg.DagsterRunStatus.SUCCESS
+    _databases_intact(pooled)
