@@ -7,6 +7,7 @@ same Dagster instance without any configuration.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -97,18 +98,26 @@ def _memory_size(variable: str, default: str) -> str:
     cannot read failed each step that set it with DuckDB's bare parser error, the steps before
     them having replaced their tables; checked here, when the code location loads, it stops
     the command before a run starts, naming the variable."""
-    import duckdb
-
     value = os.environ.get(variable, default).strip()
-    problem = "it holds a quote" if "'" in value else None
-    if problem is None:
-        try:
-            with duckdb.connect() as probe:
-                probe.execute(f"SET memory_limit = '{value}'")
-        except duckdb.Error as error:
-            problem = str(error).split("\n")[0]
+    problem = _unreadable_size(value)
     if problem:
         raise SettingError(
             f"{variable}={value!r} is not a memory size DuckDB reads (e.g. 512MB, 2GB): {problem}"
         )
     return value
+
+
+@functools.cache
+def _unreadable_size(value: str) -> str | None:
+    """Why DuckDB cannot read ``value`` as a memory size, or None; asked once per value (an
+    in-memory DuckDB to ask takes 30 ms, and a run loads the setting several times)."""
+    import duckdb
+
+    if "'" in value:
+        return "it holds a quote"
+    try:
+        with duckdb.connect() as probe:
+            probe.execute(f"SET memory_limit = '{value}'")
+    except duckdb.Error as error:
+        return str(error).split("\n")[0]
+    return None
