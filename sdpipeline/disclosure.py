@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from math import gcd
 
@@ -234,6 +235,15 @@ def suppress_estimates(
         if column in out:
             out[column] = out[column].astype(float).where(~out["suppressed"])
     return out.drop(columns=["primary", "dominance", "step"])
+
+
+def audited_catalogue(published: pd.DataFrame, catalogue: Catalogue) -> Catalogue:
+    """The catalogue with only the indicators ``published`` hides a cell of: the only ones
+    ``audit_published`` solves (an indicator hiding nothing gives nothing back), and so the
+    only ones whose cube the audit estimates afresh. A delivery the size of a register hides no
+    cell at all, and its audit then reads no harmonised table."""
+    hiding = set(published.loc[published["suppressed"], "indicator_id"])
+    return replace(catalogue, indicators=tuple(i for i in catalogue.indicators if i.id in hiding))
 
 
 def audit_published(

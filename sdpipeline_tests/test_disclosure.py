@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import shutil
 
+import dagster as dg
 import duckdb
 import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
 
-from sdpipeline import attribution, decomposition, disclosure, report_export, report_tables
+from sdpipeline import (
+    attribution,
+    decomposition,
+    disclosure,
+    effectiveness,
+    report_export,
+    report_tables,
+)
 from sdpipeline.definitions import defs
 from sdpipeline.defs import keys
+from sdpipeline.defs.indicators.assets import HarmonisedTables
+from sdpipeline.defs.resources import warehouse_resource
 from sdpipeline.indicators import default_catalogue, values
+from sdpipeline.reference import ReferenceData
 
 from . import attacker
 from .conftest import isolate, materialize
@@ -507,3 +518,52 @@ def test_the_split_is_hidden_where_it_would_expose_a_hidden_cell(pipeline_run, c
     assert hidden.loc[s04, "suppressed"].all() and hidden.loc[s04, "within"].isna().all()
     assert not shown.loc[s04, "suppressed"].any()
     pd.testing.assert_frame_equal(hidden[~s04], shown[~s04])
+
+
+def test_the_audit_estimates_afresh_only_the_indicators_that_hide_a_cell(pipeline_run, codebook):
+    """The blocking audit works every hidden cell out again from the harmonised rows: only the
+    indicators that hide a cell need it, and their cube is the whole cube's rows exactly, read
+    through the same column selection the check uses; its findings are the same."""
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        published = connection.execute("SELECT * FROM indicators.estimates").df()
+        ref = ReferenceData.from_warehouse(connection)
+    hiding = set(published.loc[published["suppressed"], "indicator_id"])
+    audited = disclosure.audited_catalogue(published, catalogue)
+    assert [i.id for i in audited.indicators] == [
+        i.id for i in catalogue.indicators if i.id in hiding
+    ]
+    assert 0 < len(hiding) < len(catalogue.indicators)
+    resource = warehouse_resource(warehouse)
+
+    def cube(chosen):
+        tables = HarmonisedTables(resource, list(codebook.instruments), codebook, chosen)
+        return effectiveness.estimate_cube(tables, chosen, codebook, ref)
+
+    whole, part = cube(catalogue), cube(audited)
+    expected = whole[whole["indicator_id"].isin(hiding)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part, expected, check_exact=True)
+    assert disclosure.audit_published(published, part, audited, codebook) == (
+        disclosure.audit_published(published, whole, catalogue, codebook)
+    )
+
+
+def test_an_audit_of_tables_hiding_nothing_reads_nothing_and_passes(
+    pipeline_run, tmp_path, monkeypatch
+):
+    """A register-sized delivery hides no cell: the check has nothing to solve, and says so."""
+    _, warehouse, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    copy = folder / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute("UPDATE indicators.estimates SET suppressed = false")
+        connection.execute("DROP TABLE harmonised.residents")  # read, the check would fail
+    check = dg.AssetCheckKey(keys.report("indicators_by_region"), "disclosure_audit")
+    result = materialize(copy, selection=dg.AssetSelection.checks(check))
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.passed
+    assert evaluation.metadata["hidden_cells"].value == 0
+    assert evaluation.metadata["exposed_cells"].value == 0
+    assert evaluation.metadata["whole_number_cells"].value == 0

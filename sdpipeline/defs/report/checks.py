@@ -36,17 +36,22 @@ AUDITED = keys.report("indicators_by_region")
     "number of them (100·k/n). Fails if any range is narrower than the catalogue's protection.",
 )
 def disclosure_audit(warehouse: Warehouse) -> dg.AssetCheckResult:
-    codebook, catalogue = default_codebook(), default_catalogue()
+    codebook = default_codebook()
     with warehouse.get_connection() as connection:
         published = connection.execute(f"SELECT * FROM {qualified('indicators', 'estimates')}").df()
         ref = ReferenceData.from_warehouse(connection)
-    tables = HarmonisedTables(warehouse, list(codebook.instruments), codebook, catalogue)
-    cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
-    exposures = disclosure.audit_published(published, cube, catalogue, codebook)
+    # the cube afresh from the harmonised rows, of the indicators that hide a cell only
+    catalogue = disclosure.audited_catalogue(published, default_catalogue())
+    exposures, on_grid = [], 0
+    if catalogue.indicators:
+        tables = HarmonisedTables(warehouse, list(codebook.instruments), codebook, catalogue)
+        cube = effectiveness.estimate_cube(tables, catalogue, codebook, ref)
+        exposures = disclosure.audit_published(published, cube, catalogue, codebook)
+        columns = ["indicator_id", "wave", "breakdown", "domain"]
+        hidden = published.loc[published["suppressed"], columns].astype(str)
+        steps = cube.astype(dict.fromkeys(columns, str)).merge(hidden, on=columns)["step"]
+        on_grid = int((steps > 0).sum())
     exposed = [e for e in exposures if not e.protected]
-    columns = ["indicator_id", "wave", "breakdown", "domain"]
-    hidden = published.loc[published["suppressed"], columns].astype(str)
-    on_grid = cube.astype(dict.fromkeys(columns, str)).merge(hidden, on=columns)["step"] > 0
     rows = pd.DataFrame(
         [
             {
@@ -65,7 +70,7 @@ def disclosure_audit(warehouse: Warehouse) -> dg.AssetCheckResult:
         metadata={
             "hidden_cells": len(exposures),
             "exposed_cells": len(exposed),
-            "whole_number_cells": dg.MetadataValue.int(int(on_grid.sum())),
+            "whole_number_cells": dg.MetadataValue.int(on_grid),
             "narrowest_margin": float(min((e.width - e.required for e in exposures), default=0)),
             "narrowest": dg.MetadataValue.md(rows.to_markdown(index=False) if len(rows) else "—"),
         },
