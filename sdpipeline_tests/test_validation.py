@@ -211,6 +211,24 @@ def test_an_audit_trail_of_an_earlier_version_is_extended_in_place(tmp_path):
     ]
 
 
+def test_audit_tables_are_redefined_whenever_they_are_not_this_versions(tmp_path):
+    """Tables this version made are only looked at; a view another version defined, or a table
+    gone missing, and the definitions run again."""
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    audit.ensure_tables(connection)
+
+    def latest_columns() -> set[str]:
+        return {r[0] for r in connection.execute("DESCRIBE audit.latest_check_results").fetchall()}
+
+    assert {"asset", "outcome", "file_sha256s"} <= latest_columns()
+    connection.execute("CREATE OR REPLACE VIEW audit.latest_check_results AS SELECT 1 AS old")
+    audit.ensure_tables(connection)
+    assert {"asset", "outcome", "file_sha256s"} <= latest_columns()
+    connection.execute("DROP TABLE audit.quarantine")
+    audit.ensure_tables(connection)
+    assert connection.execute("SELECT count(*) FROM audit.quarantine").fetchone() == (0,)
+
+
 def test_no_code_rewrites_the_audit_tables():
     package = Path(audit.__file__).parents[1]
     pattern = re.compile(

