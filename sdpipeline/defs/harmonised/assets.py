@@ -64,14 +64,18 @@ def _descriptions(result: Harmonised, instrument: Instrument, codebook: Codebook
     """Every column described from the codebook; a variable also says where it came from in
     each wave and by which rule, or that the wave did not ask it."""
     descriptions = in_english(harmonised_columns(instrument, codebook))
-    for variable, rows in result.provenance.groupby("variable", sort=False):
-        rules = "; ".join(
+    # one pass over the provenance rows (a group at a time took 30 ms a table)
+    comparability: dict[str, str] = {}
+    rules: dict[str, list[str]] = {}
+    for r in result.provenance.itertuples(index=False):
+        comparability.setdefault(r.variable, r.comparability)
+        rules.setdefault(r.variable, []).append(
             f"{r.wave}: not asked"
             if pd.isna(r.source_variable)
             else f"{r.wave}: {r.source_variable} ({r.rule})"
-            for r in rows.itertuples()
         )
-        descriptions[variable] += f" [{rows.iloc[0].comparability}] {rules}"
+    for variable, parts in rules.items():
+        descriptions[variable] += f" [{comparability[variable]}] {'; '.join(parts)}"
     return descriptions
 
 
