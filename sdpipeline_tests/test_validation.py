@@ -224,9 +224,12 @@ def test_audit_tables_are_redefined_whenever_they_are_not_this_versions(tmp_path
     connection.execute("CREATE OR REPLACE VIEW audit.latest_check_results AS SELECT 1 AS old")
     audit.ensure_tables(connection)
     assert {"asset", "outcome", "file_sha256s"} <= latest_columns()
+    connection.execute("DROP VIEW audit.check_results")
+    audit.ensure_tables(connection)
+    assert connection.execute("SELECT count(*) FROM audit.check_results").fetchall() == [(0,)]
     connection.execute("DROP TABLE audit.quarantine")
     audit.ensure_tables(connection)
-    assert connection.execute("SELECT count(*) FROM audit.quarantine").fetchone() == (0,)
+    assert connection.execute("SELECT count(*) FROM audit.quarantine").fetchall() == [(0,)]
 
 
 def test_no_code_rewrites_the_audit_tables():

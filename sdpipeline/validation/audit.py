@@ -109,15 +109,16 @@ class CheckContext:
 
 
 # The mark of a database whose audit tables this version made or brought up to date: the
-# definitions' digest, as the comment of the last view they create.
+# definitions' digest, as the comment of both views they create.
 _VERSION = hashlib.sha256(_DDL.encode()).hexdigest()[:16]
+_VIEWS = (CHECK_RESULTS, "latest_check_results")
 _UP_TO_DATE = f"""
 SELECT (SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
         AND schema_name = '{SCHEMA}' AND table_name IN ('{CHECK_RUNS}', '{QUARANTINE}')) = 2
    AND (SELECT count(*) FROM duckdb_views() WHERE database_name = current_database()
-        AND schema_name = '{SCHEMA}' AND view_name = 'latest_check_results'
-        AND comment = '{_VERSION}') = 1
+        AND schema_name = '{SCHEMA}' AND view_name IN {_VIEWS} AND comment = '{_VERSION}') = 2
 """
+_MARK = "".join(f"COMMENT ON VIEW {SCHEMA}.{view} IS '{_VERSION}';" for view in _VIEWS)
 
 
 def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
@@ -127,7 +128,7 @@ def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
     and a run records checks some fifty times."""
     if connection.execute(_UP_TO_DATE).fetchall() == [(True,)]:
         return
-    connection.execute(_DDL + f"COMMENT ON VIEW {SCHEMA}.latest_check_results IS '{_VERSION}';")
+    connection.execute(_DDL + _MARK)
 
 
 def _insert(
