@@ -221,6 +221,17 @@ def test_audit_tables_are_redefined_whenever_they_are_not_this_versions(tmp_path
         return {r[0] for r in connection.execute("DESCRIBE audit.latest_check_results").fetchall()}
 
     assert {"asset", "outcome", "file_sha256s"} <= latest_columns()
+
+    def catalogue_entries() -> list[tuple]:
+        return connection.execute(
+            "SELECT table_name, table_oid FROM duckdb_tables() WHERE schema_name = 'audit' "
+            "UNION ALL SELECT view_name, view_oid FROM duckdb_views() "
+            "WHERE schema_name = 'audit' ORDER BY ALL"
+        ).fetchall()
+
+    made = catalogue_entries()
+    audit.ensure_tables(connection)  # up to date: nothing is created or replaced again
+    assert catalogue_entries() == made and len(made) == 4
     connection.execute("CREATE OR REPLACE VIEW audit.latest_check_results AS SELECT 1 AS old")
     audit.ensure_tables(connection)
     assert {"asset", "outcome", "file_sha256s"} <= latest_columns()
