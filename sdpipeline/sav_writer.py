@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -48,7 +48,9 @@ _BIAS = 100  # a compressed file's small whole numbers are stored as themselves 
 _RAW, _SPACES, _SYSMIS_CODE, _END = 253, 254, 255, 252  # the other bytecodes
 _SYSMIS_BITS = np.array([SYSMIS]).view("<u8")[0]
 _EIGHT_SPACES = np.frombuffer(b" " * 8, dtype="<u8")[0]
-_COMPRESS_ROWS = 16_384  # cases compressed at a time: the work arrays take about 20 bytes a unit
+# cases laid out and compressed at a time: the block (a few hundred bytes a case) and the
+# compression's work arrays (about 20 bytes a unit) stay in a core's cache
+_BLOCK_ROWS = 2_048
 
 
 class SavError(ValueError):
@@ -123,11 +125,8 @@ def _start(
     content = bytearray(path.read_bytes())
     kind, _, _, case_units, compression, _, cases = _HEADER.unpack_from(content)
     (bias,) = struct.unpack_from("<d", content, _HEADER.size)
-    one = compressed(
-        _cases(variables, widths, _one_case(variables, widths)),
-        _text_slots(variables, widths),
-        last=True,
-    ).tobytes()
+    (case,) = _cases(variables, widths, _one_case(variables, widths))
+    one = compressed(case, _text_slots(variables, widths), last=True).tobytes()
     if (
         (kind, compression, cases, bias) != (b"$FL2", 1, 1, _BIAS)
         or case_units * 8 != sum(_width(v, widths) for v in variables)
@@ -145,23 +144,48 @@ def _start(
     return handle
 
 
-def _cases(variables: list[Variable], widths: dict[str, int], chunk: pd.DataFrame) -> np.ndarray:
-    """One chunk's cases: numbers and dates as 8-byte numbers (system-missing where empty),
-    strings in UTF-8 padded with spaces."""
-    layout = np.dtype(
+def _layout(variables: list[Variable], widths: dict[str, int]) -> np.dtype:
+    """A case as one record: an 8-byte number per numeric or date variable, a string per text
+    variable at its width."""
+    return np.dtype(
         [(v.name, f"S{_width(v, widths)}" if v.kind == TEXT else "<f8") for v in variables]
     )
-    cases = np.empty(len(chunk), dtype=layout)
+
+
+def _stored(
+    variables: list[Variable], widths: dict[str, int], chunk: pd.DataFrame
+) -> list[np.ndarray]:
+    """Each variable's cells in one chunk as its cases store them, one array per variable:
+    numbers and dates as 8-byte numbers (system-missing where empty), strings in UTF-8 padded
+    with spaces."""
+    columns = []
     for v in variables:
         values = chunk[v.name]
         if v.kind == TEXT:
-            cases[v.name] = padded_text(values, v.name, widths[v.name], _width(v, widths))
-        else:
-            if v.kind == DATE:
-                values = (pd.to_datetime(values) - _GREGORIAN) / pd.Timedelta(seconds=1)
-            numbers = values.to_numpy(dtype="float64", na_value=np.nan)
-            cases[v.name] = np.where(np.isnan(numbers), SYSMIS, numbers)
-    return cases
+            columns.append(padded_text(values, v.name, widths[v.name], _width(v, widths)))
+            continue
+        if v.kind == DATE:
+            values = (pd.to_datetime(values) - _GREGORIAN) / pd.Timedelta(seconds=1)
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+        columns.append(np.where(np.isnan(numbers), SYSMIS, numbers))
+    return columns
+
+
+def _cases(
+    variables: list[Variable], widths: dict[str, int], chunk: pd.DataFrame
+) -> Iterator[np.ndarray]:
+    """One chunk's cases, ``_BLOCK_ROWS`` at a time, each block in the same buffer (used
+    before the next is asked for). Cases are rows and the chunk comes in columns: a column
+    written across a whole chunk's cases, one 8-byte cell every few hundred bytes, misses the
+    cache on every cell (0.45 s for the residents' 240,000 cases at ×100); written a block at a
+    time, every column's cells land in memory the core already holds (0.05 s)."""
+    columns = _stored(variables, widths, chunk)
+    block = np.empty(min(len(chunk), _BLOCK_ROWS), dtype=_layout(variables, widths))
+    for start in range(0, len(chunk), _BLOCK_ROWS):
+        cases = block[: min(_BLOCK_ROWS, len(chunk) - start)]
+        for v, column in zip(variables, columns, strict=True):
+            cases[v.name] = column[start : start + len(cases)]
+        yield cases
 
 
 def _text_slots(variables: list[Variable], widths: dict[str, int]) -> np.ndarray:
@@ -242,11 +266,9 @@ def write(
     text, written = _text_slots(variables, widths), 0
     try:
         for chunk in chunks:
-            cases = _cases(variables, widths, chunk)
-            for start in range(0, len(cases), _COMPRESS_ROWS):
-                part = cases[start : start + _COMPRESS_ROWS]
-                written += len(part)
-                stored = compressed(part, text, last=written == rows)
+            for cases in _cases(variables, widths, chunk):
+                written += len(cases)
+                stored = compressed(cases, text, last=written == rows)
                 for handle in handles:
                     handle.write(stored)
     finally:

@@ -300,13 +300,22 @@ EDGE_TEXT = ["", "a", "ab       c", "        x", "12345678", "Ķekava", "       
 
 @pytest.mark.parametrize(
     ("numbers", "texts", "rows"),
-    [(1, 1, 5), (7, 0, 40), (8, 0, 9), (3, 2, 33), (15, 1, 17), (0, 3, 8)],
+    [
+        (1, 1, 5),
+        (7, 0, 40),
+        (8, 0, 9),
+        (3, 2, 33),
+        (15, 1, 17),
+        (0, 3, 8),
+        # blocks of cases within a chunk, and a chunk ending inside a block
+        (3, 2, 2 * sav_writer._BLOCK_ROWS + 5),
+    ],
 )
 def test_the_cases_are_compressed_byte_for_byte_as_pyreadstat_compresses_them(
     tmp_path, numbers, texts, rows
 ):
     """The cases' units fill part of a block of codes, a whole block, or several; the file's
-    last case ends the data. Every case is compressed as pyreadstat's own writer compresses the
+    last case ends the data; a chunk's cases are laid out a block of cases at a time. Every case is compressed as pyreadstat's own writer compresses the
     same frame, and the two files are the same bytes."""
     generator = np.random.default_rng(numbers * 100 + texts * 10 + rows)
     frame = pd.DataFrame(
