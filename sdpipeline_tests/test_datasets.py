@@ -291,6 +291,23 @@ def test_the_sav_writer_writes_every_kind_of_cell_pyreadstat_reads_back(tmp_path
         sav_writer.write(files, variables, widths, 4, iter(chunks[:1]), STAMP)
 
 
+def test_a_table_failing_while_its_sav_files_are_written_stops_the_writing(tmp_path):
+    """The table's chunks stop with an error after some cases were handed to the disk: the
+    error is the writer's, not a hang or a file claiming every case."""
+    variables = [sav_writer.Variable("n", sav_writer.NUMBER)]
+    files = {tmp_path / "x.sav": sav_writer.Dictionary("x", {}, {}, [])}
+    rows = 3 * sav_writer._BLOCK_ROWS
+
+    def chunks():
+        yield pd.DataFrame({"n": np.arange(2 * sav_writer._BLOCK_ROWS, dtype=float)})
+        raise duckdb.IOException("the warehouse went away")
+
+    with pytest.raises(duckdb.IOException, match="the warehouse went away"):
+        sav_writer.write(files, variables, {}, rows, chunks(), STAMP)
+    with pytest.raises(pyreadstat.ReadstatError):
+        pyreadstat.read_sav(str(tmp_path / "x.sav"))
+
+
 # Whole numbers at and beyond the edges of the one-byte codes (-99 … 151), fractions, signed
 # zero, huge and tiny numbers, and system-missing; text that fills whole 8-byte units, text
 # whose units are all spaces, and empty text.
@@ -315,8 +332,9 @@ def test_the_cases_are_compressed_byte_for_byte_as_pyreadstat_compresses_them(
     tmp_path, numbers, texts, rows
 ):
     """The cases' units fill part of a block of codes, a whole block, or several; the file's
-    last case ends the data; a chunk's cases are laid out a block of cases at a time. Every case is compressed as pyreadstat's own writer compresses the
-    same frame, and the two files are the same bytes."""
+    last case ends the data; a chunk's cases are laid out a block of cases at a time. Every
+    case is compressed as pyreadstat's own writer compresses the same frame, and the two files
+    are the same bytes."""
     generator = np.random.default_rng(numbers * 100 + texts * 10 + rows)
     frame = pd.DataFrame(
         {
