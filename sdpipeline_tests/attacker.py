@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
@@ -34,8 +35,6 @@ from sdpipeline import report_tables as rt
 from sdpipeline.codebook import Codebook
 from sdpipeline.indicators import Catalogue, values
 from sdpipeline.reference import ReferenceData
-
-from .test_indicators import _Tables
 
 PARTS = ("region", "municipality_type")
 
@@ -58,6 +57,34 @@ class Finding:
     @property
     def protected(self) -> bool:
         return self.width >= self.required - 1e-6
+
+
+class _Tables(HTMLParser):
+    """Cell texts of every <table> in a page, row by row (standard library only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
 
 
 def harmonised(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import weakref
-from html.parser import HTMLParser
 
 import duckdb
 import numpy as np
@@ -28,34 +27,6 @@ from . import attacker
 from .conftest import SHIPPED_RAW
 
 PROJECT = "ex_ante_2017_ex_post_2023"  # the shipped study's one comparison
-
-
-class _Tables(HTMLParser):
-    """Cell texts of every <table> in a page, row by row (standard library only)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "br" and self._cell is not None:
-            self._cell.append("\n")
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
 
 
 def _tables(warehouse, *names):
