@@ -24,7 +24,7 @@ from sdpipeline import disclosure
 from sdpipeline.codebook import Codebook, Comparison
 from sdpipeline.estimation import (
     Design,
-    ratio_estimate,
+    ratio_over_rows,
     t_quantile,
     t_two_sided_p,
     welch_df,
@@ -169,15 +169,16 @@ def _estimates(
         ).asked_in(wave):
             continue
         own = in_wave.rows
-        # the wave's rows taken once for all its domains, not once per domain
+        # the wave's rows and which of them are answered taken once for all its domains:
+        # testing every row's answers again for each domain was a third of an estimate's time
         y_own, x_own, w_own = y[own], x[own], layout.weights[own]
+        answered_own = answered[own]
         for breakdown in indicator.breakdowns:
             for (code, label_lv, label_en, mask), in_domain in zip(
                 layout.cells(breakdown), layout.wave_cells(wave, breakdown), strict=True
             ):
-                e = ratio_estimate(
-                    y_own, x_own, w_own, None, None, in_domain, design=in_wave.design
-                )
+                inside = np.flatnonzero(answered_own & np.asarray(in_domain, dtype=bool))
+                e = ratio_over_rows(y_own, x_own, w_own, inside, design=in_wave.design)
                 factor = _scale(indicator)
                 low, high = (
                     wilson_interval(e.estimate, e.se, e.n, e.df)
@@ -206,15 +207,10 @@ def _estimates(
                         "dominance": _dominance(y, layout.weights, own, mask, answered, rule)
                         if magnitude
                         else "",
-                        "step": _step(y_own, x_own, w_own, in_domain, unit) * factor,
+                        "step": disclosure.grid_step(x_own[inside], w_own[inside], unit) * factor,
                     }
                 )
     return rows
-
-
-def _step(y: np.ndarray, x: np.ndarray, w: np.ndarray, in_domain: np.ndarray, unit: float) -> float:
-    inside = in_domain & ~np.isnan(y) & ~np.isnan(x)
-    return disclosure.grid_step(x[inside], w[inside], unit)
 
 
 def _dominance(

@@ -200,9 +200,24 @@ def ratio_estimate(
     inside = ~np.isnan(y) & ~np.isnan(x)
     if domain is not None:
         inside &= np.asarray(domain, dtype=bool)
+    return ratio_over_rows(y, x, w, np.flatnonzero(inside), strata, psu, level, design)
+
+
+def ratio_over_rows(
+    y: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    rows: np.ndarray,
+    strata: pd.Series | np.ndarray | None = None,
+    psu: pd.Series | np.ndarray | None = None,
+    level: float = 0.95,
+    design: Design | None = None,
+) -> Estimate:
+    """``ratio_estimate`` over the positions ``rows``: those where y and x are both given and
+    the row is in the domain. For the many domains of one indicator's answers, which find the
+    answered rows once instead of testing every row's y and x again for each domain."""
     # Rows outside the estimate have z = 0: they count only as the PSUs they belong to, so the
     # sums run over the rows inside and the design places their z among all the PSUs.
-    rows = np.flatnonzero(inside)
     y, x, w = y[rows], x[rows], w[rows]
     total_x = float((w * x).sum())
     n = len(rows)
