@@ -308,6 +308,46 @@ def test_a_table_failing_while_its_sav_files_are_written_stops_the_writing(tmp_p
         pyreadstat.read_sav(str(tmp_path / "x.sav"))
 
 
+FULL_DISK = """
+import datetime as dt, resource, signal, sys
+from pathlib import Path
+import numpy as np, pandas as pd
+from sdpipeline import sav_writer
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+rows = 20 * sav_writer._BLOCK_ROWS
+variables = [sav_writer.Variable(f"n{i}", sav_writer.NUMBER) for i in range(4)]
+frame = pd.DataFrame({v.name: np.arange(rows) + 0.5 for v in variables})
+try:
+    sav_writer.write(
+        {Path(sys.argv[1]): sav_writer.Dictionary("x", {}, {}, [])},
+        variables, {}, rows, iter([frame]), dt.datetime(2026, 1, 1),
+    )
+except OSError as error:
+    print("OSError", error.errno)
+else:
+    print("written")
+"""
+
+
+def test_a_disk_that_refuses_the_cases_stops_the_sav_writing_with_its_error(tmp_path):
+    """The cases go to the disk on a thread of their own: a write the disk refuses (here a
+    file size limit, as a full disk would) is the writer's error, in the caller, not a file
+    written in part behind a success."""
+    import errno
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path / "x.sav")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["OSError", str(errno.EFBIG)]
+
+
 # Whole numbers at and beyond the edges of the one-byte codes (-99 … 151), fractions, signed
 # zero, huge and tiny numbers, and system-missing; text that fills whole 8-byte units, text
 # whose units are all spaces, and empty text.
