@@ -1,20 +1,20 @@
 """SPSS ``.sav`` files written from chunks of a table, several files sharing their cases.
 
 pyreadstat turns every cell into a Python object before writing it: 9 s for the residents'
-240,000 rows at ×100 of the sample, minutes at a register's size, with the whole table held
-as Python objects. So pyreadstat writes what it is good at, each file's dictionary (variable
-and value labels, user-missing values, measures, formats, notes, the UTF-8 encoding), from a
-one-case frame, and the cases are written here, one numpy pass per chunk appended to every
-file. A case is a fixed-width row (an 8-byte number per numeric or date variable, a string
-padded with spaces to its width in whole 8-byte units), stored with SPSS's bytecode
-compression, SPSS's own default, exactly as ReadStat (pyreadstat's writer) stores it: per case,
-blocks of eight one-byte codes (a whole number from -99 to 151 as itself plus 100, 255
-system-missing, 254 eight spaces, 253 "the 8 bytes follow"), each block followed by the
-8-byte values its codes do not hold. The datasets are mostly small codes but also carry
-identifiers, checksums and names, which stay whole, so a file is about 28 % smaller than
-uncompressed (a ×1000 publication 6.1 → 4.5 GB), for about 330 MB/s of case data in NumPy.
-The tests read the files back with pyreadstat and compare them, byte for byte, with
-pyreadstat's own compressed writing of the same frame.
+240,000 rows at ×100 of the sample, minutes at a register's size, with the whole table held as
+Python objects. So pyreadstat writes what it is good at, each file's dictionary (variable and
+value labels, user-missing values, measures, formats, notes, the UTF-8 encoding), from a
+one-case frame, and the cases are written here with NumPy, a block of them at a time laid out,
+compressed and appended to every file. A case is a fixed-width row (an 8-byte number per
+numeric or date variable, a string padded with spaces to its width in whole 8-byte units),
+stored with SPSS's bytecode compression, SPSS's own default, exactly as ReadStat (pyreadstat's
+writer) stores it: per case, blocks of eight one-byte codes (a whole number from -99 to 151 as
+itself plus 100, 255 system-missing, 254 eight spaces, 253 "the 8 bytes follow"), each block
+followed by the 8-byte values its codes do not hold. The datasets are mostly small codes but
+also carry identifiers, checksums and names, which stay whole, so a file is about 28 % smaller
+than uncompressed (a ×1000 publication 6.1 → 4.5 GB). The tests read the files back with
+pyreadstat and compare them, byte for byte, with pyreadstat's own compressed writing of the
+same frame.
 """
 
 from __future__ import annotations
