@@ -62,6 +62,11 @@ def worker(isolated):
     started.close()
 
 
+def _outcomes(gx, suite: Suite, frame: pd.DataFrame, run: str) -> list:
+    """``suite`` checked on ``frame`` by ``gx`` (a worker or the resource), waited for."""
+    return gx.start_suites([(suite, frame)], checked(run)).result()
+
+
 def test_a_suite_names_every_column_it_reads(codebook):
     suite = table_suite(codebook.instruments["residents"], "ex_post_2023", codebook, "t")
     keys = {e.kwargs["column"] for e in suite.expectations if "column" in e.kwargs}
@@ -72,7 +77,7 @@ def test_a_suite_names_every_column_it_reads(codebook):
 def test_the_worker_gives_what_gx_gives_in_the_run_s_own_process(worker):
     """The worker sees only the columns the suite reads; the outcomes, down to the failing
     rows GX names, are the same as GX's on the whole table."""
-    through_worker = worker.run_suite(_suite(), _frame(), checked("run-w"))
+    through_worker = _outcomes(worker, _suite(), _frame(), "run-w")
     in_process = gx_runner.run_suite(_suite(), _frame(), checked("run-p"))
     assert through_worker == in_process
     failing = [o for o in through_worker if not o.passed]
@@ -84,37 +89,59 @@ def test_the_worker_gives_what_gx_gives_in_the_run_s_own_process(worker):
     assert index == gx_runner.data_docs_dir() / "index.html" and index.exists()
 
 
+def test_suites_sent_together_are_each_checked_on_their_own_frame_in_turn(worker):
+    """A step sends its table's suites in one request: the outcomes are each suite's, in the
+    order sent, as GX gives them one suite at a time; each frame is cut to its own suite's
+    columns (the second suite reads a column the first does not)."""
+    other = Suite(
+        "other_probe",
+        [Expectation("ExpectColumnValuesToNotBeNull", {"column": "comment"}, "WARN", "said")],
+        index_columns=["_source_row"],
+    )
+    checks = [(_suite(), _frame()), (other, _frame()), (_suite("third_probe"), _frame().head(2))]
+    together = worker.start_suites(checks, checked("run-t")).result()
+    one_by_one = [o for s, f in checks for o in gx_runner.run_suite(s, f, checked("run-o"))]
+    assert repr(together) == repr(one_by_one)  # the missing comment is NaN, unequal to itself
+    assert [(o.check_name, o.passed) for o in together] == [
+        ("expect_table_row_count_to_be_between", True),
+        ("expect_column_values_to_be_in_set(code)", False),
+        ("expect_column_values_to_not_be_null(comment)", False),
+        ("expect_table_row_count_to_be_between", True),
+        ("expect_column_values_to_be_in_set(code)", True),
+    ]
+
+
 def test_a_gx_failure_names_the_suite_and_the_worker_carries_on(worker):
     broken = Suite("broken_probe", [Expectation("ExpectNoSuchThing", {}, "ERROR", "typo")])
-    with pytest.raises(gx_worker.GXWorkerError, match="run_suite of broken_probe") as raised:
-        worker.run_suite(broken, _frame(), checked("run"))
+    with pytest.raises(gx_worker.GXWorkerError, match="run_suites of broken_probe") as raised:
+        _outcomes(worker, broken, _frame(), "run")
     assert "ExpectNoSuchThing" in str(raised.value)
-    assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), checked("run")))
+    assert all(o.passed for o in _outcomes(worker, _suite(), _frame().head(2), "run"))
 
 
 def test_a_started_suite_keeps_its_own_answer_when_the_next_is_sent(worker):
     # The step goes on while GX checks; a second request first takes the first one's answer.
-    failing = worker.start_suite(_suite(), _frame(), checked("run"))
-    passing = worker.start_suite(_suite("second_probe"), _frame().head(2), checked("run"))
+    failing = worker.start_suites([(_suite(), _frame())], checked("run"))
+    passing = worker.start_suites([(_suite("second_probe"), _frame().head(2))], checked("run"))
     assert all(o.passed for o in passing.result())
     assert not all(o.passed for o in failing.result())
-    assert all(o.passed for o in worker.run_suite(_suite(), _frame().head(2), checked("run")))
+    assert all(o.passed for o in _outcomes(worker, _suite(), _frame().head(2), "run"))
 
 
 def test_a_worker_that_died_is_reported_with_its_exit_code(worker):
-    worker.run_suite(_suite(), _frame(), checked("run"))
+    _outcomes(worker, _suite(), _frame(), "run")
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(gx_worker.GXWorkerError, match="stopped with exit code -9"):
-        worker.run_suite(_suite(), _frame(), checked("run"))
+        _outcomes(worker, _suite(), _frame(), "run")
 
 
 def test_a_run_takes_the_process_s_worker_and_a_dead_one_is_replaced(isolated):
     resource = GreatExpectations()
     with pytest.raises(RuntimeError, match="inside a Dagster run"):
-        resource.run_suite(_suite(), _frame(), checked("run"))
+        _outcomes(resource, _suite(), _frame(), "run")
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
         first = running._running()
-        assert not all(o.passed for o in running.run_suite(_suite(), _frame(), checked("run")))
+        assert not all(o.passed for o in _outcomes(running, _suite(), _frame(), "run"))
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
         assert running._running() is first and first.alive()  # kept for the next run
     os.kill(first.pid, signal.SIGKILL)
@@ -126,7 +153,7 @@ def test_a_run_takes_the_process_s_worker_and_a_dead_one_is_replaced(isolated):
     assert not first.alive()
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
         assert running._running() is not first
-        assert all(o.passed for o in running.run_suite(_suite(), _frame().head(2), checked("run")))
+        assert all(o.passed for o in _outcomes(running, _suite(), _frame().head(2), "run"))
 
 
 def test_the_worker_is_let_go_once_the_run_has_published_its_data_docs(isolated):
@@ -135,15 +162,13 @@ def test_the_worker_is_let_go_once_the_run_has_published_its_data_docs(isolated)
     resource = GreatExpectations()
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
         first = running._running()
-        running.run_suite(_suite(), _frame(), checked("run-p"))
+        _outcomes(running, _suite(), _frame(), "run-p")
         assert running.publish_data_docs("run-p").exists()
         deadline = time.monotonic() + 10  # it ends by itself once its pipe is closed
         while first.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not first.alive()
-        assert all(
-            o.passed for o in running.run_suite(_suite(), _frame().head(2), checked("run-p"))
-        )
+        assert all(o.passed for o in _outcomes(running, _suite(), _frame().head(2), "run-p"))
         second = running._running()
         assert second is not first and second.alive()
     with resource.yield_for_execution(dg.build_init_resource_context()) as running:
@@ -151,10 +176,10 @@ def test_the_worker_is_let_go_once_the_run_has_published_its_data_docs(isolated)
 
 
 def test_the_worker_writes_where_the_caller_s_settings_say(worker, isolated, monkeypatch):
-    worker.run_suite(_suite("first_place"), _frame(), checked("run-1"))
+    _outcomes(worker, _suite("first_place"), _frame(), "run-1")
     first = gx_runner.gx_root()
     monkeypatch.setenv("SDPIPELINE_VAR_DIR", str(isolated / "elsewhere"))
-    worker.run_suite(_suite("second_place"), _frame(), checked("run-2"))
+    _outcomes(worker, _suite("second_place"), _frame(), "run-2")
     second = gx_runner.gx_root()
     assert first != second
     stored = {root: {p.stem for p in root.rglob("*.json")} for root in (first, second)}

@@ -1,10 +1,12 @@
 """Great Expectations' dataset contract as asset checks of the validated and harmonised tables.
 
-They run inside the step that builds the table, on the frame it has just written: the check
-neither reads the table back nor costs a step of its own, and being blocking, a failed critical
+They run inside the step that builds the table, on what it has just written: the check neither
+reads the whole table back nor costs a step of its own, and being blocking, a failed critical
 expectation still stops everything downstream. GX itself runs in the run's GX worker (the
-``great_expectations`` resource), which checks a validated table on the other core while the
-step writes it. Every outcome goes to the audit trail and the GX Data Docs."""
+``great_expectations`` resource): a step sends its table's suites in one request as soon as the
+table is written, goes on with its own work (metadata, audit rows) while GX checks them on the
+other core, and takes the outcomes last. Every outcome goes to the audit trail and the GX Data
+Docs."""
 
 import time
 from collections.abc import Callable
@@ -127,9 +129,9 @@ def start_dataset_contract(
     gx: GreatExpectations,
     audit_context: audit.CheckContext,
 ) -> Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]:
-    """The validated table's suites: the table itself and its distribution profile. Only the
-    columns the table suite reads leave the warehouse, for the GX worker, which checks them
-    while the step goes on (the profile is counted in DuckDB meanwhile); the function returned
+    """The validated table's suites: the table itself and its distribution profile (counted in
+    DuckDB). Only the columns the table suite reads leave the warehouse; both suites go to the
+    GX worker in one request, which checks them while the step goes on; the function returned
     waits for the outcomes and records them. Its ``seconds`` are the time the step itself
     spent on the check."""
     started = time.perf_counter()
@@ -139,7 +141,6 @@ def start_dataset_contract(
     listed = ", ".join(f'"{c}"' for c in table_checks.columns())
     # DuckDB's own conversion, nullable integers kept integers, as GX has always been given them
     columns = connection.execute(f"SELECT {listed} FROM {qualified(schema, table)}").df()
-    checking = gx.start_suite(table_checks, columns, audit_context)
     profile = distribution_profile(
         connection,
         qualified(schema, table),
@@ -147,15 +148,16 @@ def start_dataset_contract(
         wave_id,
         codebook.validation.min_valid_for_distribution,
     )
+    checking = gx.start_suites(
+        [(table_checks, columns), (distribution_suite(codebook, suite), profile)], audit_context
+    )
     spent = time.perf_counter() - started
 
     def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
         started = time.perf_counter()
-        outcomes = checking.result()
-        outcomes += gx.run_suite(distribution_suite(codebook, suite), profile, audit_context)
         return _result(
             DATASET_CONTRACT,
-            outcomes,
+            checking.result(),
             connection,
             audit_context,
             {"file_sha256": audit_context.file_sha256 or ""},
@@ -165,7 +167,7 @@ def start_dataset_contract(
     return finish
 
 
-def gx_harmonised_contract(
+def start_harmonised_contract(
     relation: str,
     instrument: Instrument,
     codebook: Codebook,
@@ -173,9 +175,11 @@ def gx_harmonised_contract(
     gx: GreatExpectations,
     connection: duckdb.DuckDBPyConnection,
     audit_context: audit.CheckContext,
-) -> dg.AssetCheckResult:
+) -> Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]:
     """The harmonised table's suites: waves present, weight totals, item coverage, over the
-    counts DuckDB makes of the table (``harmonised_profile``)."""
+    counts DuckDB makes of the table (``harmonised_profile``), sent to the GX worker in one
+    request; the function returned waits for the outcomes and records them, as in
+    ``start_dataset_contract``."""
     started = time.perf_counter()
     waves, coverage = harmonised_profile(connection, relation, instrument, codebook)
     found = waves.set_index("wave")
@@ -190,14 +194,20 @@ def gx_harmonised_contract(
         )
         for wave in instrument.files
     }
-    outcomes = []
-    for suite, frame in harmonised_suites(instrument, waves, coverage, totals):
-        outcomes += gx.run_suite(suite, frame, audit_context)
-    return _result(
-        HARMONISED_CONTRACT,
-        outcomes,
-        connection,
-        audit_context,
-        {"weight_totals": dg.MetadataValue.json(totals)},
-        time.perf_counter() - started,
+    checking = gx.start_suites(
+        harmonised_suites(instrument, waves, coverage, totals), audit_context
     )
+    spent = time.perf_counter() - started
+
+    def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+        started = time.perf_counter()
+        return _result(
+            HARMONISED_CONTRACT,
+            checking.result(),
+            connection,
+            audit_context,
+            {"weight_totals": dg.MetadataValue.json(totals)},
+            spent + time.perf_counter() - started,
+        )
+
+    return finish

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from sdpipeline.defs.runs import record_process
 from sdpipeline.validation import gx_worker
 from sdpipeline.validation.audit import CheckContext
 from sdpipeline.validation.expectations import Suite
-from sdpipeline.validation.gx_runner import ExpectationOutcome
 
 
 class Warehouse(DuckDBResource):
@@ -176,19 +175,13 @@ class GreatExpectations(dg.ConfigurableResource):
             self._worker = gx_worker.worker()
         return self._worker
 
-    def run_suite(
-        self, suite: Suite, frame: pd.DataFrame, checked: CheckContext
-    ) -> list[ExpectationOutcome]:
-        self._checked = True
-        return self._running().run_suite(suite, frame, checked)
-
-    def start_suite(
-        self, suite: Suite, frame: pd.DataFrame, checked: CheckContext
+    def start_suites(
+        self, checks: Sequence[tuple[Suite, pd.DataFrame]], checked: CheckContext
     ) -> gx_worker.Pending:
-        """The suite sent to the worker; the step goes on while GX checks the frame on the
-        other core, and takes the outcomes with ``result()``."""
+        """The suites sent to the worker together; the step goes on while GX checks the
+        frames on the other core, and takes the outcomes with ``result()``."""
         self._checked = True
-        return self._running().start_suite(suite, frame, checked)
+        return self._running().start_suites(checks, checked)
 
     def publish_data_docs(self, run_name: str) -> Path:
         """The run's Data Docs, then the worker let go (``gx_worker.release``): the audit step

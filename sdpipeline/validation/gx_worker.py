@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -138,17 +139,18 @@ class GXWorker:
             self._in_flight = Pending(self, request, subject)
             return self._in_flight
 
-    def start_suite(self, suite: Suite, frame: pd.DataFrame, checked: CheckContext) -> Pending:
-        """``gx_runner.run_suite`` in the worker, on the columns the suite reads; returns as
-        soon as the table is sent."""
-        columns = [c for c in suite.columns() if c in frame.columns]
-        return self._send("run_suite", suite.name, suite, frame.loc[:, columns], checked)
-
-    def run_suite(
-        self, suite: Suite, frame: pd.DataFrame, checked: CheckContext
-    ) -> list[gx_runner.ExpectationOutcome]:
-        """``start_suite``, waiting for the outcomes."""
-        return self.start_suite(suite, frame, checked).result()
+    def start_suites(
+        self, checks: Sequence[tuple[Suite, pd.DataFrame]], checked: CheckContext
+    ) -> Pending:
+        """``gx_runner.run_suite`` in the worker for each suite and its frame, in one request,
+        each frame cut to the columns its suite reads; returns as soon as they are sent, and
+        ``result()`` gives the outcomes of every suite in turn. One request, not one a suite:
+        the step waits once, after its own work, not for each suite in turn."""
+        cut = [
+            (suite, frame.loc[:, [c for c in suite.columns() if c in frame.columns]])
+            for suite, frame in checks
+        ]
+        return self._send("run_suites", ", ".join(s.name for s, _ in checks), cut, checked)
 
     def publish_data_docs(self, run_name: str) -> Path:
         """``data_docs.publish`` in the worker."""
@@ -214,11 +216,17 @@ def start_if_run_worker() -> None:
         worker()
 
 
+def _run_suites(
+    checks: list[tuple[Suite, pd.DataFrame]], checked: CheckContext
+) -> list[gx_runner.ExpectationOutcome]:
+    return [o for suite, frame in checks for o in gx_runner.run_suite(suite, frame, checked)]
+
+
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer requests until the pipe closes. GX is imported and the project of the settings it
     started with opened before the first request is read: the work the run does not wait for."""
     gx_runner.context()
-    handlers = {"run_suite": gx_runner.run_suite, "publish_data_docs": data_docs.publish}
+    handlers = {"run_suites": _run_suites, "publish_data_docs": data_docs.publish}
     while True:
         try:
             request, settings, args = pickle.load(requests)

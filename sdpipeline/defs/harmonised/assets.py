@@ -11,7 +11,7 @@ import pandas as pd
 from sdpipeline.codebook import Codebook, Instrument, default_codebook
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs import keys
-from sdpipeline.defs.gx_checks import gx_harmonised_contract, gx_harmonised_contract_spec
+from sdpipeline.defs.gx_checks import gx_harmonised_contract_spec, start_harmonised_contract
 from sdpipeline.defs.metadata import in_english, table_metadata
 from sdpipeline.defs.policy import with_policy
 from sdpipeline.defs.resources import GreatExpectations, Warehouse
@@ -170,6 +170,9 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
                     )
                     connection.unregister("_incoming")
                 connection.execute("COMMIT")
+                gx_checked = start_harmonised_contract(
+                    table, instrument, codebook, ref, great_expectations, connection, audit_context
+                )
                 metadata = table_metadata(
                     connection,
                     SCHEMA,
@@ -223,15 +226,7 @@ def harmonised_asset(instrument: Instrument, codebook: Codebook) -> dg.AssetsDef
         )
         yield dg.AssetCheckResult(check_name=CONTRACT, passed=True, metadata=contract_metadata)
         with warehouse.get_connection() as connection:
-            yield gx_harmonised_contract(
-                table,
-                instrument,
-                codebook,
-                ref,
-                great_expectations,
-                connection,
-                audit_context,
-            )
+            yield gx_checked(connection)
 
     return _asset
 
