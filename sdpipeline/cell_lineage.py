@@ -409,39 +409,47 @@ def cell_lineage(
     )
 
 
+_MARKDOWN_KEYS = [
+    "harmonised_variable",
+    "variable_role",
+    "wave",
+    "source_variable",
+    "source_file",
+    "source_sha256",
+    "rule",
+]
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def lineage_markdown(lineage: pd.DataFrame) -> str:
     """A report table's lineage as the UI shows it: per row (every region of an indicator
     together), each variable and wave with its source variable, rule, file and checksum, and
-    the columns computed from it."""
-    figures = lineage.dropna(subset=["wave"]).assign(
-        row=lambda f: f["indicator_id"].fillna(f["row_label"])
-    )
-    keys = [
-        "row",
-        "harmonised_variable",
-        "variable_role",
-        "wave",
-        "source_variable",
-        "source_file",
-        "source_sha256",
-        "rule",
-    ]
-    grouped = figures.groupby(keys, sort=False, dropna=False)["column_name"].agg(
-        lambda names: "; ".join(dict.fromkeys(names))
-    )
+    the columns computed from it. Grouped in plain Python, in the order the rows come: a
+    pandas group-by over Arrow text took a tenth of a second for the sample's largest table."""
+    listed = ["indicator_id", "row_label", *_MARKDOWN_KEYS, "column_name"]
+    groups: dict[tuple, tuple[tuple, dict[object, None]]] = {}
+    for indicator, label, *shown, column in lineage[listed].itertuples(index=False, name=None):
+        if _missing(shown[2]):  # a label cell: no wave, no source
+            continue
+        shown = [label if _missing(indicator) else indicator, *shown]
+        key = tuple(None if _missing(v) else v for v in shown)
+        groups.setdefault(key, (tuple(shown), {}))[1][column] = None
     lines = [
         "| row | variable (role) | wave | source variable | file | SHA-256 | rule | columns |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for (row, variable, role, wave, source, file, sha, rule), names in grouped.items():
+    for (row, variable, role, wave, source, file, sha, rule), names in groups.values():
         lines.append(
             f"| {row} | {variable} ({role}) | {wave} | {_md(source)} | {_md(file)} | "
-            f"`{_md(sha)}` | {_md(rule)} | {_md(names)} |"
+            f"`{_md(sha)}` | {_md(rule)} | {_md('; '.join(map(str, names)))} |"
         )
     return "\n".join(lines)
 
 
 def _md(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if _missing(value):
         return "—"
     return str(value).replace("|", "\\|")

@@ -22,7 +22,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from sdpipeline import report_columns
+from sdpipeline import cell_lineage, report_columns
 from sdpipeline.codebook import Codebook
 from sdpipeline.indicators import CatalogueError, Indicator, default_catalogue, load_catalogue
 from sdpipeline.ingest import sha256_of
@@ -427,3 +427,79 @@ def test_every_indicator_unit_is_named_in_both_languages(codebook, tmp_path, old
     path.write_text(text.replace(old, new), encoding="utf-8")
     with pytest.raises(CatalogueError, match=re.escape(message)):
         load_catalogue(codebook, path)
+
+
+def test_the_lineage_shown_groups_a_row_s_columns_per_source_in_the_order_they_come():
+    """Label cells (no wave) are left out; one line per row, variable, wave and source with
+    the columns computed from it, each once, in the order they come; a missing source, file or
+    rule reads "—" (missing as None or as NaN alike), a row without an indicator goes by its
+    label, and a "|" inside a value cannot break the table."""
+    cell = dict.fromkeys(cell_lineage.COLUMNS)
+    source = {"harmonised_variable": "aware", "variable_role": "answer", "rule": "recode a|b"}
+    rows = [
+        cell | {"row_label": "Aware", "indicator_id": "R01", "column_name": "Kods / Code"},
+        cell
+        | source
+        | {
+            "indicator_id": "R01",
+            "column_name": "2017",
+            "wave": "w1",
+            "source_variable": "q1",
+            "source_file": "a.sav",
+            "source_sha256": "ab",
+        },
+        cell
+        | source
+        | {
+            "indicator_id": "R01",
+            "column_name": "2023",
+            "wave": "w2",
+            "source_variable": "A1",
+            "source_file": "b.csv",
+            "source_sha256": "cd",
+        },
+        cell
+        | source
+        | {
+            "indicator_id": "R01",
+            "column_name": "Δ",
+            "wave": "w1",
+            "source_variable": "q1",
+            "source_file": "a.sav",
+            "source_sha256": "ab",
+        },
+        cell
+        | source
+        | {
+            "indicator_id": "R01",
+            "column_name": "2017",
+            "wave": "w1",
+            "source_variable": "q1",
+            "source_file": "a.sav",
+            "source_sha256": "ab",
+        },
+        cell
+        | {
+            "row_label": "Rīga",
+            "column_name": "n",
+            "wave": "w1",
+            "rule": float("nan"),
+            "harmonised_variable": "region",
+            "variable_role": "domain",
+        },
+        cell
+        | {
+            "row_label": "Rīga",
+            "column_name": "share",
+            "wave": "w1",
+            "rule": None,
+            "harmonised_variable": "region",
+            "variable_role": "domain",
+        },
+    ]
+    shown = cell_lineage.lineage_markdown(pd.DataFrame(rows, columns=cell_lineage.COLUMNS))
+    assert shown.splitlines()[2:] == [
+        "| R01 | aware (answer) | w1 | q1 | a.sav | `ab` | recode a\\|b | 2017; Δ |",
+        "| R01 | aware (answer) | w2 | A1 | b.csv | `cd` | recode a\\|b | 2023 |",
+        "| Rīga | region (domain) | w1 | — | — | `—` | — | n; share |",
+    ]
