@@ -488,3 +488,18 @@ def test_the_summary_names_the_failing_codes_but_never_an_identifier(codebook):
     assert "CASELOAD is_number (1 rows, e.g. row 7; value daudz)" in summary, summary
     assert f"{identifier} unique (2 rows, e.g. row 8)" in summary, summary
     assert str(table.loc[7, identifier]) not in summary
+
+
+def test_a_run_without_the_audit_step_still_publishes_its_data_docs(isolated):
+    """A run of one validated table (from the UI, say) checks it with GX but has no audit step
+    to publish the pages: the run publishes them as it ends, so the auditor finds the table's
+    results under the run's id all the same."""
+    result = materialize(isolated / "warehouse.duckdb", ["raw/heads_2023", "validated/heads_2023"])
+    assert result.success
+    site = gx_runner.data_docs_dir()
+    pages = [p for p in (site / "validations").rglob("*.html") if result.run_id in p.parts]
+    assert sorted(p.relative_to(site / "validations").parts[:2] for p in pages) == [
+        ("validated", "heads_2023"),
+        ("validated", "heads_2023_distribution"),
+    ]
+    assert result.run_id in (site / "index.html").read_text(encoding="utf-8")

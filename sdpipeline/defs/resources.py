@@ -161,9 +161,9 @@ class GreatExpectations(dg.ConfigurableResource):
         try:
             yield self
         finally:
-            if self._checked and not self._published and context.run_id:
+            if self._checked and not self._published and context.run is not None:
                 try:
-                    self._running().publish_data_docs(context.run_id)
+                    self._running().publish_data_docs(context.run.run_id)
                 except gx_worker.GXWorkerError as error:
                     context.log.error(f"Data Docs were not published: {error}")
             self._worker, self._in_run = None, False
