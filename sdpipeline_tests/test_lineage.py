@@ -435,67 +435,21 @@ def test_the_lineage_shown_groups_a_row_s_columns_per_source_in_the_order_they_c
     rule reads "—" (missing as None or as NaN alike), a row without an indicator goes by its
     label, and a "|" inside a value cannot break the table."""
     cell = dict.fromkeys(cell_lineage.COLUMNS)
-    source = {"harmonised_variable": "aware", "variable_role": "answer", "rule": "recode a|b"}
+    answer = {"harmonised_variable": "aware", "variable_role": "answer", "rule": "recode a|b"}
+
+    def sourced(column: str, wave: str, variable: str, file: str, sha: str) -> dict:
+        where = {"source_variable": variable, "source_file": file, "source_sha256": sha}
+        return cell | answer | where | {"indicator_id": "R01", "column_name": column, "wave": wave}
+
+    region = {"row_label": "Rīga", "harmonised_variable": "region", "variable_role": "domain"}
     rows = [
         cell | {"row_label": "Aware", "indicator_id": "R01", "column_name": "Kods / Code"},
-        cell
-        | source
-        | {
-            "indicator_id": "R01",
-            "column_name": "2017",
-            "wave": "w1",
-            "source_variable": "q1",
-            "source_file": "a.sav",
-            "source_sha256": "ab",
-        },
-        cell
-        | source
-        | {
-            "indicator_id": "R01",
-            "column_name": "2023",
-            "wave": "w2",
-            "source_variable": "A1",
-            "source_file": "b.csv",
-            "source_sha256": "cd",
-        },
-        cell
-        | source
-        | {
-            "indicator_id": "R01",
-            "column_name": "Δ",
-            "wave": "w1",
-            "source_variable": "q1",
-            "source_file": "a.sav",
-            "source_sha256": "ab",
-        },
-        cell
-        | source
-        | {
-            "indicator_id": "R01",
-            "column_name": "2017",
-            "wave": "w1",
-            "source_variable": "q1",
-            "source_file": "a.sav",
-            "source_sha256": "ab",
-        },
-        cell
-        | {
-            "row_label": "Rīga",
-            "column_name": "n",
-            "wave": "w1",
-            "rule": float("nan"),
-            "harmonised_variable": "region",
-            "variable_role": "domain",
-        },
-        cell
-        | {
-            "row_label": "Rīga",
-            "column_name": "share",
-            "wave": "w1",
-            "rule": None,
-            "harmonised_variable": "region",
-            "variable_role": "domain",
-        },
+        sourced("2017", "w1", "q1", "a.sav", "ab"),
+        sourced("2023", "w2", "A1", "b.csv", "cd"),
+        sourced("Δ", "w1", "q1", "a.sav", "ab"),
+        sourced("2017", "w1", "q1", "a.sav", "ab"),
+        cell | region | {"column_name": "n", "wave": "w1", "rule": float("nan")},
+        cell | region | {"column_name": "share", "wave": "w1", "rule": None},
     ]
     shown = cell_lineage.lineage_markdown(pd.DataFrame(rows, columns=cell_lineage.COLUMNS))
     assert shown.splitlines()[2:] == [

@@ -17,7 +17,7 @@ import duckdb
 from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.defs.resources import GreatExpectations
 from sdpipeline.reference import ReferenceData
-from sdpipeline.validation import audit, gx_runner
+from sdpipeline.validation import audit, gx_runner, gx_worker
 from sdpipeline.validation.expectations import (
     ERROR,
     distribution_profile,
@@ -119,6 +119,30 @@ def _result(
     )
 
 
+def _finishing(
+    check_name: str,
+    checking: gx_worker.Pending,
+    audit_context: audit.CheckContext,
+    metadata: dict,
+    spent: float,
+) -> Callable[[duckdb.DuckDBPyConnection], dg.AssetCheckResult]:
+    """What the step calls last: waits for the suites sent (``checking``) and records their
+    outcomes; the check's ``seconds`` add the wait to the ``spent`` sending them."""
+
+    def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+        started = time.perf_counter()
+        return _result(
+            check_name,
+            checking.result(),
+            connection,
+            audit_context,
+            metadata,
+            spent + time.perf_counter() - started,
+        )
+
+    return finish
+
+
 def start_dataset_contract(
     connection: duckdb.DuckDBPyConnection,
     schema: str,
@@ -151,20 +175,13 @@ def start_dataset_contract(
     checking = gx.start_suites(
         [(table_checks, columns), (distribution_suite(codebook, suite), profile)], audit_context
     )
-    spent = time.perf_counter() - started
-
-    def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
-        started = time.perf_counter()
-        return _result(
-            DATASET_CONTRACT,
-            checking.result(),
-            connection,
-            audit_context,
-            {"file_sha256": audit_context.file_sha256 or ""},
-            spent + time.perf_counter() - started,
-        )
-
-    return finish
+    return _finishing(
+        DATASET_CONTRACT,
+        checking,
+        audit_context,
+        {"file_sha256": audit_context.file_sha256 or ""},
+        time.perf_counter() - started,
+    )
 
 
 def start_harmonised_contract(
@@ -197,17 +214,10 @@ def start_harmonised_contract(
     checking = gx.start_suites(
         harmonised_suites(instrument, waves, coverage, totals), audit_context
     )
-    spent = time.perf_counter() - started
-
-    def finish(connection: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
-        started = time.perf_counter()
-        return _result(
-            HARMONISED_CONTRACT,
-            checking.result(),
-            connection,
-            audit_context,
-            {"weight_totals": dg.MetadataValue.json(totals)},
-            spent + time.perf_counter() - started,
-        )
-
-    return finish
+    return _finishing(
+        HARMONISED_CONTRACT,
+        checking,
+        audit_context,
+        {"weight_totals": dg.MetadataValue.json(totals)},
+        time.perf_counter() - started,
+    )
