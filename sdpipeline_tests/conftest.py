@@ -9,7 +9,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import pytest
@@ -21,6 +24,14 @@ from sdpipeline.definitions import build_definitions
 from sdpipeline.defs.resources import GreatExpectations, warehouse_resource
 
 SHIPPED_RAW = settings.REPO_ROOT / "data" / "raw"
+
+# How long a command may run before the test calls it hung. A safety net, not a speed test:
+# CI once ran on a machine five times slower than usual, where a whole sample run took minutes.
+HUNG_SECONDS = 1800
+# How long a run may log nothing before a test waiting on it calls it stuck.
+STALLED_SECONDS = 300
+
+T = TypeVar("T")
 SHIPPED_FILES = [
     pytest.param(instrument.name, wave, id=f"{instrument.name}-{wave}")
     for instrument in default_codebook().instruments.values()
@@ -105,7 +116,9 @@ def cli_env(folder: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def sdpipeline(folder: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def sdpipeline(
+    folder: Path, *args: str, timeout: int = HUNG_SECONDS
+) -> subprocess.CompletedProcess:
     """``sdpipeline ARGS`` as a user runs it, on ``folder``."""
     return subprocess.run(
         [sys.executable, "-m", "sdpipeline", *args],
@@ -166,6 +179,36 @@ def materialize(
         instance=instance,
         raise_on_error=False,
     )
+
+
+def wait_while_progressing(
+    done: Callable[[], T | None],
+    progress: Callable[[], object],
+    explain: Callable[[], str],
+    stalled_after: float = STALLED_SECONDS,
+    poll: float = 1.0,
+) -> T:
+    """What ``done`` returns once it returns something other than None, polled every ``poll``
+    seconds.
+    Fails only when ``progress`` has stood still for ``stalled_after`` seconds: a test waiting
+    on a real run must tell a stuck run from a slow machine, and fixed deadlines failed CI on
+    a machine where every step still went on, only five times slower."""
+    seen, since = progress(), time.monotonic()
+    while (result := done()) is None:
+        now = progress()
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since > stalled_after:
+            pytest.fail(f"nothing happened in {stalled_after:.0f} s\n{explain()}")
+        time.sleep(poll)
+    return result
+
+
+def logged_events(home: Path, run_ids: Iterable[str]) -> int:
+    """How many events the runs have logged in the Dagster instance at ``home``: the progress
+    of runs that another process executes."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return sum(len(instance.all_logs(run_id)) for run_id in run_ids)
 
 
 def stop_session(process: subprocess.Popen, seconds: int = 30) -> None:

@@ -13,7 +13,7 @@ import dagster as dg
 from sdpipeline import settings
 from sdpipeline.ingest import sha256_of
 
-from .conftest import cli_env, clone, stop_session
+from .conftest import cli_env, clone, logged_events, stop_session, wait_while_progressing
 from .state_checks import LEADERS_2017, published, set_first_answer, status_as_the_ui
 
 
@@ -51,17 +51,24 @@ def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
         start_new_session=True,
     )
     path = folder / "raw" / LEADERS_2017
+
+    def daemon_log() -> str:
+        return (tmp_path / "daemon.log").read_text()[-3000:]
+
     try:
         for count, value in enumerate(("11", "22", "33"), start=1):
             set_first_answer(path, "q_pabalsti_pct", value)
-            deadline = time.monotonic() + 420
-            while True:
+
+            def finished(count: int = count) -> list[dg.DagsterRun] | None:
+                assert daemon.poll() is None, daemon_log()
                 runs = _automation_runs(home)
-                if len(runs) == count and runs[-1].is_finished:
-                    break
-                assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
-                time.sleep(1)
+                return runs if len(runs) == count and runs[-1].is_finished else None
+
+            wait_while_progressing(
+                finished,
+                lambda: logged_events(home, [r.run_id for r in _automation_runs(home)]),
+                daemon_log,
+            )
             time.sleep(4 * interval)  # a few more ticks: no second run for the same content
             runs = _automation_runs(home)
             assert len(runs) == count, [r.run_id for r in runs]

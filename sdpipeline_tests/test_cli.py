@@ -13,7 +13,7 @@ import pytest
 
 from sdpipeline import settings
 
-from .conftest import SHIPPED_RAW
+from .conftest import HUNG_SECONDS, SHIPPED_RAW
 from .test_bad_input import lay_over
 
 CLI = [sys.executable, "-m", "sdpipeline"]
@@ -28,7 +28,12 @@ def _run(args, env_dir: Path, raw: Path | None = None):
     if raw is not None:
         env["SDPIPELINE_RAW_DIR"] = str(raw)
     return subprocess.run(
-        CLI + args, env=env, capture_output=True, text=True, timeout=300, cwd=settings.REPO_ROOT
+        CLI + args,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HUNG_SECONDS,
+        cwd=settings.REPO_ROOT,
     )
 
 

@@ -20,6 +20,8 @@ from sdpipeline import settings
 from sdpipeline.definitions import defs
 from sdpipeline.defs import keys, policy
 
+from .conftest import HUNG_SECONDS
+
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
 
 
@@ -190,7 +192,7 @@ def _dagster_tool(command: list[str], tmp_path: Path) -> subprocess.CompletedPro
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=HUNG_SECONDS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -245,7 +247,7 @@ def test_loading_the_definitions_leaves_the_steps_libraries_to_the_steps():
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=HUNG_SECONDS
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", result.stdout

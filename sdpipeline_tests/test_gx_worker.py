@@ -147,7 +147,7 @@ def test_a_run_takes_the_process_s_worker_and_a_dead_one_is_replaced(isolated):
     os.kill(first.pid, signal.SIGKILL)
     # dead once it can be reaped: a process's first thread shows as a zombie while the others
     # are still ending, and on a loaded machine that can take a while
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while first.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not first.alive()
@@ -164,7 +164,7 @@ def test_the_worker_is_let_go_once_the_run_has_published_its_data_docs(isolated)
         first = running._running()
         _outcomes(running, _suite(), _frame(), "run-p")
         assert running.publish_data_docs("run-p").exists()
-        deadline = time.monotonic() + 10  # it ends by itself once its pipe is closed
+        deadline = time.monotonic() + 60  # it ends by itself once its pipe is closed
         while first.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not first.alive()

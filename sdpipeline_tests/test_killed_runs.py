@@ -19,7 +19,7 @@ import pandas as pd
 
 from sdpipeline import report_export, settings
 
-from .conftest import cli_env, clone, sdpipeline
+from .conftest import cli_env, clone, sdpipeline, wait_while_progressing
 from .state_checks import (
     LEADERS_2017,
     REPORT_TABLES,
@@ -47,10 +47,12 @@ def _refresh_killed_at(folder: Path, moment: Callable[[str], bool], staging: boo
     log = []
     if staging:
         threading.Thread(target=lambda: log.extend(process.stdout), daemon=True).start()
-        deadline = time.monotonic() + 300
-        while not any(".partial-" in p.name for p in store.iterdir()):
-            assert process.poll() is None and time.monotonic() < deadline, "".join(log)
-            time.sleep(0.01)
+
+        def staging_seen() -> bool | None:
+            assert process.poll() is None, "".join(log)
+            return any(".partial-" in p.name for p in store.iterdir()) or None
+
+        wait_while_progressing(staging_seen, lambda: len(log), lambda: "".join(log), poll=0.01)
         process.send_signal(signal.SIGKILL)
     else:
         for line in process.stdout:

@@ -16,7 +16,7 @@ from sdpipeline import settings
 from sdpipeline.benchmark import CHANGED_FILE, change_one_answer
 from sdpipeline.definitions import build_definitions
 
-from .conftest import clone, sdpipeline
+from .conftest import HUNG_SECONDS, clone, sdpipeline
 
 
 def test_schedules_sensors_and_jobs_are_defined_and_off_by_default():
@@ -57,7 +57,7 @@ def test_concurrent_runs_queue_on_the_warehouse_instead_of_failing(pipeline_run,
         )
         for _ in range(2)
     ]
-    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    outputs = [run.communicate(timeout=HUNG_SECONDS)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert all("job reports_only succeeded" in out for out in outputs)
     assert not any("lock" in out.lower() and "error" in out.lower() for out in outputs)
@@ -79,7 +79,7 @@ def test_jobs_run_from_the_command_line(job, pipeline_run, tmp_path):
         cwd=settings.REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HUNG_SECONDS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "var" / "reports" / "tables" / "report.html").exists()

@@ -31,7 +31,7 @@ from sdpipeline.ingest import sha256_of
 from sdpipeline.reference import ReferenceDataError, check_waves
 
 from . import third_wave as tw
-from .conftest import SHIPPED_RAW
+from .conftest import HUNG_SECONDS, SHIPPED_RAW
 
 CLI = [sys.executable, "-m", "sdpipeline"]
 PROJECT = "ex_ante_2017_ex_post_2023"
@@ -56,7 +56,7 @@ def _env(folder: Path) -> dict[str, str]:
     }
 
 
-def _cli(folder: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def _cli(folder: Path, *args: str, timeout: int = HUNG_SECONDS) -> subprocess.CompletedProcess:
     return subprocess.run(
         CLI + list(args),
         env=_env(folder),
@@ -260,7 +260,7 @@ def test_a_wave_without_its_population_stops_before_any_step(follow_up):
         env=_env(folder),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HUNG_SECONDS,
         cwd=settings.REPO_ROOT,
     )
     assert validate.returncode != 0 and expected in validate.stdout + validate.stderr
