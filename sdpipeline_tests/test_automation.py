@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +24,27 @@ def _automation_runs(home: Path) -> list[dg.DagsterRun]:
                 dg.RunsFilter(tags={"sdpipeline/trigger": "automation"}), ascending=True
             )
         ]
+
+
+# What the daemon logs as each sensor's tick starts or ends: the file sensor's, and the
+# automation condition sensor's
+TICKS = ("Checking for new runs for sensor: delivery_files", "Finished auto-materialization tick")
+
+
+def _ticks(log: Path) -> tuple[int, ...]:
+    text = log.read_text()
+    return tuple(text.count(tick) for tick in TICKS)
+
+
+def _three_more_ticks(log: Path) -> None:
+    """Wait until each sensor has logged three more ticks than it had (a slow machine's
+    ticks are further apart than their interval)."""
+    ended = _ticks(log)
+    wait_while_progressing(
+        lambda: all(n >= e + 3 for n, e in zip(_ticks(log), ended, strict=True)) or None,
+        lambda: _ticks(log),
+        lambda: log.read_text()[-3000:],
+    )
 
 
 def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
@@ -69,7 +89,7 @@ def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
                 lambda: logged_events(home, [r.run_id for r in _automation_runs(home)]),
                 daemon_log,
             )
-            time.sleep(4 * interval)  # a few more ticks: no second run for the same content
+            _three_more_ticks(tmp_path / "daemon.log")  # no second run for the same content
             runs = _automation_runs(home)
             assert len(runs) == count, [r.run_id for r in runs]
             run = runs[-1]
