@@ -32,6 +32,7 @@ HUNG_SECONDS = 1800
 STALLED_SECONDS = 300
 
 T = TypeVar("T")
+
 SHIPPED_FILES = [
     pytest.param(instrument.name, wave, id=f"{instrument.name}-{wave}")
     for instrument in default_codebook().instruments.values()
@@ -189,10 +190,9 @@ def wait_while_progressing(
     poll: float = 1.0,
 ) -> T:
     """What ``done`` returns once it returns something other than None, polled every ``poll``
-    seconds.
-    Fails only when ``progress`` has stood still for ``stalled_after`` seconds: a test waiting
-    on a real run must tell a stuck run from a slow machine, and fixed deadlines failed CI on
-    a machine where every step still went on, only five times slower."""
+    seconds. Fails only when ``progress`` has stood still for ``stalled_after`` seconds: a test
+    waiting on a real run must tell a stuck run from a slow machine, and fixed deadlines failed
+    CI on a machine where every step still went on, only five times slower."""
     seen, since = progress(), time.monotonic()
     while (result := done()) is None:
         now = progress()
