@@ -16,11 +16,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 
 from sdpipeline import report_export, settings
 
 from .conftest import cli_env, clone, sdpipeline, wait_while_progressing
 from .state_checks import (
+    HEADS_2023,
     LEADERS_2017,
     REPORT_TABLES,
     assert_same_report,
@@ -156,3 +158,56 @@ def test_killed_refreshes_are_finished_and_the_report_is_never_mixed(
     statuses = [r.status for r in killed]
     assert statuses.count(dg.DagsterRunStatus.FAILURE) == 4, statuses
     assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 1, statuses
+
+
+def _checked_in(folder: Path, key: dg.AssetKey) -> tuple[str, bool]:
+    """The run that built ``key``'s current table, and whether its checks reported in it."""
+    with dg.DagsterInstance.from_config(str(folder / "var" / "dagster_home")) as instance:
+        built = instance.get_latest_materialization_event(key)
+        assert built is not None
+        evaluations = instance.all_logs(
+            built.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    mine = [e for e in evaluations if e.dagster_event.asset_key == key]
+    return built.run_id, bool(mine)
+
+
+def test_a_table_its_checks_never_reported_on_is_not_current(cli_pipeline, tmp_path):
+    """A step records its table a moment before its blocking checks report. A run killed in
+    that moment leaves a table that no contract has passed, FRESH in Dagster's terms: here 20
+    heads of service, fewer than the design's minimum of 30. It must stay behind, and the next
+    refresh must check it, fail, and publish nothing built on it."""
+    folder = clone(cli_pipeline, tmp_path)
+    before = published(folder)
+    path = folder / "raw" / HEADS_2023
+    lines = path.read_bytes().split(b"\r\n")
+    path.write_bytes(b"\r\n".join(lines[:21]) + b"\r\n")
+    key = dg.AssetKey(["validated", "heads_2023"])
+
+    def recorded(line: str) -> bool:
+        return " - validated__heads_2023 - ASSET_MATERIALIZATION - " in line
+
+    for _ in range(5):  # the moment is some tens of milliseconds; a kill can come too late
+        _refresh_killed_at(folder, recorded)
+        run_id, checked = _checked_in(folder, key)
+        if not checked:
+            break
+    else:
+        pytest.fail("five kills all came after the checks had reported")
+
+    code, report = status(folder)
+    assert code == 1
+    heads = next(a for a in report["assets"] if a["asset"] == "validated/heads_2023")
+    assert heads["dagster_status"] == "FRESH" and heads["behind"], heads
+    assert any(
+        f"has given no result on the table built in run {run_id[:8]}" in reason
+        for reason in heads["reasons"]
+    ), heads
+    behind = {a["asset"] for a in report["assets"] if a["behind"]}
+    assert {"harmonised/heads", "report/exports"} <= behind, behind
+    for _ in range(2):
+        failed = sdpipeline(folder, "refresh")
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "the design's minimum is 30 respondents; observed: 20" in failed.stdout
+        assert "nothing changed" not in failed.stdout
+    assert_same_report(published(folder), before)

@@ -6,11 +6,20 @@ is fixed; ``sdpipeline status`` gives the same answer as the UI throughout. (A k
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import sdpipeline as sdpipeline_package
+from sdpipeline import settings
 from sdpipeline.ingest import sha256_of
 
-from .conftest import clone, sdpipeline
+from .conftest import HUNG_SECONDS, cli_env, clone, sdpipeline
 from .state_checks import (
     HEADS_2023,
+    assert_same_report,
     published,
     set_first_answer,
     shutil_copy,
@@ -111,3 +120,71 @@ def test_a_failed_blocking_check_fails_every_refresh_naming_its_reason(
     assert sdpipeline(folder, "refresh").returncode == 0
     code, report = status_as_the_ui(folder, monkeypatch)
     assert code == 0, report
+
+
+def test_a_changed_file_the_code_reads_is_a_new_code_version(cli_pipeline, tmp_path):
+    """The package's code is more than its Python: the report's style sheet is read as code, so
+    a changed rule must rebuild what it builds, as a changed line of Python does. The package
+    is run from a copy, its style sheet edited; its Python caches do not count."""
+    folder = clone(cli_pipeline, tmp_path / "project")
+    package = tmp_path / "code" / "sdpipeline"
+    shutil.copytree(
+        Path(sdpipeline_package.__file__).parent,
+        package,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(settings.REPO_ROOT / "pyproject.toml", package.parent)  # Dagster's project file
+
+    def status_of(copy: Path) -> tuple[int, dict]:
+        result = subprocess.run(
+            [sys.executable, "-m", "sdpipeline", "status", "--json"],
+            env={
+                **cli_env(folder),
+                "PYTHONPATH": str(copy),
+                "SDPIPELINE_DATA_DIR": str(settings.REPO_ROOT / "data"),
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=HUNG_SECONDS,
+        )
+        assert result.returncode in (0, 1), result.stdout + result.stderr
+        return result.returncode, json.loads(result.stdout)
+
+    code, report = status_of(package.parent)
+    assert code == 0, report  # the copy, with the caches its run wrote, is the same code
+    with (package / "report_assets" / "report.css").open("a", encoding="utf-8") as css:
+        css.write("\ntable { border-collapse: separate; }\n")
+    code, report = status_of(package.parent)
+    assert code == 1
+    exports = states(report)["report/exports"]
+    assert exports["behind"] and "has a new code version" in exports["reasons"], exports
+
+
+def test_a_declared_file_that_is_not_there_fails_the_run(cli_pipeline, tmp_path):
+    """A wave's folder, or one file of it, missing from the delivery: every file the codebook
+    declares is read or the run fails, naming each missing file, and the published report and
+    tables stay as they were. (It once skipped what reads the file and called the run a
+    success.)"""
+    folder = clone(cli_pipeline, tmp_path)
+    before = published(folder)
+    wave = folder / "raw" / "ex_post_2023"
+    shutil.move(wave, tmp_path / "away")
+    for command in ("run", "refresh"):
+        failed = sdpipeline(folder, command)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "succeeded" not in failed.stdout and "Traceback" not in failed.stdout
+        named = [
+            line
+            for line in failed.stdout.splitlines()
+            if "is not there" in line or "is not delivered" in line
+        ]
+        for name in ("iedzivotaji_2023.csv", "klienti_2023.xlsx", "specialisti_2023.sav"):
+            assert any(name in line for line in named), (command, failed.stdout)
+    assert_same_report(published(folder), before)
+    shutil.move(tmp_path / "away", wave)
+    (wave / "klienti_2023.xlsx").unlink()
+    failed = sdpipeline(folder, "run")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "1 declared file(s) not delivered: delivery/clients_2023: " in failed.stdout
+    assert_same_report(published(folder), before)

@@ -13,6 +13,9 @@ with the delivery?", for two reasons this module adds:
   behind too;
 - a table whose blocking check failed (too few respondents, say) was written and is FRESH, but
   nothing after it was built from it, and it must not be: it is behind until a run passes it.
+  So is a table whose blocking checks never gave a result on it: a step records its table a
+  moment before its checks report, and a run killed in between leaves a FRESH table that no
+  contract has passed.
 
 A delivered or reference file that is not on disk is behind as well.
 """
@@ -24,8 +27,13 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.event_api import EventLogRecord
 from dagster._core.loader import LoadingContext
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import (
+    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 
 from sdpipeline.defs import keys
 from sdpipeline.defs.observation import FileVersion
@@ -56,7 +64,7 @@ class AssetState:
     causes: list[str] = field(default_factory=list)
     """Dagster's stale causes (and a file missing on disk)."""
     failed_checks: list[str] = field(default_factory=list)
-    """Blocking checks that failed on the asset's current table."""
+    """Blocking checks that failed on the asset's current table, or never gave it a result."""
     waits_on: list[dg.AssetKey] = field(default_factory=list)
     """Assets upstream that are behind, nearest first."""
     last_failure: str | None = None
@@ -104,32 +112,60 @@ def _cause(cause) -> str:
 
 
 def _latest_blocking_checks(instance: dg.DagsterInstance, graph) -> dict:
-    """The latest execution of every blocking check, by check key (one query)."""
+    """The latest execution of every blocking check, by check key, None for a check never
+    executed (one query)."""
     check_keys = [k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking]
     if not check_keys:
         return {}
-    return instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    return {k: latest.get(k) for k in check_keys}
 
 
 def _failed_blocking_checks(
-    latest: dict, key: dg.AssetKey, materialised_in: str | None
+    instance: dg.DagsterInstance, latest: dict, key: dg.AssetKey, built: EventLogRecord | None
 ) -> list[str]:
-    """Blocking checks of ``key`` whose latest execution failed with ERROR on the table built in
-    run ``materialised_in`` (the asset's current one)."""
-    if materialised_in is None:
+    """Blocking checks of ``key`` that did not pass the table built by ``built`` (the asset's
+    current materialisation): failed with ERROR on it, or gave it no result at all (the run
+    was killed between the table and its checks, or the checks were left out of the run).
+    Dagster's own ``latest`` execution is used when it evaluated that table; otherwise the
+    latest one that finished is looked up, as an execution still planned (or never finished)
+    says nothing about any table."""
+    if built is None:
         return []
     failed = []
     mine = {k: r for k, r in latest.items() if k.asset_key == key}
     for check_key, record in sorted(mine.items(), key=lambda item: item[0].name):
-        if record.status != AssetCheckExecutionRecordStatus.FAILED or record.event is None:
+        if not _evaluated(record, built):
+            finished = instance.event_log_storage.get_asset_check_execution_history(
+                check_key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+            )
+            record = finished[0] if finished else None
+        if record is None or not _evaluated(record, built):
+            failed.append(
+                f"blocking check {check_key.name} has given no result on the table built in run "
+                f"{built.run_id[:8]} (the run stopped before the check, or ran without it)"
+            )
+            continue
+        if record.status != AssetCheckExecutionRecordStatus.FAILED:
             continue
         evaluation = record.event.dagster_event.asset_check_evaluation_data
-        if evaluation.severity == dg.AssetCheckSeverity.ERROR and record.run_id == materialised_in:
+        if evaluation.severity == dg.AssetCheckSeverity.ERROR:
             failed.append(
                 f"blocking check {check_key.name} failed in run {record.run_id[:8]}: "
                 f"{evaluation.description or 'see the check in the UI'}"
             )
     return failed
+
+
+def _evaluated(record: AssetCheckExecutionRecord | None, built: EventLogRecord) -> bool:
+    """Whether ``record`` is a finished evaluation of the table ``built`` made: in the same run,
+    or, run on its own later, aimed at that materialisation."""
+    if record is None or record.status not in COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES:
+        return False
+    if record.run_id == built.run_id:
+        return True
+    target = record.event.dagster_event.asset_check_evaluation_data.target_materialization_data
+    return target is not None and target.storage_id == built.storage_id
 
 
 def _when(timestamp: float) -> str:
@@ -160,12 +196,12 @@ def resolve(
             causes.append(missing_files[key])
             status = StaleStatus.MISSING
         entry = records.get(key)
-        latest = entry.last_materialization if entry else None
+        latest = entry.last_materialization_record if entry else None
         state = AssetState(
             key,
             status.value,
             causes,
-            _failed_blocking_checks(checks, key, latest.run_id if latest else None),
+            _failed_blocking_checks(instance, checks, key, latest),
         )
         # the last run that planned to build it (SQLite storage keeps only ``last_run_id``)
         attempt = (

@@ -86,22 +86,31 @@ def _metadata(version: FileVersion) -> dict[str, object]:
 def observable_files(
     specs: list[dg.AssetSpec], codebook: Codebook, name: str
 ) -> dg.AssetsDefinition:
-    """One observation step for ``specs`` (files of ``file_paths``); a file that is not there
-    is not observed, and the asset that reads it fails saying so."""
+    """One observation step for ``specs`` (files of ``file_paths``). A file the codebook
+    declares that is not there fails the step, naming it, once the others are observed: the
+    run stops before anything is built, rather than leaving out what reads the file and
+    calling the run a success."""
 
     @dg.multi_observable_source_asset(specs=specs, can_subset=True, name=name)
     def _observe(context: dg.AssetExecutionContext) -> Iterator[dg.ObserveResult]:
         paths = file_paths(codebook)
+        missing = []
         for key in sorted(context.selected_asset_keys):
             path = paths[key]
             if not path.is_file():
-                context.log.warning(f"{key.to_user_string()}: {path} is not there")
+                missing.append(f"{key.to_user_string()}: {path} is not there")
                 continue
             version = FileVersion(key, path, sha256_of(path))
             yield dg.ObserveResult(
                 asset_key=key,
                 data_version=dg.DataVersion(version.sha256),
                 metadata=_metadata(version),
+            )
+        if missing:
+            raise dg.Failure(
+                description=f"{len(missing)} declared file(s) not delivered: "
+                + "; ".join(missing)
+                + " (the codebook names them; deliver them, or take them out of the codebook)"
             )
 
     return _observe

@@ -4,13 +4,15 @@ condition (``with_policy``, which every layer's definitions apply).
 
 **Code versions.** Dagster calls an asset stale ("has a new code version") when the version it
 was built with differs from the one defined now. A version is the fingerprint of what the
-asset's own code reads: the package's source (any change to the Python code rebuilds what it
-builds) and the part of the codebook and catalogue the asset depends on, as parsed, so that a
+asset's own code reads: the package's files (any change to its Python code, or to a file it
+reads as code such as the report's style sheet, rebuilds what it builds) and the part of the codebook and catalogue the asset depends on, as parsed, so that a
 comment or a reformatted YAML file rebuilds nothing:
 
 - a raw, validated or harmonised table: its instrument's definition (files, variables, scales,
   rules, weighting) and the study's waves, missing categories and thresholds. Editing the
-  residents' instrument file rebuilds the residents' tables and what follows, not the clients';
+  residents' instrument file rebuilds the residents' raw and validated tables, not the
+  clients'; every harmonised table reads ``reference/recodes``, made from the whole codebook,
+  so from there on all are rebuilt;
 - a reference table: the study's part; one made from the codebook itself (tagged
   ``CODEBOOK_TAG``, such as ``reference/recodes``): the whole codebook;
 - indicators and report tables: the whole codebook and the indicator catalogue;
@@ -67,10 +69,14 @@ def _digest(*parts: object) -> str:
 
 @cache
 def package_fingerprint() -> str:
-    """The package's Python source: a changed line of code is a new code version."""
+    """Every file of the package, its Python source and the files it reads as code (the
+    report's style sheet and fonts, the Data Docs' scripts): a changed line of either is a new
+    code version. Python's own caches are left out."""
     root = Path(sdpipeline.__file__).parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
