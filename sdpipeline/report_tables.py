@@ -436,6 +436,7 @@ def specialists_time_use(
         rows.append(row)
     frame = pd.DataFrame(rows)
     for wave in waves:
+        frame = _hide_complement(frame, wave, year_column(codebook, wave, " (%)"), catalogue)
         frame = _protect(frame, [wave], [year_column(codebook, wave, " (%)")], catalogue)
     for comparison in codebook.comparisons.values():
         suffix = tag(comparison, codebook)
@@ -444,6 +445,23 @@ def specialists_time_use(
             waves_compared = [comparison.before, comparison.after]
             frame = _protect(frame, waves_compared, [change, header(CI, suffix)], catalogue)
     return frame.drop(columns=[f"_n {wave}" for wave in waves])
+
+
+def _hide_complement(
+    frame: pd.DataFrame, wave: str, column: str, catalogue: Catalogue
+) -> pd.DataFrame:
+    """Secondary suppression for parts of a whole: a wave's time shares add up to 100, so one
+    hidden share is 100 less the others, and its change is minus the sum of theirs. When
+    exactly one share of ``wave`` is hidden, the smallest of the others is hidden with it (its
+    level, and every change it enters); the two then give back only their sum."""
+    counts = frame[f"_n {wave}"]
+    hidden = counts < catalogue.suppress_below
+    others = frame.loc[~hidden, column].dropna()
+    if hidden.sum() != 1 or others.empty:
+        return frame
+    frame = frame.copy()
+    frame.loc[others.idxmin(), f"_n {wave}"] = 0
+    return frame
 
 
 def _protect(

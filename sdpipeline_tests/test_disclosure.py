@@ -393,6 +393,28 @@ def test_published_time_use_means_pass_the_threshold_and_dominance_rules(pipelin
     assert checked == len(variables) * len(codebook.waves)
 
 
+def test_one_hidden_time_share_does_not_come_back_from_the_others(pipeline_run, codebook):
+    """The four time shares add up to 100: a share hidden by the dominance rule would be 100
+    less the other three, and its change minus the sum of theirs. Two specialists planted to
+    dominate the "other tasks" share of 2017 (60 points each, the rest 0): another share of
+    2017 is hidden with it, so no wave and no change shows exactly one hidden share."""
+    _, warehouse, _ = pipeline_run
+    catalogue = default_catalogue()
+    specialists = attacker.harmonised(warehouse, codebook)[0]["specialists"]
+    direct, *_, other = catalogue.groups["time_use"]
+    rows = specialists.index[(specialists["wave"] == "ex_ante_2017") & specialists[other].notna()]
+    specialists.loc[rows, direct] += specialists.loc[rows, other]
+    specialists.loc[rows, other] = 0.0
+    specialists.loc[rows[:2], other] = 60.0
+    table = report_tables.specialists_time_use(specialists, catalogue, codebook)
+    column = report_tables.year_column(codebook, "ex_ante_2017", " (%)")
+    assert pd.isna(table.loc[len(table) - 1, column])  # "other tasks": dominated
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    for name in numeric:
+        assert table[name].isna().sum() != 1, (name, table[name].tolist())
+    assert table[column].isna().sum() == 2
+
+
 def test_a_hidden_national_figure_is_hidden_wherever_the_same_share_is_published(
     pipeline_run, codebook
 ):
