@@ -83,20 +83,23 @@ def check_value_labels(raw: RawFile, instrument: Instrument, wave_id: str) -> No
         delivered = labels.get(normalise_name(source.variable))
         if source.scale is None or not delivered:
             continue
-        for code, label in sorted(delivered.items()):
-            expected = source.scale.labels.get(int(code)) if float(code).is_integer() else None
-            if expected is None and float(code) in source.missing_codes:
+        for code, label in sorted(delivered.items(), key=lambda item: str(item[0])):
+            number = _as_number(code)  # a string variable's codes are text: '1', or 'a'
+            whole = number is not None and number.is_integer()
+            expected = source.scale.labels.get(int(number)) if whole else None
+            if expected is None and number is not None and number in source.missing_codes:
                 continue
+            shown = f"{number:g}" if number is not None else repr(code)
             if expected is None:
-                problem = f"code {code:g} is labelled {label!r} but the codebook has no such code"
+                problem = f"code {shown} is labelled {label!r} but the codebook has no such code"
             elif normalise_name(label) != normalise_name(expected):
                 problem = (
-                    f"code {code:g} is labelled {label!r} in the file but {expected!r} in the "
+                    f"code {shown} is labelled {label!r} in the file but {expected!r} in the "
                     f"codebook (scale {source.scale.name})"
                 )
             else:
                 continue
-            held = _rows_holding(raw, source.variable, code)
+            held = _rows_holding(raw, source.variable, code if number is None else number)
             raise DeliveryError(
                 raw.path,
                 f"{problem}: the value labels differ from the codebook, so the codes cannot be "
@@ -105,13 +108,25 @@ def check_value_labels(raw: RawFile, instrument: Instrument, wave_id: str) -> No
             )
 
 
-def _rows_holding(raw: RawFile, column: str, code: float) -> str:
+def _as_number(code: str | float) -> float | None:
+    try:
+        return float(code)
+    except (TypeError, ValueError):
+        return None
+
+
+def _rows_holding(raw: RawFile, column: str, code: float | str) -> str:
     """Which rows of the file hold ``code`` in ``column``: where the mislabelled answers are."""
     names = {normalise_name(c): c for c in raw.frame.columns}
     cells = raw.frame.get(names.get(normalise_name(column)))
     if cells is None:
         return "no row holds it"
-    held = raw.row_numbers[(pd.to_numeric(cells, errors="coerce") == code).to_numpy()]
+    found = (
+        cells.astype(str).str.strip() == code
+        if isinstance(code, str)
+        else (pd.to_numeric(cells, errors="coerce") == code)
+    )
+    held = raw.row_numbers[found.to_numpy()]
     if held.empty:
         return "no row holds it"
     first = ", ".join(str(int(r)) for r in held.head(5))

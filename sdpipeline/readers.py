@@ -277,20 +277,31 @@ def _parse_csv(
     reads them: a column of numbers in the file's decimal mark as numbers, ``text_positions``
     (``None``: every column) as text, blanks missing. Indexed by line number in the file,
     columns named as the header spells them (``only``: just those)."""
+    options = {
+        "encoding": "utf-8",
+        "sep": delimiter,
+        "usecols": only,
+        "dtype": str if text_positions is None else {i: str for i in text_positions},
+        "keep_default_na": False,
+        "na_values": [""],
+        "decimal": decimal,
+        "skip_blank_lines": False,
+    }
     try:
-        frame = pd.read_csv(
-            io.BytesIO(content),
-            encoding="utf-8",
-            sep=delimiter,
-            header=0,
-            usecols=only,
-            dtype=str if text_positions is None else {i: str for i in text_positions},
-            keep_default_na=False,
-            na_values=[""],
-            decimal=decimal,
-            skip_blank_lines=False,
-            skiprows=header,
-        )
+        frame = pd.read_csv(io.BytesIO(content), header=0, skiprows=header, **options)
+        if not isinstance(frame.index, pd.RangeIndex):
+            # The lines below the header have a field more than it (a delimiter at the end of
+            # each): pandas took the first column for an index. Read as a column without a
+            # name, which ``_without_empty`` drops if it is empty and refuses if not.
+            fields = [*fields, ""]
+            frame = pd.read_csv(
+                io.BytesIO(content),
+                header=None,
+                skiprows=header + 1,
+                names=list(range(len(fields))),
+                index_col=False,
+                **options,
+            )
     except (pd.errors.ParserError, csv.Error) as error:
         raise DeliveryError(
             path, f"not a well-formed {delimiter!r}-separated file: {error}"
@@ -585,6 +596,8 @@ def _cell(value: object) -> object:
     dates as timestamps, empty cells as missing."""
     if value == "":
         return None
+    if isinstance(value, bool):  # Excel's TRUE and FALSE, as Excel shows them: not a code
+        return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dt.date):
@@ -619,6 +632,8 @@ def _cell_name(row: int, column: int) -> str:
 def _as_text(value: object) -> str | None:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, pd.Timestamp):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 
+import openpyxl
 import pandas as pd
+import pyreadstat
 import pytest
 
 from sdpipeline.codebook import FileSpec, default_codebook
@@ -242,3 +244,78 @@ def test_a_mislabelled_code_names_the_rows_that_hold_it(tmp_path):
         load_raw(codebook.instruments["specialists"], "ex_post_2023", codebook, path)
     assert "column 'JOB_SAT': code 6 is labelled 'Nav skaidrs'" in str(raised.value)
     assert "(2 rows hold it, rows 4, 9)" in str(raised.value), str(raised.value)
+
+
+def _text_of(codebook, instrument: str, wave: str) -> list[str]:
+    variables = codebook.instruments[instrument].variables_in(wave)
+    return [v.sources[wave].variable for v in variables if v.is_text_like]
+
+
+def _specialists_2017(tmp_path, edit) -> tuple:
+    """The shipped specialists' 2017 file (Windows-1257, ';', decimal comma) with ``edit``
+    applied to its data lines (index from 0, the header left alone)."""
+    spec = default_codebook().instruments["specialists"].files["ex_ante_2017"]
+    lines = (SHIPPED_RAW / "ex_ante_2017" / spec.name).read_bytes().split(b"\r\n")
+    body = [edit(i, line) if line else line for i, line in enumerate(lines[1:])]
+    path = tmp_path / spec.name
+    path.write_bytes(b"\r\n".join([lines[0], *body]))
+    return path, spec
+
+
+def test_a_delimiter_ending_every_data_line_is_padding(tmp_path, codebook):
+    """Some exports end every data line, but not the header, with the delimiter: one field
+    more than the header, empty. pandas then takes the first column for an index and shifts
+    every column by one; the file must read as if the delimiters were not there."""
+    text = _text_of(codebook, "specialists", "ex_ante_2017")
+    path, spec = _specialists_2017(tmp_path, lambda i, line: line + b";")
+    padded = read_raw_file(path, spec, text)
+    clean = read_raw_file(SHIPPED_RAW / "ex_ante_2017" / spec.name, spec, text)
+    pd.testing.assert_frame_equal(padded.frame, clean.frame)
+    assert padded.row_numbers.tolist() == clean.row_numbers.tolist()
+
+
+def test_a_value_after_the_last_named_column_is_refused_naming_its_row(tmp_path, codebook):
+    text = _text_of(codebook, "specialists", "ex_ante_2017")
+    path, spec = _specialists_2017(tmp_path, lambda i, line: line + (b";7" if i == 0 else b";"))
+    with pytest.raises(DeliveryError, match=r"has values but no name in the header") as error:
+        read_raw_file(path, spec, text)
+    assert error.value.row == 2
+
+
+def test_a_string_variable_with_relabelled_codes_is_refused_naming_them(tmp_path, codebook):
+    """A .sav whose scale question is a string variable ('1' … '5', as some exports store
+    codes) with its labels reversed: refused like a numeric one, naming the code and rows, not
+    a formatting error about the code being text."""
+    name = "partneri_2023.sav"
+    frame, meta = pyreadstat.read_sav(str(SHIPPED_RAW / "ex_post_2023" / name), user_missing=True)
+    frame["COOP"] = frame["COOP"].map(lambda v: "" if v != v else str(int(v)))
+    labels = {k: dict(v) for k, v in meta.variable_value_labels.items()}
+    scale = labels["COOP"]
+    labels["COOP"] = {str(int(k)): scale[6.0 - k] if k <= 5 else t for k, t in scale.items()}
+    pyreadstat.write_sav(
+        frame,
+        str(tmp_path / name),
+        column_labels=meta.column_names_to_labels,
+        variable_value_labels=labels,
+        missing_ranges={k: v for k, v in meta.missing_ranges.items() if k != "COOP"},
+    )
+    partners = codebook.instruments["partners"]
+    with pytest.raises(DeliveryError, match=r"code 1 is labelled .* rows hold it, rows ") as error:
+        load_raw(partners, "ex_post_2023", codebook, tmp_path / name)
+    assert error.value.column == "COOP"
+
+
+def test_excel_true_and_false_are_read_as_excel_shows_them(tmp_path):
+    """A code column where a few cells were typed TRUE/FALSE (Excel booleans): kept as the
+    text Excel shows, so the row contract quarantines them as not numbers, naming the rows,
+    instead of the load failing on a column of numbers and booleans."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["id", "pap_1"])
+    for row, value in enumerate([1, True, 0, False, 1], start=1):
+        sheet.append([f"P{row}", value])
+    path = tmp_path / "a.xlsx"
+    book.save(path)
+    raw = read_raw_file(path, FileSpec(name="a.xlsx"), ["id"])
+    assert raw.frame["pap_1"].tolist() == [1, "TRUE", 0, "FALSE", 1]
+    assert raw.row_numbers.tolist() == [2, 3, 4, 5, 6]

@@ -58,14 +58,15 @@ def _report_tables(
     return {t: connection.execute(f"SELECT * FROM {qualified(SCHEMA, t)}").df() for t in names}
 
 
-def _provenance(connection: duckdb.DuckDBPyConnection, codebook: Codebook) -> pd.DataFrame:
-    """Every harmonised variable's source per wave, as the harmonised step recorded it."""
+def _provenance(connection: duckdb.DuckDBPyConnection, instruments: list[str]) -> pd.DataFrame:
+    """The ``instruments``' harmonised variables' sources per wave, as the harmonised step
+    recorded them; only a table's own instruments, whose harmonised steps it follows."""
     return pd.concat(
         [
             connection.execute(
                 f"SELECT * FROM {qualified(keys.HARMONISED, f'{name}_provenance')}"
             ).df()
-            for name in codebook.instruments
+            for name in instruments
         ],
         ignore_index=True,
     )
@@ -114,7 +115,7 @@ def report_asset(
         with warehouse.get_connection() as connection:
             tables = HarmonisedTables(warehouse, reads, codebook, catalogue)
             frame = build(connection, tables)
-            sources = cell_lineage.Sources(_provenance(connection, codebook), codebook)
+            sources = cell_lineage.Sources(_provenance(connection, instruments), codebook)
             lineage = cell_lineage.table_lineage(table, frame, sources, codebook, catalogue)
             replace_table(connection, SCHEMA, table, frame)
             metadata = table_metadata(
@@ -281,7 +282,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         with warehouse.get_connection() as connection:
             tables = _report_tables(connection, list(specs))
             frame = cell_lineage.cell_lineage(
-                tables, _provenance(connection, codebook), codebook, catalogue
+                tables, _provenance(connection, list(codebook.instruments)), codebook, catalogue
             )
             replace_table(connection, SCHEMA, LINEAGE, frame)
             metadata = table_metadata(
