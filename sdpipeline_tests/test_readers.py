@@ -319,3 +319,24 @@ def test_excel_true_and_false_are_read_as_excel_shows_them(tmp_path):
     raw = read_raw_file(path, FileSpec(name="a.xlsx"), ["id"])
     assert raw.frame["pap_1"].tolist() == [1, "TRUE", 0, "FALSE", 1]
     assert raw.row_numbers.tolist() == [2, 3, 4, 5, 6]
+
+
+def test_rows_after_a_comment_over_two_lines_keep_their_line_numbers(tmp_path, codebook):
+    """A quoted comment holding a line break takes two lines of the file: every row after it
+    is named by the line it starts on, as an auditor opening the file finds it."""
+    spec = codebook.instruments["residents"].files["ex_post_2023"]
+    text = _text_of(codebook, "residents", "ex_post_2023")
+    lines = (SHIPPED_RAW / "ex_post_2023" / spec.name).read_bytes().split(b"\r\n")
+    fields = lines[2].split(b";")
+    fields[-1] = b'"Labi; bet\r\nvajag vair\xe2k"'  # Windows-1257: 'vairāk'
+    lines[2] = b";".join(fields)
+    path = tmp_path / spec.name
+    path.write_bytes(b"\r\n".join(lines))
+    clean = read_raw_file(SHIPPED_RAW / "ex_post_2023" / spec.name, spec, text)
+    edited = read_raw_file(path, spec, text)
+    before = clean.row_numbers.tolist()
+    assert edited.row_numbers.tolist() == before[:2] + [r + 1 for r in before[2:]]
+    assert edited.frame["E1_komentars"][1] == "Labi; bet\r\nvajag vairāk"
+    pd.testing.assert_frame_equal(
+        edited.frame.drop(columns="E1_komentars"), clean.frame.drop(columns="E1_komentars")
+    )
