@@ -2,7 +2,7 @@
 left every table of every layer as it was.
 
 ``python -m sdpipeline.compare_warehouses A.duckdb B.duckdb`` (or ``sdpipeline compare``)
-prints, for every table of either file, whether it is identical, identical within the float
+prints, for every table and view of either file, whether it is identical, identical within the float
 tolerance, or differs (rows found in one file and not the other, counted as a multiset: row
 order is not compared, as SQL tables have none), and any difference of schema (columns only in
 one file, types, order). Columns that hold the run itself (run id, time of the check) are left
@@ -29,8 +29,23 @@ FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 # Columns that say when and in which run a row was written, not what it holds.
 RUN_COLUMNS = {
     ("audit", "check_runs"): ("run_id", "checked_at"),
+    ("audit", "check_results"): ("run_id", "checked_at"),
+    ("audit", "latest_check_results"): ("run_id", "checked_at"),
     ("audit", "quarantine"): ("run_id", "quarantined_at"),
 }
+NUMBER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    *FLOAT_TYPES,
+)
 
 
 @dataclass
@@ -87,15 +102,18 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _tables(connection: duckdb.DuckDBPyConnection, database: str) -> list[tuple[str, str]]:
-    return [
-        (str(schema), str(table))
-        for schema, table in connection.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
-            "ORDER BY 1, 2",
-            [database],
+def _tables(connection: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], str]:
+    """Every table and view of ``database``: a table's definition as "table", a view's as its
+    SQL (a view is what analysts query too, and may differ where its tables do not)."""
+    return {
+        (str(schema), str(table)): str(definition)
+        for schema, table, definition in connection.execute(
+            "SELECT schema_name, table_name, 'table' FROM duckdb_tables() WHERE database_name = ? "
+            "UNION ALL SELECT schema_name, view_name, sql FROM duckdb_views() "
+            "WHERE database_name = ? AND NOT internal",
+            [database, database],
         ).fetchall()
-    ]
+    }
 
 
 def _columns(
@@ -113,6 +131,10 @@ def _columns(
 
 def _is_float(kind: str) -> bool:
     return kind.upper() in FLOAT_TYPES
+
+
+def _is_number(kind: str) -> bool:
+    return kind.upper() in NUMBER_TYPES or kind.upper().startswith("DECIMAL")
 
 
 def _count(connection: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -152,11 +174,14 @@ def compare_table(
     result.rows_b = _count(connection, f"SELECT 1 FROM {b}")
 
     def select(names: list[str], source: str) -> str:
-        # Types that differ are compared as text, so the rows are still compared.
+        # Types that differ are compared as numbers (5 and 5.0 are one value) when both are
+        # numbers, as text otherwise, so the rows are still compared.
         listed = [
-            f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}"
-            if columns_a[c] != columns_b[c]
-            else _quoted(c)
+            _quoted(c)
+            if columns_a[c] == columns_b[c]
+            else f"CAST({_quoted(c)} AS DOUBLE) AS {_quoted(c)}"
+            if _is_number(columns_a[c]) and _is_number(columns_b[c])
+            else f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}"
             for c in names
         ]
         return f"SELECT {', '.join(listed) or '1'} FROM {source}"
@@ -242,9 +267,9 @@ def compare(
         except duckdb.Error as error:
             first = str(error).splitlines()[0]
             raise Unreadable(f"{path}: cannot be opened as a DuckDB warehouse: {first}") from error
-    in_a, in_b = set(_tables(connection, "a")), set(_tables(connection, "b"))
+    in_a, in_b = _tables(connection, "a"), _tables(connection, "b")
     results = []
-    for schema, table in sorted(in_a | in_b):
+    for schema, table in sorted(in_a.keys() | in_b.keys()):
         if (schema, table) not in in_b:
             rows = _count(connection, f"SELECT 1 FROM a.{_quoted(schema)}.{_quoted(table)}")
             results.append(TableComparison(schema, table, rows_a=rows))
@@ -252,7 +277,15 @@ def compare(
             rows = _count(connection, f"SELECT 1 FROM b.{_quoted(schema)}.{_quoted(table)}")
             results.append(TableComparison(schema, table, rows_b=rows))
         else:
-            results.append(compare_table(connection, schema, table, rtol, atol, show))
+            result = compare_table(connection, schema, table, rtol, atol, show)
+            a, b = in_a[schema, table], in_b[schema, table]
+            if a != b:
+                result.schema_differences.append(
+                    "a view in one file, a table in the other"
+                    if "table" in (a, b)
+                    else "the view is defined otherwise"
+                )
+            results.append(result)
     connection.close()
     return results
 

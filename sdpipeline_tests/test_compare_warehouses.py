@@ -171,3 +171,39 @@ def test_a_table_whose_schema_alone_differs_is_not_called_identical(tmp_path):
     verdict = {r.name: r for r in compare(a, b)}["report.t"].verdict()
     assert verdict.startswith("DIFFERING SCHEMA: column share is DOUBLE in A, DECIMAL(9,2) in B")
     assert "; the same rows (2 rows)" in verdict
+
+
+def test_a_number_stored_in_another_type_is_a_schema_difference_not_every_row(tmp_path):
+    """5 as BIGINT in one file and 5.0 as DOUBLE in the other: the schema differs, the values
+    do not (compared as text, every row differed)."""
+    a, b = _same(tmp_path)
+    with duckdb.connect(str(b)) as connection:
+        connection.execute("ALTER TABLE report.t ALTER id TYPE DOUBLE")
+    (result,) = [r for r in compare(a, b) if r.name == "report.t"]
+    assert not result.identical
+    assert result.verdict().startswith("DIFFERING SCHEMA: column id is INTEGER in A, DOUBLE in B")
+    assert "the same rows" in result.verdict()
+
+
+def test_views_are_compared_by_their_rows_and_their_definitions(tmp_path, capsys):
+    """Analysts query views too (``audit.latest_check_results``): a view that gives other rows,
+    or is defined otherwise, or is missing, is a difference."""
+    a, b = _same(tmp_path)
+    for path in (a, b):
+        with duckdb.connect(str(path)) as connection:
+            connection.execute("CREATE VIEW report.v AS SELECT id, label FROM report.t")
+            connection.execute("CREATE VIEW report.w AS SELECT id FROM report.t")
+    assert main([str(a), str(b)]) == 0
+    with duckdb.connect(str(b)) as connection:
+        connection.execute(
+            "CREATE OR REPLACE VIEW report.v AS SELECT id, label FROM report.t WHERE id = 1"
+        )
+        connection.execute("CREATE OR REPLACE VIEW report.w AS SELECT id FROM report.t ORDER BY id")
+    verdicts = {r.name: r.verdict() for r in compare(a, b)}
+    assert "DIFFERING ROWS: 1 of 2 only in A" in verdicts["report.v"]
+    assert verdicts["report.w"].startswith("DIFFERING SCHEMA: the view is defined otherwise")
+    with duckdb.connect(str(b)) as connection:
+        connection.execute("DROP VIEW report.v")
+    assert main([str(a), str(b)]) == 1
+    assert "report.v" in capsys.readouterr().out
+    assert {r.name: r.verdict() for r in compare(a, b)}["report.v"].startswith("only in A")
