@@ -88,7 +88,11 @@ def _start(home: Path, out=None):
 def _strays(codebook) -> list:
     from sdpipeline.inventory import stray_files
 
-    return [s for wave in codebook.waves for s in stray_files(codebook, wave)]
+    found = [s for wave in codebook.waves for s in stray_files(codebook, wave)]
+    once: dict = {}  # a folder no wave names is found from every wave
+    for stray in found:
+        once.setdefault(stray.path, stray)
+    return list(once.values())
 
 
 def _print_strays(strays: list) -> None:
@@ -349,7 +353,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     for record in running:
         run = record.dagster_run
         print(f"run {run.run_id} ({run.job_name}) is {run.status.value.lower()}")
-    if behind or strays:
+    if strays:
+        print(
+            "sdpipeline: `sdpipeline refresh` refuses this delivery until the files above are "
+            "moved out of it or named in the codebook"
+            + (f"; then it rebuilds the {len(behind)} assets behind it." if behind else ".")
+        )
+        return 1
+    if behind:
         print(
             f"sdpipeline: {len(behind)} assets are behind the delivery on disk; "
             "`sdpipeline refresh` rebuilds them."

@@ -133,6 +133,21 @@ def test_refresh_names_a_file_the_codebook_does_not_know(tmp_path):
     assert "nothing changed" not in result.stdout
 
 
+def test_status_says_refresh_refuses_a_delivery_with_files_the_codebook_does_not_know(tmp_path):
+    """``status`` must not promise that refresh rebuilds what it will refuse to touch, and a
+    folder no wave names is listed once, not once per wave."""
+    raw = tmp_path / "raw"
+    shutil.copytree(SHIPPED_RAW, raw)
+    shutil.copytree(raw / "ex_post_2023", raw / "ex_post_2023_v2")
+    lay_over("unknown_instrument_file", raw)
+    result = _run(["status"], tmp_path, raw)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("ex_post_2023_v2: folder ex_post_2023_v2/ is not a wave") == 1
+    assert "brivpratigie_2023.csv: matches no instrument of wave ex_post_2023" in result.stdout
+    last = result.stdout.strip().splitlines()[-1]
+    assert "`sdpipeline refresh` refuses this delivery until the files above are moved" in last
+
+
 @pytest.mark.parametrize(
     "args",
     [
