@@ -26,6 +26,7 @@ import pyreadstat
 import python_calamine
 
 from sdpipeline.codebook import FileSpec
+from sdpipeline.recodes import THOUSANDS_SPACES
 
 DELIMITERS = (";", ",", "\t")
 HEADER_SEARCH_ROWS = 10
@@ -38,7 +39,6 @@ would take gigabytes."""
 csv.field_size_limit(2**31 - 1)
 # Bytes that Windows-1257 leaves undefined: their presence means the file is not Windows-1257.
 _CP1257_UNDEFINED = b"\x81\x83\x88\x8a\x8c\x90\x98\x9a\x9c\x9f\xa1\xa5"
-_SPACES = ("\u00a0", "\u202f", " ")
 # UTF-8 for Latin-1 supplement, Latin Extended-A (every Latvian letter) and Cyrillic. Read as
 # Windows-1257 these are 'Ć', 'Ä', 'Å', 'Š' or 'Ń' followed by a symbol, which Latvian text
 # never has: a line holding one is UTF-8 inside a Windows-1257 file.
@@ -374,7 +374,7 @@ def _numbers_if_all_parse(values: pd.Series, decimal: str) -> pd.Series:
     if numbers.isna().equals(values.isna()):
         return numbers
     cleaned = values.str.strip()
-    for space in _SPACES:
+    for space in THOUSANDS_SPACES:
         cleaned = cleaned.str.replace(space, "", regex=False)
     if decimal != ".":
         cleaned = cleaned.str.replace(decimal, ".", regex=False)

@@ -137,15 +137,25 @@ def crosswalk(codebook: Codebook) -> pd.DataFrame:
     return frame
 
 
+THOUSANDS_SPACES = ("\u00a0", "\u202f", " ")  # as Excel writes '1 234,5' for Latvia
+
+
+def is_number_type(kind: str) -> bool:
+    return kind.upper() in NUMBER_TYPES or kind.upper().startswith("DECIMAL")
+
+
 def number(column_sql: str, kind: str) -> str:
-    """A delivered column as a number: numbers as they are; text with surrounding spaces and
-    a decimal comma tolerated, anything else no number (as ``contracts.numbers`` reads it)."""
-    kind = kind.upper()
-    if kind in NUMBER_TYPES or kind.startswith("DECIMAL"):
+    """A delivered column as a number: numbers as they are; text with surrounding spaces, the
+    spaces that group thousands ('1 050') and a decimal comma tolerated, anything else no
+    number (as the reader reads a column whose every cell is a number)."""
+    if is_number_type(kind):
         return f"CAST({column_sql} AS DOUBLE)"
-    if kind == "BOOLEAN":
+    if kind.upper() == "BOOLEAN":
         return f"CAST(CAST({column_sql} AS INTEGER) AS DOUBLE)"
-    return f"TRY_CAST(replace({trimmed(f'CAST({column_sql} AS VARCHAR)')}, ',', '.') AS DOUBLE)"
+    text = trimmed(f"CAST({column_sql} AS VARCHAR)")
+    for space in THOUSANDS_SPACES:
+        text = f"replace({text}, {literal(space)}, '')"
+    return f"TRY_CAST(replace({text}, ',', '.') AS DOUBLE)"
 
 
 def date_formats(spec: FileSpec) -> list[str]:

@@ -404,6 +404,57 @@ def test_too_few_respondents_keep_every_row_rule_but_fail_the_dataset_contract(
     assert failed == [("expect_table_row_count_to_be_between", None)]
 
 
+def test_a_column_left_as_text_by_one_bad_cell_is_checked_as_the_numbers_it_holds(
+    pipeline_run, tmp_path, monkeypatch
+):
+    """One 'NA' in the heads' vacancies and staff makes the reader keep both columns as
+    delivered text. The row goes to quarantine; the rest must be checked as the numbers they
+    are: 16 of 41 answers are 999 ("no answer"), which the key-variable expectation must
+    count (compared with text it counted none and passed), and '1 050' (a thousands space) is
+    1050, as in a column where every cell is a number (it was quarantined as not a number)."""
+    _, baseline, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    warehouse = folder / "warehouse.duckdb"
+    shutil.copy(baseline, warehouse)
+    path = folder / "raw" / "ex_post_2023" / "dienestu_vaditaji_2023.csv"
+    lines = path.read_bytes().split(b"\r\n")
+    header = lines[0].decode("utf-8-sig").split(";")
+    vacancies, staff = header.index("VACANCIES"), header.index("STAFF_TOTAL")
+    for number in range(2, 19):  # lines 3 … 19
+        cells = lines[number].split(b";")
+        cells[vacancies] = b"NA" if number == 2 else b"999"
+        if number in (2, 3):
+            cells[staff] = b"NA" if number == 2 else b"1 050"
+        lines[number] = b";".join(cells)
+    path.write_bytes(b"\r\n".join(lines))
+
+    result = materialize(warehouse, ["raw/heads_2023", "validated/heads_2023"])
+
+    assert result.success
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        kinds = dict(
+            connection.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = "
+                "'validated' AND table_name = 'heads_2023'"
+            ).fetchall()
+        )
+        staff_of_line_4 = connection.execute(
+            "SELECT STAFF_TOTAL FROM validated.heads_2023 WHERE _source_row = 4"
+        ).fetchone()
+        failed = connection.execute(
+            "SELECT check_name, failing_count, rows_checked FROM audit.check_runs "
+            "WHERE run_id = ? AND NOT passed ORDER BY 1",
+            [result.run_id],
+        ).fetchall()
+    assert kinds["VACANCIES"] == "DOUBLE" and kinds["STAFF_TOTAL"] == "DOUBLE"
+    assert staff_of_line_4 == (1050.0,)
+    assert failed == [
+        ("expect_column_values_to_not_be_in_set(VACANCIES)", 16, 41),
+        ("is_number(STAFF_TOTAL)", 1, 42),
+        ("is_number(VACANCIES)", 1, 42),
+    ]
+
+
 def _codes_suite(name: str, codes: list[int]) -> Suite:
     """A one-expectation suite: column ``code`` holds only ``codes``."""
     return Suite(

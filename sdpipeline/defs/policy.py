@@ -5,8 +5,9 @@ condition (``with_policy``, which every layer's definitions apply).
 **Code versions.** Dagster calls an asset stale ("has a new code version") when the version it
 was built with differs from the one defined now. A version is the fingerprint of what the
 asset's own code reads: the package's files (any change to its Python code, or to a file it
-reads as code such as the report's style sheet, rebuilds what it builds) and the part of the codebook and catalogue the asset depends on, as parsed, so that a
-comment or a reformatted YAML file rebuilds nothing:
+reads as code such as the report's style sheet, rebuilds what it builds) and the part of the
+codebook and catalogue the asset depends on, as parsed, so that a comment or a reformatted
+YAML file rebuilds nothing:
 
 - a raw, validated or harmonised table: its instrument's definition (files, variables, scales,
   rules, weighting) and the study's waves, missing categories and thresholds. Editing the

@@ -19,7 +19,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from sdpipeline.readers import shown_value
-from sdpipeline.recodes import literal, quoted
+from sdpipeline.recodes import is_number_type, literal, number, quoted
 from sdpipeline.validation.sql_checks import (
     FLOAT_TYPES,
     compile_fails,
@@ -241,6 +241,32 @@ def apply_contract(
         checks=pd.DataFrame(results),
         file_errors=tuple(file_errors),
     )
+
+
+def kept_rows(
+    connection: duckdb.DuckDBPyConnection,
+    relation: str,
+    schema: pa.DataFrameSchema,
+    quarantined: str | None,
+) -> str:
+    """The SELECT of the rows the contract keeps: ``relation`` less the source rows listed in
+    the relation ``quarantined`` (None: none). A column the contract reads as numbers that
+    came as text (one cell such as 'NA' made the reader keep the column as delivered) is
+    kept as the numbers the contract accepted, as from a file where every cell was a
+    number: checks on the table, such as which codes it holds, see numbers, not text."""
+    kinds = _kinds(connection, relation)
+    as_text = [
+        name
+        for name, column in schema.columns.items()
+        if name in kinds
+        and not is_number_type(kinds[name])
+        and any(check.name == "is_number" for check in column.checks)
+    ]
+    numbers = ", ".join(f"{number(quoted(n), kinds[n])} AS {quoted(n)}" for n in as_text)
+    kept = f"SELECT *{f' REPLACE ({numbers})' if numbers else ''} FROM {relation}"
+    if quarantined is not None:
+        kept += f" WHERE {ROW_COLUMN} NOT IN (SELECT source_row FROM {quarantined})"
+    return kept
 
 
 def _record(kinds: dict[str, str]) -> str:

@@ -96,7 +96,7 @@ def validated_asset(
         # pandera is imported by the step, not by the definitions (a refresh that finds
         # nothing to do loads those alone)
         from sdpipeline.validation.contracts import row_contract
-        from sdpipeline.validation.quarantine import apply_contract
+        from sdpipeline.validation.quarantine import apply_contract, kept_rows
 
         schema = row_contract(instrument, wave_id, codebook)
         raw = qualified(keys.RAW, name)
@@ -125,11 +125,10 @@ def validated_asset(
             audit.record_quarantine(connection, audit_context, outcome.quarantined, rejected)
             connection.execute("COMMIT")
             if not rejected:
-                # The kept rows: the raw table's rows less the quarantined source rows.
-                kept = f"SELECT * FROM {raw}"
                 connection.register("_quarantined", outcome.quarantined[["source_row"]])
-                if len(outcome.quarantined):
-                    kept += " WHERE _source_row NOT IN (SELECT source_row FROM _quarantined)"
+                kept = kept_rows(
+                    connection, raw, schema, "_quarantined" if len(outcome.quarantined) else None
+                )
                 replace_table_as(connection, SCHEMA, name, kept)
                 connection.unregister("_quarantined")
                 gx_checked = start_dataset_contract(
