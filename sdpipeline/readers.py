@@ -211,9 +211,11 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
     # text itself it holds a copy of four bytes a character (a 115 MB file became 0.5 GB).
     del data
     content = content.encode("utf-8")
-    if not lines or not lines[0].strip():
+    # an empty line (or one of delimiters alone) above the header is padding, as below it
+    first = next((line for line in lines if line.strip("".join(DELIMITERS) + " \t")), None)
+    if first is None:
         raise DeliveryError(path, "file has no header line")
-    delimiter = spec.delimiter or sniff_delimiter(lines[0])
+    delimiter = spec.delimiter or sniff_delimiter(first)
     head = []
     for number, line in enumerate(lines, start=1):
         try:
@@ -221,6 +223,8 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
         except csv.Error as error:
             raise DeliveryError(path, f"line cannot be read as CSV: {error}", row=number) from error
     header = find_header(head, expected, spec.header_row)
+    if header < len(lines) and not lines[header].strip("".join(DELIMITERS) + " \t"):
+        header = lines.index(first)
     fields = head[header] if header < len(head) else []
     if len(fields) <= 1:
         other = sniff_delimiter(lines[header])

@@ -340,3 +340,28 @@ def test_rows_after_a_comment_over_two_lines_keep_their_line_numbers(tmp_path, c
     pd.testing.assert_frame_equal(
         edited.frame.drop(columns="E1_komentars"), clean.frame.drop(columns="E1_komentars")
     )
+
+
+@pytest.mark.parametrize("padding", [b"\r\n", b";;;;\r\n", b"\r\n\r\n"])
+def test_empty_lines_above_the_header_are_padding(tmp_path, codebook, padding):
+    """An export that starts with an empty line (after its byte-order mark): the header is the
+    first line holding names, and every row keeps the number of its line in the file."""
+    spec = codebook.instruments["heads"].files["ex_post_2023"]
+    text = _text_of(codebook, "heads", "ex_post_2023")
+    shipped = SHIPPED_RAW / "ex_post_2023" / spec.name
+    content = shipped.read_bytes()
+    assert content.startswith(b"\xef\xbb\xbf")
+    path = tmp_path / spec.name
+    path.write_bytes(b"\xef\xbb\xbf" + padding + content[3:])
+    variables = codebook.instruments["heads"].variables_in("ex_post_2023")
+    names = [v.sources["ex_post_2023"].variable for v in variables]
+    clean = read_raw_file(shipped, spec, text, names)
+    for expected in (names, []):  # with the codebook's names to look for, and without
+        padded = read_raw_file(path, spec, text, expected)
+        pd.testing.assert_frame_equal(padded.frame, clean.frame)
+    shift = padding.count(b"\n")
+    assert padded.row_numbers.tolist() == [r + shift for r in clean.row_numbers]
+    assert padded.header_row == clean.header_row + shift
+    bare = tmp_path / "bare.csv"
+    bare.write_bytes(padding + b"id;x\r\n1;2\r\n")
+    assert read_raw_file(bare, FileSpec(name="bare.csv"), ["id"]).frame["x"].tolist() == [2]
