@@ -418,7 +418,7 @@ def write_datasets(
     connection: duckdb.DuckDBPyConnection, codebook: Codebook, folder: Path, stamp: dt.datetime
 ) -> list[Path]:
     """Every harmonised table as Parquet, SPSS in each language, and its codebook, in
-    ``folder`` (inside the report's staging folder, so they are published with it); ``stamp``
+    ``folder`` (a staging folder, published with the report but apart from it); ``stamp``
     is the SPSS files' creation time (the report's, for stable bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
     # DuckDB writes the Parquet files on a connection of their own while this thread writes the

@@ -11,13 +11,16 @@ A report is published as one unit. Every file is written into a new folder of it
 the published one, and the published path (``var/reports/tables``) is a symbolic link that is
 then pointed at the new folder in one rename, which POSIX makes atomic: a reader sees the whole
 previous report or the whole new one, whenever a run is killed, and a failed export changes
-nothing. What is published with the report (the harmonised datasets, ``export(also=...)``) is
-written into the same folder and swapped in with it. The report names the run that published it
-and the SHA-256 of every file it was built from (``manifest.json``, the ``report.publication``
-and ``report.source_files`` tables, the HTML report's provenance block at the top and the
-workbook's last sheet); ``manifest.json`` also lists the SHA-256 of every file published beside
-it. The previous publication is kept, for a reader still holding its files; older ones are
-removed.
+nothing. What is published beside the report but not for the public (the harmonised
+datasets, microdata for the ministry's analysts, ``export(also=...)``) is written into a new
+folder of its own behind its own link (``var/reports/datasets``), never inside the report's
+folder, which is the one handed on; both are written before either link is switched, and a
+failed export changes neither. The report names the run that published it and the SHA-256 of
+every file it was built from (``manifest.json``, the ``report.publication`` and
+``report.source_files`` tables, the HTML report's provenance block at the top and the
+workbook's last sheet); ``manifest.json`` also lists the SHA-256 of every file published in its
+folder, and of the datasets published with it. The previous publication is kept, for a reader
+still holding its files; older ones are removed.
 """
 
 from __future__ import annotations
@@ -217,24 +220,19 @@ def export(
     text: ReportText,
     lineage: pd.DataFrame | None = None,
     provenance: Provenance | None = None,
-    also: Callable[[Path], object] | None = None,
+    also: tuple[Path, Callable[[Path], object]] | None = None,
     chart_cache: Path | None = None,
 ) -> list[Path]:
     """Write every format into a new folder, then publish it as ``out_dir`` in one step (see
     the module's docstring); returns the published files. ``chart_cache``: the HTML report's
     drawn charts, kept between runs (``report_charts``). ``lineage``: ``report.cell_lineage``,
     published beside the tables as a CSV file and in the report's database (not in the
-    workbook or the HTML, which are for reading). ``also`` writes what is published with the
-    report (the harmonised datasets) into that folder, so that it is swapped in with the rest
-    and named by the same manifest."""
-    store = publications_dir(out_dir)
-    store.mkdir(parents=True, exist_ok=True)
+    workbook or the HTML, which are for reading). ``also``: (its path, how to write it) what is
+    published with the report but apart from it (the harmonised datasets), in a new folder of
+    its own, switched in just before the report."""
     name = provenance.run_id if provenance else "unnamed"
-    folder, again = store / name, 1
-    while folder.exists():  # the same run publishing again: never touch what readers may hold
-        folder, again = store / f"{name}.{again}", again + 1
-    staging = store / f".{folder.name}.partial-{os.getpid()}"
-    staging.mkdir()
+    folder, staging = _staging(out_dir, name)
+    beside = _staging(also[0], name) if also is not None else None
     sources = provenance.sources() if provenance else None
     try:
         write_workbook(tables, staging / WORKBOOK, text, sources)
@@ -250,8 +248,8 @@ def export(
         write_database(
             tables | ({} if lineage is None else {LINEAGE: lineage}), staging / DATABASE, provenance
         )
-        if also is not None:
-            also(staging)
+        if also is not None and beside is not None:
+            also[1](beside[1])
         if provenance is not None:
             manifest = {
                 "run_id": provenance.run_id,
@@ -260,14 +258,34 @@ def export(
                 "files": dict(sorted(provenance.files.items())),
                 "contents": _contents(staging),
             }
+            if also is not None and beside is not None:
+                manifest["published_beside"] = {also[0].name: _contents(beside[1])}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     except BaseException:
-        shutil.rmtree(staging)
+        for _, partial in [(folder, staging), *([beside] if beside else [])]:
+            shutil.rmtree(partial)
         raise
+    if also is not None and beside is not None:
+        beside[1].rename(beside[0])
+        _point(also[0], beside[0])
+        _prune(publications_dir(also[0]), keep=beside[0])
     staging.rename(folder)
     _point(out_dir, folder)
-    _prune(store, keep=folder)
+    _prune(publications_dir(out_dir), keep=folder)
     return sorted(out_dir.iterdir())
+
+
+def _staging(out_dir: Path, name: str) -> tuple[Path, Path]:
+    """A new publication's folder behind ``out_dir`` (named after the run), and the folder it
+    is written in until it is whole."""
+    store = publications_dir(out_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    folder, again = store / name, 1
+    while folder.exists():  # the same run publishing again: never touch what readers may hold
+        folder, again = store / f"{name}.{again}", again + 1
+    staging = store / f".{folder.name}.partial-{os.getpid()}"
+    staging.mkdir()
+    return folder, staging
 
 
 def _contents(folder: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from sdpipeline import report_export, settings
+from sdpipeline.defs.report.assets import DATASETS
 from sdpipeline.indicators import default_catalogue
 
 from .conftest import cli_env, publication_masked, sdpipeline
@@ -91,7 +92,8 @@ def status_as_the_ui(folder: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int
 
 def published(folder: Path) -> tuple[dict, dict[str, pd.DataFrame], dict[str, bytes]]:
     """The published report as a reader finds it: manifest, the report database's tables, and
-    the other files' bytes (the harmonised datasets published with it included)."""
+    the other files' bytes, with the harmonised datasets published apart from it (under
+    ``datasets/``)."""
     out = (folder / "var" / "reports" / "tables").resolve()
     manifest = json.loads((out / report_export.MANIFEST).read_text(encoding="utf-8"))
     with duckdb.connect(str(out / report_export.DATABASE), read_only=True) as connection:
@@ -103,6 +105,12 @@ def published(folder: Path) -> tuple[dict, dict[str, pd.DataFrame], dict[str, by
         p.relative_to(out).as_posix(): p.read_bytes()
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.name not in (report_export.MANIFEST, report_export.DATABASE)
+    }
+    datasets = (folder / "var" / "reports" / DATASETS).resolve()
+    files |= {
+        f"{DATASETS}/{p.relative_to(datasets).as_posix()}": p.read_bytes()
+        for p in sorted(datasets.rglob("*"))
+        if p.is_file()
     }
     return manifest, tables, files
 

@@ -81,10 +81,10 @@ def exported_files(reports: Path) -> dict[str, object]:
     from and of those it holds: the manifest, the sources sheet and tables, the HTML report's
     provenance block, the files' checksums in the cell lineage): a report built from a
     re-delivered file names that file, whatever its content. Keyed by the path under
-    ``reports`` (``tables/datasets/…``)."""
-    published = reports / "tables"
+    ``reports`` (``tables/…``, and ``datasets/…`` published apart from the report)."""
     prints: dict[str, object] = {}
-    for path in sorted(published.rglob("*")):
+    paths = [*(reports / "tables").rglob("*"), *(reports / DATASETS).rglob("*")]
+    for path in sorted(paths):
         name = str(path.relative_to(reports))
         if path.name == report_export.MANIFEST or not path.is_file():
             continue
@@ -194,7 +194,7 @@ def test_bad_delivery(case_id, pipeline_run, tmp_path, monkeypatch):
         assert fingerprints(warehouse, FILE_IDENTITY) == fingerprints(baseline, FILE_IDENTITY)
         # the exported datasets name each row's file by checksum and line, as the harmonised
         # tables do (FILE_IDENTITY): a padded file changes those and nothing else
-        datasets = f"tables/{DATASETS}/"
+        datasets = f"{DATASETS}/"
         after = exported_files(settings.reports_dir())
         assert {k: v for k, v in after.items() if not k.startswith(datasets)} == {
             k: v for k, v in exports_before.items() if not k.startswith(datasets)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import struct
 from pathlib import Path
 
@@ -16,12 +17,13 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from sdpipeline import harmonised_export, sav_writer
+from sdpipeline import harmonised_export, report_export, sav_writer
 from sdpipeline.codebook import Codebook
 from sdpipeline.columns import harmonised_columns
 from sdpipeline.defs.report.assets import DATASETS
 from sdpipeline.generator.answers import COMMENTS
 from sdpipeline.harmonise import missing_column
+from sdpipeline.ingest import sha256_of
 
 STAMP = dt.datetime(2023, 5, 31, 12, 0)
 INSTRUMENTS = ["residents", "clients", "heads", "specialists", "partners", "leaders"]
@@ -30,7 +32,7 @@ MISSING = [-1.0, -2.0, -3.0]
 
 def _datasets(pipeline_run) -> Path:
     folder, _, _ = pipeline_run
-    return folder / "var" / "reports" / "tables" / DATASETS
+    return folder / "var" / "reports" / DATASETS
 
 
 def _table(warehouse: Path, instrument: str) -> pd.DataFrame:
@@ -43,13 +45,25 @@ def _labels(warehouse: Path, instrument: str) -> pd.DataFrame:
         return connection.execute(f"SELECT * FROM harmonised.{instrument}_labels").df()
 
 
-def test_the_datasets_are_published_with_the_report(pipeline_run):
+def test_the_datasets_are_published_apart_from_the_report(pipeline_run):
+    """The datasets are microdata (every answer, by municipality, with weights): from them
+    every cell the report hides can be counted again. They are published with each report,
+    but never in the report's folder, the one handed on; its manifest names them by checksum."""
+    folder, _, _ = pipeline_run
     names = sorted(p.name for p in _datasets(pipeline_run).iterdir())
     assert names == sorted(
         f"{i}{suffix}"
         for i in INSTRUMENTS
         for suffix in (".parquet", "_lv.sav", "_en.sav", "_codebook.md")
     )
+    report = (folder / "var" / "reports" / "tables").resolve()
+    assert not any(p.is_dir() for p in report.iterdir())
+    assert not [p for p in report.rglob("*") if p.suffix in (".parquet", ".sav")]
+    manifest = json.loads((report / report_export.MANIFEST).read_text(encoding="utf-8"))
+    assert not any(name.startswith(DATASETS) for name in manifest["contents"])
+    assert manifest["published_beside"][DATASETS] == {
+        name: sha256_of(_datasets(pipeline_run) / name) for name in names
+    }
 
 
 @pytest.mark.parametrize("instrument", INSTRUMENTS)

@@ -61,7 +61,7 @@ def _string_cells(warehouse, schemas) -> set[str]:
 def _exported_cells(folder) -> set[str]:
     """Every text cell of the exported datasets (SPSS and Parquet), as read back."""
     cells = set()
-    for path in (folder / "var" / "reports" / "tables" / DATASETS).iterdir():
+    for path in (folder / "var" / "reports" / DATASETS).iterdir():
         if path.suffix == ".sav":
             frame, _ = pyreadstat.read_sav(str(path))
         elif path.suffix == ".parquet":
@@ -207,17 +207,17 @@ def test_two_runs_on_the_same_delivery_give_identical_results(pipeline_run, tmp_
                 a.execute(f"SELECT * FROM {schema_table}").df(),
                 b.execute(f"SELECT * FROM {schema_table}").df(),
             )
-    first_exports = first_folder / "var/reports/tables"
+    reports = first_folder / "var/reports"
     exports = sorted(
-        p.relative_to(first_exports)
-        for p in first_exports.rglob("*")
+        p.relative_to(reports)
+        for p in [*(reports / "tables").rglob("*"), *(reports / DATASETS).rglob("*")]
         # these name their run
         if p.is_file() and p.suffix != ".duckdb" and p.name != report_export.MANIFEST
     )
     assert any(p.suffix == ".sav" for p in exports) and any(p.suffix == ".parquet" for p in exports)
     for name in exports:
-        first, second = (f / "var/reports/tables" / name for f in (first_folder, folder))
-        if str(name) == report_export.HTML_REPORT:
+        first, second = (f / "var/reports" / name for f in (first_folder, folder))
+        if name.name == report_export.HTML_REPORT:
             # the run and date of publication are the one element that differs
             a, b = (publication_masked(p.read_bytes()) for p in (first, second))
             assert a[1] != b[1] and a[0] == b[0], name

@@ -253,14 +253,14 @@ def test_rows_in_another_order_give_byte_identical_report_exports(
             pd.testing.assert_frame_equal(first_cells, second_cells, obj=name)
         else:
             assert sha256_of(first) == sha256_of(second), name
-    # the datasets published beside it hold the same rows in the same order; only where each
+    # the datasets published apart from it hold the same rows in the same order; only where each
     # row was delivered (file checksum, row number) differs
-    datasets = sorted((exports / "datasets").glob("*.parquet"))
+    datasets = sorted((exports.parent / "datasets").glob("*.parquet"))
     assert datasets
     for path in datasets:
         before, after = (
             pd.read_parquet(p).filter(regex=r"^(?!_?source_)")
-            for p in (path, folder / "var/reports/tables/datasets" / path.name)
+            for p in (path, folder / "var/reports/datasets" / path.name)
         )
         assert len(before.columns) > 10
         pd.testing.assert_frame_equal(before, after, check_exact=True, obj=path.name)

@@ -39,7 +39,7 @@ from sdpipeline.warehouse import qualified, replace_table
 
 SCHEMA = keys.REPORT
 LINEAGE = report_export.LINEAGE
-DATASETS = "datasets"  # the harmonised tables for analysts' own tools, beside the report
+DATASETS = "datasets"  # the harmonised tables for analysts' own tools: microdata, kept apart
 
 
 def _indicators(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
@@ -315,9 +315,10 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
         tags={"layer": "report"},
         description="The report tables as one formatted workbook (a sheet per table), a CSV per "
         "table and a self-contained HTML report with charts, in var/reports/tables/, with the "
-        f"cell lineage ({LINEAGE}.csv) and every table in the report's own DuckDB file; beside "
-        f"them, in {DATASETS}/, every harmonised table as Parquet and SPSS (Latvian and English "
-        "labels) with its own codebook, published with the report.",
+        f"cell lineage ({LINEAGE}.csv) and every table in the report's own DuckDB file; apart "
+        f"from them, in var/reports/{DATASETS}/, every harmonised table as Parquet and SPSS "
+        "(Latvian and English labels) with its own codebook: microdata for the ministry's "
+        "analysts, never inside the report's folder, which is the one handed on.",
     )
     def report_exports(
         context: dg.AssetExecutionContext, warehouse: Warehouse
@@ -329,6 +330,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
             [keys.harmonised(i) for i in codebook.instruments],
         )
         out = settings.reports_dir() / "tables"
+        datasets = settings.reports_dir() / DATASETS
         with warehouse.get_connection() as connection:
             tables = _report_tables(connection, list(specs))
             cells = _report_tables(connection, [LINEAGE])[LINEAGE]
@@ -338,8 +340,11 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
                 text,
                 cells,
                 provenance,
-                also=lambda staging: harmonised_export.write_datasets(
-                    connection, codebook, staging / DATASETS, text.stamp
+                also=(
+                    datasets,
+                    lambda staging: harmonised_export.write_datasets(
+                        connection, codebook, staging, text.stamp
+                    ),
                 ),
                 chart_cache=settings.var_dir() / "cache" / "charts",
             )
@@ -349,7 +354,7 @@ def build_report_assets(codebook: Codebook, catalogue: Catalogue) -> list[dg.Ass
             metadata={
                 "source_sha256": dg.MetadataValue.json(dict(sorted(provenance.files.items()))),
                 "files": dg.MetadataValue.json([f.name for f in files]),
-                "datasets": dg.MetadataValue.path(str(out / DATASETS)),
+                "datasets": dg.MetadataValue.path(str(datasets)),
                 "workbook": dg.MetadataValue.path(str(out / report_export.WORKBOOK)),
                 "html_report": dg.MetadataValue.path(str(html)),
                 "headline": dg.MetadataValue.md(
