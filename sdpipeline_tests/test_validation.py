@@ -367,18 +367,24 @@ def test_the_quarantine_threshold_is_run_configuration(pipeline_run, tmp_path, m
     assert count == 1080
 
 
+def _heads_2023(pipeline_run, tmp_path, monkeypatch) -> tuple[Path, Path, list[bytes]]:
+    """A copy of the sample run's warehouse in an isolated folder, and the heads' 2023 file
+    there with its lines, to change."""
+    _, baseline, _ = pipeline_run
+    folder = isolate(tmp_path, monkeypatch)
+    warehouse = folder / "warehouse.duckdb"
+    shutil.copy(baseline, warehouse)
+    path = folder / "raw" / "ex_post_2023" / "dienestu_vaditaji_2023.csv"
+    return warehouse, path, path.read_bytes().split(b"\r\n")
+
+
 def test_too_few_respondents_keep_every_row_rule_but_fail_the_dataset_contract(
     pipeline_run, tmp_path, monkeypatch
 ):
     """What only the table as a whole shows is GX's: 20 heads, each a valid row, are fewer than
     the design's minimum of 30. The check runs in the validated step and, being blocking, stops
     the harmonised table from being rebuilt on them."""
-    _, baseline, _ = pipeline_run
-    folder = isolate(tmp_path, monkeypatch)
-    warehouse = folder / "warehouse.duckdb"
-    shutil.copy(baseline, warehouse)
-    path = folder / "raw" / "ex_post_2023" / "dienestu_vaditaji_2023.csv"
-    lines = path.read_bytes().split(b"\r\n")
+    warehouse, path, lines = _heads_2023(pipeline_run, tmp_path, monkeypatch)
     path.write_bytes(b"\r\n".join(lines[:21]) + b"\r\n")
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         before = connection.execute("SELECT count(*) FROM harmonised.heads").fetchone()[0]
@@ -412,12 +418,7 @@ def test_a_column_left_as_text_by_one_bad_cell_is_checked_as_the_numbers_it_hold
     are: 16 of 41 answers are 999 ("no answer"), which the key-variable expectation must
     count (compared with text it counted none and passed), and '1 050' (a thousands space) is
     1050, as in a column where every cell is a number (it was quarantined as not a number)."""
-    _, baseline, _ = pipeline_run
-    folder = isolate(tmp_path, monkeypatch)
-    warehouse = folder / "warehouse.duckdb"
-    shutil.copy(baseline, warehouse)
-    path = folder / "raw" / "ex_post_2023" / "dienestu_vaditaji_2023.csv"
-    lines = path.read_bytes().split(b"\r\n")
+    warehouse, path, lines = _heads_2023(pipeline_run, tmp_path, monkeypatch)
     header = lines[0].decode("utf-8-sig").split(";")
     vacancies, staff = header.index("VACANCIES"), header.index("STAFF_TOTAL")
     for number in range(2, 19):  # lines 3 … 19
