@@ -20,7 +20,13 @@ import pandas as pd
 from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.pseudonymise import pseudonym_key, pseudonymise
-from sdpipeline.readers import DeliveryError, RawFile, normalise_name, read_raw_file
+from sdpipeline.readers import (
+    DeliveryError,
+    RawFile,
+    normalise_name,
+    read_raw_file,
+    sheet_note,
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,8 @@ def load_raw(
     absent = [v for key, v in expected.items() if key not in present]
     required = [v.sources[wave_id].variable for v in absent if v.required]
     if required:
-        raise DeliveryError(path, "required column is missing", column=", ".join(required))
+        missing = f"required column is missing{sheet_note(raw)}"
+        raise DeliveryError(path, missing, column=", ".join(required))
     check_value_labels(raw, instrument, wave_id)
     table = raw.frame.rename(columns=renames)
     identifier = instrument.id_variable.sources[wave_id].variable

@@ -75,6 +75,8 @@ class RawFile:
     decimal: str | None = None
     header_row: int = 1
     hidden_rows: tuple[int, ...] = ()
+    sheets: tuple[str, ...] = ()
+    """A workbook's sheets, in order: the first is the one read."""
 
 
 def normalise_name(name: object) -> str:
@@ -110,8 +112,17 @@ def read_raw_file(
     readers = {"csv": _read_csv, "xlsx": _read_xlsx, "sav": _read_sav}
     raw = readers[spec.format](path, spec, text, expected)
     if raw.frame.empty:
-        raise DeliveryError(path, "file has a header but no data rows")
+        raise DeliveryError(path, f"file has a header but no data rows{sheet_note(raw)}")
     return raw
+
+
+def sheet_note(raw: RawFile) -> str:
+    """Which sheet of a workbook of several was read (the first), and what the others are
+    called: the data may be on another."""
+    if len(raw.sheets) < 2:
+        return ""
+    names = ", ".join(repr(name) for name in raw.sheets)
+    return f" (read from the workbook's first sheet, {raw.sheets[0]!r}, of {names})"
 
 
 def detect_encoding(path: Path, data: bytes, declared: str | None) -> str:
@@ -406,7 +417,8 @@ def _read_sheet(
     path: Path, spec: FileSpec, text: set[str], expected: set[str], hidden: Future
 ) -> RawFile:
     with _unreadable(path):
-        sheet = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+        sheet = workbook.get_sheet_by_index(0)
         rows = sheet_rows(sheet)
         top = list(islice(rows, HEADER_SEARCH_ROWS))
         if not any(value != "" for row in top for value in row):
@@ -442,6 +454,7 @@ def _read_sheet(
         rows,
         header_row=header + 1,
         hidden_rows=tuple(sorted(set(hidden.result()) & set(frame.index))),
+        sheets=tuple(workbook.sheet_names),
     )
 
 

@@ -365,3 +365,21 @@ def test_empty_lines_above_the_header_are_padding(tmp_path, codebook, padding):
     bare = tmp_path / "bare.csv"
     bare.write_bytes(padding + b"id;x\r\n1;2\r\n")
     assert read_raw_file(bare, FileSpec(name="bare.csv"), ["id"]).frame["x"].tolist() == [2]
+
+
+def test_a_workbook_with_its_data_on_another_sheet_names_the_sheet_read(tmp_path, codebook):
+    """A notes sheet put before the data: the first sheet is read, and the missing columns are
+    reported with which sheet that was and what the others are called."""
+    name = "partneri_2017.xlsx"
+    book = openpyxl.load_workbook(SHIPPED_RAW / "ex_ante_2017" / name)
+    book.active.title = "Dati"
+    notes = book.create_sheet("Piezimes", 0)
+    for line in ("Aptaujas piezīmes", "Dati: lapā 'Dati'", "Sagatavots 2017. gada novembrī"):
+        notes.append([line])
+    book.save(tmp_path / name)
+    partners = codebook.instruments["partners"]
+    with pytest.raises(DeliveryError, match="required column is missing") as error:
+        load_raw(partners, "ex_ante_2017", codebook, tmp_path / name)
+    assert "read from the workbook's first sheet, 'Piezimes', of 'Piezimes', 'Dati'" in str(
+        error.value
+    )
