@@ -92,6 +92,19 @@ CAVEAT_NOT_ASKED = (
     "Not estimable: the heads of services were not asked {variables} in {wave}, the "
     "comparison's first wave after the project."
 )
+CAVEAT_OUTCOME_NOT_ASKED = "Not estimable: the question was not asked in {years}."
+
+
+def years_not_asked(
+    indicator_id: str, waves: list[str], catalogue: Catalogue, codebook: Codebook
+) -> str:
+    """The years among ``waves`` whose questionnaire did not ask the indicator's question
+    ('' when every one did): its figures there are blank for that reason, which the caveat
+    must give rather than a model's or a design's."""
+    indicator = catalogue.get(indicator_id)
+    variable = codebook.instruments[indicator.instrument].variable(indicator.variable)
+    years = [str(codebook.waves[w].year) for w in waves if not variable.asked_in(w)]
+    return " and ".join(years)
 
 
 def few_cluster_caveat(counts: dict[int, int], rule: FewClusters) -> str:
@@ -152,6 +165,26 @@ def _participants_vs_others(
     rows = []
     for indicator_id in catalogue.groups["participation_effects"]:
         indicator = catalogue.get(indicator_id)
+        absent = years_not_asked(indicator_id, [wave], catalogue, codebook)
+        if absent:
+            rows.append(
+                {
+                    "analysis": "participants_vs_others",
+                    "comparison": None,
+                    "wave": wave,
+                    "indicator_id": indicator_id,
+                    "term": f"participants − others ({year})",
+                    **dict.fromkeys(["participants", "others", "estimate", "se"], np.nan),
+                    **dict.fromkeys(["ci_low", "ci_high", "p_value"], np.nan),
+                    "n_a": 0,
+                    "n_b": 0,
+                    "units": 0,
+                    **NO_BOOTSTRAP,
+                    "dominated": False,
+                    "caveat": CAVEAT_OUTCOME_NOT_ASKED.format(years=absent),
+                }
+            )
+            continue
         y, _ = values(indicator, table, codebook, ref)
         factor = 100.0 if indicator.statistic == "proportion" else 1.0
         y = y * factor
@@ -338,6 +371,25 @@ def comparison_did(
         ]
     rows = []
     for indicator_id in catalogue.groups["did_outcomes"]:
+        waves = [comparison.before, comparison.after]
+        absent = years_not_asked(indicator_id, waves, catalogue, codebook)
+        if absent:
+            blank = dict.fromkeys(["estimate", "se", "ci_low", "ci_high", "p_value"], np.nan)
+            rows += [
+                _did_row(
+                    comparison,
+                    indicator_id,
+                    index,
+                    **blank,
+                    **NO_BOOTSTRAP,
+                    n_a=0,
+                    n_b=0,
+                    units=0,
+                    caveat=CAVEAT_OUTCOME_NOT_ASKED.format(years=absent),
+                )
+                for index in REPORTED
+            ]
+            continue
         panel = municipality_panel(
             tables["specialists"],
             tables["heads"],

@@ -23,13 +23,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from sdpipeline import coverage, population, settings
+from sdpipeline import attribution, coverage, population, settings
 from sdpipeline.codebook import CodebookError, _comparisons, load_codebook
 from sdpipeline.generator.model import ModelError, check_model, load_model
 from sdpipeline.indicators import load_catalogue
 from sdpipeline.ingest import sha256_of
 from sdpipeline.reference import ReferenceDataError, check_waves
 
+from . import attacker
 from . import third_wave as tw
 from .conftest import HUNG_SECONDS, SHIPPED_RAW
 
@@ -535,3 +536,34 @@ def test_the_shipped_study_declares_its_comparison():
     assert list(codebook.comparisons) == [PROJECT]
     assert codebook.after_project("ex_ante_2017") is False
     assert codebook.after_project("ex_post_2023") is True
+
+
+def test_an_outcome_a_wave_did_not_ask_is_said_so_in_the_attribution(tmp_path, pipeline_run):
+    """A wave whose questionnaire dropped an outcome (here methodology use, S07, in 2023): its
+    rows in the attribution are blank because the question was not asked, and say so. They
+    said "the design matrix is singular" (the difference-in-differences) or gave no reason
+    beside an empty figure (participants against the rest); the other outcomes keep their
+    estimates."""
+    data = tw.copy_data(tmp_path)
+
+    def not_asked_in_2023(content: dict) -> None:
+        (variable,) = [v for v in content["variables"] if v.get("name") == "methodology_use"]
+        variable["waves"].pop("ex_post_2023")
+
+    _edit(data / "codebook" / "instruments" / "specialists.yaml", not_asked_in_2023)
+    codebook = load_codebook(data / "codebook")
+    catalogue = load_catalogue(codebook, data / "indicators" / "catalogue.yaml")
+    _, warehouse, _ = pipeline_run
+    tables, ref = attacker.harmonised(warehouse, codebook)
+    participants = attribution.participation_effects(
+        tables["specialists"], catalogue, codebook, ref
+    ).set_index("indicator_id")
+    did = attribution.difference_in_differences(tables, catalogue, codebook, ref)
+    did = did.set_index("indicator_id")
+    for rows in (participants, did):
+        assert (
+            rows.loc[["S07"], "caveat"] == "Not estimable: the question was not asked in 2023."
+        ).all()
+        assert rows.loc[["S07"], "estimate"].isna().all()
+        assert rows.loc[["S04", "S06"], "estimate"].notna().all()
+        assert not rows["caveat"].str.contains("singular").any()
