@@ -111,10 +111,12 @@ def _refresh_plan(instance, defs, codebook) -> tuple[list, str]:
     graph = defs.resolve_asset_graph()
     states = resolve(instance, graph, files, with_failures=False)
     selection = behind(states, graph)
+    chosen = set(selection)
+    # the files too: a delivered file that is not there is why what reads it is behind
     reasons = [
-        f"{key.to_user_string()}: {'; '.join(states[key].reasons())}"
-        for key in selection
-        if states[key].own_behind
+        f"{key.to_user_string()}: {'; '.join(state.reasons())}"
+        for key, state in states.items()
+        if state.own_behind and (key in chosen or not graph.get(key).is_materializable)
     ]
     return selection, "\n".join(reasons)
 

@@ -211,3 +211,31 @@ def test_a_table_its_checks_never_reported_on_is_not_current(cli_pipeline, tmp_p
         assert "the design's minimum is 30 respondents; observed: 20" in failed.stdout
         assert "nothing changed" not in failed.stdout
     assert_same_report(published(folder), before)
+
+
+def test_nothing_built_on_an_unchecked_table_is_published(cli_pipeline, tmp_path):
+    """The report is published by ``reports_only`` from the warehouse as it is. A harmonised
+    table recorded by a run killed before its blocking checks reported has passed no contract:
+    the job must refuse to publish, naming it, and leave the report as it was."""
+    folder = clone(cli_pipeline, tmp_path)
+    before = published(folder)
+    set_first_answer(folder / "raw" / LEADERS_2017, "q_pabalsti_pct", "7")
+    key = dg.AssetKey(["harmonised", "leaders"])
+
+    def recorded(line: str) -> bool:
+        return " - harmonised__leaders - ASSET_MATERIALIZATION - " in line
+
+    for _ in range(5):  # the moment is some tens of milliseconds; a kill can come too late
+        _refresh_killed_at(folder, recorded)
+        run_id, checked = _checked_in(folder, key)
+        if not checked:
+            break
+    else:
+        pytest.fail("five kills all came after the checks had reported")
+    refused = sdpipeline(folder, "run", "--job", "reports_only")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "report/exports: not published: harmonised/leaders: blocking check" in refused.stdout
+    assert f"has given no result on the table built in run {run_id[:8]}" in refused.stdout
+    assert_same_report(published(folder), before)
+    assert sdpipeline(folder, "refresh").returncode == 0
+    assert status(folder)[0] == 0

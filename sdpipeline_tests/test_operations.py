@@ -103,3 +103,14 @@ def test_a_job_that_leaves_out_the_delivery_says_what_it_left_behind(cli_pipelin
     ), behind.stdout
     assert "  raw/heads_2023: " in behind.stdout
     assert "sdpipeline refresh rebuilds what is behind." in behind.stdout
+
+
+def test_a_wave_job_names_a_missing_file_of_another_wave_it_left_behind(cli_pipeline, tmp_path):
+    """``--job wave_ex_post_2023`` reads the 2023 files only, so a 2017 file missing does not
+    fail it; but its note must name that file, not list nothing under "what is behind"."""
+    folder = clone(cli_pipeline, tmp_path)
+    (folder / "raw" / "ex_ante_2017" / "specialisti_2017.csv").unlink()
+    result = sdpipeline(folder, "run", "--job", "wave_ex_post_2023")
+    assert result.returncode == 0, result.stdout + result.stderr
+    note = result.stdout.split("sdpipeline: note: ", 1)[1]
+    assert "  delivery/specialists_2017: the file " in note and "is not there" in note, note

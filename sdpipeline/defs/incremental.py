@@ -168,6 +168,23 @@ def _evaluated(record: AssetCheckExecutionRecord | None, built: EventLogRecord) 
     return target is not None and target.storage_id == built.storage_id
 
 
+def unchecked(instance: dg.DagsterInstance, graph, asset_keys: list[dg.AssetKey]) -> list[str]:
+    """Of ``asset_keys``, each blocking check that failed on the asset's current table or gave
+    it no result, as "asset: reason": what a table built on them must not be published from."""
+    checks = _latest_blocking_checks(instance, graph)
+    records = instance.get_asset_records(asset_keys)
+    entries = {r.asset_entry.asset_key: r.asset_entry for r in records}
+    found = []
+    for key in sorted(asset_keys, key=lambda k: k.to_user_string()):
+        entry = entries.get(key)
+        built = entry.last_materialization_record if entry else None
+        found += [
+            f"{key.to_user_string()}: {reason}"
+            for reason in _failed_blocking_checks(instance, checks, key, built)
+        ]
+    return found
+
+
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 

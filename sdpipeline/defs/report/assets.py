@@ -27,7 +27,7 @@ from sdpipeline import (
 )
 from sdpipeline.codebook import Codebook, Label, default_codebook
 from sdpipeline.defs import keys
-from sdpipeline.defs.incremental import loading_context
+from sdpipeline.defs.incremental import loading_context, unchecked
 from sdpipeline.defs.indicators.assets import HarmonisedTables, delivered_sources
 from sdpipeline.defs.lineage import lineage
 from sdpipeline.defs.metadata import table_metadata
@@ -169,6 +169,15 @@ def whole_report(
         raise dg.Failure(
             f"not published: {', '.join(behind)} not current with their inputs; the report "
             "stays as last published. `sdpipeline refresh` rebuilds them and publishes."
+        )
+    # a table FRESH in Dagster's terms may not have passed its contract (a run killed between
+    # a table and its checks): nothing built on it is published
+    upstream = {a for key in tables + exported for a in graph.get_ancestor_asset_keys(key)}
+    failing = unchecked(context.instance, graph, list({*tables, *exported, *upstream}))
+    if failing:
+        raise dg.Failure(
+            f"not published: {'; '.join(failing)}; the report stays as last published. "
+            "`sdpipeline refresh` checks them again and publishes."
         )
     found = lineage(context.instance, tables + exported)
     names = {key: path.name for key, path in file_paths(codebook).items()}
