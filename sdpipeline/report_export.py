@@ -8,14 +8,15 @@ Every title, heading and note comes from the codebook (the study, its waves and 
 and the catalogue (the report's and its tables' titles).
 
 A report is published as one unit. Every file is written into a new folder of its own, beside
-the published one, and the published path (``var/reports/tables``) is a symbolic link that is
-then pointed at the new folder in one rename, which POSIX makes atomic: a reader sees the whole
-previous report or the whole new one, whenever a run is killed, and a failed export changes
-nothing. What is published beside the report but not for the public (the harmonised
-datasets, microdata for the ministry's analysts, ``export(also=...)``) is written into a new
-folder of its own behind its own link (``var/reports/datasets``), never inside the report's
-folder, which is the one handed on; both are written before either link is switched, and a
-failed export changes neither. The report names the run that published it and the SHA-256 of
+the published one, and one symbolic link (``var/reports/.tables.current``) is then pointed at
+the new folder in one rename, which POSIX makes atomic; the published path
+(``var/reports/tables``) is a fixed link through it to the folder's report part. A reader sees
+the whole previous report or the whole new one, whenever a run is killed, and a failed export
+changes nothing. What is published with the report but not for the public (the harmonised
+datasets, microdata for the ministry's analysts, ``export(also=...)``) is the same folder's
+other part, reached by its own fixed link (``var/reports/datasets``), never inside the
+report's part, which is the one handed on: the same rename switches both, so the report and its
+datasets are always of one run. The report names the run that published it and the SHA-256 of
 every file it was built from (``manifest.json``, the ``report.publication`` and
 ``report.source_files`` tables, the HTML report's provenance block at the top and the
 workbook's last sheet); ``manifest.json`` also lists the SHA-256 of every file published in its
@@ -49,6 +50,7 @@ WORKBOOK = "sdpipeline_report.xlsx"
 HTML_REPORT = "report.html"
 DATABASE = "sdpipeline_report.duckdb"
 LINEAGE = "cell_lineage"
+REPORT_PART = "report"  # the part of a publication that is the report, beside what goes with it
 MANIFEST = "manifest.json"
 SOURCES_SHEET = "avoti_sources"
 KEEP_PUBLICATIONS = 2
@@ -228,11 +230,12 @@ def export(
     drawn charts, kept between runs (``report_charts``). ``lineage``: ``report.cell_lineage``,
     published beside the tables as a CSV file and in the report's database (not in the
     workbook or the HTML, which are for reading). ``also``: (its path, how to write it) what is
-    published with the report but apart from it (the harmonised datasets), in a new folder of
-    its own, switched in just before the report."""
+    published with the report but apart from it (the harmonised datasets): a part of the same
+    new folder beside the report's, reached by its own path, switched in by the same rename."""
     name = provenance.run_id if provenance else "unnamed"
-    folder, staging = _staging(out_dir, name)
-    beside = _staging(also[0], name) if also is not None else None
+    folder, whole = _staging(out_dir, name)
+    staging = whole / REPORT_PART
+    staging.mkdir()
     sources = provenance.sources() if provenance else None
     try:
         write_workbook(tables, staging / WORKBOOK, text, sources)
@@ -248,8 +251,8 @@ def export(
         write_database(
             tables | ({} if lineage is None else {LINEAGE: lineage}), staging / DATABASE, provenance
         )
-        if also is not None and beside is not None:
-            also[1](beside[1])
+        if also is not None:
+            also[1](whole / also[0].name)
         if provenance is not None:
             manifest = {
                 "run_id": provenance.run_id,
@@ -258,21 +261,34 @@ def export(
                 "files": dict(sorted(provenance.files.items())),
                 "contents": _contents(staging),
             }
-            if also is not None and beside is not None:
-                manifest["published_beside"] = {also[0].name: _contents(beside[1])}
+            if also is not None:
+                manifest["published_beside"] = {also[0].name: _contents(whole / also[0].name)}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     except BaseException:
-        for _, partial in [(folder, staging), *([beside] if beside else [])]:
-            shutil.rmtree(partial)
+        shutil.rmtree(whole)
         raise
-    if also is not None and beside is not None:
-        beside[1].rename(beside[0])
-        _point(also[0], beside[0])
-        _prune(publications_dir(also[0]), keep=beside[0])
-    staging.rename(folder)
-    _point(out_dir, folder)
+    whole.rename(folder)
+    current = current_link(out_dir)
+    _point(current, folder)  # the one switch, for the report and what is published with it
+    for path, part in [(out_dir, REPORT_PART), *([(also[0], also[0].name)] if also else [])]:
+        _point_through(path, current / part)
     _prune(publications_dir(out_dir), keep=folder)
     return sorted(out_dir.iterdir())
+
+
+def current_link(out_dir: Path) -> Path:
+    """The link switched to each new publication: ``out_dir`` and the paths published with it
+    are fixed links through it, so one rename moves them all."""
+    return out_dir.with_name(f".{out_dir.name}.current")
+
+
+def _point_through(link: Path, target: Path) -> None:
+    """Make ``link`` the fixed link to ``target`` (a path through ``current_link``), unless it
+    already is: an installation published before had ``link`` point at a run's folder."""
+    relative = os.path.relpath(target, link.parent)
+    if link.is_symlink() and os.readlink(link) == relative:
+        return
+    _point(link, target)
 
 
 def _staging(out_dir: Path, name: str) -> tuple[Path, Path]:
@@ -307,6 +323,7 @@ def _point(link: Path, folder: Path) -> None:
     """Make ``link`` point at ``folder`` in one rename. A folder left at ``link`` by an earlier
     version (a real directory, not a link) is moved aside first, once."""
     if link.is_dir() and not link.is_symlink():
+        publications_dir(link).mkdir(parents=True, exist_ok=True)
         link.rename(publications_dir(link) / f"before-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
     temporary = link.with_name(f".{link.name}.link-{os.getpid()}")
     temporary.unlink(missing_ok=True)

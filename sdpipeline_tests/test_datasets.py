@@ -47,8 +47,9 @@ def _labels(warehouse: Path, instrument: str) -> pd.DataFrame:
 
 def test_the_datasets_are_published_apart_from_the_report(pipeline_run):
     """The datasets are microdata (every answer, by municipality, with weights): from them
-    every cell the report hides can be counted again. They are published with each report,
-    but never in the report's folder, the one handed on; its manifest names them by checksum."""
+    every cell the report hides can be counted again. They are published with each report, in
+    the same publication switched by the same rename, but never in the report's folder, the
+    one handed on; its manifest names them by checksum."""
     folder, _, _ = pipeline_run
     names = sorted(p.name for p in _datasets(pipeline_run).iterdir())
     assert names == sorted(
@@ -57,6 +58,8 @@ def test_the_datasets_are_published_apart_from_the_report(pipeline_run):
         for suffix in (".parquet", "_lv.sav", "_en.sav", "_codebook.md")
     )
     report = (folder / "var" / "reports" / "tables").resolve()
+    # one publication, switched by one rename: the report and its datasets are of one run
+    assert _datasets(pipeline_run).resolve().parent == report.parent
     assert not any(p.is_dir() for p in report.iterdir())
     assert not [p for p in report.rglob("*") if p.suffix in (".parquet", ".sav")]
     manifest = json.loads((report / report_export.MANIFEST).read_text(encoding="utf-8"))
