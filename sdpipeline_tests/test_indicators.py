@@ -318,8 +318,9 @@ def test_a_failed_export_leaves_the_previous_report_whole(
         report_export.export(tables, out, text)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     store = report_export.publications_dir(out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tables", store.name]
-    assert [p.name for p in store.iterdir()] == [out.resolve().name]  # no staging left behind
+    current = report_export.current_link(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [current.name, "tables", store.name]
+    assert [p.name for p in store.iterdir()] == [current.resolve().name]  # no staging left
 
 
 def test_did_with_several_heads_per_municipality_or_no_contrast(pipeline_run, codebook):
