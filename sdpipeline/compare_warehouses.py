@@ -23,6 +23,8 @@ from pathlib import Path
 
 import duckdb
 
+from sdpipeline.recodes import is_number_type
+
 RTOL = 1e-9
 ATOL = 1e-12
 FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
@@ -33,19 +35,6 @@ RUN_COLUMNS = {
     ("audit", "latest_check_results"): ("run_id", "checked_at"),
     ("audit", "quarantine"): ("run_id", "quarantined_at"),
 }
-NUMBER_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    *FLOAT_TYPES,
-)
 
 
 @dataclass
@@ -133,10 +122,6 @@ def _is_float(kind: str) -> bool:
     return kind.upper() in FLOAT_TYPES
 
 
-def _is_number(kind: str) -> bool:
-    return kind.upper() in NUMBER_TYPES or kind.upper().startswith("DECIMAL")
-
-
 def _count(connection: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(connection.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0])
 
@@ -180,7 +165,7 @@ def compare_table(
             _quoted(c)
             if columns_a[c] == columns_b[c]
             else f"CAST({_quoted(c)} AS DOUBLE) AS {_quoted(c)}"
-            if _is_number(columns_a[c]) and _is_number(columns_b[c])
+            if is_number_type(columns_a[c]) and is_number_type(columns_b[c])
             else f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}"
             for c in names
         ]

@@ -41,7 +41,11 @@ WHITESPACE = (
     + "\u2028\u2029\u202f\u205f\u3000"
 )
 ISO_DATE = "%Y-%m-%d"
-NUMBER_TYPES = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "DOUBLE", "FLOAT", "REAL")
+NUMBER_TYPES = (
+    *("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT"),
+    *("UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT", "UHUGEINT"),
+    *("DOUBLE", "FLOAT", "REAL"),
+)
 
 
 def quoted(name: str) -> str:
