@@ -340,6 +340,25 @@ def _did_row(comparison: Comparison, indicator_id: str, index: int, **figures) -
     }
 
 
+def _not_estimated(comparison: Comparison, indicator_id: str, caveat: str) -> list[dict]:
+    """An outcome's reported terms left blank, saying why in ``caveat``."""
+    blank = dict.fromkeys(["estimate", "se", "ci_low", "ci_high", "p_value"], np.nan)
+    return [
+        _did_row(
+            comparison,
+            indicator_id,
+            index,
+            **blank,
+            **NO_BOOTSTRAP,
+            n_a=0,
+            n_b=0,
+            units=0,
+            caveat=caveat,
+        )
+        for index in REPORTED
+    ]
+
+
 def comparison_did(
     tables: dict[str, pd.DataFrame],
     comparison: Comparison,
@@ -353,42 +372,18 @@ def comparison_did(
     absent = [n for n in MUNICIPALITY_ANSWERS if not heads.variable(n).asked_in(wave)]
     if absent:
         caveat = CAVEAT_NOT_ASKED.format(variables=", ".join(absent), wave=wave)
-        blank = dict.fromkeys(["estimate", "se", "ci_low", "ci_high", "p_value"], np.nan)
         return [
-            _did_row(
-                comparison,
-                indicator_id,
-                index,
-                **blank,
-                **NO_BOOTSTRAP,
-                n_a=0,
-                n_b=0,
-                units=0,
-                caveat=caveat,
-            )
+            row
             for indicator_id in catalogue.groups["did_outcomes"]
-            for index in REPORTED
+            for row in _not_estimated(comparison, indicator_id, caveat)
         ]
     rows = []
     for indicator_id in catalogue.groups["did_outcomes"]:
         waves = [comparison.before, comparison.after]
         absent = years_not_asked(indicator_id, waves, catalogue, codebook)
         if absent:
-            blank = dict.fromkeys(["estimate", "se", "ci_low", "ci_high", "p_value"], np.nan)
-            rows += [
-                _did_row(
-                    comparison,
-                    indicator_id,
-                    index,
-                    **blank,
-                    **NO_BOOTSTRAP,
-                    n_a=0,
-                    n_b=0,
-                    units=0,
-                    caveat=CAVEAT_OUTCOME_NOT_ASKED.format(years=absent),
-                )
-                for index in REPORTED
-            ]
+            caveat = CAVEAT_OUTCOME_NOT_ASKED.format(years=absent)
+            rows += _not_estimated(comparison, indicator_id, caveat)
             continue
         panel = municipality_panel(
             tables["specialists"],

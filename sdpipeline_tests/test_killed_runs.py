@@ -172,6 +172,18 @@ def _checked_in(folder: Path, key: dg.AssetKey) -> tuple[str, bool]:
     return built.run_id, bool(mine)
 
 
+def _killed_before_its_checks(folder: Path, key: dg.AssetKey) -> str:
+    """Kill a refresh the moment it records ``key``'s table, until its checks had not reported
+    on it (the moment is some tens of milliseconds; a kill can come too late); the run's id."""
+    step = f" - {key.to_python_identifier()} - ASSET_MATERIALIZATION - "
+    for _ in range(5):
+        _refresh_killed_at(folder, lambda line: step in line)
+        run_id, checked = _checked_in(folder, key)
+        if not checked:
+            return run_id
+    pytest.fail("five kills all came after the checks had reported")
+
+
 def test_a_table_its_checks_never_reported_on_is_not_current(cli_pipeline, tmp_path):
     """A step records its table a moment before its blocking checks report. A run killed in
     that moment leaves a table that no contract has passed, FRESH in Dagster's terms: here 20
@@ -184,16 +196,7 @@ def test_a_table_its_checks_never_reported_on_is_not_current(cli_pipeline, tmp_p
     path.write_bytes(b"\r\n".join(lines[:21]) + b"\r\n")
     key = dg.AssetKey(["validated", "heads_2023"])
 
-    def recorded(line: str) -> bool:
-        return " - validated__heads_2023 - ASSET_MATERIALIZATION - " in line
-
-    for _ in range(5):  # the moment is some tens of milliseconds; a kill can come too late
-        _refresh_killed_at(folder, recorded)
-        run_id, checked = _checked_in(folder, key)
-        if not checked:
-            break
-    else:
-        pytest.fail("five kills all came after the checks had reported")
+    run_id = _killed_before_its_checks(folder, key)
 
     code, report = status(folder)
     assert code == 1
@@ -222,16 +225,7 @@ def test_nothing_built_on_an_unchecked_table_is_published(cli_pipeline, tmp_path
     set_first_answer(folder / "raw" / LEADERS_2017, "q_pabalsti_pct", "7")
     key = dg.AssetKey(["harmonised", "leaders"])
 
-    def recorded(line: str) -> bool:
-        return " - harmonised__leaders - ASSET_MATERIALIZATION - " in line
-
-    for _ in range(5):  # the moment is some tens of milliseconds; a kill can come too late
-        _refresh_killed_at(folder, recorded)
-        run_id, checked = _checked_in(folder, key)
-        if not checked:
-            break
-    else:
-        pytest.fail("five kills all came after the checks had reported")
+    run_id = _killed_before_its_checks(folder, key)
     refused = sdpipeline(folder, "run", "--job", "reports_only")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "report/exports: not published: harmonised/leaders: blocking check" in refused.stdout
