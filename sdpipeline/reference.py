@@ -41,7 +41,19 @@ VINTAGE_FILES = {v: vintage_file(v) for v in (CROSSWALK_VINTAGE, MAP_VINTAGE)}
 
 def _read(name: str, directory: Path | None) -> pd.DataFrame:
     path = (directory or settings.reference_dir()) / name
+    if not path.is_file():
+        raise ReferenceDataError(f"{path} is missing: {how_to_restore(name)}")
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+
+
+def how_to_restore(name: str) -> str:
+    """What brings a reference file back: the derived ones are derived again, the researched
+    ones come from the repository."""
+    if name in (TOTALS_FILE, POPULATION_FILE):
+        return (
+            f"`sdpipeline reference` derives it from the municipality lists and {ASSUMPTIONS_FILE}"
+        )
+    return "it is one of the researched reference files (SOURCES.md): restore it from git"
 
 
 def region_codes(codebook: Codebook) -> dict[str, int]:

@@ -270,6 +270,49 @@ def test_a_wave_without_its_population_stops_before_any_step(follow_up):
     assert not (folder / "var" / "warehouse.duckdb").exists()  # no step ran
 
 
+@pytest.mark.parametrize(
+    ("missing", "remedy"),
+    [
+        ("population_totals.csv", "`sdpipeline reference` derives it"),
+        ("population_adults.csv", "`sdpipeline reference` derives it"),
+        ("municipalities_2017.csv", "it is one of the researched reference files"),
+    ],
+)
+def test_a_missing_reference_file_is_named_before_any_step(tmp_path, missing, remedy):
+    """The files the waves' check reads while the definitions load: one gone is named with
+    what restores it, not a traceback from pandas' CSV reader, and no step runs."""
+    data = tw.copy_data(tmp_path)
+    (data / "reference" / missing).unlink()
+    for command in ("status", "run"):
+        done = _cli(tmp_path, command)
+        assert done.returncode == 2, done.stderr
+        assert f"{data / 'reference' / missing} is missing: {remedy}" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "var" / "warehouse.duckdb").exists()
+
+
+def test_a_missing_crosswalk_fails_the_run_naming_it(tmp_path):
+    """The crosswalk is read only by its table: status shows it missing and what waits for it,
+    the run fails naming it with what restores it, and its table is not made."""
+    data = tw.copy_data(tmp_path)
+    path = data / "reference" / "crosswalk_2017_2021.csv"
+    path.unlink()
+    status = _cli(tmp_path, "status")
+    assert status.returncode == 1
+    assert f"reference_files/crosswalk_2017_2021      MISSING  the file {path} is not there" in (
+        status.stdout
+    )
+    run = _cli(tmp_path, "run")
+    assert run.returncode == 1 and "FAILED" in run.stdout
+    assert (
+        f"1 declared file(s) not delivered: reference_files/crosswalk_2017_2021: {path} is not "
+        "there (it is one of the researched reference files (SOURCES.md): restore it from git)"
+    ) in run.stdout
+    with duckdb.connect(str(tmp_path / "var" / "warehouse.duckdb"), read_only=True) as con:
+        made = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "municipality_crosswalk" not in made
+
+
 def test_population_is_derived_for_any_wave_with_its_method(follow_up):
     codebook = load_codebook(follow_up / "codebook")
     totals, adults = population.derive(follow_up / "reference", codebook)

@@ -29,7 +29,13 @@ from sdpipeline import settings
 from sdpipeline.codebook import Codebook
 from sdpipeline.defs import keys
 from sdpipeline.ingest import delivery_path, sha256_of
-from sdpipeline.reference import CROSSWALK_FILE, POPULATION_FILE, TOTALS_FILE, VINTAGE_FILES
+from sdpipeline.reference import (
+    CROSSWALK_FILE,
+    POPULATION_FILE,
+    TOTALS_FILE,
+    VINTAGE_FILES,
+    how_to_restore,
+)
 
 REFERENCE_FILES = (
     VINTAGE_FILES[2017],
@@ -98,7 +104,12 @@ def observable_files(
         for key in sorted(context.selected_asset_keys):
             path = paths[key]
             if not path.is_file():
-                missing.append(f"{key.to_user_string()}: {path} is not there")
+                remedy = (
+                    how_to_restore(path.name)
+                    if key.path[0] == keys.REFERENCE_FILES
+                    else "the codebook names it; deliver it, or take it out of the codebook"
+                )
+                missing.append(f"{key.to_user_string()}: {path} is not there ({remedy})")
                 continue
             version = FileVersion(key, path, sha256_of(path))
             yield dg.ObserveResult(
@@ -108,9 +119,7 @@ def observable_files(
             )
         if missing:
             raise dg.Failure(
-                description=f"{len(missing)} declared file(s) not delivered: "
-                + "; ".join(missing)
-                + " (the codebook names them; deliver them, or take them out of the codebook)"
+                description=f"{len(missing)} declared file(s) not delivered: " + "; ".join(missing)
             )
 
     return _observe
