@@ -406,15 +406,15 @@ def _read_xlsx(path: Path, spec: FileSpec, text: set[str], expected: set[str]) -
     or the data are refused: Excel keeps the value in the first cell only."""
     if not zipfile.is_zipfile(path):
         raise DeliveryError(path, "not an .xlsx workbook (not a zip container)")
-    # The hidden rows are looked for in the sheet's XML on the other core while calamine,
-    # which lets go of the GIL, parses it.
+    # The hidden rows and error cells are looked for in the sheet's XML on the other core
+    # while calamine, which lets go of the GIL, parses it.
     with ThreadPoolExecutor(1) as pool:
-        hidden = pool.submit(hidden_rows, path)
-        return _read_sheet(path, spec, text, expected, hidden)
+        marks = pool.submit(sheet_marks, path)
+        return _read_sheet(path, spec, text, expected, marks)
 
 
 def _read_sheet(
-    path: Path, spec: FileSpec, text: set[str], expected: set[str], hidden: Future
+    path: Path, spec: FileSpec, text: set[str], expected: set[str], marks: Future[SheetMarks]
 ) -> RawFile:
     with _unreadable(path):
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
@@ -439,6 +439,7 @@ def _read_sheet(
     frame = pd.DataFrame({i: cells.column() for i, cells in enumerate(columns)})
     frame.columns = names
     frame.index = pd.RangeIndex(header + 2, header + 2 + len(frame))
+    _put_errors(frame, marks.result().errors)
     frame = _without_empty(path, frame, header + 1)
     for column in frame.columns:
         if normalise_name(column) in text:
@@ -453,9 +454,23 @@ def _read_sheet(
         frame.reset_index(drop=True),
         rows,
         header_row=header + 1,
-        hidden_rows=tuple(sorted(set(hidden.result()) & set(frame.index))),
+        hidden_rows=tuple(sorted(set(marks.result().hidden) & set(frame.index))),
         sheets=tuple(workbook.sheet_names),
     )
+
+
+def _put_errors(frame: pd.DataFrame, errors: list[tuple[int, int, str]]) -> None:
+    """Excel's error cells as the text Excel shows (``#N/A``), where calamine left blanks: not
+    an answer, so the row contract quarantines them as not numbers, naming the value, rather
+    than as unanswered."""
+    for row, column, value in errors:
+        if row in frame.index and column < frame.shape[1]:
+            name = frame.columns[column]
+            if frame[name].dtype != object:  # numbers as ``_cell`` gives them beside text
+                cells = np.empty(len(frame), dtype=object)
+                cells[:] = [_cell(value) for value in frame[name].tolist()]
+                frame[name] = cells
+            frame.iloc[row - frame.index[0], column] = value
 
 
 @contextmanager
@@ -535,42 +550,65 @@ def _as_cells(values: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
     return cells
 
 
-def hidden_rows(path: Path) -> list[int]:
-    """Row numbers of the first sheet that Excel hides (how spreadsheet users often set cases
-    aside). Calamine reads every row and does not say which are hidden, so the sheet's own XML
-    is searched for rows marked ``hidden``."""
-    found = []
+@dataclass(frozen=True)
+class SheetMarks:
+    """What the first sheet's XML says that calamine's values do not: the rows Excel hides
+    (how spreadsheet users often set cases aside), and the cells holding an Excel error such
+    as ``#N/A`` or ``#DIV/0!`` (a formula that failed), which calamine gives as blanks. Each
+    error as (row number, column number from 0, the error's text)."""
+
+    hidden: list[int] = field(default_factory=list)
+    errors: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+def sheet_marks(path: Path) -> SheetMarks:
+    """The first sheet's hidden rows and error cells, from its own XML, read in blocks (a
+    register's sheet is hundreds of MB); almost every block is one scan of its bytes."""
+    marks = SheetMarks()
     with zipfile.ZipFile(path) as archive:
         sheet = _first_sheet_part(archive, set(archive.namelist()))
         if sheet is None:
-            return []
-        with archive.open(sheet) as xml:  # in blocks: a register's sheet is hundreds of MB
+            return marks
+        with archive.open(sheet) as xml:
             pending = b""
             for block in iter(lambda: xml.read(1 << 20), b""):
                 text = pending + block
-                cut = text.rfind(b"<")  # a tag may run on into the next block
+                cut = max(text.rfind(b"<row"), text.rfind(b"<x:row"))  # a row may run on
+                if cut <= 0:
+                    pending = text
+                    continue
                 pending, text = text[cut:], text[:cut]
-                found += _hidden_in(text)
-            found += _hidden_in(pending)
-    return found
+                _marks_in(text, marks)
+            _marks_in(pending, marks)
+    return marks
 
 
-def _hidden_in(xml: bytes) -> list[int]:
-    """Numbers of the rows marked hidden among the ``<row>`` tags of a piece of sheet XML."""
-    found: list[int] = []
-    if b'hidden="' not in xml:  # almost every block: one scan of the bytes, not a match per row
-        return found
-    for tag in _ROW_TAG.finditer(xml):
-        attributes = tag.group(1)
-        number = _ROW_NUMBER.search(attributes)
-        if number and _HIDDEN.search(attributes):
-            found.append(int(number.group(1)))
-    return found
+def _marks_in(xml: bytes, marks: SheetMarks) -> None:
+    """The hidden rows and error cells among whole ``<row>`` elements of sheet XML."""
+    if b'hidden="' in xml:
+        for tag in _ROW_TAG.finditer(xml):
+            attributes = tag.group(1)
+            number = _ROW_NUMBER.search(attributes)
+            if number and _HIDDEN.search(attributes):
+                marks.hidden.append(int(number.group(1)))
+    if b't="e"' in xml:
+        for cell in _ERROR_CELL.finditer(xml):
+            where = _CELL_REFERENCE.search(cell.group(1))
+            value = _CELL_VALUE.search(cell.group(2))
+            if where and value:
+                column = 0
+                for letter in where.group(1):
+                    column = column * 26 + letter - ord("A") + 1
+                text = value.group(1).decode("utf-8", "replace")
+                marks.errors.append((int(where.group(2)), column - 1, text))
 
 
 _ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
 _HIDDEN = re.compile(rb'\bhidden="(?:1|true)"')
 _ROW_NUMBER = re.compile(rb'\br="(\d+)"')
+_ERROR_CELL = re.compile(rb'<(?:\w+:)?c\b([^>]*\bt="e"[^>]*?)(?<!/)>(.*?)</(?:\w+:)?c>', re.DOTALL)
+_CELL_REFERENCE = re.compile(rb'\br="([A-Z]+)(\d+)"')
+_CELL_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
 
 
 def _first_sheet_part(archive: zipfile.ZipFile, names: set[str]) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import zipfile
 
 import dagster as dg
 import duckdb
@@ -17,7 +18,7 @@ from sdpipeline.cli import _delivery_notes
 from sdpipeline.codebook import FileSpec
 from sdpipeline.harmonise import harmonise_wave
 from sdpipeline.ingest import load_raw
-from sdpipeline.readers import read_raw_file
+from sdpipeline.readers import read_raw_file, sheet_marks
 from sdpipeline.validation.contracts import row_contract
 from sdpipeline.validation.quarantine import check_frame
 
@@ -132,3 +133,81 @@ def test_rows_hidden_in_excel_are_reported_by_the_raw_asset(tmp_path, monkeypatc
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as connection:
         rows = connection.execute("SELECT count(*) FROM raw.heads_2017").fetchall()[0][0]
     assert rows == 113  # hidden rows are read like every other row
+
+
+def _with_errors(source, target, cells: dict[str, str], formula: str | None = None):
+    """A workbook with ``cells`` (A1 references) holding Excel errors as Excel stores them
+    (``t="e"``); with ``formula``, the first as the failed formula's cached result."""
+    book = openpyxl.load_workbook(source)
+    for reference, error in cells.items():
+        book.worksheets[0][reference] = error  # openpyxl stores an error code as an error
+    book.save(target)
+    if formula:
+        first = next(iter(cells))
+        with zipfile.ZipFile(target) as archive:
+            parts = {name: archive.read(name) for name in archive.namelist()}
+        sheet = "xl/worksheets/sheet1.xml"
+        plain = f'<c r="{first}" t="e"><v>'.encode()
+        assert plain in parts[sheet]
+        parts[sheet] = parts[sheet].replace(plain, plain[:-3] + f"<f>{formula}</f><v>".encode())
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in parts.items():
+                archive.writestr(name, data)
+    return target
+
+
+def test_excel_error_cells_are_quarantined_as_the_error_excel_shows(tmp_path, codebook):
+    """``#N/A`` from a failed lookup is not a blank answer: calamine gives it as one, so the
+    sheet's XML is read for it, and the row contract names the error, its column and row."""
+    instrument = codebook.instruments["heads"]
+    path = _with_errors(
+        SHIPPED_RAW / "ex_ante_2017" / HEADS_2017[2],
+        tmp_path / HEADS_2017[2],
+        {"K5": "#N/A", "B9": "#REF!", "F12": "#DIV/0!"},  # v6_reorg, pasvaldiba, v1_speciālisti
+        formula="VLOOKUP(A5,Kodi!A:B,2,FALSE)",
+    )
+    table = load_raw(instrument, "ex_ante_2017", codebook, path).table
+    outcome = check_frame(table, row_contract(instrument, "ex_ante_2017", codebook))
+    reasons = dict(
+        zip(outcome.quarantined["source_row"], outcome.quarantined["reasons"], strict=True)
+    )
+    assert sorted(reasons) == [5, 9, 12], outcome.summary()
+    for row, column, error in ((5, "v6_reorg", "#N/A"), (9, "pasvaldiba", "#REF!")):
+        assert column in reasons[row] and error in reasons[row], reasons[row]
+    assert "v1_speciālisti" in reasons[12] and "#DIV/0!" in reasons[12]
+    assert not any("not_nullable" in reason for reason in reasons.values())
+
+
+def test_error_cells_are_found_wherever_the_sheet_xml_is_cut(tmp_path):
+    """The sheet's XML is read in blocks of 1 MiB: error cells on every side of a cut, after a
+    self-closing error cell (no value) and in a column before the first filled one are found,
+    and the cells beside them keep their own values."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append([None, "id", "code", "note"])
+    errors = {}
+    for row in range(2, 30_002):
+        code: object = row % 5
+        if row % 997 == 0:
+            code = ["#N/A", "#VALUE!", "#NAME?"][row % 3]
+            errors[row] = code
+        sheet.append([None, f"R{row:06d}", code, "teksts " * 3])
+    book.save(tmp_path / "big.xlsx")
+    with zipfile.ZipFile(tmp_path / "big.xlsx") as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    xml = parts["xl/worksheets/sheet1.xml"]
+    assert len(xml) > 3 << 20  # several blocks
+    empty = b'<c r="B40" t="e"/>'  # an error cell with no value, then a cell with one
+    xml = xml.replace(b'<c r="B40" t="inlineStr"><is><t>R000040</t></is></c>', empty)
+    assert empty + b'<c r="C40" t="n"><v>0</v></c>' in xml
+    parts["xl/worksheets/sheet1.xml"] = xml
+    with zipfile.ZipFile(tmp_path / "big.xlsx", "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    marks = sheet_marks(tmp_path / "big.xlsx")
+    assert marks.errors == [(row, 2, error) for row, error in errors.items()]
+    raw = read_raw_file(tmp_path / "big.xlsx", FileSpec(name="big.xlsx"), ["id", "note"])
+    codes = dict(zip(raw.row_numbers, raw.frame["code"], strict=True))
+    assert {row: codes[row] for row in errors} == errors
+    assert codes[40] == 0 and codes[998] == 998 % 5
+    assert raw.frame["id"][raw.row_numbers == 40].isna().all()
