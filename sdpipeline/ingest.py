@@ -21,6 +21,7 @@ from sdpipeline import settings
 from sdpipeline.codebook import Codebook, Instrument
 from sdpipeline.pseudonymise import pseudonym_key, pseudonymise
 from sdpipeline.readers import (
+    EXCEL_ERRORS,
     DeliveryError,
     RawFile,
     normalise_name,
@@ -170,7 +171,12 @@ def load_raw(
     check_value_labels(raw, instrument, wave_id)
     table = raw.frame.rename(columns=renames)
     identifier = instrument.id_variable.sources[wave_id].variable
-    table[identifier] = pseudonymise(table[identifier], instrument.name, wave_id, pseudonym_key())
+    delivered = table[identifier]
+    table[identifier] = pseudonymise(delivered, instrument.name, wave_id, pseudonym_key())
+    # An Excel error is no one's identifier: kept as it is, for the contract to name it.
+    failed = delivered.isin(EXCEL_ERRORS)
+    if failed.any():
+        table[identifier] = table[identifier].where(~failed, delivered.astype("string"))
     table.insert(0, "_source_row", raw.row_numbers.to_numpy())
     table.insert(0, "_source_sha256", facts.sha256)
     table.insert(0, "_source_file", path.name)

@@ -550,6 +550,26 @@ def _as_cells(values: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
     return cells
 
 
+# What Excel shows in a cell whose formula failed, and writes as text when it saves a CSV.
+EXCEL_ERRORS = (
+    "#NULL!",
+    "#DIV/0!",
+    "#VALUE!",
+    "#REF!",
+    "#NAME?",
+    "#NUM!",
+    "#N/A",
+    "#GETTING_DATA",
+    "#SPILL!",
+    "#CALC!",
+    "#FIELD!",
+    "#BLOCKED!",
+    "#CONNECT!",
+    "#BUSY!",
+    "#UNKNOWN!",
+)
+
+
 @dataclass(frozen=True)
 class SheetMarks:
     """What the first sheet's XML says that calamine's values do not: the rows Excel hides

@@ -163,7 +163,8 @@ def test_excel_error_cells_are_quarantined_as_the_error_excel_shows(tmp_path, co
     path = _with_errors(
         SHIPPED_RAW / "ex_ante_2017" / HEADS_2017[2],
         tmp_path / HEADS_2017[2],
-        {"K5": "#N/A", "B9": "#REF!", "F12": "#DIV/0!"},  # v6_reorg, pasvaldiba, v1_speciālisti
+        # v6_reorg, pasvaldiba, v1_speciālisti, ID
+        {"K5": "#N/A", "B9": "#REF!", "F12": "#DIV/0!", "A14": "#N/A"},
         formula="VLOOKUP(A5,Kodi!A:B,2,FALSE)",
     )
     table = load_raw(instrument, "ex_ante_2017", codebook, path).table
@@ -171,7 +172,8 @@ def test_excel_error_cells_are_quarantined_as_the_error_excel_shows(tmp_path, co
     reasons = dict(
         zip(outcome.quarantined["source_row"], outcome.quarantined["reasons"], strict=True)
     )
-    assert sorted(reasons) == [5, 9, 12], outcome.summary()
+    assert sorted(reasons) == [5, 9, 12, 14], outcome.summary()
+    assert reasons[14] == "ID = #N/A: an Excel error (a formula that failed), not an identifier"
     for row, column, error in ((5, "v6_reorg", "#N/A"), (9, "pasvaldiba", "#REF!")):
         assert column in reasons[row] and error in reasons[row], reasons[row]
     assert "v1_speciālisti" in reasons[12] and "#DIV/0!" in reasons[12]

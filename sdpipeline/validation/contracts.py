@@ -13,6 +13,7 @@ import pandera.pandas as pa
 
 from sdpipeline import reference
 from sdpipeline.codebook import Codebook, Instrument, Rule, SourceVariable, Variable
+from sdpipeline.readers import EXCEL_ERRORS
 from sdpipeline.recodes import WHITESPACE, date_formats, literal
 from sdpipeline.validation.sql_checks import sql_check
 
@@ -34,6 +35,14 @@ def _column(variable: Variable, source: SourceVariable, codebook: Codebook, wave
     missing = sorted(source.missing_codes)
     nullable = variable.level == "text"
     unique = variable.level == "identifier"
+    if unique:  # the one value ingest leaves in place of a pseudonym
+        checks.append(
+            sql_check(
+                "not_an_excel_error",
+                "an Excel error (a formula that failed), not an identifier",
+                f"CAST({{col}} AS VARCHAR) IN ({_texts(EXCEL_ERRORS)})",
+            )
+        )
     if variable.level == "municipality":
         vintage = codebook.waves[wave].municipality_vintage
         codes = _texts(set(reference.municipalities(vintage, codebook)["iso_code"]))
