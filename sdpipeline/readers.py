@@ -250,6 +250,7 @@ def _read_csv(path: Path, spec: FileSpec, text: set[str], expected: set[str]) ->
     text_positions = [i for i, name in enumerate(fields) if normalise_name(name) in text]
     parsed = _parse_csv(path, content, delimiter, header, fields, decimal, text_positions)
     frame = _without_empty(path, parsed, header + 1)
+    _refuse_short_lines(path, content, delimiter, fields, frame)
     # A column the parser could not read as numbers (a text cell, '1 234,5', 'True') is read
     # again as the text it is, and only then made numbers if every cell is one; so is a column
     # of decimals where padding rows were dropped, as those rows may have made integers decimals.
@@ -329,6 +330,49 @@ def _parse_csv(
     frame.columns = names
     frame.index = _line_numbers(content, delimiter, header, len(frame))
     return frame
+
+
+def _refuse_short_lines(
+    path: Path, content: bytes, delimiter: str, fields: list[str], frame: pd.DataFrame
+) -> None:
+    """A line with fewer fields than the header names, which pandas pads with blanks. It is a
+    line cut short, or a record broken in two by a line break in an unquoted comment: refused,
+    like a line with a field too many, rather than quarantined as unanswered questions. Empty
+    names ending the header (a delimiter closing it) may be left out. The delimiters of every
+    line are counted in one pass over the bytes; only a line that looks short is read again as
+    CSV, since a quoted field may hold a delimiter or run on over lines."""
+    named = max((i + 1 for i, name in enumerate(fields) if str(name).strip()), default=0)
+    if frame.empty or not frame.iloc[:, -1].isna().any():
+        return  # a short line leaves the last column blank
+    data = np.frombuffer(content, dtype=np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(data == ord("\n")) + 1))
+    starts = starts[starts < len(data)]
+    delimiters = np.add.reduceat((data == ord(delimiter)).view(np.uint8), starts, dtype=np.int64)
+    lines = frame.index.to_numpy() - 1  # each record's first line, from 0
+    ends = np.append(lines[1:], len(starts))  # where the next record starts
+    suspect = delimiters[lines] + 1 < named
+    short = []
+    for line, end in zip(lines[suspect], ends[suspect], strict=True):
+        record = content[starts[line] : starts[end] if end < len(starts) else len(data)]
+        reader = csv.reader(io.StringIO(record.decode("utf-8"), newline=""), delimiter=delimiter)
+        found = len(next(reader, []))
+        if found < named:
+            short.append((int(line) + 1, found))
+    if short:
+        (first, found), more = short[0], len(short) - 1
+        raise DeliveryError(
+            path,
+            f"the line has {found} field{'s' * (found != 1)} where the header names {named}"
+            + (f" (so have {more} more: lines {_some(r for r, _ in short[1:])})" if more else "")
+            + ": a line cut short, or a record broken by a line break in an unquoted field",
+            column=str(fields[found]).strip(),
+            row=first,
+        )
+
+
+def _some(numbers: Iterable[int], shown: int = 5) -> str:
+    numbers = list(numbers)
+    return ", ".join(map(str, numbers[:shown])) + (" …" if len(numbers) > shown else "")
 
 
 def _line_numbers(content: bytes, delimiter: str, header: int, records: int) -> pd.Index:

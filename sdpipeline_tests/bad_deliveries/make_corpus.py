@@ -218,6 +218,19 @@ def extra_field_in_a_row(out: Path) -> None:
     _write(out / "ex_ante_2017" / "specialisti_2017.csv", lines, "cp1257")
 
 
+def fields_missing_at_a_line_end(out: Path) -> None:
+    lines = _lines("ex_ante_2017", "specialisti_2017.csv", "cp1257")
+    lines[14] = ";".join(lines[14].split(";")[:16])  # a line cut short after 16 of 22 fields
+    _write(out / "ex_ante_2017" / "specialisti_2017.csv", lines, "cp1257")
+
+
+def line_break_in_an_unquoted_comment(out: Path) -> None:
+    lines = _lines("ex_post_2023", "iedzivotaji_2023.csv", "cp1257")
+    assert lines[2].endswith(";Vajadzētu vairāk psihologu un ģimenes asistentu.")
+    lines[2] = lines[2].replace(" psihologu un ", " psihologu\r\nun ")
+    _write(out / "ex_post_2023" / "iedzivotaji_2023.csv", lines, "cp1257")
+
+
 def duplicate_column_name(out: Path) -> None:
     lines = _lines("ex_post_2023", "dienestu_vaditaji_2023.csv", "utf-8-sig")
     lines[0] = lines[0].replace(";VACANCIES;", ";STAFF_TOTAL;")
@@ -345,6 +358,8 @@ CASES: dict[str, Callable[[Path], None]] = {
         sav_that_is_a_csv,
         unterminated_quote,
         extra_field_in_a_row,
+        fields_missing_at_a_line_end,
+        line_break_in_an_unquoted_comment,
         duplicate_column_name,
         values_in_an_unnamed_column,
         very_long_file,
