@@ -455,9 +455,11 @@ def cmd_reference(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     from sdpipeline import docs, reference
     from sdpipeline.codebook import default_codebook
+    from sdpipeline.indicators import load_catalogue
 
     codebook = default_codebook()
     reference.check_waves(codebook)
+    load_catalogue(codebook)  # a catalogue that contradicts the codebook is refused here too
     path = Path(args.out).resolve() if args.out else docs.DOC_PATH
     if args.check:
         current = path.read_text(encoding="utf-8") if path.exists() else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -297,23 +298,77 @@ class Codebook:
 
 def _label(raw: Any, where: str) -> Label:
     if isinstance(raw, dict) and {"lv", "en"} <= raw.keys():
-        return Label(lv=str(raw["lv"]), en=str(raw["en"]))
+        return Label(lv=_text(raw["lv"], where), en=_text(raw["en"], where))
     if isinstance(raw, list) and len(raw) == 2:
-        return Label(lv=str(raw[0]), en=str(raw[1]))
+        return Label(lv=_text(raw[0], where), en=_text(raw[1], where))
     raise CodebookError(f"{where}: a label needs Latvian and English text, got {raw!r}")
+
+
+def _text(value: Any, where: str) -> str:
+    """A label's text: ``true``, ``false`` or an empty value is YAML's, not a label."""
+    if value is None or isinstance(value, bool):
+        raise CodebookError(
+            f'{where}: the label {value!r} is not text; put it in quotes ("{value}")'
+        )
+    return str(value)
+
+
+class _Strict:
+    """What PyYAML's safe loader lets through and a codebook must not: a key written twice in
+    one mapping (YAML forbids it; PyYAML keeps the last, so a pasted copy of a scale silently
+    replaced the first), and YAML 1.1's booleans ``yes``/``no``/``on``/``off`` (an unquoted
+    ``Yes`` label became ``True`` in the published SPSS files): only ``true`` and ``false``
+    are booleans, as in YAML 1.2."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[attr-defined]
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: PyYAML's own error says so
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (first on line {first.line + 1}); "
+                    "YAML keeps only one of them",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+
+
+def _strict(base: type) -> type:
+    loader = type(f"Strict{base.__name__}", (_Strict, base), {})
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    return loader
 
 
 # libyaml parses the codebook several times faster (every process loads it); its error
 # messages lack the pure parser's excerpt, so a file it refuses is parsed again to say why.
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FAST_LOADER = _strict(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+_LOADER = _strict(yaml.SafeLoader)
 
 
 def parse_yaml(text: str) -> Any:
-    """``text`` parsed by libyaml; a ``yaml.YAMLError`` from the pure parser if it is not YAML."""
+    """``text`` parsed by libyaml; a ``yaml.YAMLError`` from the pure parser if it is not YAML.
+    Both refuse a key written twice and read ``yes``/``no`` as text (``_Strict``)."""
     try:
         return yaml.load(text, Loader=_FAST_LOADER)
     except yaml.YAMLError:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -346,7 +401,10 @@ def _load_scales(
         target = spec.get("harmonised")
         if target not in harmonised:
             raise CodebookError(f"{where}: unknown harmonised scale {target!r}")
-        labels = {int(code): str(text) for code, text in spec["labels"].items()}
+        labels = {
+            int(code): _text(text, f"{where}.labels.{code}")
+            for code, text in spec["labels"].items()
+        }
         recode = {int(code): int(to) for code, to in spec.get("recode", {}).items()}
         missing = {int(code): str(kind) for code, kind in spec.get("missing", {}).items()}
         for code, to in recode.items():
@@ -355,6 +413,12 @@ def _load_scales(
         for code, kind in missing.items():
             if kind not in missing_kinds:
                 raise CodebookError(f"{where}: code {code} has unknown missing kind {kind!r}")
+        both = sorted(set(recode) & set(missing))
+        if both:
+            raise CodebookError(
+                f"{where}: code {both[0]} is both recoded (to {recode[both[0]]}) and missing "
+                f"({missing[both[0]]}): a code is one or the other"
+            )
         unmapped = set(labels) - set(recode) - set(missing)
         if unmapped:
             raise CodebookError(
@@ -383,6 +447,12 @@ def _source_variable(
     for kind in missing.values():
         if kind not in missing_kinds:
             raise CodebookError(f"{where}: unknown missing kind {kind!r}")
+    both = sorted(set(missing) & set(scale.recode if scale else ()))
+    if scale and both:
+        raise CodebookError(
+            f"{where}: code {both[0]:g} is missing ({missing[both[0]]}) here and recoded (to "
+            f"{scale.recode[int(both[0])]}) by {scale.name}: a code is one or the other"
+        )
     bins = None
     if "bins" in spec:
         bins = {int(code): (float(lo), float(hi)) for code, (lo, hi) in spec["bins"].items()}
@@ -652,9 +722,13 @@ def load_codebook(directory: Path | None = None) -> Codebook:
     themes = {k: _label(v, f"study.yaml: themes.{k}") for k, v in study["themes"].items()}
     harmonised, source = _load_scales(directory / "scales.yaml", set(missing))
     for scale in harmonised.values():
-        clash = set(scale.codes) & {m.code for m in missing.values()}
+        clash = sorted((m for m in missing.values() if m.code in scale.codes), key=lambda m: m.code)
         if clash:
-            raise CodebookError(f"scales.yaml: {scale.name} uses missing codes {sorted(clash)}")
+            raise CodebookError(
+                f"the harmonised scale {scale.name} (scales.yaml) has code {clash[0].code}, "
+                f"which study.yaml gives the missing category {clash[0].kind}: a harmonised "
+                "code is an answer or a missing category, never both"
+            )
     blocks = _read_yaml(directory / "blocks.yaml")["blocks"]
     book = {
         "waves": waves,

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from sdpipeline import settings
-from sdpipeline.codebook import Codebook, Label, parse_yaml
+from sdpipeline.codebook import Codebook, DataContractError, Label, parse_yaml
 from sdpipeline.reference import ReferenceData
 
 STATISTICS = ("proportion", "mean", "ratio", "index")
@@ -24,7 +25,7 @@ DENOMINATORS = ("answered", "valid")
 DIRECTIONS = ("up", "down", "none")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(DataContractError):
     """The indicator catalogue contradicts the codebook or itself."""
 
 
@@ -130,7 +131,10 @@ class Catalogue:
 
 def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
     path = path or settings.data_dir() / "indicators" / "catalogue.yaml"
-    raw = parse_yaml(path.read_text(encoding="utf-8"))
+    try:
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise CatalogueError(f"{path}: not valid YAML: {error}") from error
     indicators = []
     for spec in raw["indicators"]:
         where = f"{path.name}: {spec.get('id')}"

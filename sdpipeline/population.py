@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from sdpipeline import reference, settings
-from sdpipeline.codebook import Codebook, DataContractError, default_codebook
+from sdpipeline.codebook import Codebook, DataContractError, default_codebook, parse_yaml
 
 ASSUMPTIONS_FILE = reference.ASSUMPTIONS_FILE
 
@@ -28,8 +28,11 @@ class PopulationError(DataContractError):
 
 
 def _assumptions(directory: Path) -> dict:
-    with (directory / ASSUMPTIONS_FILE).open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    path = directory / ASSUMPTIONS_FILE
+    try:
+        return parse_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise PopulationError(f"{path}: not valid YAML: {error}") from error
 
 
 def _to_int(series: pd.Series) -> pd.Series:

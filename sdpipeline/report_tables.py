@@ -539,7 +539,8 @@ def change_decomposition(
                 GROUPS: row.groups,
             }
         )
-    return pd.DataFrame(rows)
+    columns = [WAVE_OR_COMPARISON, CODE, NAME_LV, NAME_EN, CHANGE, WITHIN, COMPOSITION, GROUPS]
+    return pd.DataFrame(rows, columns=columns)  # no comparison declared: no rows
 
 
 def design_counts(

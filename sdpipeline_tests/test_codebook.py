@@ -181,3 +181,78 @@ def test_docs_are_generated_from_the_codebook(codebook):
     assert docs.DOC_PATH.read_text(encoding="utf-8") == docs.render(codebook), (
         "docs/codebook.md is stale: run `sdpipeline docs`"
     )
+
+
+def _text_edit(file: str, old: str, new: str):
+    """A slip made in the file as a person edits it: text replaced, not a re-dumped YAML."""
+
+    def edit(folder: Path):
+        path = folder / file
+        text = path.read_text(encoding="utf-8")
+        assert old in text, old
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    return edit
+
+
+SATISFACTION = (  # satisf4_2017's; assess4_2017 recodes the same way
+    "Pilnībā neapmierināts, 8: Grūti pateikt, 9: Nav atbildes}\n"
+    "    recode: {1: 1, 2: 1, 3: 3, 4: 3}\n    missing: {8:"
+)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            _text_edit(
+                "scales.yaml",
+                "  trust4_2017:\n",
+                "  satisf4_2017:\n    harmonised: satisfaction3\n    labels: {1: a, 2: b, 3: c, "
+                "4: d, 8: e, 9: f}\n    recode: {1: 1, 2: 1, 3: 1, 4: 3}\n"
+                "    missing: {8: hard_to_say, 9: no_answer}\n  trust4_2017:\n",
+            ),
+            "found the key 'satisf4_2017' twice (first on line 73)",
+        ),
+        (
+            _text_edit(
+                "scales.yaml",
+                "recode: {1: 1, 2: 1, 3: 3, 4: 3}",
+                "recode: {1: 1, 2: 1, 3: 3, 4: 3, 3: 1}",
+            ),
+            "found the key 3 twice",
+        ),
+        (
+            _text_edit(
+                "scales.yaml", SATISFACTION, SATISFACTION.replace("{8:", "{4: no_answer, 8:")
+            ),
+            "source.satisf4_2017: code 4 is both recoded (to 3) and missing (no_answer)",
+        ),
+        (
+            _text_edit("scales.yaml", '[Jā, "Yes"], 0: [Nē, "No"]', "[Jā, true], 0: [Nē, false]"),
+            "harmonised.yes_no.1: the label True is not text; put it in quotes",
+        ),
+        (
+            _text_edit("study.yaml", "hard_to_say: {code: -1,", "hard_to_say: {code: 1,"),
+            "the harmonised scale yes_no (scales.yaml) has code 1, which study.yaml gives the "
+            "missing category hard_to_say",
+        ),
+    ],
+    ids=[
+        "a scale pasted twice",
+        "a code twice",
+        "recoded and missing",
+        "a boolean label",
+        "a missing code that is an answer",
+    ],
+)
+def test_a_codebook_slip_is_refused_naming_where(tmp_path, edit, message):
+    with pytest.raises(CodebookError, match=re.escape(message)):
+        load_codebook(_broken_copy(tmp_path, edit))
+
+
+def test_yes_and_no_are_labels_not_booleans(tmp_path):
+    """YAML 1.1 reads an unquoted Yes as true: the labels would be published as 'True'."""
+    edit = _text_edit("scales.yaml", '[Jā, "Yes"], 0: [Nē, "No"]', "[Jā, Yes], 0: [Nē, No]")
+    scale = load_codebook(_broken_copy(tmp_path, edit)).harmonised_scales["yes_no"]
+    assert (scale.codes[1].en, scale.codes[0].en) == ("Yes", "No")

@@ -12,10 +12,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from sdpipeline import settings
-from sdpipeline.codebook import Codebook, DataContractError, SourceVariable, Variable
+from sdpipeline.codebook import (
+    Codebook,
+    DataContractError,
+    SourceVariable,
+    Variable,
+    parse_yaml,
+)
 
 MODEL_FILE = "model.yaml"
 # Variables whose value is an attribute of the respondent's cell, not an answer to draw.
@@ -73,7 +78,7 @@ def load_model(path: Path | None = None) -> TruthModel:
     answers as ex-post did, except where the model says otherwise)."""
     path = path or settings.data_dir() / "generator" / MODEL_FILE
     content = path.read_bytes()
-    raw = yaml.safe_load(content)
+    raw = parse_yaml(content.decode("utf-8"))
     for wave, like in (raw.get("wave_defaults") or {}).items():
         _inherit(raw, str(wave), str(like))
     return TruthModel(raw, hashlib.sha256(content).hexdigest())
