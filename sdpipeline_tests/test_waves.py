@@ -610,3 +610,38 @@ def test_an_outcome_a_wave_did_not_ask_is_said_so_in_the_attribution(tmp_path, p
         assert rows.loc[["S07"], "estimate"].isna().all()
         assert rows.loc[["S04", "S06"], "estimate"].notna().all()
         assert not rows["caveat"].str.contains("singular").any()
+
+
+def test_a_catalogue_slip_is_one_line_before_any_step(tmp_path):
+    """The indicator catalogue is part of the data contract: a slip in it is named on one
+    line, by every command that loads it (docs --check included), with no traceback."""
+    data = tw.copy_data(tmp_path)
+    path = data / "indicators" / "catalogue.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = (
+        "{id: C01, instrument: clients, variable: satisfaction, statistic: proportion, success: [1]"
+    )
+    assert old in text
+    path.write_text(text.replace(old, old.replace("success: [1]", "success: [4]")), "utf-8")
+    expected = "catalogue.yaml: C01: success codes"
+    for command in (("status",), ("run",), ("docs", "--check", "--out", str(tmp_path / "cb.md"))):
+        done = _cli(tmp_path, *command)
+        assert done.returncode == 2, (command, done.stderr[-2000:])
+        assert expected in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "var" / "warehouse.duckdb").exists()
+
+
+def test_a_study_without_comparisons_publishes_its_levels(tmp_path):
+    """`comparisons: []` is a study of waves compared with nothing (yet): every level is
+    estimated and published; the tables of change have their columns and no rows."""
+    data = tw.copy_data(tmp_path)
+    _edit(data / "codebook" / "study.yaml", lambda study: study.update(comparisons=[]))
+    run = _cli(tmp_path, "run")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    tables = tmp_path / "var" / "reports" / "tables"
+    headline = pd.read_csv(tables / "headline_indicators.csv", sep=";", encoding="utf-8-sig")
+    assert {"2017", "2023"} <= set(headline.columns) and len(headline) == 36
+    assert not any("→" in column for column in headline.columns)
+    decomposition = pd.read_csv(tables / "change_decomposition.csv", sep=";", encoding="utf-8-sig")
+    assert decomposition.empty and "Izmaiņas / Change" in decomposition.columns
