@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from sdpipeline import settings
+from sdpipeline import codebook_shape, settings
 
 LEVELS = (
     "identifier",
@@ -371,20 +371,25 @@ def parse_yaml(text: str) -> Any:
         return yaml.load(text, Loader=_LOADER)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, schema: str) -> dict[str, Any]:
+    """A codebook file, refused if it is not YAML or not of the shape ``codebook_schemas/
+    <schema>`` describes (``codebook_shape``), naming the file and the entry."""
     try:
         content = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise CodebookError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(content, dict):
         raise CodebookError(f"{path}: expected a mapping at the top level")
+    wrong = codebook_shape.problem(content, schema)
+    if wrong:
+        raise CodebookError(f"{path.name}: {wrong}")
     return content
 
 
 def _load_scales(
     path: Path, missing_kinds: set[str]
 ) -> tuple[dict[str, HarmonisedScale], dict[str, SourceScale]]:
-    raw = _read_yaml(path)
+    raw = _read_yaml(path, "scales.yaml")
     harmonised = {
         name: HarmonisedScale(
             name=name,
@@ -536,7 +541,7 @@ def _variable(
 
 
 def _instrument(path: Path, blocks: dict[str, list[dict]], book: dict[str, Any]) -> Instrument:
-    raw = _read_yaml(path)
+    raw = _read_yaml(path, "instrument.yaml")
     name = raw["instrument"]
     where = f"{path.name}"
     specs: list[dict[str, Any]] = []
@@ -695,7 +700,7 @@ def load_codebook(directory: Path | None = None) -> Codebook:
     """Read and check the codebook under ``directory`` (default: ``data/codebook``)."""
     directory = directory or settings.codebook_dir()
     study_path = directory / "study.yaml"
-    study = _read_yaml(study_path)
+    study = _read_yaml(study_path, "study.yaml")
     waves = {}
     for spec in study["waves"]:
         waves[spec["id"]] = Wave(
@@ -729,7 +734,7 @@ def load_codebook(directory: Path | None = None) -> Codebook:
                 f"which study.yaml gives the missing category {clash[0].kind}: a harmonised "
                 "code is an answer or a missing category, never both"
             )
-    blocks = _read_yaml(directory / "blocks.yaml")["blocks"]
+    blocks = _read_yaml(directory / "blocks.yaml", "blocks.yaml")["blocks"]
     book = {
         "waves": waves,
         "themes": themes,
@@ -770,7 +775,7 @@ def load_codebook(directory: Path | None = None) -> Codebook:
 
 
 def _derived(path: Path, instruments: dict[str, Instrument]) -> DerivedColumns:
-    spec = _read_yaml(path)
+    spec = _read_yaml(path, "derived.yaml")
     groups = {
         group: {
             name: _label(label, f"{path.name}: {group}.{name}")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sdpipeline import settings
+from sdpipeline import codebook_shape, settings
 from sdpipeline.codebook import Codebook, DataContractError, Label, parse_yaml
 from sdpipeline.reference import ReferenceData
 
@@ -135,6 +135,9 @@ def load_catalogue(codebook: Codebook, path: Path | None = None) -> Catalogue:
         raw = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise CatalogueError(f"{path}: not valid YAML: {error}") from error
+    wrong = codebook_shape.problem(raw, "catalogue.yaml")
+    if wrong:
+        raise CatalogueError(f"{path.name}: {wrong}")
     indicators = []
     for spec in raw["indicators"]:
         where = f"{path.name}: {spec.get('id')}"

@@ -141,7 +141,7 @@ def test_a_variable_with_the_wrong_scale_is_refused(tmp_path):
     ("edit", "message"),
     [
         (lambda d: d["harmonised"].update(sex=d["harmonised"]["weight"]), "are also codebook"),
-        (lambda d: d["harmonised"]["weight"].pop("lv"), "harmonised.weight: a label needs"),
+        (lambda d: d["harmonised"]["weight"].pop("lv"), "harmonised.weight: 'lv' is a required"),
         (lambda d: d["provenance"].update(source_file={"lv": "x", "en": "x"}), "start with '_'"),
         (lambda d: d["missing_kind"].update(en="Why no number"), "as {name}"),
     ],
@@ -230,7 +230,8 @@ SATISFACTION = (  # satisf4_2017's; assess4_2017 recodes the same way
         ),
         (
             _text_edit("scales.yaml", '[Jā, "Yes"], 0: [Nē, "No"]', "[Jā, true], 0: [Nē, false]"),
-            "harmonised.yes_no.1: the label True is not text; put it in quotes",
+            "harmonised.yes_no.codes[1][1]: True is not of type 'string': YAML reads it so; put "
+            "it in quotes",
         ),
         (
             _text_edit("study.yaml", "hard_to_say: {code: -1,", "hard_to_say: {code: 1,"),
@@ -256,3 +257,75 @@ def test_yes_and_no_are_labels_not_booleans(tmp_path):
     edit = _text_edit("scales.yaml", '[Jā, "Yes"], 0: [Nē, "No"]', "[Jā, Yes], 0: [Nē, No]")
     scale = load_codebook(_broken_copy(tmp_path, edit)).harmonised_scales["yes_no"]
     assert (scale.codes[1].en, scale.codes[0].en) == ("Yes", "No")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            _text_edit(
+                "instruments/clients.yaml",
+                "{variable: k3_dienas, missing: {999: no_answer}}",
+                "{variable: k3_dienas, mising: {999: no_answer}}",
+            ),
+            "clients.yaml: variables[wait_days].waves.ex_ante_2017: unknown key 'mising' (did "
+            "you mean 'missing'?)",
+        ),
+        (
+            _text_edit(
+                "instruments/clients.yaml", "    range: [0, 365]\n", "    rnage: [0, 365]\n"
+            ),
+            "clients.yaml: variables[wait_days]: unknown key 'rnage' (did you mean 'range'?)",
+        ),
+        (
+            _text_edit(
+                "scales.yaml", "    labels: {1: Pilnībā uzticos", "    lables: {1: Pilnībā uzticos"
+            ),
+            "scales.yaml: source.trust4_2017: unknown key 'lables' (did you mean 'labels'?)",
+        ),
+        (
+            _text_edit(
+                "scales.yaml",
+                "recode: {1: 1, 2: 2, 3: 3, 4: 4}",
+                "recode: {1: 1, 2: 2, 3: 3, 4: e}",
+            ),
+            "scales.yaml: source.trust4_2017.recode[4]: 'e' is not of type 'integer'",
+        ),
+        (
+            _text_edit("study.yaml", "    year: 2017\n", ""),
+            "study.yaml: waves[ex_ante_2017]: 'year' is a required property",
+        ),
+        (
+            _text_edit("study.yaml", "\ncomparisons:\n", "\ncomparison:\n"),
+            "study.yaml: the top level: unknown key 'comparison' (did you mean 'comparisons'?)",
+        ),
+    ],
+    ids=[
+        "a misspelt optional key",
+        "a misspelt range",
+        "a misspelt scale key",
+        "a letter for a code",
+        "a wave without its year",
+        "an unknown key at the top",
+    ],
+)
+def test_a_codebook_file_of_the_wrong_shape_is_refused_naming_the_entry(tmp_path, edit, message):
+    """The schemas in sdpipeline/codebook_schemas/: a key the loader would have ignored, or
+    failed on with a bare KeyError or ValueError, is named with the entry it is in."""
+    with pytest.raises(CodebookError, match=re.escape(message)):
+        load_codebook(_broken_copy(tmp_path, edit))
+
+
+def test_the_shipped_files_are_of_the_shape_their_schemas_describe():
+    from sdpipeline import codebook_shape
+    from sdpipeline.codebook import parse_yaml
+
+    folder = settings.codebook_dir()
+    files = [
+        (folder / f"{name}.yaml", f"{name}.yaml")
+        for name in ("study", "scales", "blocks", "derived")
+    ]
+    files += [(path, "instrument.yaml") for path in sorted((folder / "instruments").glob("*.yaml"))]
+    files += [(settings.data_dir() / "indicators" / "catalogue.yaml", "catalogue.yaml")]
+    for path, schema in files:
+        assert codebook_shape.problem(parse_yaml(path.read_text(encoding="utf-8")), schema) is None

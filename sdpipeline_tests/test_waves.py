@@ -174,7 +174,7 @@ COMPARISONS = {
         {"before": "ex_post_2023", "after": "ex_ante_2017"},
         r"before \(ex_post_2023, 2023\) must be the earlier wave",
     ),
-    "unknown role": ({"role": "effect"}, "role must be one of"),
+    "unknown role": ({"role": "effect"}, r"role: 'effect' is not one of \['project_effect'"),
 }
 
 
