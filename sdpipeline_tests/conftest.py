@@ -118,12 +118,12 @@ def cli_env(folder: Path, **extra: str) -> dict[str, str]:
 
 
 def sdpipeline(
-    folder: Path, *args: str, timeout: int = HUNG_SECONDS
+    folder: Path, *args: str, timeout: int = HUNG_SECONDS, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """``sdpipeline ARGS`` as a user runs it, on ``folder``."""
+    """``sdpipeline ARGS`` as a user runs it, on ``folder`` (``env``: settings besides)."""
     return subprocess.run(
         [sys.executable, "-m", "sdpipeline", *args],
-        env=cli_env(folder),
+        env=cli_env(folder, **(env or {})),
         cwd=settings.REPO_ROOT,
         capture_output=True,
         text=True,

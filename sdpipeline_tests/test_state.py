@@ -158,7 +158,46 @@ def test_a_changed_file_the_code_reads_is_a_new_code_version(cli_pipeline, tmp_p
     code, report = status_of(package.parent)
     assert code == 1
     exports = states(report)["report/exports"]
-    assert exports["behind"] and "has a new code version" in exports["reasons"], exports
+    assert exports["behind"], exports
+    assert "has a new code version (changed: the pipeline's code)" in exports["reasons"], exports
+
+
+def test_a_new_code_version_names_the_part_of_the_codebook_that_changed(cli_pipeline, tmp_path):
+    """A person who edited the codebook learns from `status` what their edit rebuilds and why:
+    the instrument file for its instrument's tables, the catalogue for the indicators; the
+    other instruments' tables stay current."""
+    folder = clone(cli_pipeline, tmp_path / "project")
+    data = tmp_path / "data"
+    shutil.copytree(settings.REPO_ROOT / "data", data, ignore=shutil.ignore_patterns("raw"))
+    env = {
+        "SDPIPELINE_DATA_DIR": str(data),
+        "SDPIPELINE_CODEBOOK_DIR": str(data / "codebook"),
+        "SDPIPELINE_REFERENCE_DIR": str(data / "reference"),
+    }
+
+    def reasons() -> dict[str, str]:
+        done = sdpipeline(folder, "status", "--json", env=env)
+        return {k: "; ".join(v["reasons"]) for k, v in states(json.loads(done.stdout)).items()}
+
+    assert not any(reasons().values())
+    clients = data / "codebook" / "instruments" / "clients.yaml"
+    clients.write_text(
+        clients.read_text(encoding="utf-8").replace("Cik dienas gaidījāt", "Cik ilgi gaidījāt"),
+        encoding="utf-8",
+    )
+    catalogue = data / "indicators" / "catalogue.yaml"
+    catalogue.write_text(
+        catalogue.read_text(encoding="utf-8").replace("Gaidīšanas laiks", "Gaidīšanas ilgums"),
+        encoding="utf-8",
+    )
+    now = reasons()
+    assert now["raw/clients_2017"] == (
+        "has a new code version (changed: instruments/clients.yaml or a block or scale it uses)"
+    )
+    assert not now["raw/heads_2017"] and not now["reference/municipalities_2021"]
+    assert now["indicators/estimates"].startswith(
+        "has a new code version (changed: the codebook, data/indicators/catalogue.yaml)"
+    )
 
 
 def test_a_declared_file_that_is_not_there_fails_the_run(cli_pipeline, tmp_path):

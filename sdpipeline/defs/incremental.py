@@ -26,7 +26,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.definitions.data_version import (
+    CODE_VERSION_TAG,
+    CachingStaleStatusResolver,
+    StaleCauseCategory,
+    StaleStatus,
+)
 from dagster._core.event_api import EventLogRecord
 from dagster._core.loader import LoadingContext
 from dagster._core.storage.asset_check_execution_record import (
@@ -37,6 +42,7 @@ from dagster._core.storage.asset_check_execution_record import (
 
 from sdpipeline.defs import keys
 from sdpipeline.defs.observation import FileVersion
+from sdpipeline.defs.policy import changed_parts
 from sdpipeline.defs.runs import run_failure_messages
 
 
@@ -105,9 +111,16 @@ def loading_context(instance: dg.DagsterInstance) -> LoadingContext:
     return _Loading(instance)
 
 
-def _cause(cause) -> str:
+def _cause(cause, graph, key: dg.AssetKey, latest) -> str:
+    """Dagster's stale cause; a new code version with what changed (``policy.changed_parts``)
+    from the version the asset was built with, which Dagster records on its materialisation."""
     if cause.dependency is not None:
         return f"{cause.reason} ({cause.dependency.asset_key.to_user_string()})"
+    if cause.category == StaleCauseCategory.CODE and latest is not None:
+        built_with = latest.asset_materialization.tags.get(CODE_VERSION_TAG)
+        changed = changed_parts(built_with, graph.get(key).code_version)
+        if changed:
+            return f"{cause.reason} (changed: {', '.join(changed)})"
     return cause.reason
 
 
@@ -208,12 +221,12 @@ def resolve(
     states: dict[dg.AssetKey, AssetState] = {}
     for key in all_keys:
         status = resolver.get_status(key)
-        causes = [_cause(c) for c in resolver.get_stale_causes(key)]
+        entry = records.get(key)
+        latest = entry.last_materialization_record if entry else None
+        causes = [_cause(c, graph, key, latest) for c in resolver.get_stale_causes(key)]
         if key in missing_files:
             causes.append(missing_files[key])
             status = StaleStatus.MISSING
-        entry = records.get(key)
-        latest = entry.last_materialization_record if entry else None
         state = AssetState(
             key,
             status.value,

@@ -114,8 +114,18 @@ def code_basis(key: dg.AssetKey, tags: Mapping[str, str]) -> tuple[str, ...]:
     return ("package",)
 
 
+# What each part of a code basis is, as a person edits it: named when it changed.
+PART_SOURCES = {
+    "package": "the pipeline's code",
+    "study": "study.yaml or the harmonised scales",
+    "codebook": "the codebook",
+    "catalogue": "data/indicators/catalogue.yaml",
+}
+
+
 def code_version(spec: dg.AssetSpec, codebook: Codebook) -> str | None:
-    """The fingerprint of ``code_basis(spec)``; None for a file."""
+    """The fingerprint of each part of ``code_basis(spec)``, as ``part=digest`` joined by
+    ``;``, so that what changed can be named (``changed_parts``); None for a file."""
     parts = {
         "package": package_fingerprint,
         "study": lambda: _study(codebook),
@@ -125,14 +135,35 @@ def code_version(spec: dg.AssetSpec, codebook: Codebook) -> str | None:
     basis = code_basis(spec.key, spec.tags)
     if not basis:
         return None
-    return _digest(
-        *(
+    return ";".join(
+        f"{part}="
+        + _digest(
             codebook.instruments[part.split(" ", 1)[1]]
             if part.startswith("instrument ")
             else parts[part]()
-            for part in basis
-        )
+        )[:12]
+        for part in basis
     )
+
+
+def changed_parts(built_with: str | None, now: str | None) -> list[str]:
+    """What changed between two code versions, as a person edits it: the package's code, the
+    study's part of the codebook, an instrument's file, the catalogue. Empty where either
+    version is not of ``code_version``'s form (one built before it)."""
+
+    def split(version: str | None) -> dict[str, str]:
+        pairs = [p.split("=", 1) for p in (version or "").split(";")]
+        return dict(p for p in pairs if len(p) == 2)
+
+    before, after = split(built_with), split(now)
+    if not before or not after:
+        return []
+    return [
+        PART_SOURCES.get(part)
+        or f"instruments/{part.split(' ', 1)[1]}.yaml or a block or scale it uses"
+        for part in after
+        if before.get(part) != after[part]
+    ]
 
 
 def with_policy(
