@@ -323,11 +323,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         running = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
     strays = _strays(codebook)
     behind = [s for s in states.values() if s.behind]
+    doc = _stale_codebook_doc(codebook)
     if args.json:
         print(
             json.dumps(
                 {
                     "current": not behind and not strays,
+                    "codebook_doc_out_of_date": doc is not None,
                     "stray_files": [f"{s.path}: {s.reason}" for s in strays],
                     "unfinished_runs": [r.dagster_run.run_id for r in running],
                     "assets": [s.as_json() for s in states.values()],
@@ -352,6 +354,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"  {'':<40} {'':<8} last attempt failed: {state.last_failure}")
     if strays:
         _print_strays(strays)
+    if doc:
+        print(doc)
     for record in running:
         run = record.dagster_run
         print(f"run {run.run_id} ({run.job_name}) is {run.status.value.lower()}")
@@ -370,6 +374,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     print("sdpipeline: every asset is current with the delivery on disk.")
     return 0
+
+
+def _stale_codebook_doc(codebook) -> str | None:
+    """The codebook's document (``docs/codebook.md`` beside ``data/``, as in the repository)
+    when it no longer describes the codebook: `sdpipeline docs` makes it, not a run, so a run
+    leaves it as it was (the published datasets' own codebooks are made by the run)."""
+    from sdpipeline import docs, settings
+
+    path = settings.codebook_dir().parent.parent / "docs" / "codebook.md"  # as in the repository
+    if not path.is_file() or path.read_text(encoding="utf-8") == docs.render(codebook):
+        return None
+    return f"note: {path} no longer describes the codebook; `sdpipeline docs` rewrites it"
 
 
 def cmd_floor(args: argparse.Namespace) -> int:

@@ -180,6 +180,9 @@ def test_a_new_code_version_names_the_part_of_the_codebook_that_changed(cli_pipe
         return {k: "; ".join(v["reasons"]) for k, v in states(json.loads(done.stdout)).items()}
 
     assert not any(reasons().values())
+    (tmp_path / "docs").mkdir()
+    shutil.copy(settings.REPO_ROOT / "docs" / "codebook.md", tmp_path / "docs")
+    assert "no longer describes" not in sdpipeline(folder, "status", env=env).stdout
     clients = data / "codebook" / "instruments" / "clients.yaml"
     clients.write_text(
         clients.read_text(encoding="utf-8").replace("Cik dienas gaidījāt", "Cik ilgi gaidījāt"),
@@ -198,6 +201,8 @@ def test_a_new_code_version_names_the_part_of_the_codebook_that_changed(cli_pipe
     assert now["indicators/estimates"].startswith(
         "has a new code version (changed: the codebook, data/indicators/catalogue.yaml)"
     )
+    note = f"note: {tmp_path / 'docs' / 'codebook.md'} no longer describes the codebook"
+    assert note in sdpipeline(folder, "status", env=env).stdout  # a run does not rewrite it
 
 
 def test_a_declared_file_that_is_not_there_fails_the_run(cli_pipeline, tmp_path):
