@@ -410,7 +410,7 @@ def test_a_report_column_without_a_meaning_is_refused(codebook):
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('"%": {lv: "%", en: "%",', '"%": {lv: "%",', "report.units.%: needs lv and en"),
+        ('"%": {lv: "%", en: "%",', '"%": {lv: "%",', "report.units.%: 'en' is a required"),
         (
             '    days: {lv: "dienas"',
             '    nights: {lv: "dienas"',
