@@ -59,11 +59,8 @@ def _place(document: Any, path: deque) -> str:
     for step in path:
         if isinstance(step, int):
             item = node[step]
-            name = (
-                item.get("name", item.get("id", item.get("block")))
-                if isinstance(item, dict)
-                else None
-            )
+            names = [item.get(k) for k in ("id", "name", "block")] if isinstance(item, dict) else []
+            name = next((n for n in names if isinstance(n, str)), None)
             place += f"[{name if name is not None else step}]"
         else:
             place += f".{step}" if place else str(step)

@@ -416,7 +416,7 @@ def test_a_report_column_without_a_meaning_is_refused(codebook):
             '    nights: {lv: "dienas"',
             "report.units: no entry for ['days']",
         ),
-        ("unit: per_1000_residents, ", "", "H01: a ratio needs its unit"),
+        ("unit: per_1000_residents, ", "", "indicators[H01]: 'unit' is a required property"),
     ],
 )
 def test_every_indicator_unit_is_named_in_both_languages(codebook, tmp_path, old, new, message):
