@@ -121,6 +121,26 @@ def _refresh_plan(instance, defs, codebook) -> tuple[list, str]:
     return selection, "\n".join(reasons)
 
 
+def _refuse_while_running(instance) -> bool:
+    """A run still going (another refresh, the automation's): until it ends, what is behind is
+    not known. Its tables are written and their checks not yet run, so a plan made now would
+    call them current ("nothing changed") or build them a second time. Runs of processes that
+    were killed are marked failed when the instance opens (``_start``), so these are alive."""
+    import dagster as dg
+
+    from sdpipeline.defs.runs import UNFINISHED
+
+    running = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))
+    for record in running:
+        run = record.dagster_run
+        print(
+            f"sdpipeline refresh: run {run.run_id} ({run.job_name}) is "
+            f"{run.status.value.lower()}; what is behind is known only when it ends: refresh "
+            "again then (sdpipeline status shows the runs going)"
+        )
+    return bool(running)
+
+
 def _print_left_behind(job: str, behind: list, reasons: str, shown: int = 5) -> None:
     """After a job that left out part of the delivery: what is still behind the files on disk,
     the first reasons, and what to run."""
@@ -184,6 +204,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             strays = _strays(codebook)
             if strays:
                 _print_strays(strays)
+                return 1
+            if _refuse_while_running(instance):
                 return 1
             selection, reasons = _refresh_plan(instance, defs, codebook)
             if not selection:

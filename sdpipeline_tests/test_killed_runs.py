@@ -20,7 +20,7 @@ import pytest
 
 from sdpipeline import report_export, settings
 
-from .conftest import cli_env, clone, sdpipeline, wait_while_progressing
+from .conftest import HUNG_SECONDS, cli_env, clone, sdpipeline, wait_while_progressing
 from .state_checks import (
     HEADS_2023,
     LEADERS_2017,
@@ -233,3 +233,32 @@ def test_nothing_built_on_an_unchecked_table_is_published(cli_pipeline, tmp_path
     assert_same_report(published(folder), before)
     assert sdpipeline(folder, "refresh").returncode == 0
     assert status(folder)[0] == 0
+
+
+def test_a_refresh_while_another_run_is_going_refuses_to_plan(cli_pipeline, tmp_path):
+    """A run still going has written tables its checks have not yet passed: a plan made then
+    said "nothing changed" (exit 0) or built them a second time. It now names the run and
+    stops (exit 1); once the run has ended, the refresh plans as usual."""
+    folder = clone(cli_pipeline, tmp_path / "busy")
+    set_first_answer(folder / "raw" / HEADS_2023, "STAFF_TOTAL", "31")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sdpipeline", "refresh", "--verbose"],
+        env=cli_env(folder),
+        cwd=settings.REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log = []
+    for line in process.stdout:
+        log.append(line)
+        if " - STEP_START - " in line and "harmonised" in line:
+            break
+    second = sdpipeline(folder, "refresh")
+    log.extend(process.stdout)
+    assert process.wait(timeout=HUNG_SECONDS) == 0, "".join(log)[-3000:]
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "is started; what is behind is known only when it ends" in second.stdout
+    assert "nothing changed" not in second.stdout
+    after = sdpipeline(folder, "refresh")
+    assert after.returncode == 0 and "nothing changed" in after.stdout, after.stdout
