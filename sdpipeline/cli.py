@@ -121,6 +121,17 @@ def _refresh_plan(instance, defs, codebook) -> tuple[list, str]:
     return selection, "\n".join(reasons)
 
 
+def _damaged_warehouse(command: str) -> bool:
+    """A warehouse file DuckDB cannot open: said on one line before anything runs (a run on it
+    failed after minutes of retries, with a traceback)."""
+    from sdpipeline.defs.outputs import warehouse_problem
+
+    problem = warehouse_problem(settings.warehouse_path())
+    if problem:
+        print(f"sdpipeline {command}: {problem}", file=sys.stderr)
+    return problem is not None
+
+
 def _refuse_while_running(instance) -> bool:
     """A run still going (another refresh, the automation's): until it ends, what is behind is
     not known. Its tables are written and their checks not yet run, so a plan made now would
@@ -196,6 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     codebook = default_codebook()
+    if _damaged_warehouse(args.command):
+        return 2
     with held_open(home), _start(home) as instance:
         job = defs.resolve_job_def(args.job)
         selection = None
@@ -340,6 +353,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     codebook = default_codebook()
     graph = defs.resolve_asset_graph()
+    if _damaged_warehouse(args.command):
+        return 2
     with _start(home, sys.stderr if args.json else sys.stdout) as instance:
         states = resolve(instance, graph, record_changes(instance, codebook))
         running = instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED))

@@ -276,6 +276,33 @@ def export(
     return sorted(out_dir.iterdir())
 
 
+def publication_problem(out_dir: Path, run_id: str) -> str | None:
+    """Why the publication at ``out_dir`` is not the one run ``run_id`` made, whole: not there,
+    of another run, or with a file its manifest lists missing (and the parts published beside
+    it). Files are looked for, not hashed again: a register's publication is gigabytes."""
+    manifest_path = out_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"the published report {out_dir} is not there (no readable {MANIFEST})"
+    if manifest.get("run_id") != run_id:
+        return (
+            f"the published report {out_dir} is of run {manifest.get('run_id')}, not of run "
+            f"{run_id}, which built this asset last"
+        )
+    parts = {out_dir: manifest.get("contents", {})}
+    for name, contents in manifest.get("published_beside", {}).items():
+        parts[out_dir.with_name(name)] = contents
+    for folder, contents in parts.items():
+        gone = [name for name in contents if not (folder / name).is_file()]
+        if gone:
+            return (
+                f"{len(gone)} published file(s) its manifest lists are not there: "
+                f"{', '.join(str(folder / name) for name in gone[:3])}"
+            )
+    return None
+
+
 def current_link(out_dir: Path) -> Path:
     """The link switched to each new publication: ``out_dir`` and the paths published with it
     are fixed links through it, so one rename moves them all."""

@@ -232,3 +232,34 @@ def test_a_declared_file_that_is_not_there_fails_the_run(cli_pipeline, tmp_path)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "1 declared file(s) not delivered: delivery/clients_2023: " in failed.stdout
     assert_same_report(published(folder), before)
+
+
+def test_outputs_removed_outside_dagster_are_behind_and_rebuilt(cli_pipeline, tmp_path):
+    """Dagster's staleness compares versions, not what a run wrote: a published file or the
+    whole warehouse removed left every asset "current" and refresh said "nothing changed".
+    Each is now behind, named, and rebuilt by refresh; a damaged warehouse is said on one
+    line before anything runs."""
+    folder = clone(cli_pipeline, tmp_path / "project")
+    html = folder / "var" / "reports" / "tables" / "report.html"
+    html.unlink()
+    done = sdpipeline(folder, "status")
+    assert done.returncode == 1, done.stdout
+    assert f"1 published file(s) its manifest lists are not there: {html}" in done.stdout
+    assert sdpipeline(folder, "refresh").returncode == 0 and html.is_file()
+
+    warehouse = folder / "var" / "warehouse.duckdb"
+    saved = warehouse.read_bytes()
+    warehouse.unlink()
+    done = sdpipeline(folder, "status")
+    assert done.returncode == 1
+    assert f"its table harmonised.residents is not in the warehouse {warehouse}" in done.stdout
+    rebuilt = sdpipeline(folder, "refresh")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
+    assert sdpipeline(folder, "status").returncode == 0
+
+    warehouse.write_bytes(saved[: len(saved) // 3])
+    for command in ("status", "refresh"):
+        done = sdpipeline(folder, command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"the warehouse {warehouse} cannot be read" in done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

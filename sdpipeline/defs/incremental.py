@@ -42,6 +42,7 @@ from dagster._core.storage.asset_check_execution_record import (
 
 from sdpipeline.defs import keys
 from sdpipeline.defs.observation import FileVersion
+from sdpipeline.defs.outputs import absent_outputs
 from sdpipeline.defs.policy import changed_parts
 from sdpipeline.defs.runs import run_failure_messages
 
@@ -75,6 +76,8 @@ class AssetState:
     """Assets upstream that are behind, nearest first."""
     last_failure: str | None = None
     """The last attempt to build it, if it failed after its current table was built."""
+    absent: list[str] = field(default_factory=list)
+    """What its last materialisation wrote and is no longer there (``outputs``)."""
 
     @property
     def layer(self) -> str:
@@ -82,14 +85,16 @@ class AssetState:
 
     @property
     def own_behind(self) -> bool:
-        return self.status != StaleStatus.FRESH.value or bool(self.failed_checks)
+        return (
+            self.status != StaleStatus.FRESH.value or bool(self.failed_checks) or bool(self.absent)
+        )
 
     @property
     def behind(self) -> bool:
         return self.own_behind or bool(self.waits_on)
 
     def reasons(self) -> list[str]:
-        reasons = list(self.causes) + self.failed_checks
+        reasons = list(self.causes) + self.absent + self.failed_checks
         if self.waits_on:
             names = ", ".join(k.to_user_string() for k in self.waits_on[:3])
             more = f" and {len(self.waits_on) - 3} more" if len(self.waits_on) > 3 else ""
@@ -217,6 +222,12 @@ def resolve(
     missing_files = {v.key: f"the file {v.path} is not there" for v in files if not v.sha256}
     all_keys = list(graph.toposorted_asset_keys)
     records = {r.asset_entry.asset_key: r.asset_entry for r in instance.get_asset_records(all_keys)}
+    built = {
+        key: entry.last_materialization_record.run_id
+        for key, entry in records.items()
+        if entry.last_materialization_record is not None
+    }
+    absent = absent_outputs(graph, built)
     failures_by_run: dict[str, list[str]] = {}
     states: dict[dg.AssetKey, AssetState] = {}
     for key in all_keys:
@@ -232,6 +243,7 @@ def resolve(
             status.value,
             causes,
             _failed_blocking_checks(instance, checks, key, latest),
+            absent=[absent[key]] if key in absent else [],
         )
         # the last run that planned to build it (SQLite storage keeps only ``last_run_id``)
         attempt = (
