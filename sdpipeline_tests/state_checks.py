@@ -22,6 +22,7 @@ from .conftest import cli_env, publication_masked, sdpipeline
 
 LEADERS_2017 = Path("ex_ante_2017") / "pasvaldibu_vaditaji_2017.csv"
 HEADS_2023 = Path("ex_post_2023") / "dienestu_vaditaji_2023.csv"
+SPECIALISTS_2017 = Path("ex_ante_2017") / "specialisti_2017.csv"
 REPORT_TABLES = list(default_catalogue().report.tables)
 
 

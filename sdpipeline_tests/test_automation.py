@@ -3,6 +3,7 @@ run of its lineage, and the report it publishes names that content."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,13 @@ from sdpipeline import settings
 from sdpipeline.ingest import sha256_of
 
 from .conftest import cli_env, clone, logged_events, stop_session, wait_while_progressing
-from .state_checks import LEADERS_2017, published, set_first_answer, status_as_the_ui
+from .state_checks import (
+    LEADERS_2017,
+    SPECIALISTS_2017,
+    published,
+    set_first_answer,
+    status_as_the_ui,
+)
 
 
 def _automation_runs(home: Path) -> list[dg.DagsterRun]:
@@ -47,6 +54,39 @@ def _three_more_ticks(log: Path) -> None:
     )
 
 
+def _daemon(folder: Path, log: Path, interval: int = 3) -> subprocess.Popen:
+    """The real daemon on ``folder`` with both sensors on, logging to ``log``."""
+    env = cli_env(
+        folder,
+        SDPIPELINE_AUTOMATION="on",
+        SDPIPELINE_AUTOMATION_INTERVAL_SECONDS=str(interval),
+    )
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+            env=env,
+            cwd=settings.REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_for_runs(daemon: subprocess.Popen, home: Path, log: Path, count: int) -> list:
+    """The automation runs once there are ``count`` and the last has ended."""
+
+    def finished() -> list[dg.DagsterRun] | None:
+        assert daemon.poll() is None, log.read_text()[-3000:]
+        runs = _automation_runs(home)
+        return runs if len(runs) == count and runs[-1].is_finished else None
+
+    return wait_while_progressing(
+        finished,
+        lambda: logged_events(home, [r.run_id for r in _automation_runs(home)]),
+        lambda: log.read_text()[-3000:],
+    )
+
+
 def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
     cli_pipeline, tmp_path, monkeypatch
 ):
@@ -55,40 +95,13 @@ def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
     skipped as 'already completed' when the run key did not depend on the content)."""
     folder = clone(cli_pipeline, tmp_path)
     home = folder / "var" / "dagster_home"
-    interval = 3
-    env = cli_env(
-        folder,
-        SDPIPELINE_AUTOMATION="on",
-        SDPIPELINE_AUTOMATION_INTERVAL_SECONDS=str(interval),
-    )
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-        env=env,
-        cwd=settings.REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    daemon = _daemon(folder, tmp_path / "daemon.log")
     path = folder / "raw" / LEADERS_2017
-
-    def daemon_log() -> str:
-        return (tmp_path / "daemon.log").read_text()[-3000:]
 
     try:
         for count, value in enumerate(("11", "22", "33"), start=1):
             set_first_answer(path, "q_pabalsti_pct", value)
-
-            def finished(count: int = count) -> list[dg.DagsterRun] | None:
-                assert daemon.poll() is None, daemon_log()
-                runs = _automation_runs(home)
-                return runs if len(runs) == count and runs[-1].is_finished else None
-
-            wait_while_progressing(
-                finished,
-                lambda: logged_events(home, [r.run_id for r in _automation_runs(home)]),
-                daemon_log,
-            )
+            _wait_for_runs(daemon, home, tmp_path / "daemon.log", count)
             _three_more_ticks(tmp_path / "daemon.log")  # no second run for the same content
             runs = _automation_runs(home)
             assert len(runs) == count, [r.run_id for r in runs]
@@ -106,6 +119,38 @@ def test_each_correction_of_a_file_triggers_exactly_one_automation_run(
             assert published(folder)[0]["files"]["pasvaldibu_vaditaji_2017.csv"] == sha256_of(path)
     finally:
         stop_session(daemon, seconds=60)
-        log.close()
+    code, report = status_as_the_ui(folder, monkeypatch)
+    assert code == 0, report
+
+
+def test_after_a_rejected_file_its_correction_is_published_by_automation(
+    cli_pipeline, tmp_path, monkeypatch
+):
+    """A bad file fails its automation run before the report's blocking check runs, which
+    left the check without a passed result; the check waited on its own result, so the
+    corrected file's run rebuilt the tables and never the check nor the report (SUCCESS, with
+    the old report still published). The correction must be published."""
+    folder = clone(cli_pipeline, tmp_path)
+    home = folder / "var" / "dagster_home"
+    path = folder / "raw" / SPECIALISTS_2017
+    good = path.read_bytes()
+    bad = Path(__file__).parent / "bad_deliveries" / "wrong_encoding" / SPECIALISTS_2017
+    daemon = _daemon(folder, tmp_path / "daemon.log")
+    try:
+        shutil.copy(bad, path)
+        runs = _wait_for_runs(daemon, home, tmp_path / "daemon.log", 1)
+        assert runs[-1].status == dg.DagsterRunStatus.FAILURE
+        lines = good.split(b"\r\n")
+        fields = lines[1].split(b";")
+        fields[3] = b"1" if fields[3] != b"1" else b"2"  # a corrected answer: new content
+        lines[1] = b";".join(fields)
+        path.write_bytes(b"\r\n".join(lines))
+        runs = _wait_for_runs(daemon, home, tmp_path / "daemon.log", 2)
+        assert runs[-1].status == dg.DagsterRunStatus.SUCCESS
+        rebuilt = {k.to_user_string() for k in runs[-1].asset_selection}
+        assert "report/exports" in rebuilt, sorted(rebuilt)
+        assert published(folder)[0]["files"]["specialisti_2017.csv"] == sha256_of(path)
+    finally:
+        stop_session(daemon, seconds=60)
     code, report = status_as_the_ui(folder, monkeypatch)
     assert code == 0, report

@@ -64,6 +64,21 @@ AUTOMATION = (
 ).with_label("eager, once upstream blocking checks passed")
 
 
+def check_automation(check: dg.AssetCheckKey) -> dg.AutomationCondition:
+    """``AUTOMATION`` for a blocking check that has a condition of its own, less the wait on
+    itself: its table is among its deps, so it waited for its own last result to have passed.
+    A run that planned the check and stopped before it (a bad file upstream, a kill) left no
+    passed result, and automation then never ran the check, nor published, again."""
+    own = dg.AutomationCondition.all_checks_match(
+        dg.AutomationCondition.check_passed() | dg.AutomationCondition.will_be_requested(),
+        blocking_only=True,
+    ).ignore(dg.AssetSelection.checks(check))
+    return (
+        dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_match(own).with_label("all_deps_blocking_checks_passed")
+    ).with_label("eager, once upstream blocking checks (but its own last) passed")
+
+
 def _digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 

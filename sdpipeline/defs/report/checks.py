@@ -11,7 +11,7 @@ from sdpipeline import disclosure, effectiveness
 from sdpipeline.codebook import default_codebook
 from sdpipeline.defs import keys
 from sdpipeline.defs.indicators.assets import HarmonisedTables
-from sdpipeline.defs.policy import AUTOMATION
+from sdpipeline.defs.policy import check_automation
 from sdpipeline.defs.resources import Warehouse
 from sdpipeline.indicators import default_catalogue
 from sdpipeline.reference import ReferenceData
@@ -28,7 +28,7 @@ AUDITED = keys.report("indicators_by_region")
     # requested with the table it audits, so that automation can build the exports after it in
     # the same run: a check without a condition of its own is never "about to run", and the
     # exports' condition (upstream blocking checks passed) would wait for it for ever
-    automation_condition=AUTOMATION,
+    automation_condition=check_automation(dg.AssetCheckKey(AUDITED, "disclosure_audit")),
     description="For every cell the indicator tables hide: the smallest and largest value "
     "consistent with every published figure, the cells' weighted bases and the relations "
     "between them (national = regions, state cities + novadi = national), by linear "
