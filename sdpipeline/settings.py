@@ -77,6 +77,17 @@ def automation_interval_seconds() -> int:
     return int(value)
 
 
+def automation_settle_seconds() -> int:
+    """How long a changed file must stay unchanged before automation takes it in (seconds):
+    a file still being copied (a slow upload) was checksummed half-written, and its run
+    published a report of part of the file."""
+    variable = "SDPIPELINE_AUTOMATION_SETTLE_SECONDS"
+    value = os.environ.get(variable, "120").strip()
+    if not value.isdigit():
+        raise SettingError(f"{variable}={value!r} is not a whole number of seconds (e.g. 120)")
+    return int(value)
+
+
 def duckdb_memory_limit() -> str:
     """What DuckDB may hold in memory for a run (its default is 80 % of the machine). DuckDB
     keeps the blocks it wrote cached up to its limit, which at a register's size made the

@@ -3,14 +3,18 @@ run of its lineage, and the report it publishes names that content."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 
 from sdpipeline import settings
+from sdpipeline.codebook import default_codebook
+from sdpipeline.defs.automation import build_automation
 from sdpipeline.ingest import sha256_of
 
 from .conftest import cli_env, clone, logged_events, stop_session, wait_while_progressing
@@ -54,12 +58,13 @@ def _three_more_ticks(log: Path) -> None:
     )
 
 
-def _daemon(folder: Path, log: Path, interval: int = 3) -> subprocess.Popen:
+def _daemon(folder: Path, log: Path, interval: int = 3, settle: int = 1) -> subprocess.Popen:
     """The real daemon on ``folder`` with both sensors on, logging to ``log``."""
     env = cli_env(
         folder,
         SDPIPELINE_AUTOMATION="on",
         SDPIPELINE_AUTOMATION_INTERVAL_SECONDS=str(interval),
+        SDPIPELINE_AUTOMATION_SETTLE_SECONDS=str(settle),
     )
     with log.open("w") as out:
         return subprocess.Popen(
@@ -154,3 +159,28 @@ def test_after_a_rejected_file_its_correction_is_published_by_automation(
         stop_session(daemon, seconds=60)
     code, report = status_as_the_ui(folder, monkeypatch)
     assert code == 0, report
+
+
+def test_a_file_still_being_written_is_not_taken_in(cli_pipeline, tmp_path, monkeypatch):
+    """The file sensor, evaluated by Dagster on the installation: a file changed a moment ago
+    may be half-copied (a slow upload checksummed at 90 % was published as the delivery), so
+    it waits until the file has been left unchanged for the settle time, saying why."""
+    folder = clone(cli_pipeline, tmp_path)
+    for name, value in cli_env(folder, SDPIPELINE_AUTOMATION_SETTLE_SECONDS="60").items():
+        if name.startswith("SDPIPELINE_") or name == "DAGSTER_HOME":
+            monkeypatch.setenv(name, value)
+    sensors, _ = build_automation(default_codebook())
+    files = next(s for s in sensors if s.name == "delivery_files")
+    path = folder / "raw" / LEADERS_2017
+    set_first_answer(path, "q_pabalsti_pct", "44")
+    with dg.DagsterInstance.from_config(str(folder / "var" / "dagster_home")) as instance:
+        waiting = files(dg.build_sensor_context(instance=instance))
+        assert isinstance(waiting, dg.SkipReason), waiting
+        assert "1 changed file(s) written less than 60 s ago" in waiting.skip_message
+        assert str(path) in waiting.skip_message
+        settled = time.time() - 61
+        os.utime(path, (settled, settled))
+        taken = files(dg.build_sensor_context(instance=instance))
+        assert [o.asset_key.to_user_string() for o in taken.asset_events] == [
+            "delivery/leaders_2017"
+        ]

@@ -5,7 +5,8 @@ Automation; or ``SDPIPELINE_AUTOMATION=on`` for the two sensors) and needs the d
 
 - ``delivery_files`` checksums every delivered and reference file each minute and records a
   new checksum in Dagster as an observation of the file (``defs/observation.py``), only when it
-  changed.
+  changed, and only once every changed file has been left unchanged for
+  ``SDPIPELINE_AUTOMATION_SETTLE_SECONDS`` (a file being copied is not taken in half-written).
 - ``delivery_automation`` is Dagster's own automation sensor over every asset: each asset's
   condition (``defs/policy.py``: eager, once upstream blocking checks passed) turns the new
   observation into one run of the file's raw table and everything after it. The run is tagged
@@ -13,6 +14,9 @@ Automation; or ``SDPIPELINE_AUTOMATION=on`` for the two sensors) and needs the d
 """
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -24,10 +28,22 @@ from sdpipeline.defs.runs import REASON_TAG, TRIGGER_TAG
 from sdpipeline.inventory import stray_files
 
 
+def still_changing(versions: list, changed: set, settle: int) -> list[Path]:
+    """The changed files last written less than ``settle`` seconds ago. Nothing in a folder
+    says a copy has finished; a file left alone for a while has, unless its writer paused."""
+    now = time.time()
+    return [
+        v.path
+        for v in versions
+        if v.key in changed and v.path.is_file() and now - v.path.stat().st_mtime < settle
+    ]
+
+
 def build_automation(
     codebook: Codebook,
 ) -> tuple[list[dg.SensorDefinition], list[dg.ScheduleDefinition]]:
     interval = settings.automation_interval_seconds()
+    settle = settings.automation_settle_seconds()
     status = (
         dg.DefaultSensorStatus.RUNNING
         if settings.automation_on()
@@ -49,9 +65,17 @@ def build_automation(
                 "the delivery holds files the codebook does not name: "
                 + "; ".join(f"{s.path}: {s.reason}" for s in strays)
             )
-        observations = changed_observations(context.instance, current_versions(codebook))
+        versions = current_versions(codebook)
+        observations = changed_observations(context.instance, versions)
         if not observations:
             return dg.SkipReason("no delivered or reference file changed")
+        unsettled = still_changing(versions, {o.asset_key for o in observations}, settle)
+        if unsettled:
+            return dg.SkipReason(
+                f"{len(unsettled)} changed file(s) written less than {settle} s ago, perhaps "
+                f"still being copied: {', '.join(map(str, unsettled))}; taken in once "
+                f"unchanged for {settle} s (SDPIPELINE_AUTOMATION_SETTLE_SECONDS)"
+            )
         context.log.info(
             "new content: " + ", ".join(o.asset_key.to_user_string() for o in observations)
         )
