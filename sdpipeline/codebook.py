@@ -20,30 +20,24 @@ import yaml
 
 from sdpipeline import codebook_shape, settings
 
-LEVELS = (
-    "identifier",
-    "municipality",
-    "nominal",
-    "ordinal",
-    "binary",
-    "numeric",
-    "date",
-    "text",
+# The values a key may take are the schemas' (``codebook_schemas/``), read from there.
+LEVELS = codebook_shape.enum("common.yaml", "$defs/variable/properties/level")
+CATEGORICAL_LEVELS = codebook_shape.enum(
+    "common.yaml", "$defs/variable/allOf/0/if/properties/level"
 )
-CATEGORICAL_LEVELS = ("nominal", "ordinal", "binary")
-ROLES = ("id", "geography", "design", "metadata", "substantive")
+ROLES = codebook_shape.enum("common.yaml", "$defs/variable/properties/role")
 FILE_FORMATS = {".sav": "sav", ".xlsx": "xlsx", ".csv": "csv"}
-RULE_KINDS = ("sum", "less_or_equal", "equal")
-WEIGHTING_METHODS = ("raking", "equal", "nonresponse_by_region", "per_municipality")
+RULE_KINDS = codebook_shape.enum("instrument.yaml", "$defs/rule/properties/kind")
+WEIGHTING_METHODS = codebook_shape.enum("instrument.yaml", "$defs/weighting/properties/method")
 # What a census's intervals are about: the units as they are (finite population, with a finite
 # population correction) or the process that generates their answers (superpopulation, none).
-CENSUS_TARGETS = ("finite_population", "superpopulation")
+CENSUS_TARGETS = codebook_shape.enum("instrument.yaml", "$defs/census/properties/target")
 # the units the reference data can count, so the only ones a finite population correction has
-CENSUS_COUNTED = ("municipalities",)
-SPLIT_UNIT_RULES = ("majority_successor",)
+CENSUS_COUNTED = codebook_shape.enum("instrument.yaml", "$defs/census/then/properties/units")
+SPLIT_UNIT_RULES = codebook_shape.enum("study.yaml", "properties/geography/properties/split_units")
 # Where a comparison's two waves stand relative to the project: its effect (the earlier wave
 # before the project, the later one after it) or its persistence (both after it).
-COMPARISON_ROLES = ("project_effect", "persistence")
+COMPARISON_ROLES = codebook_shape.enum("study.yaml", "$defs/comparison/properties/role")
 # Variables every wave with a file needs, whatever it asks: without them no row can be
 # identified, placed on the map or weighted (plus the weighting margins and the design's
 # strata and sampling units).

@@ -26,10 +26,7 @@ SCHEMAS = Path(__file__).parent / "codebook_schemas"
 
 @cache
 def _validators() -> dict[str, Draft202012Validator]:
-    documents = {
-        path.name: yaml.safe_load(path.read_text(encoding="utf-8"))
-        for path in sorted(SCHEMAS.glob("*.yaml"))
-    }
+    documents = _documents()
     registry = Registry().with_resources(
         (name, Resource.from_contents(document, default_specification=DRAFT202012))
         for name, document in documents.items()
@@ -37,6 +34,24 @@ def _validators() -> dict[str, Draft202012Validator]:
     return {
         name: Draft202012Validator(document, registry=registry)
         for name, document in documents.items()
+    }
+
+
+def enum(schema: str, pointer: str) -> tuple[str, ...]:
+    """The values a schema allows at ``pointer`` (a JSON pointer into ``codebook_schemas/
+    <schema>`` naming a node with an ``enum``): the one list of them, which the loaders and
+    the report read from here."""
+    node: Any = _documents()[schema]
+    for step in pointer.strip("/").split("/"):
+        node = node[int(step)] if isinstance(node, list) else node[step]
+    return tuple(node["enum"])
+
+
+@cache
+def _documents() -> dict[str, Any]:
+    return {
+        path.name: yaml.safe_load(path.read_text(encoding="utf-8"))
+        for path in sorted(SCHEMAS.glob("*.yaml"))
     }
 
 

@@ -16,13 +16,16 @@ from sdpipeline import codebook_shape, settings
 from sdpipeline.codebook import Codebook, DataContractError, Label, parse_yaml
 from sdpipeline.reference import ReferenceData
 
-STATISTICS = ("proportion", "mean", "ratio", "index")
+STATISTICS = codebook_shape.enum("catalogue.yaml", "$defs/statistic")
 # The unit of a statistic whose unit the catalogue need not declare; a mean's is its variable's
 # codebook unit, where the codebook's "percent" is the report's "%".
 DEFAULT_UNITS = {"proportion": "%", "index": "index"}
 UNIT_SYNONYMS = {"percent": "%"}
-DENOMINATORS = ("answered", "valid")
-DIRECTIONS = ("up", "down", "none")
+DENOMINATORS = codebook_shape.enum("catalogue.yaml", "$defs/indicator/properties/denominator")
+DIRECTIONS = codebook_shape.enum("catalogue.yaml", "$defs/indicator/properties/direction")
+BOOTSTRAP_WEIGHTS = codebook_shape.enum(
+    "catalogue.yaml", "$defs/few_clusters/properties/bootstrap/properties/weights"
+)
 
 
 class CatalogueError(DataContractError):
@@ -251,7 +254,7 @@ def _few_clusters(spec: dict[str, Any] | None, where: str) -> FewClusters:
     if spec is None:
         raise CatalogueError(f"{where}: few_clusters (bootstrap and minimum_clusters) missing")
     bootstrap, minimum = spec["bootstrap"], spec["minimum_clusters"]
-    if bootstrap["weights"] not in ("rademacher", "mammen", "webb", "norm"):
+    if bootstrap["weights"] not in BOOTSTRAP_WEIGHTS:
         raise CatalogueError(f"{where}: unknown bootstrap weights {bootstrap['weights']!r}")
     return FewClusters(
         replications=int(bootstrap["replications"]),

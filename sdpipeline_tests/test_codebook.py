@@ -329,3 +329,12 @@ def test_the_shipped_files_are_of_the_shape_their_schemas_describe():
     files += [(settings.data_dir() / "indicators" / "catalogue.yaml", "catalogue.yaml")]
     for path, schema in files:
         assert codebook_shape.problem(parse_yaml(path.read_text(encoding="utf-8")), schema) is None
+
+
+def test_every_design_the_schema_allows_is_named_in_the_report():
+    """The design types are the instrument schema's; their names in the report are labels
+    kept beside the report's other text (targets.DESIGNS): one for each type, no more."""
+    from sdpipeline import codebook_shape, targets
+
+    types = codebook_shape.enum("instrument.yaml", "$defs/design/properties/type")
+    assert set(targets.DESIGNS) == set(types)
