@@ -34,10 +34,9 @@ from .state_checks import (
 )
 
 
-def _refresh_killed_at(folder: Path, moment: Callable[[str], bool], staging: bool = False) -> str:
-    """Start `sdpipeline refresh` and SIGKILL it at ``moment`` (a line of its log), or, with
-    ``staging``, as soon as the report's staging folder appears; returns the log read."""
-    process = subprocess.Popen(
+def _refresh_started(folder: Path) -> subprocess.Popen:
+    """`sdpipeline refresh --verbose` on ``folder``, its log readable line by line."""
+    return subprocess.Popen(
         [sys.executable, "-m", "sdpipeline", "refresh", "--verbose"],
         env=cli_env(folder),
         cwd=settings.REPO_ROOT,
@@ -45,6 +44,12 @@ def _refresh_killed_at(folder: Path, moment: Callable[[str], bool], staging: boo
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _refresh_killed_at(folder: Path, moment: Callable[[str], bool], staging: bool = False) -> str:
+    """Start `sdpipeline refresh` and SIGKILL it at ``moment`` (a line of its log), or, with
+    ``staging``, as soon as the report's staging folder appears; returns the log read."""
+    process = _refresh_started(folder)
     store = report_export.publications_dir(folder / "var" / "reports" / "tables")
     log = []
     if staging:
@@ -241,14 +246,7 @@ def test_a_refresh_while_another_run_is_going_refuses_to_plan(cli_pipeline, tmp_
     stops (exit 1); once the run has ended, the refresh plans as usual."""
     folder = clone(cli_pipeline, tmp_path / "busy")
     set_first_answer(folder / "raw" / HEADS_2023, "STAFF_TOTAL", "31")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sdpipeline", "refresh", "--verbose"],
-        env=cli_env(folder),
-        cwd=settings.REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _refresh_started(folder)
     log = []
     for line in process.stdout:
         log.append(line)
