@@ -292,19 +292,10 @@ class Codebook:
 
 def _label(raw: Any, where: str) -> Label:
     if isinstance(raw, dict) and {"lv", "en"} <= raw.keys():
-        return Label(lv=_text(raw["lv"], where), en=_text(raw["en"], where))
+        return Label(lv=str(raw["lv"]), en=str(raw["en"]))
     if isinstance(raw, list) and len(raw) == 2:
-        return Label(lv=_text(raw[0], where), en=_text(raw[1], where))
+        return Label(lv=str(raw[0]), en=str(raw[1]))
     raise CodebookError(f"{where}: a label needs Latvian and English text, got {raw!r}")
-
-
-def _text(value: Any, where: str) -> str:
-    """A label's text: ``true``, ``false`` or an empty value is YAML's, not a label."""
-    if value is None or isinstance(value, bool):
-        raise CodebookError(
-            f'{where}: the label {value!r} is not text; put it in quotes ("{value}")'
-        )
-    return str(value)
 
 
 class _Strict:
@@ -400,10 +391,7 @@ def _load_scales(
         target = spec.get("harmonised")
         if target not in harmonised:
             raise CodebookError(f"{where}: unknown harmonised scale {target!r}")
-        labels = {
-            int(code): _text(text, f"{where}.labels.{code}")
-            for code, text in spec["labels"].items()
-        }
+        labels = {int(code): str(text) for code, text in spec["labels"].items()}
         recode = {int(code): int(to) for code, to in spec.get("recode", {}).items()}
         missing = {int(code): str(kind) for code, kind in spec.get("missing", {}).items()}
         for code, to in recode.items():
